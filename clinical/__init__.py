@@ -1,0 +1,1 @@
+"""Consultation notes, e-prescriptions, signing, pharmacist review, the record store, the outbox."""

@@ -1,0 +1,1 @@
+"""How this deployment reaches its infrastructure: settings, logging, database, Redis."""

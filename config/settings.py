@@ -1,0 +1,119 @@
+"""Settings of one deployment, read once from ``TELECONSULT_*`` environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class IceServer(BaseModel):
+    """A STUN or TURN server, in the shape of the browser's ``RTCIceServer``."""
+
+    urls: list[str] | str
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    """Every setting of teleconsult; each can be given as ``TELECONSULT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TELECONSULT_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: a SQLite file in data_dir",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis:// URL: Socket.IO fan-out and the room registry across processes",
+    )
+    public_url: str | None = Field(
+        default=None, description="base URL put in join links; default http://HOST:PORT"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    # Identity: HS256 with a secret (generated in data_dir when not given), or a public key.
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_secret: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_private_key_file: Path | None = Field(
+        default=None, description="lets `teleconsult token` mint RS256/ES256 tokens"
+    )
+    jwks_url: str | None = None
+    jwt_issuer: str = "teleconsult"
+    jwt_audience: str = "teleconsult"
+    join_token_ttl_seconds: int = 4 * 3600
+
+    # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
+    media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ice_servers: Annotated[list[IceServer], NoDecode] = Field(default_factory=list)
+
+    record_store: Literal["sql", "fhir"] = "sql"
+    fhir_base_url: str | None = None
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("media_addresses", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _parse_ice_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where recordings are written."""
+        return self.data_dir / "recordings"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'teleconsult.db').resolve()}"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        """True when storage is the embedded SQLite default."""
+        return self.effective_database_url.startswith("sqlite")
+
+    def base_url(self) -> str:
+        """The public base URL used in join links."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def prepare_data_dir(self) -> None:
+        """Create data_dir and recordings/ when missing."""
+        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+
+    def signing_secret(self) -> str:
+        """The HS256 secret: configured, or generated once in data_dir with mode 0600."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment; keyword arguments win (tests, CLI flags)."""
+    return Settings(**overrides)

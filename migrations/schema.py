@@ -1,0 +1,3 @@
+"""Every module that declares tables, imported so that Base.metadata knows the whole schema."""
+
+import rooms.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""The consult domain: consults, participants, grants, lifecycle, lobby, timeline, room registry."""

@@ -1,0 +1,61 @@
+"""Errors of the consult domain: values with a stable code, mapped at the edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A refusal the user should see: a stable ``code``, a message and an HTTP status.
+
+    :param message: a human-readable explanation (never clinical text or secrets).
+    :param details: optional structured details (field errors).
+    """
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, details: Any | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidPayload(DomainError):
+    code, status = "invalid_payload", 422
+
+
+class Unauthenticated(DomainError):
+    code, status = "unauthenticated", 401
+
+
+class Forbidden(DomainError):
+    code, status = "forbidden", 403
+
+
+class ConsultNotFound(DomainError):
+    code, status = "consult_not_found", 404
+
+
+class ParticipantNotFound(DomainError):
+    code, status = "participant_not_found", 404
+
+
+class NotInvited(DomainError):
+    code, status = "not_invited", 403
+
+
+class ParticipantRemoved(DomainError):
+    code, status = "participant_removed", 403
+
+
+class ConsultEnded(DomainError):
+    code, status = "consult_ended", 409
+
+
+class InvalidTransition(DomainError):
+    code, status = "invalid_transition", 409
+
+
+class NotInLobby(DomainError):
+    code, status = "not_in_lobby", 409

@@ -1,0 +1,45 @@
+"""Who is asking: the identity a verified token carries, and the roles a hospital assigns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A person's (or system's) role in the hospital, the ``role`` claim of a token."""
+
+    PATIENT = "patient"
+    DOCTOR = "doctor"
+    EXPERT = "expert"
+    COORDINATOR = "coordinator"
+    PHARMACIST = "pharmacist"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+#: Roles that may schedule consults by API.
+SCHEDULING_ROLES = frozenset({Role.COORDINATOR, Role.DOCTOR, Role.SERVICE})
+#: Roles that may be invited into a consult's call.
+PARTICIPANT_ROLES = frozenset({Role.PATIENT, Role.DOCTOR, Role.EXPERT})
+#: Roles that may host a consult.
+HOST_ROLES = frozenset({Role.DOCTOR, Role.EXPERT})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified caller.
+
+    :param sub: the stable subject id given by the hospital's identity provider.
+    :param name: the display name.
+    :param role: the hospital role.
+    :param hospital: the hospital the identity belongs to.
+    :param consult_id: set when the token is a join token restricted to one consult.
+    """
+
+    sub: str
+    name: str
+    role: Role
+    hospital: str
+    consult_id: str | None = None

@@ -1,0 +1,324 @@
+"""The consult service: schedule, read, join, admit, remove and end consults."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.database import Database
+from rooms.errors import (
+    ConsultNotFound,
+    Forbidden,
+    InvalidPayload,
+    NotInLobby,
+    NotInvited,
+    ParticipantNotFound,
+    ParticipantRemoved,
+)
+from rooms.grants import ConsultGrants, grants_for
+from rooms.identity import HOST_ROLES, PARTICIPANT_ROLES, SCHEDULING_ROLES, Identity, Role
+from rooms.lifecycle import ConsultState, on_arrival, transition
+from rooms.models import Consult, Hospital, Participant, TimelineEvent, utcnow
+from rooms.views import ConsultView, ParticipantView, TimelineEntry
+
+logger = logging.getLogger(__name__)
+
+#: The most participants one consult may have (host included).
+MAX_PARTICIPANTS = 16
+#: Hospital roles that may read and end any consult of their own hospital.
+HOSPITAL_STAFF_ROLES = frozenset({Role.COORDINATOR, Role.SERVICE, Role.ADMIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Invitee:
+    """Someone to invite: subject, display name, role and (for guests from elsewhere) hospital."""
+
+    sub: str
+    name: str
+    role: Role
+    hospital: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultSpec:
+    """What the hospital system asks for when it schedules a consult."""
+
+    kind: str
+    hospital: str
+    title: str
+    scheduled_at: datetime
+    host: Invitee
+    participants: Sequence[Invitee]
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """The outcome of a participant arriving: the consult, who they are there, and their grants."""
+
+    consult: ConsultView
+    participant: ParticipantView
+    grants: ConsultGrants
+
+    @property
+    def waits_in_lobby(self) -> bool:
+        """True when the participant must wait for a host to admit them."""
+        return self.grants.lobby and not self.participant.admitted
+
+
+def _check_spec(spec: ConsultSpec) -> None:
+    everyone = [spec.host, *spec.participants]
+    errors: list[dict[str, str]] = []
+    if spec.host.role not in HOST_ROLES:
+        errors.append({"field": "host.role", "message": "the host must be a doctor or an expert"})
+    for index, invitee in enumerate(spec.participants):
+        if invitee.role not in PARTICIPANT_ROLES:
+            errors.append(
+                {
+                    "field": f"participants[{index}].role",
+                    "message": "must be patient, doctor or expert",
+                }
+            )
+    subs = [invitee.sub for invitee in everyone]
+    if len(set(subs)) != len(subs):
+        errors.append({"field": "participants", "message": "a subject is invited twice"})
+    if len(everyone) > MAX_PARTICIPANTS:
+        errors.append(
+            {"field": "participants", "message": f"at most {MAX_PARTICIPANTS} participants"}
+        )
+    roles = [invitee.role for invitee in spec.participants]
+    if spec.kind == "visit" and Role.PATIENT not in roles:
+        errors.append({"field": "participants", "message": "a visit needs a patient"})
+    if spec.kind in ("referral", "conference") and not any(r in HOST_ROLES for r in roles):
+        errors.append(
+            {"field": "participants", "message": f"a {spec.kind} needs a doctor or an expert"}
+        )
+    if errors:
+        raise InvalidPayload("The consult is not valid", details=errors)
+
+
+class ConsultService:
+    """Consults, their participants and their timeline, authorised per caller.
+
+    :param database: where consults are stored.
+    :param clock: returns the current UTC time (tests may pass their own).
+    """
+
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self._database = database
+        self._clock = clock
+
+    async def schedule(self, caller: Identity, spec: ConsultSpec) -> ConsultView:
+        """Store a new consult and its invitations.
+
+        :raises Forbidden: when the caller may not schedule consults for that hospital.
+        :raises InvalidPayload: when the invitations do not make a valid consult.
+        """
+        if caller.role not in SCHEDULING_ROLES:
+            raise Forbidden("Only coordinators, doctors and hospital systems schedule consults")
+        if caller.hospital != spec.hospital:
+            raise Forbidden("Consults can only be scheduled for your own hospital")
+        _check_spec(spec)
+        async with self._database.transaction() as session:
+            if await session.get(Hospital, spec.hospital) is None:
+                session.add(Hospital(id=spec.hospital, name=spec.hospital))
+                await session.flush()
+            consult = Consult(
+                kind=spec.kind,
+                hospital_id=spec.hospital,
+                title=spec.title,
+                state=ConsultState.SCHEDULED.value,
+                scheduled_at=spec.scheduled_at,
+                created_by=caller.sub,
+                created_at=self._clock(),
+            )
+            session.add(consult)
+            await session.flush()
+            for index, invitee in enumerate([spec.host, *spec.participants]):
+                session.add(
+                    Participant(
+                        consult_id=consult.id,
+                        sub=invitee.sub,
+                        name=invitee.name,
+                        role=invitee.role.value,
+                        hospital_id=invitee.hospital or spec.hospital,
+                        is_host=index == 0,
+                        created_at=self._clock(),
+                    )
+                )
+            self._record(session, consult.id, caller, "scheduled", {"kind": spec.kind})
+            await session.flush()
+            consult_id = consult.id
+        logger.info("consult scheduled", extra={"consult_id": consult_id, "kind": spec.kind})
+        return await self._load(consult_id)
+
+    async def get(self, caller: Identity, consult_id: str) -> ConsultView:
+        """A consult, for its participants and its hospital's staff.
+
+        :raises ConsultNotFound: for an unknown id, and for callers who may not know it exists.
+        """
+        consult = await self._load(consult_id)
+        if consult.participant_by_sub(caller.sub) is None and not self._is_staff(caller, consult):
+            raise ConsultNotFound("No such consult")
+        return consult
+
+    async def end(self, caller: Identity, consult_id: str) -> ConsultView:
+        """End a consult for everyone: a host, or staff of its hospital, may do so."""
+        consult = await self.get(caller, consult_id)
+        participant = consult.participant_by_sub(caller.sub)
+        if not (participant and participant.is_host) and not self._is_staff(caller, consult):
+            raise Forbidden("Only the host may end this consult")
+        async with self._database.transaction() as session:
+            row = await self._row(session, consult_id)
+            row.state = transition(ConsultState(row.state), ConsultState.ENDED).value
+            row.ended_at = self._clock()
+            self._record(session, consult_id, caller, "ended", {})
+        logger.info("consult ended", extra={"consult_id": consult_id})
+        return await self._load(consult_id)
+
+    async def arrive(self, caller: Identity, consult_id: str) -> Arrival:
+        """A participant arrives: check the invitation, move the lifecycle, note it.
+
+        :raises NotInvited: when the caller is not invited (or the token is for another consult).
+        :raises ParticipantRemoved: when a host removed the caller.
+        :raises ConsultEnded: when the consult has ended.
+        """
+        if caller.consult_id is not None and caller.consult_id != consult_id:
+            raise NotInvited("This link is for another consult")
+        consult = await self._load(consult_id)
+        participant = consult.participant_by_sub(caller.sub)
+        if participant is None:
+            raise NotInvited("You are not invited to this consult")
+        if participant.removed:
+            raise ParticipantRemoved("The host removed you from this consult")
+        async with self._database.transaction() as session:
+            row = await self._row(session, consult_id)
+            state = on_arrival(ConsultState(row.state), participant.is_host)
+            if state is ConsultState.LIVE and row.started_at is None:
+                row.started_at = self._clock()
+            row.state = state.value
+            grants = grants_for(
+                participant.role, is_host=participant.is_host, removed=False, ended=False
+            )
+            waiting = grants.lobby and not participant.admitted
+            self._record(session, consult_id, caller, "waiting" if waiting else "joined", {})
+        consult = await self._load(consult_id)
+        return Arrival(consult, consult.participant(participant.id), grants)  # type: ignore[arg-type]
+
+    async def admit(
+        self, caller: Identity, consult_id: str, participant_id: str
+    ) -> ParticipantView:
+        """A host admits a participant from the lobby."""
+        consult = await self._load(consult_id)
+        self._require_host(caller, consult)
+        target = consult.participant(participant_id)
+        if target is None:
+            raise ParticipantNotFound("No such participant")
+        if target.admitted or target.removed:
+            raise NotInLobby(f"{target.name} is not waiting in the lobby")
+        async with self._database.transaction() as session:
+            row = await session.get(Participant, participant_id)
+            assert row is not None
+            row.admitted_at = self._clock()
+            self._record(
+                session,
+                consult_id,
+                caller,
+                "admitted",
+                {"participant_id": target.id, "name": target.name},
+            )
+        logger.info("participant admitted", extra={"consult_id": consult_id})
+        refreshed = (await self._load(consult_id)).participant(participant_id)
+        assert refreshed is not None
+        return refreshed
+
+    async def remove(
+        self, caller: Identity, consult_id: str, participant_id: str
+    ) -> ParticipantView:
+        """A host removes a participant; their token can no longer join."""
+        consult = await self._load(consult_id)
+        self._require_host(caller, consult)
+        target = consult.participant(participant_id)
+        if target is None:
+            raise ParticipantNotFound("No such participant")
+        if target.is_host:
+            raise Forbidden("A host cannot be removed")
+        async with self._database.transaction() as session:
+            row = await session.get(Participant, participant_id)
+            assert row is not None
+            row.removed_at = self._clock()
+            self._record(
+                session,
+                consult_id,
+                caller,
+                "removed",
+                {"participant_id": target.id, "name": target.name},
+            )
+        refreshed = (await self._load(consult_id)).participant(participant_id)
+        assert refreshed is not None
+        return refreshed
+
+    async def note(
+        self, consult_id: str, actor: Identity, kind: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Add an entry to a consult's timeline (left, muted, …)."""
+        async with self._database.transaction() as session:
+            self._record(session, consult_id, actor, kind, detail or {})
+
+    async def timeline(self, caller: Identity, consult_id: str) -> list[TimelineEntry]:
+        """The consult's timeline, oldest first, for those who may read the consult."""
+        await self.get(caller, consult_id)
+        async with self._database.sessions() as session:
+            rows = await session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.consult_id == consult_id)
+                .order_by(TimelineEvent.at, TimelineEvent.id)
+            )
+            return [TimelineEntry.of(row) for row in rows]
+
+    def _record(
+        self,
+        session: AsyncSession,
+        consult_id: str,
+        actor: Identity,
+        kind: str,
+        detail: dict[str, Any],
+    ) -> None:
+        session.add(
+            TimelineEvent(
+                consult_id=consult_id,
+                at=self._clock(),
+                actor_sub=actor.sub,
+                actor_name=actor.name,
+                kind=kind,
+                detail=detail,
+            )
+        )
+
+    async def _load(self, consult_id: str) -> ConsultView:
+        async with self._database.sessions() as session:
+            return ConsultView.of(await self._row(session, consult_id))
+
+    @staticmethod
+    async def _row(session: AsyncSession, consult_id: str) -> Consult:
+        row = await session.get(Consult, consult_id)
+        if row is None:
+            raise ConsultNotFound("No such consult")
+        return row
+
+    @staticmethod
+    def _is_staff(caller: Identity, consult: ConsultView) -> bool:
+        return caller.role in HOSPITAL_STAFF_ROLES and caller.hospital == consult.hospital
+
+    @staticmethod
+    def _require_host(caller: Identity, consult: ConsultView) -> None:
+        participant = consult.participant_by_sub(caller.sub)
+        if participant is None or not participant.is_host:
+            raise Forbidden("Only the host may do this")
+        if consult.state is ConsultState.ENDED:
+            transition(consult.state, consult.state)

@@ -1,0 +1,1 @@
+"""The edge: aiohttp application, Socket.IO events, REST routes, JWT verification, the CLI."""

@@ -1,0 +1,76 @@
+"""The aiohttp application factory: services chosen once from the settings, routes, Socket.IO."""
+
+from __future__ import annotations
+
+import logging
+
+import socketio
+from aiohttp import web
+
+from config.database import Database
+from config.redis import connect_redis
+from config.settings import Settings
+from media.peer import MediaConfig
+from media.server import MediaServer
+from rooms.registry import LocalRegistry, RedisRegistry, RoomRegistry
+from rooms.service import ConsultService
+from signaling.api import consults, health, openapi, pages
+from signaling.auth import issuer_from_settings, verifier_from_settings
+from signaling.context import SERVICES, Services
+from signaling.errors import problem_middleware
+from signaling.events import LIVE_CONSULTS, ConsultSignaling
+
+logger = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings) -> Services:
+    """Pick every seam's implementation from the settings (SQLite or PostgreSQL, local or Redis)."""
+    settings.prepare_data_dir()
+    database = Database(settings.effective_database_url)
+    redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
+    registry: RoomRegistry = RedisRegistry(redis_client) if redis_client else LocalRegistry()
+    client_manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel="teleconsult")
+        if settings.redis_url
+        else None
+    )
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=client_manager)
+    media = MediaServer(
+        MediaConfig(
+            addresses=list(settings.media_addresses),
+            ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
+        )
+    )
+    return Services(
+        settings=settings,
+        database=database,
+        consults=ConsultService(database),
+        registry=registry,
+        media=media,
+        verifier=verifier_from_settings(settings),
+        issuer=issuer_from_settings(settings),
+        sio=sio,
+        redis=redis_client,
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The whole server as one aiohttp application."""
+    svc = build_services(settings)
+    app = web.Application(
+        middlewares=[pages.security_headers, problem_middleware], client_max_size=1024**2
+    )
+    app[SERVICES] = svc
+    app[LIVE_CONSULTS] = ConsultSignaling(svc)
+    svc.sio.attach(app)
+    for module in (health, openapi, consults, pages):
+        app.add_routes(module.routes)
+    pages.add_static(app)
+
+    async def close_services(_: web.Application) -> None:
+        await svc.media.shutdown()
+        await svc.registry.close()
+        await svc.database.dispose()
+
+    app.on_cleanup.append(close_services)
+    return app

@@ -1,0 +1,148 @@
+"""The command line: ``teleconsult serve | migrate | token | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+from config.database import Database
+from config.logging import configure_logging
+from config.settings import Settings, load_settings
+from migrations.runner import upgrade
+from rooms.identity import Identity, Role
+from rooms.service import ConsultService, ConsultSpec, Invitee
+from signaling.api.consults import join_urls
+from signaling.app import build_services, create_app
+from signaling.auth import issuer_from_settings
+
+logger = logging.getLogger("teleconsult")
+
+DEMO_HOSPITAL = "demo-hospital"
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.is_embedded_database:
+        settings.prepare_data_dir()
+        upgrade(settings.effective_database_url)
+    app = create_app(settings)
+    logger.info(
+        "serving",
+        extra={
+            "url": settings.base_url(),
+            "database": settings.effective_database_url.split(":")[0],
+        },
+    )
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        loop=uvloop.new_event_loop(),
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    settings.prepare_data_dir()
+    upgrade(settings.effective_database_url)
+    print("schema is up to date")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    issuer = issuer_from_settings(settings)
+    if issuer is None:
+        print("no signing key: set TELECONSULT_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
+        return 2
+    identity = Identity(
+        args.sub, args.name or args.sub, Role(args.role), args.hospital, args.consult
+    )
+    print(issuer.mint(identity, args.ttl))
+    return 0
+
+
+async def _create_demo(settings: Settings) -> dict[str, Any]:
+    services = build_services(settings)
+    database: Database = services.database
+    try:
+        system = Identity("demo-his", "Demo HIS", Role.SERVICE, DEMO_HOSPITAL)
+        consult = await ConsultService(database).schedule(
+            system,
+            ConsultSpec(
+                kind="visit",
+                hospital=DEMO_HOSPITAL,
+                title="Demo video visit",
+                scheduled_at=datetime.now(UTC),
+                host=Invitee("dr-wang", "Dr. Wang Fang", Role.DOCTOR),
+                participants=[Invitee("patient-li", "Li Hua", Role.PATIENT)],
+            ),
+        )
+        urls = join_urls(services, consult)
+        return {p.name: (p.role.value, urls[p.id]) for p in consult.participants}
+    finally:
+        await services.media.shutdown()
+        await services.registry.close()
+        await database.dispose()
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    settings.prepare_data_dir()
+    if settings.is_embedded_database:
+        upgrade(settings.effective_database_url)
+    links = asyncio.run(_create_demo(settings))
+    print("Demo visit scheduled. Open each link in its own browser window:")
+    for name, (role, url) in links.items():
+        print(f"  {role:<8} {name}: {url}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``teleconsult`` command."""
+    parser = argparse.ArgumentParser(
+        prog="teleconsult",
+        description="Video consultation server. Every setting is a TELECONSULT_* variable.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (TELECONSULT_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (TELECONSULT_PORT)")
+    serve.set_defaults(run=_serve)
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        run=_migrate
+    )
+    token = commands.add_parser("token", help="print a token signed with the configured key")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--role", required=True, choices=[role.value for role in Role])
+    token.add_argument("--hospital", required=True)
+    token.add_argument("--name")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument("--consult", help="restrict the token to one consult")
+    token.set_defaults(run=_token)
+    demo = commands.add_parser("demo", help="schedule a demo visit and print its join links")
+    demo.add_argument("--host", help="host used in the printed links (TELECONSULT_HOST)")
+    demo.add_argument("--port", type=int, help="port used in the printed links")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``teleconsult`` command."""
+    args = build_parser().parse_args(argv)
+    overrides = {
+        key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None
+    }
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    return int(args.run(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

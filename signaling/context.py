@@ -1,0 +1,41 @@
+"""The services one server process holds, built once from the settings and shared by the edge."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import web
+
+from config.database import Database
+from config.settings import Settings
+from media.server import MediaServer
+from rooms.registry import RoomRegistry
+from rooms.service import ConsultService
+from signaling.auth import TokenIssuer, TokenVerifier
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, chosen once at start-up (the seams)."""
+
+    settings: Settings
+    database: Database
+    consults: ConsultService
+    registry: RoomRegistry
+    media: MediaServer
+    verifier: TokenVerifier
+    issuer: TokenIssuer | None
+    sio: socketio.AsyncServer
+    redis: aioredis.Redis | None = None
+    node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    """The services of the application serving ``request``."""
+    return request.app[SERVICES]

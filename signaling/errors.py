@@ -1,0 +1,93 @@
+"""Error mapping, in one place: domain errors become HTTP problems and Socket.IO acks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from media.errors import MediaError
+from rooms.errors import DomainError, InvalidPayload
+from signaling.metrics import REFUSALS
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def field_errors(error: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as ``[{field, message}]``, without echoing the input."""
+    return [
+        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def as_domain_error(exc: Exception) -> DomainError:
+    """The domain error that ``exc`` means; anything unexpected is an internal error."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, MediaError):
+        error = DomainError(exc.message)
+        error.code = exc.code
+        error.status = 409 if exc.code == "no_pending_offer" else 422
+        return error
+    if isinstance(exc, ValidationError):
+        return InvalidPayload("The payload is not valid", details=field_errors(exc))
+    internal = DomainError("The server failed; nothing was changed")
+    internal.code, internal.status = "internal_error", 500
+    return internal
+
+
+def problem_body(error: DomainError) -> dict[str, Any]:
+    """The JSON body of a refusal."""
+    problem: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details is not None:
+        problem["details"] = error.details
+    return {"error": problem}
+
+
+def log_refusal(where: str, exc: Exception, error: DomainError, **context: Any) -> None:
+    """Log a refusal (warning) or a failure (error, with the traceback)."""
+    extra = {"where": where, "code": error.code, **context}
+    REFUSALS.labels(error.code).inc()
+    if error.status >= 500:
+        logger.error("request failed", extra=extra, exc_info=exc)
+    else:
+        logger.warning("request refused", extra=extra)
+
+
+def ack_error(where: str, exc: Exception, **context: Any) -> dict[str, Any]:
+    """The acknowledgement of a refused Socket.IO event."""
+    error = as_domain_error(exc)
+    log_refusal(where, exc, error, **context)
+    return {"ok": False, **problem_body(error)}
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every refusal of a route into a JSON problem with a stable code."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        error = DomainError(exc.reason)
+        error.code, error.status = exc.reason.lower().replace(" ", "_"), exc.status
+        return web.json_response(problem_body(error), status=exc.status)
+    except Exception as exc:
+        error = as_domain_error(exc)
+        log_refusal(f"{request.method} {request.path}", exc, error)
+        return web.json_response(problem_body(error), status=error.status)
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body, or a coded refusal when it is not JSON."""
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidPayload("The body is not valid JSON") from exc
