@@ -1,0 +1,109 @@
+"""One consult's forwarding unit: who publishes what, and who receives it."""
+
+from __future__ import annotations
+
+import logging
+
+from .participant import ParticipantMedia
+from .peer import MediaConfig, SignalSender
+from .publisher import PublishedTrack, Source
+
+logger = logging.getLogger(__name__)
+
+
+class ConsultMedia:
+    """
+    The SFU of one consult: every participant receives every other participant's tracks.
+
+    :param consult_id: The consult.
+    :param config: The media configuration.
+    """
+
+    def __init__(self, consult_id: str, config: MediaConfig) -> None:
+        self.consult_id = consult_id
+        self._config = config
+        self._participants: dict[str, ParticipantMedia] = {}
+        self._muted: set[tuple[str, Source]] = set()
+
+    @property
+    def participants(self) -> dict[str, ParticipantMedia]:
+        """The participants with media, by participant id."""
+        return self._participants
+
+    async def join(self, participant_id: str, send: SignalSender) -> ParticipantMedia:
+        """
+        Give a participant its connections; it is offered the others' tracks at once.
+
+        Joining again replaces the participant's previous connections.
+
+        :param participant_id: The participant.
+        :param send: Sends events (``subscriber_offer``) to this participant.
+        """
+        if participant_id in self._participants:
+            await self.leave(participant_id)
+        participant = ParticipantMedia(
+            participant_id, self._config, send, lambda: self._published(participant_id)
+        )
+        self._participants[participant_id] = participant
+        logger.info("consult %s: %s joined media", self.consult_id, participant_id)
+        participant.subscriber.set_tracks(self._tracks_for(participant_id))
+        return participant
+
+    async def leave(self, participant_id: str) -> None:
+        """
+        Close a participant's connections and withdraw its tracks from the others.
+
+        :param participant_id: The participant; unknown ids are ignored.
+        """
+        participant = self._participants.pop(participant_id, None)
+        self._muted = {key for key in self._muted if key[0] != participant_id}
+        if participant is None:
+            return
+        await participant.close()
+        logger.info("consult %s: %s left media", self.consult_id, participant_id)
+        self._update_subscribers()
+
+    def set_muted(self, participant_id: str, source: Source, muted: bool) -> None:
+        """
+        Stop or resume forwarding a participant's source to everyone.
+
+        The state is kept for tracks the participant publishes later.
+
+        :param participant_id: The participant.
+        :param source: ``camera``, ``microphone`` or ``screen``.
+        :param muted: True to stop forwarding.
+        """
+        if muted:
+            self._muted.add((participant_id, source))
+        else:
+            self._muted.discard((participant_id, source))
+        participant = self._participants.get(participant_id)
+        if participant is not None:
+            for track in participant.publisher.tracks:
+                if track.source == source:
+                    track.forwarder.set_muted(muted)
+
+    async def close(self) -> None:
+        """Close every participant's connections."""
+        for participant_id in list(self._participants):
+            await self.leave(participant_id)
+
+    def _published(self, participant_id: str) -> None:
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            return
+        for track in participant.publisher.tracks:
+            track.forwarder.set_muted((participant_id, track.source) in self._muted)
+        self._update_subscribers()
+
+    def _tracks_for(self, participant_id: str) -> list[PublishedTrack]:
+        return [
+            track
+            for other in self._participants.values()
+            if other.participant_id != participant_id
+            for track in other.publisher.tracks
+        ]
+
+    def _update_subscribers(self) -> None:
+        for participant in self._participants.values():
+            participant.subscriber.set_tracks(self._tracks_for(participant.participant_id))

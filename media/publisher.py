@@ -1,0 +1,169 @@
+"""The server end of a participant's publishing peer connection: the client offers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from aiortc import RTCIceCandidate, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames
+from .errors import MediaError
+from .forwarder import KeyframeRequester, TrackForwarder
+from .peer import MediaConfig, RemoteCandidates, create_peer_connection
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["camera", "microphone", "screen"]
+SOURCES: tuple[Source, ...] = ("camera", "microphone", "screen")
+SENDING = ("sendonly", "sendrecv")
+
+
+@dataclass(eq=False)
+class PublishedTrack:
+    """
+    One track a participant publishes, and the forwarder that fans it out.
+
+    :param participant_id: Who publishes it.
+    :param mid: Its media section in the publisher connection.
+    :param source: ``camera``, ``microphone`` or ``screen``.
+    :param forwarder: Hands its frames to the subscribers.
+    """
+
+    participant_id: str
+    mid: str
+    source: Source
+    forwarder: TrackForwarder
+
+    @property
+    def kind(self) -> str:
+        """``audio`` or ``video``."""
+        return self.forwarder.kind
+
+
+def default_sources(description: SessionDescription) -> dict[str, Source]:
+    """
+    Name the source of each media section when the client did not say.
+
+    The first audio section is the microphone, the first video section the camera, and
+    any further one the screen share.
+
+    :param description: A parsed offer.
+    """
+    sources: dict[str, Source] = {}
+    seen: set[str] = set()
+    for media in description.media:
+        if media.kind == "audio":
+            sources[media.rtp.muxId] = "screen" if "audio" in seen else "microphone"
+        elif media.kind == "video":
+            sources[media.rtp.muxId] = "screen" if "video" in seen else "camera"
+        seen.add(media.kind)
+    return sources
+
+
+class Publisher:
+    """
+    The server end of one participant's publishing peer connection.
+
+    Each received track is tapped before decoding and handed to a
+    :class:`TrackForwarder`; nothing is decoded.
+
+    :param participant_id: The publishing participant.
+    :param config: The media configuration.
+    :param on_change: Called when the set of published tracks or their sources change.
+    """
+
+    def __init__(
+        self, participant_id: str, config: MediaConfig, on_change: Callable[[], None]
+    ) -> None:
+        self.participant_id = participant_id
+        self._pc = create_peer_connection(config)
+        self._pc.on("track", self._on_track)
+        self._candidates = RemoteCandidates(self._pc)
+        self._on_change = on_change
+        self._received: dict[str, PublishedTrack] = {}
+        self._published: list[PublishedTrack] = []
+
+    @property
+    def tracks(self) -> list[PublishedTrack]:
+        """The tracks currently published, in media section order."""
+        return self._published
+
+    async def handle_offer(self, sdp: str, sources: Mapping[str, Source] | None = None) -> str:
+        """
+        Apply the client's offer and return the answer (with all our candidates).
+
+        :param sdp: The offer SDP; a renegotiation is simply another offer.
+        :param sources: Optional ``{mid: source}``; see :func:`default_sources`.
+        :raises MediaError: ``invalid_sdp`` when the offer cannot be applied.
+        """
+        if not sdp.startswith("v=0"):
+            raise MediaError("invalid_sdp", "the offer is not an SDP description")
+        try:
+            description = SessionDescription.parse(sdp)
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self._candidates.flush()
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except Exception as exc:
+            # aiortc reports a bad description with whatever exception its parser raises.
+            raise MediaError("invalid_sdp", f"cannot apply the offer: {exc}") from exc
+        self._update_published(description, {**default_sources(description), **(sources or {})})
+        return self._pc.localDescription.sdp
+
+    async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        """
+        Add a remote candidate, or None for the end of candidates.
+
+        :param candidate: A parsed, usable candidate.
+        """
+        await self._candidates.add(candidate)
+
+    async def close(self) -> None:
+        """Close the connection and end every published track."""
+        for track in self._received.values():
+            track.forwarder.end()
+        self._published = []
+        await self._pc.close()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        # Emitted inside setRemoteDescription, before the receiver can start decoding.
+        transceiver = next(t for t in self._pc.getTransceivers() if t.receiver.track is track)
+        receiver = transceiver.receiver
+        codec = negotiated_codec(transceiver)
+        if codec is None:
+            return
+
+        async def picture_loss() -> bool:
+            return await send_picture_loss(receiver)
+
+        forwarder = TrackForwarder(codec, KeyframeRequester(picture_loss))
+        tap_encoded_frames(receiver, forwarder.on_frame, forwarder.end)
+        mid = transceiver.mid
+        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", forwarder)
+
+    def _update_published(
+        self, description: SessionDescription, sources: Mapping[str, Source]
+    ) -> None:
+        published: list[PublishedTrack] = []
+        changed = False
+        for media in description.media:
+            track = self._received.get(media.rtp.muxId)
+            if track is None or media.direction not in SENDING or media.port == 0:
+                continue
+            source = sources.get(track.mid, track.source)
+            if source != track.source:
+                track.source = source
+                changed = True
+            published.append(track)
+        if changed or published != self._published:
+            self._published = published
+            logger.info(
+                "%s publishes %s",
+                self.participant_id,
+                [f"{t.mid}:{t.source}:{t.forwarder.codec.mimeType}" for t in published],
+            )
+            self._on_change()

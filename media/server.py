@@ -1,0 +1,53 @@
+"""The media server of one process: the consults whose media it hosts."""
+
+from __future__ import annotations
+
+import logging
+
+from .aiortc_hooks import use_host_addresses
+from .consult import ConsultMedia
+from .peer import MediaConfig
+
+logger = logging.getLogger(__name__)
+
+
+class MediaServer:
+    """
+    Hosts the media of consults in this process; one per process.
+
+    Creating it makes ICE gather host candidates on ``config.addresses``.
+
+    :param config: The media configuration.
+    """
+
+    def __init__(self, config: MediaConfig) -> None:
+        self._config = config
+        self._rooms: dict[str, ConsultMedia] = {}
+        use_host_addresses(config.addresses)
+        logger.info("media host addresses: %s", config.addresses or "discovered")
+
+    def room(self, consult_id: str) -> ConsultMedia:
+        """
+        Return the media of a consult, creating it on first use.
+
+        :param consult_id: The consult.
+        """
+        room = self._rooms.get(consult_id)
+        if room is None:
+            room = self._rooms[consult_id] = ConsultMedia(consult_id, self._config)
+        return room
+
+    async def close_room(self, consult_id: str) -> None:
+        """
+        Close a consult's media (the consult ended).
+
+        :param consult_id: The consult; unknown ids are ignored.
+        """
+        room = self._rooms.pop(consult_id, None)
+        if room is not None:
+            await room.close()
+
+    async def shutdown(self) -> None:
+        """Close every consult's media."""
+        for consult_id in list(self._rooms):
+            await self.close_room(consult_id)

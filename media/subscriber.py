@@ -1,0 +1,235 @@
+"""The server end of a participant's subscribing peer connection: the server offers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiortc import (
+    RTCIceCandidate,
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+
+from .aiortc_hooks import on_keyframe_request
+from .errors import MediaError
+from .forwarded_track import ForwardedTrack
+from .peer import MediaConfig, RemoteCandidates, SignalSender, create_peer_connection
+from .publisher import PublishedTrack
+
+logger = logging.getLogger(__name__)
+
+
+def codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
+    """
+    Return the codec preferences that make a subscriber transceiver send `codec` only.
+
+    :param codec: The codec a publisher sends; video keeps RTX for retransmissions.
+    """
+    kind = codec.mimeType.split("/")[0].lower()
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    chosen = [
+        c
+        for c in capabilities
+        if c.mimeType.lower() == codec.mimeType.lower() and c.parameters == codec.parameters
+    ]
+    if kind == "video":
+        chosen += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+    return chosen
+
+
+@dataclass(eq=False)
+class SubscriberSlot:
+    """
+    One sending transceiver of a subscriber connection and the track it sends.
+
+    A slot outlives the published tracks it carries: when one goes away the slot turns
+    inactive and is reused for the next track of the same kind and codec, so the SDP
+    does not grow with every join and leave.
+
+    :param transceiver: The sending transceiver.
+    :param track: The track its sender reads.
+    :param codec: The codec it was negotiated for.
+    :param published: The published track it carries, if any.
+    """
+
+    transceiver: RTCRtpTransceiver
+    track: ForwardedTrack
+    codec: RTCRtpCodecParameters
+    published: PublishedTrack | None = None
+
+    def fits(self, published: PublishedTrack) -> bool:
+        """
+        Tell whether this free slot can carry `published`.
+
+        :param published: A published track.
+        """
+        codec = published.forwarder.codec
+        return (
+            self.published is None
+            and self.codec.mimeType.lower() == codec.mimeType.lower()
+            and self.codec.parameters == codec.parameters
+        )
+
+
+class Subscriber:
+    """
+    The server end of one participant's subscribing peer connection.
+
+    It always offers; one offer is in flight at a time, and changes that arrive
+    meanwhile go into the next offer once the answer is in. A slot starts forwarding
+    once its offer is answered and the connection is up.
+
+    :param participant_id: The subscribing participant.
+    :param config: The media configuration.
+    :param send: Sends ``subscriber_offer`` events to the participant.
+    """
+
+    def __init__(self, participant_id: str, config: MediaConfig, send: SignalSender) -> None:
+        self.participant_id = participant_id
+        self._pc = create_peer_connection(config)
+        self._pc.on("connectionstatechange", self._attach_answered)
+        self._candidates = RemoteCandidates(self._pc)
+        self._send = send
+        self._slots: list[SubscriberSlot] = []
+        self._wanted: list[PublishedTrack] = []
+        self._offered: dict[SubscriberSlot, PublishedTrack] = {}
+        self._answered: dict[SubscriberSlot, PublishedTrack] = {}
+        self._dirty = False
+        self._pending_offer = False
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def slots(self) -> list[SubscriberSlot]:
+        """The transceivers of the connection, in creation order."""
+        return self._slots
+
+    def set_tracks(self, tracks: Sequence[PublishedTrack]) -> None:
+        """
+        Make the subscriber receive exactly `tracks`, renegotiating if needed.
+
+        Tracks that go away stop being forwarded at once.
+
+        :param tracks: The published tracks this participant should receive.
+        """
+        self._wanted = list(tracks)
+        carried = set()
+        for slot in self._slots:
+            if slot.published is not None and slot.published not in self._wanted:
+                slot.track.detach()
+                slot.published = None
+                self._dirty = True
+            elif slot.published is not None:
+                carried.add(slot.published)
+        if any(track not in carried for track in self._wanted):
+            self._dirty = True
+        self._schedule_negotiation()
+
+    async def handle_answer(self, sdp: str) -> None:
+        """
+        Apply the client's answer to the outstanding offer.
+
+        :param sdp: The answer SDP.
+        :raises MediaError: ``no_pending_offer`` without an outstanding offer,
+            ``invalid_sdp`` when the answer cannot be applied.
+        """
+        if not self._pending_offer:
+            raise MediaError("no_pending_offer", "there is no subscriber offer to answer")
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            await self._candidates.flush()
+        except Exception as exc:
+            # aiortc reports a bad description with whatever exception its parser raises.
+            raise MediaError("invalid_sdp", f"cannot apply the answer: {exc}") from exc
+        self._pending_offer = False
+        self._answered = self._offered
+        self._attach_answered()
+        self._schedule_negotiation()
+
+    async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        """
+        Add a remote candidate, or None for the end of candidates.
+
+        :param candidate: A parsed, usable candidate.
+        """
+        await self._candidates.add(candidate)
+
+    async def close(self) -> None:
+        """Stop every track and close the connection."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+        for slot in self._slots:
+            slot.track.stop()
+        await self._pc.close()
+
+    def _schedule_negotiation(self) -> None:
+        if self._dirty and (self._task is None or self._task.done()):
+            self._task = asyncio.ensure_future(self._negotiate())
+            self._task.add_done_callback(self._negotiation_done)
+
+    def _negotiation_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "subscriber offer to %s failed", self.participant_id, exc_info=task.exception()
+            )
+
+    async def _negotiate(self) -> None:
+        while self._dirty and not self._pending_offer and not self._closed:
+            self._dirty = False
+            self._offered = self._assign_slots()
+            if not self._slots:
+                return
+            await self._pc.setLocalDescription(await self._pc.createOffer())
+            self._pending_offer = True
+            logger.debug("offer to %s: %d tracks", self.participant_id, len(self._offered))
+            tracks = {
+                slot.transceiver.mid: {
+                    "participant_id": published.participant_id,
+                    "source": published.source,
+                }
+                for slot, published in self._offered.items()
+            }
+            await self._send(
+                "subscriber_offer",
+                {"sdp": self._pc.localDescription.sdp, "type": "offer", "tracks": tracks},
+            )
+
+    def _assign_slots(self) -> dict[SubscriberSlot, PublishedTrack]:
+        carried = {slot.published for slot in self._slots}
+        for published in self._wanted:
+            if published in carried:
+                continue
+            slot = next((s for s in self._slots if s.fits(published)), None)
+            if slot is None:
+                slot = self._add_slot(published.forwarder.codec)
+            slot.published = published
+        offered = {}
+        for slot in self._slots:
+            slot.transceiver.direction = "sendonly" if slot.published else "inactive"
+            if slot.published is not None:
+                offered[slot] = slot.published
+        return offered
+
+    def _add_slot(self, codec: RTCRtpCodecParameters) -> SubscriberSlot:
+        kind = codec.mimeType.split("/")[0].lower()
+        track = ForwardedTrack(kind, codec.clockRate)
+        transceiver = self._pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(codec_preferences(codec))
+        on_keyframe_request(transceiver.sender, track.request_keyframe)
+        slot = SubscriberSlot(transceiver, track, codec)
+        self._slots.append(slot)
+        return slot
+
+    def _attach_answered(self) -> None:
+        if self._pc.connectionState != "connected":
+            return
+        for slot, published in self._answered.items():
+            if slot.published is published:
+                slot.track.attach(published.forwarder)

@@ -1,0 +1,102 @@
+"""The room registry: the same behaviour in one process and across processes through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from config.redis import connect_redis
+from config.settings import Settings
+from migrations.runner import upgrade
+from rooms.registry import LocalRegistry, Presence, RedisRegistry, RoomRegistry
+from signaling.app import create_app
+from signaling.auth import issuer_from_settings
+from tests.integration.live import LiveServer, join_token, participant_id
+
+
+@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+async def registry(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[RoomRegistry]:
+    if request.param == "local":
+        yield LocalRegistry()
+        return
+    registry = RedisRegistry(connect_redis(request.getfixturevalue("redis_url")), prefix="test")
+    yield registry
+    await registry.close()
+
+
+async def test_presence_is_kept_per_consult(registry: RoomRegistry) -> None:
+    await registry.set_presence("c1", "p1", Presence("waiting", "sid-1"))
+    await registry.set_presence("c1", "p2", Presence("joined", "sid-2"))
+    await registry.set_presence("c2", "p3", Presence("joined", "sid-3"))
+    assert await registry.presence("c1") == {
+        "p1": Presence("waiting", "sid-1"),
+        "p2": Presence("joined", "sid-2"),
+    }
+    await registry.set_presence("c1", "p2", Presence("joined", "sid-2").with_muted("camera", True))
+    assert (await registry.presence("c1"))["p2"].muted == {"microphone": False, "camera": True}
+    await registry.clear_presence("c1", "p1")
+    assert set(await registry.presence("c1")) == {"p2"}
+    await registry.clear_consult("c1")
+    assert await registry.presence("c1") == {}
+    assert set(await registry.presence("c2")) == {"p3"}
+
+
+async def test_the_first_process_to_claim_a_consult_hosts_its_media(
+    registry: RoomRegistry,
+) -> None:
+    assert await registry.claim_media_node("c1", "node-a") == "node-a"
+    assert await registry.claim_media_node("c1", "node-b") == "node-a"
+    assert await registry.claim_media_node("c1", "node-a") == "node-a"
+    assert await registry.claim_media_node("c2", "node-b") == "node-b"
+    await registry.clear_consult("c1")
+    assert await registry.claim_media_node("c1", "node-b") == "node-b"
+
+
+@pytest.mark.redis
+async def test_a_dead_process_claim_expires(redis_client: aioredis.Redis) -> None:
+    registry = RedisRegistry(redis_client, prefix="test", media_ttl_seconds=1)
+    assert await registry.claim_media_node("c1", "node-a") == "node-a"
+    await redis_client.pexpire("test:media:c1", 1)
+    await asyncio.sleep(0.05)
+    assert await registry.claim_media_node("c1", "node-b") == "node-b"
+
+
+@pytest.mark.redis
+async def test_a_server_on_redis_admits_a_patient(
+    redis_url: str,
+    sqlite_url: str,
+    settings_factory: Callable[..., Settings],
+    clients: Callable[..., Any],
+) -> None:
+    """The whole lobby story with Socket.IO fan-out and the registry in the real Redis."""
+    await asyncio.to_thread(upgrade, sqlite_url)
+    settings = settings_factory(database_url=sqlite_url, redis_url=redis_url)
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with ClientSession() as http:
+            issuer = issuer_from_settings(settings)
+            assert issuer is not None
+            live = LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+            consult = await live.schedule_visit()
+            doctor = await clients(live.url, join_token(consult, "dr-wang"))
+            assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
+            patient = await clients(live.url, join_token(consult, "pt-li"))
+            assert (await patient.call("join", {"consult_id": consult["id"]}))["status"] == "lobby"
+            assert (await doctor.next("lobby"))["waiting"][0]["name"] == "Li Hua"
+            await doctor.call("admit", {"participant_id": participant_id(consult, "pt-li")})
+            assert (await patient.next("admitted"))["consult"]["id"] == consult["id"]
+            async with http.get(f"{live.url}/readyz") as response:
+                assert (await response.json())["checks"] == {"database": "ok", "redis": "ok"}
+            for client in (doctor, patient):
+                await client.close()
+    finally:
+        await server.close()

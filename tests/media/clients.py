@@ -1,0 +1,165 @@
+"""Stand-ins for browsers in media tests: aiortc peers that publish and subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import Any
+
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+
+from media import ConsultMedia, ParticipantMedia
+
+WIDTH, HEIGHT = 160, 120
+
+
+class MovingBarTrack(VideoStreamTrack):
+    """A synthetic camera: a bright bar sweeping across a grey picture."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frame_index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        bar = (self._frame_index * 4) % WIDTH
+        self._frame_index += 1
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        luma, *chroma = frame.planes
+        row = bytes(235 if bar <= x < bar + 16 else 128 for x in range(luma.line_size))
+        luma.update(row * HEIGHT)
+        for plane in chroma:
+            plane.update(bytes([128]) * plane.buffer_size)
+        frame.pts = pts
+        frame.time_base = fractions.Fraction(time_base)
+        return frame
+
+
+class ReceivedTrack:
+    """Counts the decoded frames of one received track, noting when the first came."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self.frames = 0
+        self.first_at: float | None = None
+        self._task = asyncio.ensure_future(self._consume())
+
+    async def _consume(self) -> None:
+        try:
+            while True:
+                await self.track.recv()
+                if self.first_at is None:
+                    self.first_at = time.monotonic()
+                self.frames += 1
+        except MediaStreamError:
+            pass
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+class TestParticipant:
+    """
+    A browser stand-in: joins a consult, publishes a camera and a microphone, and answers
+    subscriber offers like the web client does.
+    """
+
+    __test__ = False
+
+    def __init__(self, consult: ConsultMedia, participant_id: str) -> None:
+        self.consult = consult
+        self.participant_id = participant_id
+        self.publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.subscriber = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.subscriber.on("track", self._on_track)
+        self.media: ParticipantMedia | None = None
+        self.offers: list[dict[str, Any]] = []
+        self.received: dict[str, ReceivedTrack] = {}
+        self.answered = asyncio.Event()
+        self._joined = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def join(self) -> None:
+        self.media = await self.consult.join(self.participant_id, self._signal)
+        self._joined.set()
+
+    async def publish(self, video_codec: str = "video/VP8") -> str:
+        """Publish a camera and a microphone; return the server's answer SDP."""
+        assert self.media is not None
+        video = self.publisher.addTransceiver(MovingBarTrack(), direction="sendonly")
+        video.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == video_codec]
+        )
+        self.publisher.addTrack(AudioStreamTrack())
+        await self.publisher.setLocalDescription(await self.publisher.createOffer())
+        answer = await self.media.handle_publisher_offer(self.publisher.localDescription.sdp)
+        await self.publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        return answer
+
+    def tracks(self) -> dict[str, dict[str, str]]:
+        """The ``tracks`` map of the latest subscriber offer."""
+        return self.offers[-1]["tracks"] if self.offers else {}
+
+    def frames_from(self, participant_id: str, source: str) -> int:
+        """Frames received so far from one participant's source."""
+        for mid, origin in self.tracks().items():
+            if origin == {"participant_id": participant_id, "source": source}:
+                received = self.received.get(mid)
+                return received.frames if received else 0
+        return 0
+
+    def first_frame_from(self, participant_id: str, source: str) -> float | None:
+        for mid, origin in self.tracks().items():
+            if origin == {"participant_id": participant_id, "source": source}:
+                received = self.received.get(mid)
+                return received.first_at if received else None
+        return None
+
+    async def close(self) -> None:
+        for received in self.received.values():
+            received.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await self.publisher.close()
+        await self.subscriber.close()
+
+    async def _signal(self, event: str, payload: dict[str, Any]) -> None:
+        assert event == "subscriber_offer"
+        # Like a Socket.IO emit: deliver, and let the client answer on its own time.
+        task = asyncio.ensure_future(self._answer(payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, payload: dict[str, Any]) -> None:
+        await self._joined.wait()
+        assert self.media is not None
+        self.offers.append(payload)
+        await self.subscriber.setRemoteDescription(RTCSessionDescription(payload["sdp"], "offer"))
+        await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
+        await self.media.handle_subscriber_answer(self.subscriber.localDescription.sdp)
+        self.answered.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next(
+            t for t in self.subscriber.getTransceivers() if t.receiver.track is track
+        )
+        self.received[transceiver.mid] = ReceivedTrack(track)
+
+
+async def wait_until(condition: Any, timeout: float, interval: float = 0.05) -> float:
+    """Wait until `condition()` is true; return the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+    return time.monotonic() - start

@@ -1,0 +1,170 @@
+"""Fails loudly when an aiortc or aioice upgrade moves what media/aiortc_hooks.py relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import inspect
+import threading
+
+import aioice.ice
+import aiortc.rtcrtpreceiver
+import av
+import pytest
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    VideoStreamTrack,
+)
+from aiortc.codecs import get_encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+
+from media import aiortc_hooks
+from media.keyframes import is_vp8_keyframe
+
+
+def parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_private_names_are_where_the_hooks_expect_them() -> None:
+    assert aiortc.__version__ == "1.16.0"
+    assert parameters(aioice.ice.get_host_addresses) == ["use_ipv4", "use_ipv6"]
+    assert parameters(aiortc_hooks._original_decoder_worker) == [
+        "loop",
+        "input_q",
+        "output_q",
+        "decode_error",
+    ]
+    assert parameters(RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"]
+    assert parameters(RTCRtpSender._send_keyframe) == ["self"]
+    receive_source = inspect.getsource(RTCRtpReceiver.receive)
+    assert "target=decoder_worker" in receive_source
+    assert "self.__decoder_queue" in receive_source
+    handle_source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in handle_source
+    assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert ".pack(data)" in inspect.getsource(RTCRtpSender._next_encoded_frame)
+
+
+async def test_receiver_and_transceiver_hold_the_private_attributes() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        receiver = transceiver.receiver
+        for name in ("__decoder_queue", "__decoder_thread", "__rtx_ssrc"):
+            assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
+        assert hasattr(transceiver, "_codecs")
+    finally:
+        await pc.close()
+
+
+async def test_host_addresses_include_loopback_when_configured() -> None:
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])  # idempotent
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
+    assert aioice.ice.get_host_addresses(use_ipv4=False, use_ipv6=True) == []
+
+    connection = aioice.Connection(ice_controlling=True, stun_server=None)
+    try:
+        await connection.gather_candidates()
+        hosts = {c.host for c in connection.local_candidates if c.type == "host"}
+        assert hosts == {"127.0.0.1"}
+    finally:
+        await connection.close()
+
+
+def test_empty_host_addresses_restore_aioice_discovery() -> None:
+    aiortc_hooks.use_host_addresses([])
+    try:
+        found = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+        assert found == aiortc_hooks._original_get_host_addresses(use_ipv4=True, use_ipv6=False)
+        assert "127.0.0.1" not in found
+    finally:
+        aiortc_hooks.use_host_addresses(["127.0.0.1"])
+
+
+async def test_tapped_receiver_delivers_encoded_frames_and_never_decodes() -> None:
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    frames: list[JitterFrame] = []
+    ended = asyncio.Event()
+    keyframe_requests: list[str] = []
+    receivers: list[RTCRtpReceiver] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in receiver_pc.getTransceivers() if t.receiver.track is track)
+        codec = aiortc_hooks.negotiated_codec(transceiver)
+        assert codec is not None and codec.mimeType == "video/VP8"
+        receivers.append(transceiver.receiver)
+        aiortc_hooks.tap_encoded_frames(
+            transceiver.receiver, lambda codec, frame: frames.append(frame), ended.set
+        )
+
+    try:
+        sender = sender_pc.addTrack(VideoStreamTrack())
+        aiortc_hooks.on_keyframe_request(sender, lambda: keyframe_requests.append("pli"))
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+
+        for _ in range(100):
+            if len(frames) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        assert len(frames) >= 5
+        assert is_vp8_keyframe(frames[0].data)
+        assert not any(t.name == "video-decoder" and t.is_alive() for t in threading.enumerate())
+        with pytest.raises(RuntimeError):
+            aiortc_hooks.tap_encoded_frames(receivers[0], lambda c, f: None, lambda: None)
+
+        assert await aiortc_hooks.send_picture_loss(receivers[0])
+        for _ in range(40):
+            if keyframe_requests:
+                break
+            await asyncio.sleep(0.05)
+        assert keyframe_requests == ["pli"]
+    finally:
+        await receiver_pc.close()
+        await sender_pc.close()
+    assert ended.is_set()
+
+
+async def test_sender_reports_pli_and_fir_to_the_hook() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        requests: list[int] = []
+        aiortc_hooks.on_keyframe_request(sender, lambda: requests.append(1))
+        for fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            packet = RtcpPsfbPacket(fmt=fmt, ssrc=1, media_ssrc=sender._ssrc)
+            await sender._handle_rtcp_packet(packet)
+        assert len(requests) == 2
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize(("mime_type", "clock_rate"), [("video/VP8", 90000), ("audio/opus", 48000)])
+def test_encoders_pack_packets_with_their_timestamp_untouched(
+    mime_type: str, clock_rate: int
+) -> None:
+    kind = mime_type.split("/")[0]
+    codec = next(c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType == mime_type)
+    encoder = get_encoder(codec)  # type: ignore[arg-type]
+    packet = av.Packet(b"\x10" * 3000)
+    packet.pts = (1 << 32) + 12345
+    packet.time_base = fractions.Fraction(1, clock_rate)
+    payloads, timestamp = encoder.pack(packet)
+    assert payloads and timestamp == packet.pts
+    if kind == "video":
+        first_picture_id = encoder.picture_id  # type: ignore[attr-defined]
+        encoder.pack(packet)
+        # The sender's encoder numbers pictures itself, whichever source feeds it.
+        assert encoder.picture_id == (first_picture_id + 1) % (1 << 15)  # type: ignore[attr-defined]
