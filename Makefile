@@ -1,0 +1,60 @@
+# teleconsult: install, run, test. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.teleconsult-installed
+NODE_STAMP := node_modules/.teleconsult-installed
+NODE_LOCK := $(wildcard package-lock.json)
+
+.PHONY: help install run test test-host test-webrtc lint format clean
+
+help:
+	@echo "make install      venv in $(VENV) with teleconsult[test] (editable) and node_modules"
+	@echo "make run          print demo join links, then serve (settings from TELECONSULT_* env)"
+	@echo "make test         the whole suite: host phase, then WebRTC phase in a lo-only netns"
+	@echo "make test-host    only the host phase   (PYTEST_ARGS=... to pass pytest options)"
+	@echo "make test-webrtc  only the WebRTC phase (PYTEST_ARGS=... to pass pytest options)"
+	@echo "make lint         ruff check and ruff format --check"
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+# The stamp lives inside the venv, so deleting .venv/ also forces a reinstall.
+$(PY_STAMP): pyproject.toml
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(NODE_STAMP): package.json $(NODE_LOCK)
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; \
+	 else npm install --no-audit --no-fund; fi
+	@touch $@
+
+run: install
+	$(VENV)/bin/teleconsult demo
+	exec $(VENV)/bin/teleconsult serve \
+	  $${TELECONSULT_HOST:+--host "$$TELECONSULT_HOST"} \
+	  $${TELECONSULT_PORT:+--port "$$TELECONSULT_PORT"}
+
+test: install
+	scripts/test.sh all
+
+test-host: install
+	scripts/test.sh host
+
+test-webrtc: install
+	scripts/test.sh webrtc
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf test-artifacts .pytest_cache .ruff_cache

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole suite in two phases, both always run:
+#   host:   pytest -m "not webrtc" on the host network (real PostgreSQL and Redis over TCP)
+#   webrtc: pytest -m webrtc inside a network namespace that has only `lo` (scripts/in-netns.sh)
+# Usage: scripts/test.sh [all|host|webrtc]; extra pytest options in PYTEST_ARGS.
+# Exit status: non-zero when any phase fails (pytest's "no tests collected", 5, is a failure).
+# Last line of output: `tests: N passed, M failed[, K skipped]` over the phases that ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+which_phases=${1:-all}
+case "$which_phases" in all | host | webrtc) ;; *) echo "usage: $0 [all|host|webrtc]" >&2; exit 2 ;; esac
+
+PYTEST=.venv/bin/pytest
+PYTHON=.venv/bin/python
+ARTIFACTS=test-artifacts
+# A safety net so CI never hangs (two phases, 15 minutes in all); per-test limits come from
+# pytest-timeout (tests/conftest.py).
+PHASE_TIMEOUT=${TELECONSULT_TEST_PHASE_TIMEOUT:-450}
+read -r -a extra_args <<<"${PYTEST_ARGS:-}"
+
+[ -x "$PYTEST" ] || { echo "test.sh: $PYTEST is missing; run make install" >&2; exit 1; }
+
+scripts/ensure-services.sh
+if [ "$which_phases" != host ]; then
+    scripts/ensure-chromium.sh
+fi
+
+rm -rf "$ARTIFACTS"
+mkdir -p "$ARTIFACTS"
+
+junit_files=()
+status=0
+started=$SECONDS
+
+run_phase() {  # run_phase NAME COMMAND...
+    local name=$1 rc=0 t0=$SECONDS
+    shift
+    echo "=== phase $name: $*" >&2
+    timeout --kill-after=30 "$PHASE_TIMEOUT" "$@" </dev/null || rc=$?
+    junit_files+=("$ARTIFACTS/junit-$name.xml:$rc")
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        case $rc in
+        5) echo "=== phase $name: FAILED: no tests were collected" >&2 ;;
+        124 | 137) echo "=== phase $name: FAILED: killed after ${PHASE_TIMEOUT}s" >&2 ;;
+        *) echo "=== phase $name: FAILED (pytest exit $rc)" >&2 ;;
+        esac
+    fi
+    echo "=== phase $name: exit $rc in $((SECONDS - t0))s" >&2
+}
+
+common=(-o junit_family=xunit2 -rfE)
+
+if [ "$which_phases" != webrtc ]; then
+    run_phase host "$PYTEST" -m "not webrtc" "${common[@]}" \
+        --junitxml="$ARTIFACTS/junit-host.xml" ${extra_args[@]+"${extra_args[@]}"}
+fi
+if [ "$which_phases" != host ]; then
+    run_phase webrtc scripts/in-netns.sh "$PYTEST" -m webrtc "${common[@]}" \
+        --junitxml="$ARTIFACTS/junit-webrtc.xml" ${extra_args[@]+"${extra_args[@]}"}
+fi
+
+echo "=== all phases: $((SECONDS - started))s, exit $status" >&2
+"$PYTHON" scripts/junit_summary.py "${junit_files[@]}"
+exit "$status"

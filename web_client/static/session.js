@@ -1,0 +1,58 @@
+/** What the join link carries: the consult id in the path, the JWT in the query string. */
+
+const TOKEN_KEY_PREFIX = "teleconsult.token.";
+
+/**
+ * The consult id of a `/join/{consult_id}` path.
+ * @param {string} [pathname]
+ * @returns {string|null}
+ */
+export function readConsultId(pathname = location.pathname) {
+  const match = /\/join\/([^/]+)\/?$/.exec(pathname);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+/**
+ * Take the token out of the address bar (so that a copied address does not carry it) and
+ * keep it in this tab's sessionStorage, so that a reload of the page can join again.
+ * @param {string} consultId
+ * @returns {string|null} the JWT, or null when the link had none
+ */
+export function takeToken(consultId) {
+  const url = new URL(location.href);
+  const fromLink = url.searchParams.get("token");
+  const key = TOKEN_KEY_PREFIX + consultId;
+  if (fromLink) {
+    url.searchParams.delete("token");
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    try {
+      sessionStorage.setItem(key, fromLink);
+    } catch {
+      // Without storage a reload needs the original link again; joining still works now.
+    }
+    return fromLink;
+  }
+  try {
+    return sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The claims of a JWT, decoded without verification: for display only, the server
+ * verifies the token and is the authority on who joins.
+ * @param {string} token
+ * @returns {Record<string, unknown>|null} null when the token is malformed
+ */
+export function decodeJwtPayload(token) {
+  const part = token?.split(".")[1];
+  if (!part) return null;
+  try {
+    const base64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}

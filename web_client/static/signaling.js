@@ -1,0 +1,93 @@
+/**
+ * The Socket.IO connection to the server (docs/protocol.md): connect with the JWT,
+ * send requests that resolve with the acknowledgement or reject with its error code.
+ */
+import { io } from "/vendor/socket.io.esm.min.js";
+
+const REQUEST_TIMEOUT_MS = 15000;
+
+/** An error answered by the server (`{ok:false, error:{code, message}}`) or met on the way. */
+export class SignalingError extends Error {
+  /**
+   * @param {string} code protocol error code, or a client one ("timeout", "connection_failed")
+   * @param {string} [message] the server's English message, for logs
+   * @param {unknown} [details] field errors of `invalid_payload`
+   */
+  constructor(code, message = code, details = undefined) {
+    super(message);
+    this.name = "SignalingError";
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** One Socket.IO connection serving one consult. */
+export class Signaling {
+  /** @param {object} socket a connected socket.io-client Socket */
+  constructor(socket) {
+    /** The underlying Socket.IO socket (exposed read-only to tests). */
+    this.socket = socket;
+  }
+
+  /**
+   * Open a connection authenticated by `token`; resolves once the server accepted it.
+   * Rejects with a SignalingError carrying the `connect_error` code (`token_expired`, …),
+   * or `connection_failed` when the server cannot be reached.
+   * @param {string} token the JWT of the join link
+   * @returns {Promise<Signaling>}
+   */
+  static connect(token) {
+    const socket = io({ auth: { token }, transports: ["websocket"] });
+    return new Promise((resolve, reject) => {
+      const onConnect = () => {
+        socket.off("connect_error", onError);
+        resolve(new Signaling(socket));
+      };
+      const onError = (err) => {
+        socket.off("connect", onConnect);
+        // Stop the automatic retries: the caller decides whether to try again.
+        socket.disconnect();
+        const data = err?.data;
+        reject(new SignalingError(data?.code || "connection_failed", data?.message || err?.message));
+      };
+      socket.once("connect", onConnect);
+      socket.once("connect_error", onError);
+    });
+  }
+
+  /**
+   * Emit `event` with `payload` and wait for the acknowledgement.
+   * @param {string} event a client→server event of the protocol
+   * @param {object} [payload]
+   * @returns {Promise<object>} the `{ok: true, ...}` result
+   * @throws {SignalingError} the server's error, or code "timeout"
+   */
+  request(event, payload = {}) {
+    return new Promise((resolve, reject) => {
+      this.socket.timeout(REQUEST_TIMEOUT_MS).emit(event, payload, (err, response) => {
+        if (err) {
+          reject(new SignalingError("timeout", `${event}: no acknowledgement`));
+        } else if (response?.ok === true) {
+          resolve(response);
+        } else {
+          const error = response?.error ?? {};
+          reject(new SignalingError(error.code || "internal_error", error.message, error.details));
+        }
+      });
+    });
+  }
+
+  /**
+   * Listen to a server→client event.
+   * @param {string} event
+   * @param {(payload: any) => void} handler
+   */
+  on(event, handler) {
+    this.socket.on(event, handler);
+  }
+
+  /** Close the connection (no reconnection follows). */
+  close() {
+    this.socket.disconnect();
+  }
+}

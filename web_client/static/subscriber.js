@@ -1,0 +1,125 @@
+/**
+ * The subscriber peer connection: the server sends everyone else's tracks.
+ * The server always offers (`subscriber_offer`), the client answers (`subscriber_answer`);
+ * offers are applied one at a time, in the order they arrive.
+ */
+import { SignalingError } from "./signaling.js";
+import { waitForIceGatheringComplete } from "./ice.js";
+
+/**
+ * Where a received track belongs.
+ * @typedef {{mid: string, participantId: string, source: "camera"|"microphone"|"screen",
+ *            track: MediaStreamTrack}} Placement
+ */
+
+/** The connection that carries the other participants' media from the server. */
+export class Subscriber {
+  /**
+   * @param {import("./signaling.js").Signaling} signaling
+   * @param {RTCIceServer[]} iceServers from the `join` result
+   * @param {{onPlace: (p: Placement) => void, onRemove: (p: Placement) => void,
+   *          onError: (err: Error) => void, onFailed: () => void}} handlers
+   *   `onPlace`/`onRemove` put a track into / take it out of a participant's tile;
+   *   `onError` reports an offer that could not be answered; `onFailed` a failed connection.
+   */
+  constructor(signaling, iceServers, handlers) {
+    this.signaling = signaling;
+    this.iceServers = iceServers;
+    this.handlers = handlers;
+    /** @type {RTCPeerConnection|null} created on the first offer */
+    this.pc = null;
+    /** The `tracks` map of the offer applied last: mid → {participant_id, source}. */
+    this.tracks = {};
+    /** @type {Map<string, Placement>} the tracks currently shown, by mid */
+    this.placements = new Map();
+    this.queue = Promise.resolve();
+    this.closed = false;
+  }
+
+  /**
+   * Queue a `subscriber_offer` from the server; it is answered after the previous ones.
+   * @param {{sdp: string, type: "offer", tracks: Record<string, {participant_id: string, source: string}>}} offer
+   * @returns {Promise<void>} settles when this offer has been handled (errors go to `onError`)
+   */
+  handleOffer(offer) {
+    this.queue = this.queue.then(() => this.#apply(offer)).catch((err) => {
+      if (!this.closed) this.handlers.onError(err);
+    });
+    return this.queue;
+  }
+
+  /** Close the connection and forget what it showed. */
+  close() {
+    this.closed = true;
+    this.pc?.close();
+    this.placements.clear();
+  }
+
+  async #apply(offer) {
+    if (this.closed) return;
+    if (!this.pc) this.pc = this.#createPeerConnection();
+    this.tracks = offer.tracks ?? {};
+    try {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+      this.#reconcile();
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+    } catch (err) {
+      if (this.closed) return;
+      throw new SignalingError("invalid_sdp", err.message);
+    }
+    await waitForIceGatheringComplete(this.pc);
+    if (this.closed) return;
+    await this.signaling.request("subscriber_answer", {
+      sdp: this.pc.localDescription.sdp,
+      type: "answer",
+    });
+  }
+
+  #createPeerConnection() {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    pc.addEventListener("track", (event) => {
+      this.#place(event.transceiver.mid, event.track);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed" && !this.closed) this.handlers.onFailed();
+    });
+    return pc;
+  }
+
+  /**
+   * Bring the shown tracks in line with the latest `tracks` map: drop the mids it no
+   * longer names, and place the ones it names (a reused mid keeps its receiver's track
+   * but may now belong to someone else, and may not fire `track` again).
+   */
+  #reconcile() {
+    for (const [mid, placement] of this.placements) {
+      if (!(mid in this.tracks)) {
+        this.placements.delete(mid);
+        this.handlers.onRemove(placement);
+      }
+    }
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.mid !== null && transceiver.mid in this.tracks) {
+        this.#place(transceiver.mid, transceiver.receiver.track);
+      }
+    }
+  }
+
+  #place(mid, track) {
+    const info = this.tracks[mid];
+    if (!info) return;
+    const previous = this.placements.get(mid);
+    if (
+      previous &&
+      previous.track === track &&
+      previous.participantId === info.participant_id &&
+      previous.source === info.source
+    ) {
+      return;
+    }
+    if (previous) this.handlers.onRemove(previous);
+    const placement = { mid, participantId: info.participant_id, source: info.source, track };
+    this.placements.set(mid, placement);
+    this.handlers.onPlace(placement);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The video grid: one tile per participant (camera and microphone), one per screen share,
+ * and the local tile; each labelled with the name and the mute state.
+ */
+import { t } from "./i18n.js";
+
+/**
+ * @typedef {{participant_id: string, name: string,
+ *            muted?: {microphone: boolean, camera: boolean}}} Participant
+ * @typedef {{kind: "local"|"camera"|"screen", participantId: string|null, figure: HTMLElement,
+ *            video: HTMLVideoElement, name: HTMLElement, micBadge: HTMLElement,
+ *            cameraBadge: HTMLElement, initials: HTMLElement, tracks: Set<MediaStreamTrack>}} Tile
+ */
+
+const LOCAL_KEY = "local";
+
+/** The tiles of the consult view, keyed by participant and source. */
+export class VideoGrid {
+  /**
+   * @param {HTMLElement} container the grid element
+   * @param {(participantId: string) => Participant|undefined} lookup the participant's latest data
+   */
+  constructor(container, lookup) {
+    this.container = container;
+    this.lookup = lookup;
+    /** @type {Map<string, Tile>} by "local", "<participant_id>:camera" or "<participant_id>:screen" */
+    this.tiles = new Map();
+    /** @type {{stream: MediaStream, participant: Participant,
+     *           muted: {microphone: boolean, camera: boolean}}|null} */
+    this.local = null;
+  }
+
+  /**
+   * Show (or update) the local tile: muted and mirrored video of `stream`.
+   * @param {MediaStream} stream
+   * @param {Participant} participant this participant
+   * @param {{microphone: boolean, camera: boolean}} muted
+   */
+  setLocal(stream, participant, muted) {
+    this.local = { stream, participant, muted };
+    let tile = this.tiles.get(LOCAL_KEY);
+    if (!tile) {
+      tile = this.#createTile(LOCAL_KEY, "local", null);
+      tile.video.muted = true;
+      tile.video.id = "local-video";
+      tile.video.classList.add("mirrored");
+      tile.video.srcObject = stream;
+      this.container.prepend(tile.figure);
+    }
+    this.#label(tile);
+  }
+
+  /**
+   * Make sure a participant who joined has a tile, even before any of their media arrives.
+   * @param {string} participantId
+   */
+  showParticipant(participantId) {
+    this.#label(this.#ensureTile(participantId, "camera"));
+  }
+
+  /**
+   * Remove every tile of a participant.
+   * @param {string} participantId
+   */
+  removeParticipant(participantId) {
+    for (const kind of ["camera", "screen"]) this.#removeTile(`${participantId}:${kind}`);
+  }
+
+  /**
+   * Put a received track into its participant's tile: camera and microphone share the
+   * main tile (its video element plays the sound), a screen share gets its own tile.
+   * @param {{participantId: string, source: string, track: MediaStreamTrack}} placement
+   */
+  addTrack({ participantId, source, track }) {
+    const tile = this.#ensureTile(participantId, source === "screen" ? "screen" : "camera");
+    tile.tracks.add(track);
+    this.#attach(tile);
+    this.#label(tile);
+  }
+
+  /**
+   * Take a track out of its tile; a screen tile left without tracks goes away.
+   * @param {{participantId: string, source: string, track: MediaStreamTrack}} placement
+   */
+  removeTrack({ participantId, source, track }) {
+    const key = `${participantId}:${source === "screen" ? "screen" : "camera"}`;
+    const tile = this.tiles.get(key);
+    if (!tile) return;
+    tile.tracks.delete(track);
+    if (tile.kind === "screen" && tile.tracks.size === 0) {
+      this.#removeTile(key);
+    } else {
+      this.#attach(tile);
+      this.#label(tile);
+    }
+  }
+
+  /** Relabel every tile (names, mute state, language). */
+  refresh() {
+    for (const tile of this.tiles.values()) this.#label(tile);
+  }
+
+  /** Remove all tiles and release their video elements. */
+  clear() {
+    for (const key of [...this.tiles.keys()]) this.#removeTile(key);
+    this.local = null;
+  }
+
+  #ensureTile(participantId, kind) {
+    const key = `${participantId}:${kind}`;
+    let tile = this.tiles.get(key);
+    if (!tile) {
+      tile = this.#createTile(key, kind, participantId);
+      tile.video.dataset.participantId = participantId;
+      tile.video.dataset.source = kind;
+      this.container.append(tile.figure);
+    }
+    return tile;
+  }
+
+  #createTile(key, kind, participantId) {
+    const figure = document.createElement("figure");
+    figure.className = `tile tile-${kind}`;
+    figure.dataset.tile = kind;
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    const initials = document.createElement("div");
+    initials.className = "tile-initials";
+    initials.setAttribute("aria-hidden", "true");
+    const caption = document.createElement("figcaption");
+    const name = document.createElement("span");
+    name.className = "tile-name";
+    const micBadge = document.createElement("span");
+    micBadge.className = "badge badge-muted";
+    const cameraBadge = document.createElement("span");
+    cameraBadge.className = "badge badge-camera-off";
+    caption.append(name, " ", micBadge, " ", cameraBadge);
+    figure.append(video, initials, caption);
+    const tile = { kind, participantId, figure, video, name, micBadge, cameraBadge, initials, tracks: new Set() };
+    this.tiles.set(key, tile);
+    this.#updateCount();
+    return tile;
+  }
+
+  #removeTile(key) {
+    const tile = this.tiles.get(key);
+    if (!tile) return;
+    tile.video.srcObject = null;
+    tile.figure.remove();
+    this.tiles.delete(key);
+    this.#updateCount();
+  }
+
+  /** A fresh MediaStream per change: simpler and more reliable than mutating a playing one. */
+  #attach(tile) {
+    tile.video.srcObject = tile.tracks.size ? new MediaStream([...tile.tracks]) : null;
+    if (tile.tracks.size) tile.video.play().catch(() => {});
+  }
+
+  #label(tile) {
+    const participant = tile.kind === "local" ? this.local.participant : this.lookup(tile.participantId);
+    const name = participant?.name ?? "";
+    const muted =
+      tile.kind === "local" ? this.local.muted : participant?.muted ?? { microphone: false, camera: false };
+    const label =
+      tile.kind === "local"
+        ? t("tile_you", { name })
+        : tile.kind === "screen"
+          ? t("tile_screen", { name })
+          : name;
+    tile.name.textContent = label;
+    tile.video.setAttribute("aria-label", label);
+    tile.initials.textContent = initialsOf(name);
+
+    // A screen share has no microphone or camera of its own.
+    const micMuted = tile.kind !== "screen" && Boolean(muted.microphone);
+    const cameraOff = tile.kind !== "screen" && Boolean(muted.camera);
+    const videoTracks =
+      tile.kind === "local" ? this.local.stream.getVideoTracks() : [...tile.tracks].filter((tr) => tr.kind === "video");
+    tile.figure.dataset.micMuted = String(micMuted);
+    tile.figure.dataset.cameraMuted = String(cameraOff);
+    // Initials stand in for the picture when there is none to show.
+    tile.figure.dataset.hasVideo = String(videoTracks.length > 0 && !cameraOff);
+    tile.micBadge.textContent = t("tile_muted");
+    tile.micBadge.hidden = !micMuted;
+    tile.cameraBadge.textContent = t("tile_camera_off");
+    tile.cameraBadge.hidden = !cameraOff;
+  }
+
+  #updateCount() {
+    this.container.dataset.count = String(this.tiles.size);
+  }
+}
+
+/** Up to two initials (or the first character, for names written without spaces, as in Chinese). */
+function initialsOf(name) {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  if (words.length >= 2) return (words[0][0] + words[1][0]).toUpperCase();
+  return (words[0]?.[0] ?? "").toUpperCase();
+}
