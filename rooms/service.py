@@ -265,10 +265,11 @@ class ConsultService:
 
     async def note(
         self, consult_id: str, actor: Identity, kind: str, detail: dict[str, Any] | None = None
-    ) -> None:
-        """Add an entry to a consult's timeline (left, muted, …)."""
+    ) -> TimelineEntry:
+        """Add an entry to a consult's timeline (left, muted, chat, …) and return it."""
         async with self._database.transaction() as session:
-            self._record(session, consult_id, actor, kind, detail or {})
+            row = self._record(session, consult_id, actor, kind, detail or {})
+        return TimelineEntry.of(row)
 
     async def timeline(self, caller: Identity, consult_id: str) -> list[TimelineEntry]:
         """The consult's timeline, oldest first, for those who may read the consult."""
@@ -288,17 +289,17 @@ class ConsultService:
         actor: Identity,
         kind: str,
         detail: dict[str, Any],
-    ) -> None:
-        session.add(
-            TimelineEvent(
-                consult_id=consult_id,
-                at=self._clock(),
-                actor_sub=actor.sub,
-                actor_name=actor.name,
-                kind=kind,
-                detail=detail,
-            )
+    ) -> TimelineEvent:
+        row = TimelineEvent(
+            consult_id=consult_id,
+            at=self._clock(),
+            actor_sub=actor.sub,
+            actor_name=actor.name,
+            kind=kind,
+            detail=detail,
         )
+        session.add(row)
+        return row
 
     async def _load(self, consult_id: str) -> ConsultView:
         async with self._database.sessions() as session:

@@ -17,19 +17,22 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from media.participant import ParticipantMedia
-from rooms.errors import DomainError, Forbidden, InvalidPayload
+from media.publisher import Source
+from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound
 from rooms.grants import NO_GRANTS, ConsultGrants
 from rooms.identity import Identity
 from rooms.registry import UNMUTED, Presence
-from rooms.views import ConsultView, ParticipantView
+from rooms.views import ConsultView, ParticipantView, TimelineEntry
 from signaling.auth import TokenMissing
 from signaling.context import Services
 from signaling.errors import ack_error, as_domain_error, problem_body
 from signaling.metrics import SOCKET_CONNECTIONS
 from signaling.schemas import (
+    ChatIn,
     EmptyIn,
     IceCandidateIn,
     JoinIn,
+    ModerateMuteIn,
     MuteIn,
     ParticipantRef,
     PublishIn,
@@ -79,6 +82,20 @@ def participant_payload(view: ParticipantView, presence: Presence | None) -> dic
     return {**view.as_dict(), "status": status, "muted": muted}
 
 
+#: How many earlier chat messages a joining participant receives.
+CHAT_HISTORY = 100
+
+
+def chat_payload(entry: TimelineEntry) -> dict[str, Any]:
+    """The protocol's ChatMessage, from its timeline entry."""
+    return {
+        "participant_id": entry.detail.get("participant_id"),
+        "name": entry.actor_name,
+        "text": entry.detail.get("text", ""),
+        "at": entry.at.isoformat(),
+    }
+
+
 @dataclass
 class Connection:
     """One Socket.IO connection: who it is and where it stands in its consult."""
@@ -111,24 +128,33 @@ class ConsultSignaling:
     """
 
     def __init__(self, services: Services) -> None:
-        self._services = services
-        self._sio: socketio.AsyncServer = services.sio
+        self.services = services
+        self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
-        self._sio.on("connect", self._on_connect)
-        self._sio.on("disconnect", self._on_disconnect)
-        self._sio.on("*", self._on_unknown)
-        self._event("join", JoinIn, self._join)
-        self._event("admit", ParticipantRef, self._admit)
-        self._event("publish", PublishIn, self._publish)
-        self._event("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
-        self._event("ice_candidate", IceCandidateIn, self._ice_candidate)
-        self._event("mute", MuteIn, self._mute)
-        self._event("leave", EmptyIn, self._leave)
-        self._event("end", EmptyIn, self._end)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("*", self._on_unknown)
+        self.register("join", JoinIn, self._join)
+        self.register("admit", ParticipantRef, self._admit)
+        self.register("publish", PublishIn, self._publish)
+        self.register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
+        self.register("ice_candidate", IceCandidateIn, self._ice_candidate)
+        self.register("mute", MuteIn, self._mute)
+        self.register("leave", EmptyIn, self._leave)
+        self.register("end", EmptyIn, self._end)
+        self.register("mute_participant", ModerateMuteIn, self._mute_participant)
+        self.register("remove_participant", ParticipantRef, self._remove_participant)
+        self.register("chat", ChatIn, self._chat)
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _event(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
+    def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
+        """Handle the client event ``name``: validate with ``schema``, run ``handler``, ack.
+
+        The handler runs under the connection's lock as ``handler(sid, connection, payload)`` and
+        returns the ack's result fields (or None); a raised error becomes a coded ``ok: false`` ack.
+        """
+
         async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
             connection = self._connections.get(sid)
             try:
@@ -141,7 +167,7 @@ class ConsultSignaling:
                 return ack_error(name, exc, sid=sid)
             return {"ok": True, **(result or {})}
 
-        self._sio.on(name, on_event)
+        self.sio.on(name, on_event)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         error = DomainError(f"Unknown event {event!r}")
@@ -153,7 +179,7 @@ class ConsultSignaling:
         try:
             if not isinstance(token, str) or not token:
                 raise TokenMissing("A token is needed to connect")
-            identity = self._services.verifier.verify(token)
+            identity = self.services.verifier.verify(token)
         except Exception as exc:
             error = as_domain_error(exc)
             logger.warning("connection refused", extra={"code": error.code})
@@ -172,26 +198,26 @@ class ConsultSignaling:
                 await self._depart(sid, connection, "disconnected")
 
     async def _participants(self, consult: ConsultView) -> list[dict[str, Any]]:
-        presence = await self._services.registry.presence(consult.id)
+        presence = await self.services.registry.presence(consult.id)
         return [participant_payload(p, presence.get(p.id)) for p in consult.participants]
 
     async def _broadcast_lobby(self, consult: ConsultView) -> None:
-        presence = await self._services.registry.presence(consult.id)
+        presence = await self.services.registry.presence(consult.id)
         waiting = [
             participant_payload(p, presence[p.id])
             for p in consult.participants
             if p.id in presence and presence[p.id].status == "waiting"
         ]
-        await self._sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
+        await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
 
     async def _open_media(self, sid: str, connection: Connection) -> ParticipantMedia:
         consult_id, participant = connection.joined()
         if connection.media is None:
 
             async def send(event: str, payload: dict[str, Any]) -> None:
-                await self._sio.emit(event, payload, to=sid)
+                await self.sio.emit(event, payload, to=sid)
 
-            room = self._services.media.room(consult_id)
+            room = self.services.media.room(consult_id)
             connection.media = await room.join(participant.id, send)
         return connection.media
 
@@ -200,7 +226,7 @@ class ConsultSignaling:
     async def _join(self, sid: str, connection: Connection, payload: JoinIn) -> dict[str, Any]:
         if connection.consult_id is not None:
             raise AlreadyJoined("This connection already joined a consult")
-        services = self._services
+        services = self.services
         arrival = await services.consults.arrive(connection.identity, payload.consult_id)
         consult, participant = arrival.consult, arrival.participant
         owner = await services.registry.claim_media_node(consult.id, services.node_id)
@@ -209,18 +235,18 @@ class ConsultSignaling:
         previous = (await services.registry.presence(consult.id)).get(participant.id)
         if previous is not None and previous.sid != sid:
             # A participant holds one connection: a rejoin (new tab, reconnect) replaces the old.
-            await self._sio.disconnect(previous.sid)
+            await self.sio.disconnect(previous.sid)
         connection.consult_id, connection.participant = consult.id, participant
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
         status = "waiting" if connection.waiting else "joined"
         await services.registry.set_presence(consult.id, participant.id, Presence(status, sid))
         if connection.waiting:
-            await self._sio.enter_room(sid, lobby_room(consult.id))
+            await self.sio.enter_room(sid, lobby_room(consult.id))
             await self._broadcast_lobby(consult)
         else:
             await self._enter_consult(sid, consult, participant)
             if arrival.grants.admit:
-                await self._sio.enter_room(sid, hosts_room(consult.id))
+                await self.sio.enter_room(sid, hosts_room(consult.id))
         presence = await services.registry.presence(consult.id)
         waiting = [
             participant_payload(p, presence[p.id])
@@ -234,15 +260,20 @@ class ConsultSignaling:
             "grants": arrival.grants.as_dict(),
             "participants": await self._participants(consult),
             "waiting": waiting,
+            "chat": [
+                chat_payload(entry)
+                for entry in await services.consults.timeline(connection.identity, consult.id)
+                if entry.kind == "chat"
+            ][-CHAT_HISTORY:],
             "ice_servers": [s.model_dump(exclude_none=True) for s in services.settings.ice_servers],
         }
 
     async def _enter_consult(
         self, sid: str, consult: ConsultView, participant: ParticipantView
     ) -> None:
-        await self._sio.enter_room(sid, consult_room(consult.id))
-        presence = (await self._services.registry.presence(consult.id)).get(participant.id)
-        await self._sio.emit(
+        await self.sio.enter_room(sid, consult_room(consult.id))
+        presence = (await self.services.registry.presence(consult.id)).get(participant.id)
+        await self.sio.emit(
             "participant_joined",
             participant_payload(participant, presence),
             room=consult_room(consult.id),
@@ -253,7 +284,7 @@ class ConsultSignaling:
         consult_id, _ = connection.joined()
         if not connection.grants.admit:
             raise Forbidden("Only the host may admit participants")
-        services = self._services
+        services = self.services
         admitted = await services.consults.admit(
             connection.identity, consult_id, payload.participant_id
         )
@@ -263,9 +294,9 @@ class ConsultSignaling:
             await services.registry.set_presence(
                 consult_id, admitted.id, Presence("joined", presence.sid, presence.muted)
             )
-            await self._sio.leave_room(presence.sid, lobby_room(consult_id))
+            await self.sio.leave_room(presence.sid, lobby_room(consult_id))
             await self._enter_consult(presence.sid, consult, admitted)
-            await self._sio.emit(
+            await self.sio.emit(
                 "admitted",
                 {"consult": consult.as_dict(), "participants": await self._participants(consult)},
                 to=presence.sid,
@@ -278,7 +309,7 @@ class ConsultSignaling:
         consult_id, participant = connection.joined()
         if not connection.waiting:
             return
-        consult = await self._services.consults.get(connection.identity, consult_id)
+        consult = await self.services.consults.get(connection.identity, consult_id)
         current = consult.participant(participant.id)
         if current is None or not current.admitted:
             raise InLobby("Wait until the host admits you")
@@ -320,18 +351,92 @@ class ConsultSignaling:
 
     async def _mute(self, sid: str, connection: Connection, payload: MuteIn) -> None:
         consult_id, participant = connection.joined()
-        registry = self._services.registry
+        registry = self.services.registry
         presence = (await registry.presence(consult_id)).get(participant.id)
         if presence is None:
             raise NotJoined("Join the consult first")
-        updated = presence.with_muted(payload.source, payload.muted)
-        await registry.set_presence(consult_id, participant.id, updated)
-        await self._sio.emit(
+        await self._set_muted(consult_id, participant, presence, payload.source, payload.muted)
+        return None
+
+    async def _set_muted(
+        self,
+        consult_id: str,
+        participant: ParticipantView,
+        presence: Presence,
+        source: Source,
+        muted: bool,
+    ) -> None:
+        """Stop (or resume) forwarding a source and show the new state to everyone."""
+        self.services.media.room(consult_id).set_muted(participant.id, source, muted)
+        updated = presence.with_muted(source, muted)
+        await self.services.registry.set_presence(consult_id, participant.id, updated)
+        await self.sio.emit(
             "participant_updated",
             participant_payload(participant, updated),
             room=consult_room(consult_id),
         )
+
+    async def _target(
+        self, connection: Connection, participant_id: str
+    ) -> tuple[str, ParticipantView, Presence]:
+        """The consult, the participant a host acts on, and their presence."""
+        consult_id, _ = connection.joined()
+        if not connection.grants.moderate:
+            raise Forbidden("Only the host may do this")
+        consult = await self.services.consults.get(connection.identity, consult_id)
+        target = consult.participant(participant_id)
+        if target is None:
+            raise ParticipantNotFound("No such participant")
+        presence = (await self.services.registry.presence(consult_id)).get(target.id)
+        if presence is None or presence.status != "joined":
+            raise NotJoined(f"{target.name} is not in the consult")
+        return consult_id, target, presence
+
+    async def _mute_participant(
+        self, sid: str, connection: Connection, payload: ModerateMuteIn
+    ) -> None:
+        consult_id, target, presence = await self._target(connection, payload.participant_id)
+        await self._set_muted(consult_id, target, presence, payload.source, True)
+        await self.sio.emit(
+            "muted_by_host",
+            {"source": payload.source, "by": connection.identity.name},
+            to=presence.sid,
+        )
+        await self.services.consults.note(
+            consult_id,
+            connection.identity,
+            "muted_participant",
+            {"participant_id": target.id, "name": target.name, "source": payload.source},
+        )
         return None
+
+    async def _remove_participant(
+        self, sid: str, connection: Connection, payload: ParticipantRef
+    ) -> None:
+        consult_id, target, presence = await self._target(connection, payload.participant_id)
+        await self.services.consults.remove(connection.identity, consult_id, target.id)
+        await self.sio.emit("removed", {"by": connection.identity.name}, to=presence.sid)
+        removed = self._connections.get(presence.sid)
+        if removed is not None and removed.consult_id == consult_id:
+            async with removed.lock:
+                await self._depart(presence.sid, removed, None)
+        # On another process, its disconnect handler departs.
+        await self.sio.disconnect(presence.sid)
+        return None
+
+    async def _chat(self, sid: str, connection: Connection, payload: ChatIn) -> dict[str, Any]:
+        consult_id, participant = connection.joined()
+        if connection.waiting:
+            raise InLobby("Wait until the host admits you")
+        entry = await self.services.consults.note(
+            consult_id,
+            connection.identity,
+            "chat",
+            {"participant_id": participant.id, "text": payload.text},
+        )
+        message = chat_payload(entry)
+        await self.sio.emit("chat_message", message, room=consult_room(consult_id))
+        return {"message": message}
 
     async def _leave(self, sid: str, connection: Connection, payload: EmptyIn) -> None:
         connection.joined()
@@ -349,13 +454,13 @@ class ConsultSignaling:
 
     async def end_consult(self, caller: Identity, consult_id: str) -> ConsultView:
         """End a consult for everyone: store it, tell every participant, close its media."""
-        services = self._services
+        services = self.services
         consult = await services.consults.end(caller, consult_id)
         ended = {"consult_id": consult_id, "by": caller.name}
         for room in (consult_room(consult_id), lobby_room(consult_id)):
-            await self._sio.emit("consult_ended", ended, room=room)
-            await self._sio.close_room(room)
-        await self._sio.close_room(hosts_room(consult_id))
+            await self.sio.emit("consult_ended", ended, room=room)
+            await self.sio.close_room(room)
+        await self.sio.close_room(hosts_room(consult_id))
         await services.media.close_room(consult_id)
         await services.registry.clear_consult(consult_id)
         for connection in self._connections.values():
@@ -364,23 +469,25 @@ class ConsultSignaling:
                 connection.grants, connection.waiting = NO_GRANTS, False
         return consult
 
-    async def _depart(self, sid: str, connection: Connection, how: str) -> None:
+    async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
+        """Take a connection out of its consult; ``how`` goes on the timeline (None: already)."""
         consult_id, participant = connection.joined()
-        services = self._services
+        services = self.services
         if connection.media is not None:
             await services.media.room(consult_id).leave(participant.id)
         presence = (await services.registry.presence(consult_id)).get(participant.id)
         if presence is not None and presence.sid == sid:
             await services.registry.clear_presence(consult_id, participant.id)
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
-            await self._sio.leave_room(sid, room)
+            await self.sio.leave_room(sid, room)
         connection.consult_id, connection.participant, connection.media = None, None, None
         connection.grants, connection.waiting = NO_GRANTS, False
-        await self._sio.emit(
+        await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )
         try:
-            await services.consults.note(consult_id, connection.identity, how)
+            if how is not None:
+                await services.consults.note(consult_id, connection.identity, how)
             consult = await services.consults.get(connection.identity, consult_id)
         except DomainError:
             return

@@ -139,5 +139,18 @@ class MuteIn(Strict):
     muted: bool
 
 
+class ModerateMuteIn(Strict):
+    """``mute_participant``: a host silences one source of another participant."""
+
+    participant_id: str = Field(min_length=1, max_length=64)
+    source: Literal["microphone", "camera", "screen"]
+
+
+class ChatIn(Strict):
+    """``chat``: a message to everyone in the consult."""
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
 class EmptyIn(Strict):
     """Events without a payload (``leave``, ``end``)."""

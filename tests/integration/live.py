@@ -103,6 +103,9 @@ SERVER_EVENTS = (
     "participant_updated",
     "subscriber_offer",
     "consult_ended",
+    "muted_by_host",
+    "removed",
+    "chat_message",
 )
 
 
