@@ -1,4 +1,8 @@
-"""The command line: ``teleconsult serve | migrate | token | demo``."""
+"""The command line: ``teleconsult serve | migrate | token | demo``.
+
+The server's modules (aiortc, SQLAlchemy, aiohttp) are imported by the commands that need them,
+so that ``teleconsult token`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import uvloop
-from aiohttp import web
-
-from config.database import Database
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
-from migrations.runner import upgrade
 from rooms.identity import Identity, Role
-from rooms.service import ConsultService, ConsultSpec, Invitee
-from signaling.api.consults import join_urls
-from signaling.app import build_services, create_app
 from signaling.auth import issuer_from_settings
 
 logger = logging.getLogger("teleconsult")
@@ -28,6 +24,13 @@ DEMO_HOSPITAL = "demo-hospital"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvloop
+    from aiohttp import web
+
+    from migrations.runner import upgrade
+    from signaling.access_log import AccessLogger
+    from signaling.app import create_app
+
     if settings.is_embedded_database:
         settings.prepare_data_dir()
         upgrade(settings.effective_database_url)
@@ -44,13 +47,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         print=None,
-        access_log=None,
+        access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),
     )
     return 0
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from migrations.runner import upgrade
+
     settings.prepare_data_dir()
     upgrade(settings.effective_database_url)
     print("schema is up to date")
@@ -70,8 +75,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _create_demo(settings: Settings) -> dict[str, Any]:
+    from rooms.service import ConsultService, ConsultSpec, Invitee
+    from signaling.api.consults import join_urls
+    from signaling.app import build_services
+
     services = build_services(settings)
-    database: Database = services.database
+    database = services.database
     try:
         system = Identity("demo-his", "Demo HIS", Role.SERVICE, DEMO_HOSPITAL)
         consult = await ConsultService(database).schedule(
@@ -94,6 +103,8 @@ async def _create_demo(settings: Settings) -> dict[str, Any]:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from migrations.runner import upgrade
+
     settings.prepare_data_dir()
     if settings.is_embedded_database:
         upgrade(settings.effective_database_url)
