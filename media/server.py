@@ -26,6 +26,11 @@ class MediaServer:
         use_host_addresses(config.addresses)
         logger.info("media host addresses: %s", config.addresses or "discovered")
 
+    @property
+    def consult_ids(self) -> list[str]:
+        """The consults whose media this process hosts."""
+        return list(self._rooms)
+
     def room(self, consult_id: str) -> ConsultMedia:
         """
         Return the media of a consult, creating it on first use.

@@ -59,6 +59,10 @@ class RoomRegistry(Protocol):
         """Release connections."""
 
 
+#: How often a process renews its media-node claims (well inside RedisRegistry's claim TTL).
+CLAIM_RENEWAL_SECONDS = 10.0
+
+
 class LocalRegistry:
     """The registry of a single process, in memory."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import socketio
 from aiohttp import web
@@ -12,7 +15,7 @@ from config.redis import connect_redis
 from config.settings import Settings
 from media.peer import MediaConfig
 from media.server import MediaServer
-from rooms.registry import LocalRegistry, RedisRegistry, RoomRegistry
+from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from signaling.api import consults, health, openapi, pages
 from signaling.auth import issuer_from_settings, verifier_from_settings
@@ -66,6 +69,27 @@ def create_app(settings: Settings) -> web.Application:
     for module in (health, openapi, consults, pages):
         app.add_routes(module.routes)
     pages.add_static(app)
+
+    async def renew_media_claims() -> None:
+        """Keep naming this process as the media host of its consults, so claims don't expire."""
+        while True:
+            await asyncio.sleep(CLAIM_RENEWAL_SECONDS)
+            for consult_id in svc.media.consult_ids:
+                try:
+                    await svc.registry.claim_media_node(consult_id, svc.node_id)
+                except Exception:
+                    logger.exception(
+                        "renewing a media claim failed", extra={"consult_id": consult_id}
+                    )
+
+    async def start_background(_: web.Application) -> AsyncIterator[None]:
+        renewal = asyncio.create_task(renew_media_claims())
+        yield
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+
+    app.cleanup_ctx.append(start_background)
 
     async def close_services(_: web.Application) -> None:
         await svc.media.shutdown()
