@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.webrtc.conftest import TeleconsultServer
-from tests.webrtc.test_visit_e2e import (
+from tests.webrtc.visit_flow import (
     NewContext,
     admit_from_lobby,
     expect_loopback_pairs,
