@@ -36,7 +36,7 @@ class AuditEntry(Base):
     resource_id: Mapped[str] = mapped_column(String(64), index=True)
     consult_id: Mapped[str | None] = mapped_column(String(36), index=True)
     hospital_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(64))
     client_address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("resource_id", sa.String(length=64), nullable=False),
         sa.Column("consult_id", sa.String(length=36), nullable=True),
         sa.Column("hospital_id", sa.String(length=64), nullable=True),
-        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.String(length=64), nullable=False),
         sa.Column("client_address", sa.String(length=64), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
