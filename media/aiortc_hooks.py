@@ -7,10 +7,19 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
 * ``aiortc.rtcrtpreceiver.decoder_worker`` and ``RTCRtpReceiver.__decoder_queue``: the
   receiver hands every reassembled ``(codec, JitterFrame)`` to that queue; a tapped receiver
   gets a queue that delivers to us instead, and its decoder thread returns at once.
+* ``RTCRtpReceiver.__jitter_buffer`` and ``RtpPacket._data``: every media packet (RTX
+  already unwrapped, its payload depayloaded into ``_data``) goes through the jitter
+  buffer's ``add``; a packet tap sees it there first.
 * ``RTCRtpReceiver._send_rtcp_pli`` and ``RTCRtpReceiver.__rtx_ssrc``: asking a publisher
   for a keyframe.
 * ``RTCRtpSender._send_keyframe``: what the sender calls on an incoming PLI or FIR.
 * ``RTCRtpTransceiver._codecs``: the codecs negotiated for a transceiver.
+* :class:`RtpOutlet` sends a subscriber's RTP without the sender's packetizer:
+  ``RTCRtpTransceiver._headerExtensions``, ``RTCRtpSender._ssrc`` / ``_rtx_ssrc``, the
+  sender's RTCP sender-report state (``__ntp_timestamp``, ``__rtp_timestamp``,
+  ``__octet_count``, ``__packet_count``), ``RTCDtlsTransport._tx_srtp`` and ``_state``,
+  ``RTCIceTransport._connection`` and aioice's ``Connection._nominated`` pairs, whose
+  ``protocol.transport`` is the UDP socket. ``RTCRtpSender._retransmit`` answers NACKs.
 """
 
 from __future__ import annotations
@@ -25,10 +34,19 @@ import aioice.ice
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RtpPacket
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 EncodedFrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 """Receives each reassembled encoded frame of a tapped receiver, on the event loop."""
+
+RtpPacketSink = Callable[[RtpPacket, bytes], None]
+"""Receives each media packet of a tapped receiver and its depayloaded data, on the event loop."""
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_decoder_worker = aiortc.rtcrtpreceiver.decoder_worker
@@ -110,6 +128,47 @@ def tap_encoded_frames(
     receiver._RTCRtpReceiver__decoder_queue = _EncodedFrameTap(sink, on_end)  # type: ignore[attr-defined]
 
 
+class _RtpPacketTap:
+    """
+    Stands in for a receiver's jitter buffer: shows each packet to a sink first.
+
+    :param buffer: The receiver's own jitter buffer.
+    :param sink: Called with each packet and its depayloaded data.
+    :param assemble: False to drop packets after the sink instead of assembling frames.
+    """
+
+    def __init__(self, buffer: JitterBuffer, sink: RtpPacketSink, assemble: bool) -> None:
+        self._buffer = buffer
+        self._sink = sink
+        self._assemble = assemble
+
+    @property
+    def capacity(self) -> int:
+        return self._buffer.capacity
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        self._sink(packet, packet._data)  # type: ignore[attr-defined]
+        if self._assemble:
+            return self._buffer.add(packet)
+        return False, None
+
+
+def tap_rtp_packets(receiver: RTCRtpReceiver, sink: RtpPacketSink, assemble: bool = True) -> None:
+    """
+    Show every media packet a receiver accepts to `sink`, as it arrives.
+
+    The packets have passed SRTP, NACK bookkeeping and RTX unwrapping (a retransmitted
+    packet arrives late, under its original sequence number); ``packet.payload`` still
+    holds the RTP payload descriptor, the data handed to `sink` does not.
+
+    :param receiver: An :class:`RTCRtpReceiver`, started or not.
+    :param sink: Called on the event loop with ``(packet, depayloaded data)``.
+    :param assemble: False to skip reassembling frames afterwards (nothing is decoded then).
+    """
+    name = "_RTCRtpReceiver__jitter_buffer"
+    setattr(receiver, name, _RtpPacketTap(getattr(receiver, name), sink, assemble))
+
+
 async def send_picture_loss(receiver: RTCRtpReceiver) -> bool:
     """
     Send a Picture Loss Indication for the media SSRC most recently received.
@@ -146,3 +205,91 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | 
     :param transceiver: An :class:`RTCRtpTransceiver` after a description was applied.
     """
     return next((c for c in transceiver._codecs if not is_rtx(c)), None)
+
+
+class RtpOutlet:
+    """
+    Sends finished RTP packets for one negotiated sender, bypassing its packetizer.
+
+    Each packet is SRTP-protected with the connection's keys and written to the ICE
+    pair's UDP socket at once: no coroutine, no copy. The sender's RTCP sender reports
+    keep describing what was sent. Build it once the transceiver's description has been
+    applied; nothing is sent until DTLS is up.
+
+    :param transceiver: A sending :class:`RTCRtpTransceiver` after negotiation.
+    """
+
+    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+        sender = transceiver.sender
+        codecs = transceiver._codecs
+        media = next(c for c in codecs if not is_rtx(c))
+        extensions = {e.uri: e.id for e in transceiver._headerExtensions}
+        self.payload_type: int = media.payloadType
+        self.rtx_payload_type: int | None = next(
+            (
+                c.payloadType
+                for c in codecs
+                if is_rtx(c) and c.parameters.get("apt") == media.payloadType
+            ),
+            None,
+        )
+        self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
+        self.mid: str = transceiver.mid or ""
+        self.mid_id: int | None = extensions.get(MID_URI)
+        self.abs_send_time_id: int | None = extensions.get(ABS_SEND_TIME_URI)
+        self.audio_level_id: int | None = extensions.get(AUDIO_LEVEL_URI)
+        self._sender = sender
+        self._dtls = sender.transport
+        self._nominated = self._dtls.transport._connection._nominated
+        self._packets = 0
+        self._octets = 0
+
+    def send(self, packet: bytes, timestamp: int, ntp_time: int, payload_size: int) -> None:
+        """
+        Protect and send one RTP packet; dropped while the connection is not up.
+
+        :param packet: A whole RTP packet (header, extensions, payload) in clear.
+        :param timestamp: Its RTP timestamp, for sender reports.
+        :param ntp_time: When it is sent, as a 64-bit NTP time, for sender reports.
+        :param payload_size: Its payload's size, for sender reports.
+        """
+        dtls = self._dtls
+        pair = self._nominated.get(1)
+        if pair is None or dtls._state is not DtlsState.CONNECTED:
+            return
+        pair.protocol.transport.sendto(dtls._tx_srtp.protect(packet), pair.remote_addr)
+        self._packets += 1
+        self._octets += payload_size
+        sender = self._sender
+        sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count = self._packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count = self._octets  # type: ignore[attr-defined]
+
+    def resend(self, packet: bytes) -> None:
+        """
+        Protect and send a retransmission, which sender reports do not count.
+
+        :param packet: A whole RTP (or RTX) packet in clear.
+        """
+        dtls = self._dtls
+        pair = self._nominated.get(1)
+        if pair is not None and dtls._state is DtlsState.CONNECTED:
+            pair.protocol.transport.sendto(dtls._tx_srtp.protect(packet), pair.remote_addr)
+
+
+def on_retransmission_request(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """
+    Call `callback` with each sequence number the remote peer reports lost (NACK).
+
+    The sender's own history stays empty when an :class:`RtpOutlet` sends for it.
+
+    :param sender: An :class:`RTCRtpSender`.
+    :param callback: Called on the event loop with a lost sequence number.
+    """
+
+    async def retransmit(sequence_number: int) -> None:
+        callback(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]

@@ -1,54 +1,76 @@
-"""The track a subscriber's sender reads: encoded packets from whichever source feeds it."""
+"""One subscriber stream: a publisher's RTP packets, renumbered and sent to one subscriber."""
 
 from __future__ import annotations
 
 import asyncio
-import fractions
-from collections import deque
-from typing import TYPE_CHECKING
+import struct
+from typing import TYPE_CHECKING, NoReturn
 
-import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
-from .rewriter import TimestampRewriter
+from .aiortc_hooks import RtpOutlet
+from .rewriter import RtpRewriter, Vp8Descriptor
 
 if TYPE_CHECKING:
     from .forwarder import TrackForwarder
 
-QUEUE_FRAMES = {"audio": 50, "video": 60}
-"""Frames a subscriber may fall behind (about one to two seconds) before frames are dropped."""
+HISTORY = 512
+"""Packets kept per subscriber stream for retransmission (about 3 s of video)."""
+
+_HEADER = struct.Struct("!BBHII")
+_EXTENSION_PROFILE = b"\xbe\xde"  # RFC 8285 one-byte header extensions
 
 
 class ForwardedTrack(MediaStreamTrack):
     """
-    A subscriber-side track whose :meth:`recv` returns encoded :class:`av.Packet` objects.
+    The track of one subscriber transceiver, fed with a published track's RTP packets.
 
-    aiortc's sender packetizes such packets without encoding them. The track outlives
-    its sources: :meth:`attach` switches it to another published track, and its
-    :class:`TimestampRewriter` keeps the RTP timeline continuous across the switch (the
-    sender keeps SSRC, sequence numbers and VP8 picture IDs continuous itself).
+    The packets are already packetized by the publisher: per subscriber only the header
+    is rebuilt (SSRC, payload type, sequence number, timestamp, header extensions) and
+    the VP8 picture numbers are moved, by this track's :class:`RtpRewriter`, so the
+    stream stays continuous when :meth:`attach` switches it to another source. The
+    packets leave through an :class:`RtpOutlet`; aiortc's sender reads nothing from
+    :meth:`recv`, which only waits for the end.
 
     :param kind: ``audio`` or ``video``.
     :param clock_rate: The codec's RTP clock rate in Hz.
-    :param capacity: Frames queued before a slow subscriber drops to the next keyframe.
     """
 
-    def __init__(self, kind: str, clock_rate: int, capacity: int | None = None) -> None:
+    def __init__(self, kind: str, clock_rate: int) -> None:
         super().__init__()
         self.kind = kind
-        self._time_base = fractions.Fraction(1, clock_rate)
-        self._capacity = capacity or QUEUE_FRAMES[kind]
-        self._queue: deque[tuple[int, bytes]] = deque()
-        self._ready = asyncio.Event()
-        self._rewriter = TimestampRewriter(clock_rate)
+        self._rewriter = RtpRewriter(clock_rate)
         self._source: TrackForwarder | None = None
+        self._outlet: RtpOutlet | None = None
         self._needs_keyframe = True
-        self.dropped = 0
+        self._ended = asyncio.Event()
+        self._history: list[tuple[int, int, bytes] | None] = [None] * HISTORY
+        self._rtx_sequence_number = 0
+        self._mid_element = b""
+        self._abs_send_time_prefix = b""
+        self._audio_level_id = 0
 
     @property
     def source(self) -> TrackForwarder | None:
         """The published track feeding this one, if any."""
         return self._source
+
+    def connect(self, outlet: RtpOutlet) -> None:
+        """
+        Send through `outlet` from now on (after each negotiation of the transceiver).
+
+        :param outlet: The outlet of this track's sender.
+        """
+        self._outlet = outlet
+        mid = outlet.mid.encode()
+        self._mid_element = (
+            bytes([outlet.mid_id << 4 | (len(mid) - 1)]) + mid if outlet.mid_id and mid else b""
+        )
+        self._abs_send_time_prefix = (
+            bytes([outlet.abs_send_time_id << 4 | 2]) if outlet.abs_send_time_id else b""
+        )
+        self._audio_level_id = outlet.audio_level_id or 0
 
     def attach(self, source: TrackForwarder) -> None:
         """
@@ -71,8 +93,7 @@ class ForwardedTrack(MediaStreamTrack):
             self.resync()
 
     def resync(self) -> None:
-        """Drop queued frames and wait for a keyframe, as after a pause."""
-        self._queue.clear()
+        """Wait for a keyframe and start a new segment, as after a pause."""
         self._needs_keyframe = True
         self._rewriter.restart()
 
@@ -81,50 +102,88 @@ class ForwardedTrack(MediaStreamTrack):
         if self._source is not None:
             self._source.request_keyframe()
 
-    def push(self, data: bytes, timestamp: int, keyframe: bool, now: float) -> None:
+    def forward(
+        self,
+        packet: RtpPacket,
+        keyframe: bool,
+        vp8: Vp8Descriptor | None,
+        now: float,
+        ntp_time: int,
+        abs_send_time: bytes,
+    ) -> None:
         """
-        Queue one encoded frame for the sender.
+        Rewrite one packet of the source for this subscriber and send it.
 
-        :param data: The encoded frame.
-        :param timestamp: Its RTP timestamp in the source's timeline.
-        :param keyframe: Whether a decoder can start at this frame.
+        :param packet: The source's packet, as received.
+        :param keyframe: Whether a decoder can start at this packet.
+        :param vp8: Its VP8 descriptor, if it has a PictureID.
         :param now: Its arrival time in seconds (monotonic clock).
+        :param ntp_time: The current time as a 64-bit NTP time.
+        :param abs_send_time: The current time as a 3-byte abs-send-time value.
         """
+        outlet = self._outlet
+        if outlet is None:
+            return
         if self._needs_keyframe:
             if not keyframe:
                 return
             self._needs_keyframe = False
-        elif len(self._queue) >= self._capacity:
-            # A slow subscriber: skip what it could not send, resume at a keyframe.
-            self.dropped += len(self._queue)
-            self._queue.clear()
-            if not keyframe:
-                self._needs_keyframe = True
-                if self._source is not None:
-                    self._source.request_keyframe()
-                return
-        self._queue.append((self._rewriter.rewrite(timestamp, now), data))
-        self._ready.set()
+        rewriter = self._rewriter
+        seq, ts = rewriter.rewrite(packet.sequence_number, packet.timestamp, now, vp8)
+        payload = packet.payload
+        if vp8 is not None:
+            payload = vp8.rewrite(payload, rewriter.picture_offset, rewriter.tl0_offset)
+        elements = self._mid_element
+        if self._abs_send_time_prefix:
+            elements += self._abs_send_time_prefix + abs_send_time
+        level = packet.extensions.audio_level
+        if level is not None and self._audio_level_id:
+            elements += bytes([self._audio_level_id << 4, (0x80 if level[0] else 0) | level[1]])
+        if elements:
+            padding = -len(elements) % 4
+            header = (
+                _HEADER.pack(0x90, packet.marker << 7 | outlet.payload_type, seq, ts, outlet.ssrc)
+                + _EXTENSION_PROFILE
+                + ((len(elements) + padding) >> 2).to_bytes(2, "big")
+                + elements
+                + b"\x00" * padding
+            )
+        else:
+            header = _HEADER.pack(
+                0x80, packet.marker << 7 | outlet.payload_type, seq, ts, outlet.ssrc
+            )
+        data = header + payload
+        self._history[seq % HISTORY] = (seq, len(header), data)
+        outlet.send(data, ts, ntp_time, len(payload))
 
-    async def recv(self) -> av.Packet:
+    def retransmit(self, sequence_number: int) -> None:
         """
-        Return the next encoded frame as a packet with pts in the codec's clock.
+        Send again a packet the subscriber reports lost, as RTX when negotiated.
 
-        Waits while no source feeds the track.
+        :param sequence_number: The sequence number it was sent with.
         """
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        pts, data = self._queue.popleft()
-        packet = av.Packet(data)
-        packet.pts = pts
-        packet.time_base = self._time_base
-        return packet
+        outlet = self._outlet
+        kept = self._history[sequence_number % HISTORY]
+        if outlet is None or kept is None or kept[0] != sequence_number:
+            return
+        _, header_size, data = kept
+        if outlet.rtx_payload_type is None:
+            outlet.resend(data)
+            return
+        header = bytearray(data[:header_size])
+        header[1] = (header[1] & 0x80) | outlet.rtx_payload_type
+        struct.pack_into("!H", header, 2, self._rtx_sequence_number)
+        struct.pack_into("!I", header, 8, outlet.rtx_ssrc)
+        self._rtx_sequence_number = (self._rtx_sequence_number + 1) & 0xFFFF
+        outlet.resend(bytes(header) + data[2:4] + data[header_size:])
+
+    async def recv(self) -> NoReturn:
+        """Wait until the track ends: packets never pass through the sender."""
+        await self._ended.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         """End the track and wake a pending :meth:`recv`."""
         self.detach()
         super().stop()
-        self._ready.set()
+        self._ended.set()

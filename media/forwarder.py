@@ -1,4 +1,4 @@
-"""Fan-out of one published track's encoded frames to its subscribers, without decoding."""
+"""Fan-out of one published track's RTP packets to its subscribers, without decoding."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiortc import RTCRtpCodecParameters
+from aiortc import RTCRtpCodecParameters, clock
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
 
-from .keyframes import keyframe_detector
+from .keyframes import keyframe_detector, packet_keyframe_detector
+from .rewriter import Vp8Descriptor
 
 if TYPE_CHECKING:
     from .forwarded_track import ForwardedTrack
 
 logger = logging.getLogger(__name__)
+
+FrameSink = Callable[[RTCRtpCodecParameters, bytes, int, bool], None]
+"""Receives each forwarded frame as ``(codec, data, timestamp, keyframe)``, on the event loop."""
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 """Seconds between two keyframe requests to one publisher track, at most."""
@@ -72,11 +77,12 @@ class KeyframeRequester:
 
 class TrackForwarder:
     """
-    Forwards one published track's encoded frames to any number of subscriber tracks.
+    Forwards one published track's RTP packets to any number of subscriber tracks.
 
-    Frames are passed by reference: nothing is copied, decoded or logged per frame.
-    A track added later, or unmuted, waits for the next keyframe, which is requested
-    at once.
+    Packets go out as they arrive (no jitter buffer on the way), each subscriber track
+    rewriting only the header and VP8 picture numbers; nothing is decoded or logged per
+    packet. Sinks (recorders) get whole reassembled frames instead. A track added later,
+    or unmuted, waits for the next keyframe, which is requested at once.
 
     :param codec: The codec the publisher sends.
     :param keyframes: Asks the publisher for a keyframe.
@@ -87,7 +93,10 @@ class TrackForwarder:
         self.muted = False
         self._keyframes = keyframes
         self._is_keyframe = keyframe_detector(codec.mimeType)
+        self._starts_keyframe = packet_keyframe_detector(codec.mimeType)
+        self._vp8 = codec.mimeType.lower() == "video/vp8"
         self._tracks: tuple[ForwardedTrack, ...] = ()
+        self._sinks: tuple[FrameSink, ...] = ()
         self._ended = False
 
     @property
@@ -118,6 +127,25 @@ class TrackForwarder:
         """
         self._tracks = tuple(t for t in self._tracks if t is not track)
 
+    def add_sink(self, sink: FrameSink) -> None:
+        """
+        Also hand every forwarded frame to `sink` (a recorder), until :meth:`remove_sink`.
+
+        The sink runs on the event loop for each frame and must return at once.
+
+        :param sink: Called with ``(codec, data, timestamp, keyframe)``.
+        """
+        if sink not in self._sinks:
+            self._sinks = (*self._sinks, sink)
+
+    def remove_sink(self, sink: FrameSink) -> None:
+        """
+        Stop handing frames to `sink`.
+
+        :param sink: A sink previously added; unknown sinks are ignored.
+        """
+        self._sinks = tuple(s for s in self._sinks if s is not sink)
+
     def set_muted(self, muted: bool) -> None:
         """
         Stop or resume forwarding; on resume every track restarts at a keyframe.
@@ -137,20 +165,37 @@ class TrackForwarder:
         if not self._ended:
             self._keyframes.request()
 
+    def on_packet(self, packet: RtpPacket, data: bytes) -> None:
+        """
+        Forward one RTP packet from the publisher, as it arrives, to every subscriber track.
+
+        :param packet: The packet (retransmissions arrive late under their own number).
+        :param data: Its payload without the RTP payload descriptor.
+        """
+        tracks = self._tracks
+        if self.muted or not tracks or packet.payload_type != self.codec.payloadType:
+            return
+        keyframe = self._starts_keyframe(packet.payload, data)
+        vp8 = Vp8Descriptor.parse(packet.payload) if self._vp8 else None
+        now = time.monotonic()
+        ntp_time = clock.current_ntp_time()
+        abs_send_time = ((ntp_time >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        for track in tracks:
+            track.forward(packet, keyframe, vp8, now, ntp_time, abs_send_time)
+
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """
-        Forward one encoded frame from the publisher.
+        Hand one reassembled encoded frame from the publisher to the sinks.
 
         :param codec: The codec of the frame.
         :param frame: The encoded frame and its RTP timestamp.
         """
-        if self.muted or not self._tracks or codec.mimeType != self.codec.mimeType:
+        if self.muted or not self._sinks or codec.mimeType != self.codec.mimeType:
             return
         data = frame.data
         keyframe = self._is_keyframe(data)
-        now = time.monotonic()
-        for track in self._tracks:
-            track.push(data, frame.timestamp, keyframe, now)
+        for sink in self._sinks:
+            sink(codec, data, frame.timestamp, keyframe)
 
     def end(self) -> None:
         """The published track is gone: detach every subscriber track."""
@@ -159,3 +204,4 @@ class TrackForwarder:
         for track in self._tracks:
             track.detach()
         self._tracks = ()
+        self._sinks = ()

@@ -11,7 +11,7 @@ from aiortc import RTCIceCandidate, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames
+from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
 from .errors import MediaError
 from .forwarder import KeyframeRequester, TrackForwarder
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
@@ -70,7 +70,8 @@ class Publisher:
     The server end of one participant's publishing peer connection.
 
     Each received track is tapped before decoding and handed to a
-    :class:`TrackForwarder`; nothing is decoded.
+    :class:`TrackForwarder`: its RTP packets as they arrive, its reassembled frames for
+    recording; nothing is decoded.
 
     :param participant_id: The publishing participant.
     :param config: The media configuration.
@@ -141,6 +142,7 @@ class Publisher:
             return await send_picture_loss(receiver)
 
         forwarder = TrackForwarder(codec, KeyframeRequester(picture_loss))
+        tap_rtp_packets(receiver, forwarder.on_packet)
         tap_encoded_frames(receiver, forwarder.on_frame, forwarder.end)
         mid = transceiver.mid
         self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", forwarder)

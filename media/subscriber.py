@@ -16,7 +16,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from .aiortc_hooks import on_keyframe_request
+from .aiortc_hooks import RtpOutlet, on_keyframe_request, on_retransmission_request
 from .errors import MediaError
 from .forwarded_track import ForwardedTrack
 from .peer import MediaConfig, RemoteCandidates, SignalSender, create_peer_connection
@@ -223,6 +223,7 @@ class Subscriber:
         transceiver = self._pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(codec_preferences(codec))
         on_keyframe_request(transceiver.sender, track.request_keyframe)
+        on_retransmission_request(transceiver.sender, track.retransmit)
         slot = SubscriberSlot(transceiver, track, codec)
         self._slots.append(slot)
         return slot
@@ -232,4 +233,5 @@ class Subscriber:
             return
         for slot, published in self._answered.items():
             if slot.published is published:
+                slot.track.connect(RtpOutlet(slot.transceiver))
                 slot.track.attach(published.forwarder)

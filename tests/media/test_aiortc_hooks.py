@@ -21,7 +21,16 @@ from aiortc import (
 from aiortc.codecs import get_encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+)
 
 from media import aiortc_hooks
 from media.keyframes import is_vp8_keyframe
@@ -48,6 +57,16 @@ def test_private_names_are_where_the_hooks_expect_them() -> None:
     handle_source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "self.__decoder_queue.put((codec, encoded_frame))" in handle_source
     assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "await self._retransmit(seq)" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "self.__jitter_buffer.add(packet)" in handle_source
+    assert "packet._data = depayload(" in handle_source
+    run_rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
+        assert f"self.{name}" in run_rtcp, name
+    assert "self._tx_srtp.protect(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._connection.send" in inspect.getsource(RTCIceTransport.__init__)
+    assert "self._nominated.get(component)" in inspect.getsource(aioice.Connection.sendto)
+    assert "active_pair.protocol.send_data" in inspect.getsource(aioice.Connection.sendto)
     assert ".pack(data)" in inspect.getsource(RTCRtpSender._next_encoded_frame)
 
 
@@ -56,9 +75,16 @@ async def test_receiver_and_transceiver_hold_the_private_attributes() -> None:
     try:
         transceiver = pc.addTransceiver("video", direction="recvonly")
         receiver = transceiver.receiver
-        for name in ("__decoder_queue", "__decoder_thread", "__rtx_ssrc"):
+        for name in ("__decoder_queue", "__decoder_thread", "__rtx_ssrc", "__jitter_buffer"):
             assert hasattr(receiver, f"_RTCRtpReceiver{name}"), name
         assert hasattr(transceiver, "_codecs")
+        assert hasattr(transceiver, "_headerExtensions")
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        for name in ("_ssrc", "_rtx_ssrc", "_RTCRtpSender__ntp_timestamp"):
+            assert hasattr(sender, name), name
+        assert hasattr(sender.transport, "_state")
+        assert hasattr(sender.transport.transport, "_connection")
+        assert isinstance(sender.transport.transport._connection._nominated, dict)
     finally:
         await pc.close()
 
@@ -168,3 +194,70 @@ def test_encoders_pack_packets_with_their_timestamp_untouched(
         encoder.pack(packet)
         # The sender's encoder numbers pictures itself, whichever source feeds it.
         assert encoder.picture_id == (first_picture_id + 1) % (1 << 15)  # type: ignore[attr-defined]
+
+
+class SilentTrack(MediaStreamTrack):
+    """A track the sender reads nothing from, as for forwarded streams."""
+
+    kind = "video"
+
+    async def recv(self) -> av.Packet:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+
+async def test_outlet_packets_reach_the_peer_and_nacks_reach_the_hook() -> None:
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    received: list[tuple[RtpPacket, bytes]] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in receiver_pc.getTransceivers() if t.receiver.track is track)
+        aiortc_hooks.tap_rtp_packets(
+            transceiver.receiver, lambda packet, data: received.append((packet, data)), False
+        )
+
+    try:
+        transceiver = sender_pc.addTransceiver(SilentTrack(), direction="sendonly")
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        for _ in range(100):
+            if sender_pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+
+        outlet = aiortc_hooks.RtpOutlet(transceiver)
+        assert outlet.payload_type == aiortc_hooks.negotiated_codec(transceiver).payloadType  # type: ignore[union-attr]
+        assert outlet.rtx_payload_type is not None and outlet.mid == transceiver.mid
+        assert outlet.mid_id and outlet.abs_send_time_id
+        payload = b"\x90\x80\x80\x05" + b"\x10\x02\x00\x9d\x01\x2a"
+        for seq in range(3):
+            packet = RtpPacket(
+                payload_type=outlet.payload_type,
+                sequence_number=seq,
+                timestamp=90000,
+                ssrc=outlet.ssrc,
+                payload=payload,
+            )
+            outlet.send(packet.serialize(), 90000, 1 << 32, len(payload))
+        for _ in range(40):
+            if len(received) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert [p.sequence_number for p, _ in received] == [0, 1, 2]
+        assert received[0][1] == payload[4:]  # the descriptor is gone from the data
+        assert transceiver.sender._RTCRtpSender__packet_count == 3  # type: ignore[attr-defined]
+
+        lost: list[int] = []
+        aiortc_hooks.on_retransmission_request(transceiver.sender, lost.append)
+        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=outlet.ssrc)
+        nack.lost = [1, 2]
+        await transceiver.sender._handle_rtcp_packet(nack)
+        assert lost == [1, 2]
+    finally:
+        await receiver_pc.close()
+        await sender_pc.close()

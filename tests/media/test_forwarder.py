@@ -1,19 +1,20 @@
-"""One published track feeds many subscribers: keyframes first, slow ones skip ahead."""
+"""One published track feeds many subscribers: keyframes first, continuous numbering."""
 
 from __future__ import annotations
 
 import asyncio
-import fractions
+import itertools
+import struct
 
-import av
 from aiortc import RTCRtpCodecParameters
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.codecs import depayload
+from aiortc.rtp import RtpPacket
 
 from media.forwarded_track import ForwardedTrack
 from media.forwarder import KeyframeRequester, TrackForwarder
+from media.rewriter import Vp8Descriptor
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
-KEY, DELTA = b"\x10keyframe", b"\x11delta"
 
 
 class PictureLoss:
@@ -27,42 +28,74 @@ class PictureLoss:
         return True
 
 
+class Wire:
+    """Stands in for a subscriber's negotiated sender: keeps the packets it would send."""
+
+    payload_type = 96
+    rtx_payload_type = 98
+    ssrc = 1111
+    rtx_ssrc = 2222
+    mid = "3"
+    mid_id = 1
+    abs_send_time_id = 2
+    audio_level_id = None
+
+    def __init__(self) -> None:
+        self.sent: list[RtpPacket] = []
+        self.resent: list[RtpPacket] = []
+
+    def send(self, packet: bytes, timestamp: int, ntp_time: int, payload_size: int) -> None:
+        self.sent.append(RtpPacket.parse(packet))
+
+    def resend(self, packet: bytes) -> None:
+        self.resent.append(RtpPacket.parse(packet))
+
+
 def make_forwarder(interval: float = 0.5) -> tuple[TrackForwarder, PictureLoss]:
     pli = PictureLoss()
     return TrackForwarder(VP8, KeyframeRequester(pli, interval)), pli
 
 
-def send(forwarder: TrackForwarder, data: bytes, timestamp: int) -> None:
-    forwarder.on_frame(VP8, JitterFrame(data, timestamp))
+def subscriber() -> tuple[ForwardedTrack, Wire]:
+    track, wire = ForwardedTrack("video", 90000), Wire()
+    track.connect(wire)  # type: ignore[arg-type]
+    return track, wire
 
 
-async def drain(track: ForwardedTrack) -> list[av.Packet]:
-    packets = []
-    while track._queue:
-        packets.append(await track.recv())
-    return packets
+def send(forwarder: TrackForwarder, seq: int, ts: int, picture: int, key: bool) -> None:
+    """One single-packet VP8 frame from the publisher."""
+    payload = bytes([0x90, 0x80, 0x80 | picture >> 8, picture & 0xFF, 0x10 if key else 0x11])
+    packet = RtpPacket(payload_type=97, sequence_number=seq, timestamp=ts, payload=payload)
+    packet.marker = 1
+    forwarder.on_packet(packet, depayload(VP8, payload))
+
+
+def picture_ids(wire: Wire) -> list[int]:
+    return [Vp8Descriptor.parse(p.payload).picture_id for p in wire.sent]  # type: ignore[union-attr]
 
 
 async def test_new_subscriber_starts_at_a_keyframe_requested_at_once() -> None:
     forwarder, pli = make_forwarder()
-    track = ForwardedTrack("video", 90000)
+    track, wire = subscriber()
     track.attach(forwarder)
     await asyncio.sleep(0)
     assert pli.sent == 1
 
-    send(forwarder, DELTA, 0)
-    send(forwarder, KEY, 3000)
-    send(forwarder, DELTA, 6000)
+    send(forwarder, 10, 0, 7, key=False)
+    send(forwarder, 11, 3000, 8, key=True)
+    send(forwarder, 12, 6000, 9, key=False)
 
-    packets = await drain(track)
-    assert [bytes(p) for p in packets] == [KEY, DELTA]
-    assert [p.pts for p in packets] == [0, 3000]
-    assert packets[0].time_base == fractions.Fraction(1, 90000)
+    assert [p.payload[-1] for p in wire.sent] == [0x10, 0x11]
+    assert {(p.ssrc, p.payload_type, p.marker) for p in wire.sent} == {(1111, 96, 1)}
+    assert wire.sent[0].extensions.mid is None  # header extensions need the peer's map
+    assert wire.sent[1].sequence_number - wire.sent[0].sequence_number == 1
+    assert wire.sent[1].timestamp - wire.sent[0].timestamp == 3000
+    assert picture_ids(wire) == [8, 9]
 
 
 async def test_keyframe_requests_are_rate_limited_and_shared() -> None:
     forwarder, pli = make_forwarder(interval=0.2)
-    tracks = [ForwardedTrack("video", 90000) for _ in range(5)]
+    tracks = [subscriber()[0] for _ in range(5)]
     for track in tracks:
         track.attach(forwarder)
     await asyncio.sleep(0)
@@ -76,72 +109,66 @@ async def test_keyframe_requests_are_rate_limited_and_shared() -> None:
     assert pli.sent == 2
 
 
-async def test_slow_subscriber_skips_to_the_next_keyframe() -> None:
-    forwarder, pli = make_forwarder(interval=0)
-    slow = ForwardedTrack("video", 90000, capacity=3)
-    fast = ForwardedTrack("video", 90000, capacity=3)
-    slow.attach(forwarder)
-    fast.attach(forwarder)
-    send(forwarder, KEY, 0)
-    await drain(fast)
-    for i in (1, 2):
-        send(forwarder, DELTA, i * 3000)
-        await drain(fast)
-    await asyncio.sleep(0)
-    requests_before = pli.sent
-
-    send(forwarder, DELTA, 3 * 3000)  # the slow one overflows
-    await asyncio.sleep(0)
-    assert pli.sent == requests_before + 1
-    assert slow.dropped == 3
-    send(forwarder, DELTA, 4 * 3000)
-    send(forwarder, KEY, 5 * 3000)
-
-    packets = await drain(slow)
-    assert [bytes(p) for p in packets] == [KEY]
-    assert packets[0].pts == 5 * 3000
-    assert len(await drain(fast)) == 3
-
-
-async def test_switching_a_track_to_another_publisher_keeps_its_timeline() -> None:
+async def test_switching_a_track_to_another_publisher_keeps_its_numbering() -> None:
     first, _ = make_forwarder()
     second, _ = make_forwarder()
-    track = ForwardedTrack("video", 90000)
+    track, wire = subscriber()
     track.attach(first)
-    send(first, KEY, 1_000)
-    send(first, DELTA, 4_000)
-    before = [p.pts for p in await drain(track)]
+    send(first, 100, 1_000, 5000, key=True)
+    send(first, 101, 4_000, 5001, key=False)
     track.attach(second)
     assert first.tracks == ()
-    send(second, DELTA, 777_000)
-    send(second, KEY, 780_000)
-    send(second, DELTA, 783_000)
+    send(second, 40_000, 777_000, 12, key=False)
+    send(second, 40_001, 780_000, 13, key=True)
+    send(second, 40_002, 783_000, 14, key=False)
 
-    after = [p.pts for p in await drain(track)]
-    assert before == [0, 3000]
-    assert after[0] >= 3000 + 90000 // 50 and after[1] - after[0] == 3000
+    seqs = [p.sequence_number for p in wire.sent]
+    stamps = [p.timestamp for p in wire.sent]
+    assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)] == [1, 1, 1]
+    assert (stamps[2] - stamps[1]) & 0xFFFFFFFF >= 90000 // 50
+    assert stamps[3] - stamps[2] == 3000
+    assert picture_ids(wire) == [5000, 5001, 5002, 5003]
 
 
 async def test_muted_source_forwards_nothing_and_resumes_at_a_keyframe() -> None:
     forwarder, pli = make_forwarder(interval=0)
-    track = ForwardedTrack("video", 90000)
+    track, wire = subscriber()
     track.attach(forwarder)
-    send(forwarder, KEY, 0)
+    send(forwarder, 1, 0, 1, key=True)
     forwarder.set_muted(True)
-    send(forwarder, KEY, 3000)
-    assert len(await drain(track)) == 1
+    send(forwarder, 2, 3000, 2, key=True)
+    assert len(wire.sent) == 1
 
     forwarder.set_muted(False)
     await asyncio.sleep(0)
     assert pli.sent == 2
-    send(forwarder, DELTA, 6000)
-    send(forwarder, KEY, 9000)
-    assert [bytes(p) for p in await drain(track)] == [KEY]
+    send(forwarder, 3, 6000, 3, key=False)
+    send(forwarder, 4, 9000, 4, key=True)
+    assert [p.payload[-1] for p in wire.sent] == [0x10, 0x10]
+    assert wire.sent[1].sequence_number - wire.sent[0].sequence_number == 1
+
+
+async def test_lost_packet_is_sent_again_as_rtx() -> None:
+    forwarder, _ = make_forwarder()
+    track, wire = subscriber()
+    track.attach(forwarder)
+    send(forwarder, 50, 0, 1, key=True)
+    send(forwarder, 51, 3000, 2, key=False)
+    lost = wire.sent[1]
+
+    track.retransmit(lost.sequence_number)
+    track.retransmit(lost.sequence_number + 7)  # never sent: nothing to repeat
+
+    assert len(wire.resent) == 1
+    rtx = wire.resent[0]
+    assert (rtx.payload_type, rtx.ssrc, rtx.timestamp) == (98, 2222, lost.timestamp)
+    assert struct.unpack("!H", rtx.payload[:2])[0] == lost.sequence_number
+    assert rtx.payload[2:] == lost.payload
 
 
 async def test_ended_publication_releases_its_subscribers() -> None:
     forwarder, _ = make_forwarder()
-    track = ForwardedTrack("video", 90000)
+    track, _ = subscriber()
     track.attach(forwarder)
     forwarder.end()
     assert track.source is None
