@@ -283,8 +283,9 @@ class OutboxWorker:
                 raise
             except Exception:
                 logger.exception("outbox pass failed")
+            pause = await self._next_wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), await self._next_wait())
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def _next_wait(self) -> float:
         """Seconds until the next entry is due (at most the poll interval)."""

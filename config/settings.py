@@ -58,6 +58,20 @@ class Settings(BaseSettings):
 
     record_store: Literal["sql", "fhir"] = "sql"
     fhir_base_url: str | None = None
+    fhir_timeout_seconds: float = 10.0
+    # Clinical signing key (Ed25519 PEM); generated in data_dir with mode 0600 when not given.
+    clinical_signing_key_file: Path | None = None
+    # Outbox delivery to the record store: attempts before giving up, first backoff (doubling),
+    # how long one process holds an entry it is delivering, and how often it looks for due ones.
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_backoff_seconds: float = Field(default=2.0, gt=0)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    outbox_poll_seconds: float = Field(default=5.0, gt=0)
+
+    # Recordings: kept this many days unless the hospital's policy says otherwise; playback
+    # links (signed, one recording only) are valid this many seconds.
+    recording_retention_days: int = Field(default=365, ge=0)
+    recording_link_ttl_seconds: int = Field(default=300, gt=0)
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -80,6 +94,11 @@ class Settings(BaseSettings):
     def recordings_dir(self) -> Path:
         """Where recordings are written."""
         return self.data_dir / "recordings"
+
+    @property
+    def clinical_key_path(self) -> Path:
+        """The clinical signing key file (default ``clinical-signing-key.pem`` in data_dir)."""
+        return self.clinical_signing_key_file or self.data_dir / "clinical-signing-key.pem"
 
     @property
     def effective_database_url(self) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from .errors import MediaError
 from .participant import ParticipantMedia
 from .peer import MediaConfig, SignalSender
 from .publisher import PublishedTrack, Source
+from .recording import ConsultRecorder, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ class ConsultMedia:
         self._config = config
         self._participants: dict[str, ParticipantMedia] = {}
         self._muted: set[tuple[str, Source]] = set()
+        self._recorder: ConsultRecorder | None = None
 
     @property
     def participants(self) -> dict[str, ParticipantMedia]:
@@ -83,8 +87,35 @@ class ConsultMedia:
                 if track.source == source:
                     track.forwarder.set_muted(muted)
 
+    @property
+    def recorder(self) -> ConsultRecorder | None:
+        """The running recording, if any."""
+        return self._recorder
+
+    def start_recording(self, recording_dir: Path, manifest: Manifest) -> ConsultRecorder:
+        """
+        Record every published track (and tracks published later) until :meth:`stop_recording`.
+
+        :param recording_dir: The recording's own folder (created).
+        :param manifest: Its manifest: recording id, consult, participants, consent.
+        :raises MediaError: ``already_recording``.
+        """
+        if self._recorder is not None:
+            raise MediaError("already_recording", "this consult is already being recorded")
+        recorder = ConsultRecorder(recording_dir, manifest)
+        recorder.start()
+        self._recorder = recorder
+        recorder.sync(self._all_tracks())
+        return recorder
+
+    async def stop_recording(self) -> Manifest | None:
+        """Stop the recording, if one runs; its complete manifest."""
+        recorder, self._recorder = self._recorder, None
+        return await recorder.stop() if recorder is not None else None
+
     async def close(self) -> None:
-        """Close every participant's connections."""
+        """Stop the recording and close every participant's connections."""
+        await self.stop_recording()
         for participant_id in list(self._participants):
             await self.leave(participant_id)
 
@@ -104,6 +135,11 @@ class ConsultMedia:
             for track in other.publisher.tracks
         ]
 
+    def _all_tracks(self) -> list[PublishedTrack]:
+        return [t for p in self._participants.values() for t in p.publisher.tracks]
+
     def _update_subscribers(self) -> None:
+        if self._recorder is not None:
+            self._recorder.sync(self._all_tracks())
         for participant in self._participants.values():
             participant.subscriber.set_tracks(self._tracks_for(participant.participant_id))

@@ -10,18 +10,22 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
+from clinical.services import build_clinical
 from config.database import Database
 from config.redis import connect_redis
 from config.settings import Settings
 from media.peer import MediaConfig
+from media.recording.service import RecordingService
 from media.server import MediaServer
+from rooms.audit import AuditLog
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
-from signaling.api import consults, health, openapi, pages
+from signaling.api import clinical, consults, health, openapi, pages, recordings
 from signaling.auth import issuer_from_settings, verifier_from_settings
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
+from signaling.recording_events import RecordingEvents
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +48,25 @@ def build_services(settings: Settings) -> Services:
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
         )
     )
+    consult_service = ConsultService(database)
     return Services(
         settings=settings,
         database=database,
-        consults=ConsultService(database),
+        consults=consult_service,
         registry=registry,
         media=media,
         verifier=verifier_from_settings(settings),
         issuer=issuer_from_settings(settings),
         sio=sio,
+        clinical=build_clinical(settings, database, consult_service),
+        recordings=RecordingService(
+            database,
+            media,
+            consult_service,
+            AuditLog(database),
+            settings.recordings_dir,
+            settings.recording_retention_days,
+        ),
         redis=redis_client,
     )
 
@@ -66,9 +80,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
-    for module in (health, openapi, consults, pages):
+    for module in (health, openapi, consults, clinical, pages):
         app.add_routes(module.routes)
     pages.add_static(app)
+    recordings.setup(app)
+    RecordingEvents(app[LIVE_CONSULTS])
 
     async def renew_media_claims() -> None:
         """Keep naming this process as the media host of its consults, so claims don't expire."""
@@ -90,6 +106,15 @@ def create_app(settings: Settings) -> web.Application:
             await renewal
 
     app.cleanup_ctx.append(start_background)
+
+    async def start_outbox(_: web.Application) -> None:
+        svc.clinical.worker.start()
+
+    async def stop_outbox(_: web.Application) -> None:
+        await svc.clinical.worker.stop()
+
+    app.on_startup.append(start_outbox)
+    app.on_cleanup.append(stop_outbox)
 
     async def close_services(_: web.Application) -> None:
         await svc.media.shutdown()

@@ -9,8 +9,10 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from clinical.services import ClinicalServices
 from config.database import Database
 from config.settings import Settings
+from media.recording.service import RecordingService
 from media.server import MediaServer
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
@@ -29,6 +31,8 @@ class Services:
     verifier: TokenVerifier
     issuer: TokenIssuer | None
     sio: socketio.AsyncServer
+    clinical: ClinicalServices
+    recordings: RecordingService
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 

@@ -266,6 +266,7 @@ class ConsultSignaling:
                 if entry.kind == "chat"
             ][-CHAT_HISTORY:],
             "ice_servers": [s.model_dump(exclude_none=True) for s in services.settings.ice_servers],
+            "recording": await services.recordings.state(consult.id),
         }
 
     async def _enter_consult(

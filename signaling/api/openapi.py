@@ -7,11 +7,19 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from signaling.api.clinical_openapi import CLINICAL_SCHEMAS, clinical_paths
+from signaling.api.recordings import RECORDING_SCHEMAS, recording_paths
 from signaling.schemas import ConsultCreate, ConsultOut, ProblemOut
 
 routes = web.RouteTableDef()
 
-SCHEMAS: tuple[type[BaseModel], ...] = (ConsultCreate, ConsultOut, ProblemOut)
+SCHEMAS: tuple[type[BaseModel], ...] = (
+    ConsultCreate,
+    ConsultOut,
+    ProblemOut,
+    *CLINICAL_SCHEMAS,
+    *RECORDING_SCHEMAS,
+)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -49,6 +57,8 @@ def build_openapi() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
+            **clinical_paths(),
+            **recording_paths(),
             "/api/consults": {
                 "post": {
                     "summary": "Schedule a consult (coordinator, doctor or hospital system)",

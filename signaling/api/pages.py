@@ -40,6 +40,24 @@ async def join_page(request: web.Request) -> web.FileResponse:
     return _page("consult.html")
 
 
+@routes.get("/pharmacy")
+async def pharmacy_page(request: web.Request) -> web.FileResponse:
+    """The pharmacist's review queue (token in the link, kept in sessionStorage)."""
+    return _page("pharmacy.html")
+
+
+@routes.get("/review")
+async def review_page(request: web.Request) -> web.FileResponse:
+    """The quality review page: recordings, player, timeline, scoring (``?token=`` once)."""
+    return _page("review.html")
+
+
+@routes.get("/audit")
+async def audit_page(request: web.Request) -> web.FileResponse:
+    """The audit log page of a hospital's administrators (``?token=`` once)."""
+    return _page("audit.html")
+
+
 @routes.get("/vendor/socket.io.esm.min.js")
 async def socket_io_client(request: web.Request) -> web.FileResponse:
     """The Socket.IO browser client, served from the npm package."""

@@ -1,0 +1,233 @@
+"""
+Benchmark: server CPU of recording, against the same forwarding SFU without recording.
+
+One server process (our ``media.MediaServer``, one consult) and one publisher process per
+published participant, on loopback: each publisher sends pre-encoded 640x480 30 fps VP8 at
+about 1 Mbit/s plus Opus (packets encoded once with PyAV, see bench/sfu.py). The server's
+CPU (utime+stime from /proc/<pid>/stat) is measured over alternating windows without and
+with the recorder running, in the same run; the overhead is the difference, per recorded
+track-second, and as percent of one core per 1 Mbit/s video track (its audio track included).
+
+Run: ``.venv/bin/python bench/recording.py`` (about a minute). The last line printed is one
+JSON object.
+"""
+
+# The load generator polls outside every measured window:
+# ruff: noqa: ASYNC110
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.sfu import FPS, LoopedPackets, cpu_seconds, load_media, pre_encode
+from media import MediaConfig, MediaServer
+from media.aiortc_hooks import use_host_addresses
+from media.recording import Manifest
+
+SETTLE, WINDOW, ROUNDS = 2.0, 8.0, 3
+
+
+async def run_server(folder: Path) -> None:
+    """The server process: one consult; HTTP to publish and to start/stop recording."""
+    media = MediaServer(MediaConfig(addresses=["127.0.0.1"], ice_servers=[]))
+    room = media.room("bench")
+    count = 0
+
+    async def ignore(event: str, payload: dict[str, Any]) -> None:
+        return None
+
+    async def publish(request: web.Request) -> web.Response:
+        body = await request.json()
+        participant = await room.join(body["participant"], ignore)
+        return web.json_response({"sdp": await participant.handle_publisher_offer(body["sdp"])})
+
+    async def start(request: web.Request) -> web.Response:
+        nonlocal count
+        count += 1
+        recording = f"rec-{count}"
+        room.start_recording(folder / recording, Manifest(recording, {"id": "bench"}))
+        return web.json_response({})
+
+    async def stop(request: web.Request) -> web.Response:
+        manifest = await room.stop_recording()
+        assert manifest is not None
+        return web.json_response(manifest.as_dict())
+
+    app = web.Application()
+    app.router.add_post("/publish", publish)
+    app.router.add_post("/start", start)
+    app.router.add_post("/stop", stop)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(f"READY {port}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await media.shutdown()
+
+
+async def run_publisher(url: str, media_file: Path, name: str) -> None:
+    """A publisher process: pre-encoded VP8 and Opus at their real pace."""
+    use_host_addresses(["127.0.0.1"])
+    video, audio = load_media(media_file)
+    video_track = LoopedPackets("video", video, FPS, 90000, 90000 // FPS)
+    audio_track = LoopedPackets("audio", audio, 50, 48000, 960)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    transceiver = pc.addTransceiver(video_track, direction="sendonly")
+    transceiver.setCodecPreferences(
+        [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+    )
+    pc.addTransceiver(audio_track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with ClientSession() as http:
+        response = await http.post(
+            f"{url}/publish", json={"participant": name, "sdp": pc.localDescription.sdp}
+        )
+        answer = (await response.json())["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    while len(video_track.sent) < FPS:
+        await asyncio.sleep(0.1)
+    print("READY", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await pc.close()
+
+
+class Child:
+    """A process of this script, driven over stdin/stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, *args: str) -> Child:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def expect(self, word: str, timeout: float = 60) -> str:
+        assert self.process.stdout is not None
+        while True:
+            raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+            if not raw:
+                raise RuntimeError(f"child exited while waiting for {word}")
+            line = raw.decode().strip()
+            if line.startswith(word):
+                return line[len(word) :].strip()
+
+    async def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"stop\n")
+        await self.process.stdin.drain()
+        await asyncio.wait_for(self.process.wait(), 30)
+
+
+async def window(pid: int) -> float:
+    """Percent of one core the process used over one measured window."""
+    await asyncio.sleep(SETTLE)
+    before, started = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(WINDOW)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started)
+
+
+async def orchestrate(publishers: int) -> None:
+    with tempfile.TemporaryDirectory() as work_dir:
+        work = Path(work_dir)
+        media_file = work / "media.json"
+        pre_encode(media_file)
+        server = await Child.start("server", "--folder", str(work / "recordings"))
+        url = f"http://127.0.0.1:{await server.expect('READY')}"
+        clients = []
+        for index in range(publishers):
+            client = await Child.start(
+                "publisher", "--url", url, "--media", str(media_file), "--name", f"p{index}"
+            )
+            await client.expect("READY")
+            clients.append(client)
+        pid = server.process.pid
+        without: list[float] = []
+        with_recording: list[float] = []
+        recorded_seconds = 0.0
+        tracks = 0
+        bitrate = 0.0
+        async with ClientSession() as http:
+            for _ in range(ROUNDS):
+                without.append(await window(pid))
+                await http.post(f"{url}/start")
+                with_recording.append(await window(pid))
+                manifest = await (await http.post(f"{url}/stop")).json()
+                videos = [t for t in manifest["tracks"] if t["kind"] == "video"]
+                tracks = len(videos)
+                recorded_seconds += sum(t["duration"] for t in videos)
+                bitrate = statistics.fmean(8 * t["bytes"] / t["duration"] for t in videos)
+            without.append(await window(pid))
+        for client in clients:
+            await client.stop()
+        await server.stop()
+
+    base, recording = statistics.fmean(without), statistics.fmean(with_recording)
+    overhead = recording - base
+    per_video_track = overhead / tracks
+    per_mbps = per_video_track / (bitrate / 1e6)
+    print(f"server CPU without recording: {[round(x, 2) for x in without]} % of a core")
+    print(f"server CPU while recording:   {[round(x, 2) for x in with_recording]} % of a core")
+    print(f"{tracks} video + {tracks} audio tracks recorded, video {bitrate / 1e6:.2f} Mbit/s")
+    print(
+        f"recording overhead: {overhead:.2f} % of a core in all, {per_video_track:.2f} % per video"
+        f" track (with its audio), {per_mbps:.2f} % per 1 Mbit/s; target <= 2 %"
+    )
+    print(
+        json.dumps(
+            {
+                "publishers": publishers,
+                "cpu_pct_without_recording": round(base, 2),
+                "cpu_pct_with_recording": round(recording, 2),
+                "overhead_pct_per_video_track": round(per_video_track, 2),
+                "overhead_pct_per_mbps_video_track": round(per_mbps, 2),
+                "cpu_seconds_per_recorded_track_second": round(per_video_track / 100, 5),
+                "video_mbps": round(bitrate / 1e6, 2),
+                "recorded_video_seconds": round(recorded_seconds, 1),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "role", nargs="?", default="orchestrate", choices=["orchestrate", "server", "publisher"]
+    )
+    parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--folder")
+    parser.add_argument("--url")
+    parser.add_argument("--media")
+    parser.add_argument("--name")
+    args = parser.parse_args()
+    if args.role == "server":
+        asyncio.run(run_server(Path(args.folder)))
+    elif args.role == "publisher":
+        asyncio.run(run_publisher(args.url, Path(args.media), args.name))
+    else:
+        asyncio.run(orchestrate(args.publishers))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Socket.IO events of recording: the patient's consent, and the host's start and stop.
+
+Registered on :class:`signaling.events.ConsultSignaling`; documented in docs/protocol.md
+("Recording"). Consent lives in the consult's timeline, where reviewers see it too.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from media.recording.errors import ConsentRequired
+from rooms.errors import Forbidden
+from rooms.identity import Role
+from signaling.events import Connection, ConsultSignaling, consult_room
+from signaling.schemas import Strict
+
+logger = logging.getLogger(__name__)
+
+
+class RecordingConsentIn(Strict):
+    """The patient agrees to the recording (or withdraws the agreement)."""
+
+    agree: bool = True
+
+
+class AttestedConsentIn(Strict):
+    """The host attests that the patient agreed aloud, and says why it is attested."""
+
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class StartRecordingIn(Strict):
+    """Start recording; ``attested_consent`` when the patient agreed aloud, not in the page."""
+
+    attested_consent: AttestedConsentIn | None = None
+
+
+class EmptyRecordingIn(Strict):
+    """``stop_recording`` takes no fields."""
+
+
+class RecordingEvents:
+    """
+    The recording events of live consults.
+
+    :param signaling: The Socket.IO side of live consults.
+    """
+
+    def __init__(self, signaling: ConsultSignaling) -> None:
+        self._signaling = signaling
+        self._services = signaling.services
+        signaling.register("recording_consent", RecordingConsentIn, self._consent)
+        signaling.register("start_recording", StartRecordingIn, self._start)
+        signaling.register("stop_recording", EmptyRecordingIn, self._stop)
+
+    async def _broadcast(self, consult_id: str) -> dict[str, Any]:
+        state = await self._services.recordings.state(consult_id)
+        await self._signaling.sio.emit("recording_state", state, room=consult_room(consult_id))
+        return state
+
+    async def _consent(
+        self, sid: str, connection: Connection, payload: RecordingConsentIn
+    ) -> dict[str, Any]:
+        consult_id, participant = connection.joined()
+        if participant.role is not Role.PATIENT:
+            raise Forbidden("Only the patient gives consent to recording")
+        kind = "recording_consent" if payload.agree else "recording_consent_withdrawn"
+        detail = {"method": "patient", "participant_id": participant.id}
+        await self._services.consults.note(consult_id, connection.identity, kind, detail)
+        logger.info("recording consent", extra={"consult_id": consult_id, "agree": payload.agree})
+        if not payload.agree and self._services.recordings.active(consult_id) is not None:
+            # Consent withdrawn: the recording stops at once.
+            await self._services.recordings.stop(connection.identity, consult_id)
+        return await self._broadcast(consult_id)
+
+    async def _start(
+        self, sid: str, connection: Connection, payload: StartRecordingIn
+    ) -> dict[str, Any]:
+        consult_id, _ = connection.joined()
+        if not connection.grants.record:
+            raise Forbidden("Only the host may start the recording")
+        identity = connection.identity
+        services = self._services
+        consult = await services.consults.get(identity, consult_id)
+        now = datetime.now(UTC).isoformat()
+        patient_consent = await services.recordings.catalogue.consent(consult_id)
+        if patient_consent is not None:
+            consent: dict[str, Any] = {
+                "method": "patient",
+                "by": patient_consent.actor_sub,
+                "name": patient_consent.actor_name,
+                "at": patient_consent.at.isoformat(),
+            }
+        elif payload.attested_consent is not None:
+            consent = {
+                "method": "attested",
+                "by": identity.sub,
+                "name": identity.name,
+                "at": now,
+                "reason": payload.attested_consent.reason,
+            }
+            await services.consults.note(
+                consult_id,
+                identity,
+                "recording_consent_attested",
+                {"method": "attested", "reason": payload.attested_consent.reason},
+            )
+        elif not any(p.role is Role.PATIENT for p in consult.participants):
+            consent = {"method": "no_patient", "by": identity.sub, "name": identity.name, "at": now}
+        else:
+            raise ConsentRequired(
+                "The patient has not agreed to the recording: ask them, or attest verbal consent"
+            )
+        await services.recordings.start(identity, consult, consent)
+        return await self._broadcast(consult_id)
+
+    async def _stop(
+        self, sid: str, connection: Connection, payload: EmptyRecordingIn
+    ) -> dict[str, Any]:
+        consult_id, _ = connection.joined()
+        if not connection.grants.record:
+            raise Forbidden("Only the host may stop the recording")
+        await self._services.recordings.stop(connection.identity, consult_id)
+        return await self._broadcast(consult_id)

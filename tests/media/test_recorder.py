@@ -1,0 +1,219 @@
+"""The recorder writes each forwarded track to its own file, without transcoding."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import pytest
+
+from media import ConsultMedia
+from media.errors import MediaError
+from media.recording import Manifest
+from media.recording.manifest import probe_track
+from media.recording.recorder import ConsultRecorder, RecordingLock
+from media.recording.rendition import make_rendition
+
+from .clients import TestParticipant, wait_until
+
+RECORD_SECONDS = 3.0
+
+
+def new_manifest(recording_id: str = "rec-1") -> Manifest:
+    return Manifest(
+        recording_id=recording_id,
+        consult={"id": "consult-1", "kind": "visit", "hospital": "h-east", "title": "Follow-up"},
+        started_by={"sub": "dr-wang", "name": "Dr. Wang Fang"},
+        consent={"method": "patient", "by": "pt-li"},
+    )
+
+
+def decoded_frames(path: Path) -> tuple[int, float, str]:
+    """Decode a file: frames, the time of the last one, the codec name."""
+    count, last = 0, 0.0
+    with av.open(str(path)) as container:
+        stream = container.streams[0]
+        for frame in container.decode(stream):
+            count += 1
+            last = float(frame.time or 0.0)
+        return count, last, stream.codec_context.name
+
+
+async def record(
+    consult: ConsultMedia, folder: Path, seconds: float, manifest: Manifest | None = None
+) -> Manifest:
+    consult.start_recording(folder, manifest or new_manifest())
+    await asyncio.sleep(seconds)
+    stopped = await consult.stop_recording()
+    assert stopped is not None
+    return stopped
+
+
+async def test_every_track_of_a_visit_is_recorded_to_a_playable_file(
+    consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    for person in (doctor, patient):
+        await person.join()
+        await person.publish()
+    await wait_until(lambda: patient.frames_from("doctor", "camera") >= 10, timeout=10)
+
+    started = time.monotonic()
+    manifest = await record(consult, tmp_path / "rec-1", RECORD_SECONDS)
+    wall = time.monotonic() - started
+
+    assert manifest.status == "complete"
+    assert sorted((t.participant_id, t.source) for t in manifest.tracks) == [
+        ("doctor", "camera"),
+        ("doctor", "microphone"),
+        ("patient", "camera"),
+        ("patient", "microphone"),
+    ]
+    for track in manifest.tracks:
+        path = tmp_path / "rec-1" / track.name
+        assert track.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert track.bytes == path.stat().st_size
+        frames, last, codec = decoded_frames(path)
+        assert codec == ("vp8" if track.kind == "video" else "opus")
+        assert track.duration is not None and track.start_offset is not None
+        # A duration counts its last frame whole (20 ms of audio, a video frame interval).
+        assert wall * 0.6 <= track.duration <= wall + 0.1, track
+        expected_rate = 30 if track.kind == "video" else 50
+        assert frames >= 0.6 * expected_rate * track.duration, (track, frames)
+        assert last >= track.duration - 0.2
+        if track.kind == "video":
+            assert (track.width, track.height) == (160, 120)
+    written = json.loads((tmp_path / "rec-1" / "manifest.json").read_text())
+    assert written["status"] == "complete"
+    assert written["tracks"][0]["sha256"] == manifest.tracks[0].sha256
+
+
+async def test_h264_camera_is_recorded_as_h264_in_matroska(
+    consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    await doctor.join()
+    await patient.join()
+    await doctor.publish(video_codec="video/H264")
+    await wait_until(lambda: patient.frames_from("doctor", "camera") >= 10, timeout=10)
+
+    manifest = await record(consult, tmp_path / "rec-1", 2.0)
+
+    camera = next(t for t in manifest.tracks if t.source == "camera")
+    assert camera.name.endswith(".mkv") and camera.codec == "video/H264"
+    frames, _, codec = decoded_frames(tmp_path / "rec-1" / camera.name)
+    assert codec == "h264" and frames >= 20
+    assert (camera.width, camera.height) == (160, 120)
+
+
+async def test_a_participant_who_joins_during_the_recording_is_recorded_too(
+    consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
+) -> None:
+    doctor = participants("doctor")
+    await doctor.join()
+    await doctor.publish()
+    consult.start_recording(tmp_path / "rec-1", new_manifest())
+    await asyncio.sleep(1.0)
+    patient = participants("patient")
+    await patient.join()
+    await patient.publish()
+    await asyncio.sleep(2.0)
+    manifest = await consult.stop_recording()
+
+    assert manifest is not None
+    late = next(t for t in manifest.tracks if t.participant_id == "patient" and t.kind == "video")
+    early = next(t for t in manifest.tracks if t.participant_id == "doctor" and t.kind == "video")
+    assert late.start_offset is not None and early.start_offset is not None
+    assert late.start_offset > early.start_offset + 0.5
+    assert late.frames and late.frames >= 20
+
+
+async def test_a_participant_leaving_closes_their_files_and_the_recording_goes_on(
+    consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    for person in (doctor, patient):
+        await person.join()
+        await person.publish()
+    consult.start_recording(tmp_path / "rec-1", new_manifest())
+    await asyncio.sleep(1.5)
+    await consult.leave("patient")
+    await asyncio.sleep(1.5)
+    manifest = await consult.stop_recording()
+
+    assert manifest is not None
+    patient_video = next(t for t in manifest.tracks if t.participant_id == "patient")
+    doctor_video = next(t for t in manifest.tracks if t.participant_id == "doctor")
+    assert patient_video.duration is not None and doctor_video.duration is not None
+    assert patient_video.duration < doctor_video.duration - 0.8
+
+
+async def test_a_second_recording_of_the_same_consult_is_refused_while_one_runs(
+    consult: ConsultMedia, tmp_path: Path
+) -> None:
+    consult.start_recording(tmp_path / "rec-1", new_manifest())
+    with pytest.raises(MediaError) as refused:
+        consult.start_recording(tmp_path / "rec-2", new_manifest("rec-2"))
+    assert refused.value.code == "already_recording"
+    await consult.stop_recording()
+
+
+async def test_a_recording_folder_is_locked_while_recording(tmp_path: Path) -> None:
+    recorder = ConsultRecorder(tmp_path / "rec-1", new_manifest())
+    recorder.start()
+    assert not RecordingLock(tmp_path / "rec-1").acquire()
+    await recorder.stop()
+    lock = RecordingLock(tmp_path / "rec-1")
+    assert lock.acquire()
+    lock.release()
+
+
+def test_probe_of_an_empty_file_reports_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "broken.webm"
+    path.write_bytes(b"not a recording")
+    probe = probe_track(path)
+    assert (probe.duration, probe.frames) == (0.0, 0)
+
+
+async def test_the_review_rendition_shows_both_cameras_side_by_side_with_the_audio_mixed(
+    consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    for person in (doctor, patient):
+        await person.join()
+        await person.publish()
+    manifest = await record(consult, tmp_path / "rec-1", 2.0)
+    hashes = {t.name: t.sha256 for t in manifest.tracks}
+    progress: list[float] = []
+
+    name = await asyncio.to_thread(make_rendition, tmp_path / "rec-1", manifest, progress.append)
+
+    with av.open(str(tmp_path / "rec-1" / name)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 240)
+        frames = sum(1 for _ in container.decode(video))
+    assert frames >= 0.8 * manifest.duration * 10
+    assert audio.codec_context.name == "opus"
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+    for track in manifest.tracks:
+        path = tmp_path / "rec-1" / track.name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashes[track.name]
+
+
+async def test_nothing_is_written_after_the_stop(
+    consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
+) -> None:
+    doctor = participants("doctor")
+    await doctor.join()
+    await doctor.publish()
+    manifest = await record(consult, tmp_path / "rec-1", 1.5)
+    await asyncio.sleep(1.0)
+
+    for track in manifest.tracks:
+        path = tmp_path / "rec-1" / track.name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == track.sha256
