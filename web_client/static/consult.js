@@ -9,7 +9,13 @@ import { Publisher } from "./publisher.js";
 import { Subscriber } from "./subscriber.js";
 import { listDevices, openLocalMedia, startLevelMeter, stopStream } from "./devices.js";
 import { VideoGrid } from "./tiles.js";
+import { ChatPanel } from "./chat.js";
+import { HostControls } from "./host-controls.js";
+import { ScreenShare } from "./screen-share.js";
+import { SpeakingDetector } from "./speaking.js";
 import * as ui from "./ui.js";
+import { mountRecordingControls } from "./recording-controls.js";
+import { mountClinicalPanel } from "./clinical-panel.js";
 
 const consultId = readConsultId();
 const token = consultId ? takeToken(consultId) : null;
@@ -34,8 +40,10 @@ const state = {
   /** @type {object[]} participants waiting in the lobby (hosts only) */
   waiting: [],
   muted: { microphone: false, camera: false },
-  /** @type {"ended"|"left"|"lost"|null} */
+  /** @type {"ended"|"left"|"lost"|"removed"|null} */
   endedReason: null,
+  /** @type {string|null} the host who removed this participant */
+  endedBy: null,
 };
 
 /** @type {Signaling|null} */
@@ -53,7 +61,34 @@ let mediaRequest = 0;
 let checkingDevices = false;
 let joining = false;
 
-const grid = new VideoGrid(ui.elements.videoGrid, (id) => state.participants.get(id));
+const hostControls = new HostControls({
+  canModerate: () => Boolean(state.grants?.moderate) && state.view === "consult",
+  onMute: (participantId) => moderate("mute_participant", { participant_id: participantId, source: "microphone" }),
+  onRemove: async (participantId) => {
+    const name = state.participants.get(participantId)?.name ?? "";
+    if (await moderate("remove_participant", { participant_id: participantId })) {
+      ui.announce("announce_participant_removed", { name });
+    }
+  },
+});
+const grid = new VideoGrid(
+  ui.elements.videoGrid,
+  (id) => state.participants.get(id),
+  (figure, participant) => hostControls.decorate(figure, participant),
+);
+const speaking = new SpeakingDetector((participantId, isSpeaking) => grid.setSpeaking(participantId, isSpeaking));
+const screenShare = new ScreenShare({
+  publisher: ensurePublisher,
+  onChange: (sharing) => {
+    ui.announce(sharing ? "announce_screen_started" : "announce_screen_stopped");
+    render();
+  },
+});
+const chat = new ChatPanel(ui.elements.chatPanel, {
+  send: (text) => signaling.request("chat", { text }),
+  ownId: () => state.participant?.participant_id,
+  onError: (err) => ui.showError(err.code),
+});
 
 // Read-only handle for tests (getStats on the peer connections, the view, the socket).
 Object.defineProperty(window, "teleconsult", {
@@ -90,6 +125,8 @@ function render() {
     waiting: state.waiting,
     onAdmit: admit,
     endedReason: state.endedReason,
+    endedBy: state.endedBy,
+    sharing: screenShare.sharing,
   });
   grid.refresh();
 }
@@ -175,12 +212,20 @@ async function join() {
   state.name = result.participant.name;
   state.consult = result.consult;
   state.grants = result.grants;
+  mountRecordingControls(signaling, result);
   state.iceServers = result.ice_servers ?? [];
   setParticipants(result.participants ?? []);
   state.waiting = (result.participants ?? []).filter((p) => p.status === "waiting");
+  chat.setHistory(result.chat ?? []);
   subscriber = new Subscriber(signaling, state.iceServers, {
-    onPlace: (placement) => grid.addTrack(placement),
-    onRemove: (placement) => grid.removeTrack(placement),
+    onPlace: (placement) => {
+      grid.addTrack(placement);
+      if (placement.source === "microphone") speaking.watch(placement.participantId, placement.track);
+    },
+    onRemove: (placement) => {
+      speaking.unwatch(placement.track);
+      grid.removeTrack(placement);
+    },
     onError: (err) => ui.showError(err.code ?? "invalid_sdp"),
     onFailed: () => ui.showError("media_failed"),
   });
@@ -239,6 +284,7 @@ function listen(connection) {
   connection.on("participant_left", afterJoin(({ participant_id: id }) => {
     const participant = state.participants.get(id);
     state.participants.delete(id);
+    hostControls.forget(id);
     grid.removeParticipant(id);
     if (participant && id !== state.participant.participant_id) {
       ui.announce("announce_left", { name: participant.name });
@@ -246,6 +292,23 @@ function listen(connection) {
   }));
 
   connection.on("subscriber_offer", afterJoin((offer) => subscriber.handleOffer(offer)));
+
+  connection.on("chat_message", afterJoin((message) => chat.add(message)));
+
+  connection.on("muted_by_host", afterJoin(({ source, by }) => {
+    if (source === "screen") {
+      screenShare.stop().catch((err) => ui.showError(err.code));
+    } else if (!state.muted[source]) {
+      applyMute(source, true);
+    }
+    ui.announce(`announce_muted_by_host.${source}`, { by });
+  }));
+
+  // Sent just before the server disconnects us: the disconnect then finds the view ended.
+  connection.on("removed", ({ by }) => {
+    state.endedBy = by;
+    finish("removed");
+  });
 
   connection.on("consult_ended", () => finish("ended"));
 
@@ -292,14 +355,29 @@ function syncTile(participant) {
   }
 }
 
+/**
+ * The publisher connection, created on first use (a participant without camera and
+ * microphone creates it when sharing the screen); null without grants.publish.
+ * @returns {Publisher|null}
+ */
+function ensurePublisher() {
+  if (!publisher && signaling && state.grants?.publish !== false && state.view === "consult") {
+    publisher = new Publisher(signaling, state.iceServers, {
+      onFailed: () => ui.showError("media_failed"),
+    });
+  }
+  return publisher;
+}
+
 async function enterConsult() {
   if (state.view === "consult" || state.view === "ended") return;
   grid.setLocal(localStream, state.participant, state.muted);
   setView("consult");
-  if (localStream.getTracks().length === 0 || state.grants?.publish === false) return;
-  publisher = new Publisher(signaling, state.iceServers, {
-    onFailed: () => ui.showError("media_failed"),
+  mountClinicalPanel(document.getElementById("clinical-panel"), {
+    consultId, token, role: state.participant?.role, isHost: state.participant?.is_host,
   });
+  if (localStream.getTracks().length === 0 || state.grants?.publish === false) return;
+  ensurePublisher();
   try {
     await publisher.publish(localStream);
   } catch (err) {
@@ -326,6 +404,29 @@ async function toggleMute(source) {
     await signaling.request("mute", { source, muted });
   } catch (err) {
     ui.showError(err.code);
+  }
+}
+
+async function toggleScreenShare() {
+  try {
+    if (screenShare.sharing) await screenShare.stop();
+    else await screenShare.start();
+  } catch (err) {
+    if (state.view !== "ended") ui.showError(err.code ?? "invalid_sdp");
+  }
+}
+
+/**
+ * Send a host's request about another participant.
+ * @returns {Promise<boolean>} whether the server accepted it (else the error is shown)
+ */
+async function moderate(event, payload) {
+  try {
+    await signaling.request(event, payload);
+    return true;
+  } catch (err) {
+    ui.showError(err.code);
+    return false;
   }
 }
 
@@ -359,12 +460,16 @@ async function endConsult() {
 /**
  * Stop everything: both peer connections, every local track, the connection.
  * The closed peer connections stay reachable through `window.teleconsult` for tests.
- * @param {"ended"|"left"|"lost"} reason
+ * @param {"ended"|"left"|"lost"|"removed"} reason
  */
 function finish(reason) {
   if (state.view === "ended") return;
   state.endedReason = reason;
   stopMeter();
+  hostControls.cancel();
+  screenShare.close();
+  speaking.close();
+  chat.clear();
   publisher?.close();
   subscriber?.close();
   stopStream(localStream);
@@ -389,6 +494,7 @@ navigator.mediaDevices?.addEventListener("devicechange", () => {
 });
 ui.elements.muteButton.addEventListener("click", () => toggleMute("microphone"));
 ui.elements.cameraButton.addEventListener("click", () => toggleMute("camera"));
+ui.elements.screenButton.addEventListener("click", toggleScreenShare);
 ui.elements.leaveButton.addEventListener("click", leave);
 ui.elements.lobbyLeaveButton.addEventListener("click", leave);
 ui.elements.endButton.addEventListener("click", endConsult);

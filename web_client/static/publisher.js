@@ -1,6 +1,7 @@
 /**
- * The publisher peer connection: the client sends its microphone and camera to the server.
- * The client always offers (`publish`), the server answers.
+ * The publisher peer connection: the client sends its microphone, camera and screen share
+ * to the server. The client always offers (`publish`), the server answers; every change of
+ * what is sent is a new offer, one at a time.
  */
 import { waitForIceGatheringComplete } from "./ice.js";
 
@@ -18,6 +19,10 @@ export class Publisher {
     this.pc.addEventListener("connectionstatechange", () => {
       if (this.pc.connectionState === "failed") onFailed();
     });
+    /** @type {Map<RTCRtpTransceiver, "microphone"|"camera"|"screen">} what each one carries */
+    this.sources = new Map();
+    /** Offers in flight, chained so that each waits for the previous answer. */
+    this.queue = Promise.resolve();
   }
 
   /**
@@ -29,14 +34,64 @@ export class Publisher {
    * @throws {import("./signaling.js").SignalingError} when the server refuses the offer
    */
   async publish(stream) {
-    const sent = [];
     for (const track of [...stream.getAudioTracks(), ...stream.getVideoTracks()]) {
       const transceiver = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      sent.push([transceiver, track.kind === "audio" ? "microphone" : "camera"]);
+      this.sources.set(transceiver, track.kind === "audio" ? "microphone" : "camera");
     }
+    await this.#negotiate();
+  }
+
+  /**
+   * Send a screen share on its own send-only video transceiver (reused after a stop).
+   * @param {MediaStreamTrack} track the captured screen
+   * @returns {Promise<void>}
+   * @throws {import("./signaling.js").SignalingError} when the server refuses the offer
+   */
+  async shareScreen(track) {
+    const screen = this.#screenTransceiver();
+    if (screen) {
+      await screen.sender.replaceTrack(track);
+      screen.direction = "sendonly";
+    } else {
+      this.sources.set(this.pc.addTransceiver(track, { direction: "sendonly" }), "screen");
+    }
+    await this.#negotiate();
+  }
+
+  /**
+   * Stop sending the screen share: its transceiver goes inactive (kept for the next share).
+   * @returns {Promise<void>}
+   */
+  async stopScreen() {
+    const screen = this.#screenTransceiver();
+    if (!screen || this.pc.signalingState === "closed") return;
+    await screen.sender.replaceTrack(null);
+    screen.direction = "inactive";
+    await this.#negotiate();
+  }
+
+  #screenTransceiver() {
+    for (const [transceiver, source] of this.sources) {
+      if (source === "screen" && !transceiver.stopped) return transceiver;
+    }
+    return null;
+  }
+
+  /** Queue an offer/answer exchange after the ones in flight; settles when this one did. */
+  #negotiate() {
+    const run = this.queue.then(() => this.#exchange());
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  async #exchange() {
+    if (this.pc.signalingState === "closed") return;
     await this.pc.setLocalDescription(await this.pc.createOffer());
     // mids are known once the offer is set locally.
-    const sources = Object.fromEntries(sent.map(([transceiver, source]) => [transceiver.mid, source]));
+    const sources = {};
+    for (const [transceiver, source] of this.sources) {
+      if (transceiver.mid !== null) sources[transceiver.mid] = source;
+    }
     await waitForIceGatheringComplete(this.pc);
     const answer = await this.signaling.request("publish", {
       sdp: this.pc.localDescription.sdp,

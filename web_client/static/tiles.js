@@ -1,6 +1,8 @@
 /**
  * The video grid: one tile per participant (camera and microphone), one per screen share,
- * and the local tile; each labelled with the name and the mute state.
+ * and the local tile; each labelled with the name, the mute state and whether they speak.
+ * The grid's `data-layout` (1, 2, 4, 9, 16 or 25: the smallest square-ish grid that holds
+ * every tile) chooses its columns in the style sheet.
  */
 import { t } from "./i18n.js";
 
@@ -9,20 +11,26 @@ import { t } from "./i18n.js";
  *            muted?: {microphone: boolean, camera: boolean}}} Participant
  * @typedef {{kind: "local"|"camera"|"screen", participantId: string|null, figure: HTMLElement,
  *            video: HTMLVideoElement, name: HTMLElement, micBadge: HTMLElement,
- *            cameraBadge: HTMLElement, initials: HTMLElement, tracks: Set<MediaStreamTrack>}} Tile
+ *            cameraBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
+ *            tracks: Set<MediaStreamTrack>}} Tile
  */
 
 const LOCAL_KEY = "local";
+/** Grid sizes the style sheet lays out; a grid takes the smallest that holds its tiles. */
+const LAYOUTS = [1, 2, 4, 9, 16, 25];
 
 /** The tiles of the consult view, keyed by participant and source. */
 export class VideoGrid {
   /**
    * @param {HTMLElement} container the grid element
    * @param {(participantId: string) => Participant|undefined} lookup the participant's latest data
+   * @param {(figure: HTMLElement, participant: Participant|undefined) => void} [decorate]
+   *   called after each (re)label of a remote camera tile, e.g. to add host controls
    */
-  constructor(container, lookup) {
+  constructor(container, lookup, decorate = () => {}) {
     this.container = container;
     this.lookup = lookup;
+    this.decorate = decorate;
     /** @type {Map<string, Tile>} by "local", "<participant_id>:camera" or "<participant_id>:screen" */
     this.tiles = new Map();
     /** @type {{stream: MediaStream, participant: Participant,
@@ -95,6 +103,20 @@ export class VideoGrid {
     }
   }
 
+  /**
+   * Mark whether a participant is speaking: `data-speaking` on their camera tile (drawn
+   * as an outline) and a visually hidden word in its caption, read when a screen reader
+   * reaches the tile but never announced on its own.
+   * @param {string} participantId
+   * @param {boolean} speaking
+   */
+  setSpeaking(participantId, speaking) {
+    const tile = this.tiles.get(`${participantId}:camera`);
+    if (!tile) return;
+    tile.figure.dataset.speaking = String(speaking);
+    tile.speakingCue.hidden = !speaking;
+  }
+
   /** Relabel every tile (names, mute state, language). */
   refresh() {
     for (const tile of this.tiles.values()) this.#label(tile);
@@ -135,9 +157,24 @@ export class VideoGrid {
     micBadge.className = "badge badge-muted";
     const cameraBadge = document.createElement("span");
     cameraBadge.className = "badge badge-camera-off";
-    caption.append(name, " ", micBadge, " ", cameraBadge);
+    const speakingCue = document.createElement("span");
+    speakingCue.className = "visually-hidden tile-speaking";
+    speakingCue.hidden = true;
+    figure.dataset.speaking = "false";
+    caption.append(name, " ", micBadge, " ", cameraBadge, speakingCue);
     figure.append(video, initials, caption);
-    const tile = { kind, participantId, figure, video, name, micBadge, cameraBadge, initials, tracks: new Set() };
+    const tile = {
+      kind,
+      participantId,
+      figure,
+      video,
+      name,
+      micBadge,
+      cameraBadge,
+      speakingCue,
+      initials,
+      tracks: new Set(),
+    };
     this.tiles.set(key, tile);
     this.#updateCount();
     return tile;
@@ -186,10 +223,14 @@ export class VideoGrid {
     tile.micBadge.hidden = !micMuted;
     tile.cameraBadge.textContent = t("tile_camera_off");
     tile.cameraBadge.hidden = !cameraOff;
+    tile.speakingCue.textContent = `, ${t("tile_speaking")}`;
+    if (tile.kind === "camera") this.decorate(tile.figure, participant);
   }
 
   #updateCount() {
-    this.container.dataset.count = String(this.tiles.size);
+    const count = this.tiles.size;
+    this.container.dataset.count = String(count);
+    this.container.dataset.layout = String(LAYOUTS.find((size) => size >= count) ?? LAYOUTS.at(-1));
   }
 }
 

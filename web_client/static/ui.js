@@ -15,6 +15,8 @@ export const elements = {
   videoGrid: byId("video-grid"),
   muteButton: byId("mute-button"),
   cameraButton: byId("camera-button"),
+  screenButton: byId("screen-button"),
+  chatPanel: byId("chat-panel"),
   leaveButton: byId("leave-button"),
   lobbyLeaveButton: byId("lobby-leave-button"),
   endButton: byId("end-button"),
@@ -33,6 +35,7 @@ const END_TEXTS = {
   ended: ["ended_heading", "ended_body"],
   left: ["left_heading", "ended_body"],
   lost: ["lost_heading", "lost_body"],
+  removed: ["removed_heading", "removed_body"],
 };
 
 /** The code of the error shown, kept to retranslate it. */
@@ -148,7 +151,9 @@ export function setMicLevel(level) {
  * @param {{microphone: boolean, camera: boolean}} model.hasTrack whether a local track of each kind exists
  * @param {Array<{participant_id: string, name: string}>} model.waiting
  * @param {(participantId: string) => void} model.onAdmit
- * @param {"ended"|"left"|"lost"|null} model.endedReason
+ * @param {"ended"|"left"|"lost"|"removed"|null} model.endedReason
+ * @param {string|null} [model.endedBy] the host who removed this participant
+ * @param {boolean} [model.sharing] whether the screen is being shared
  */
 export function render(model) {
   byId("join-greeting").textContent = model.name ? t("join_greeting", { name: model.name }) : "";
@@ -163,12 +168,14 @@ export function render(model) {
   elements.cameraButton.textContent = t(model.muted.camera ? "camera_on" : "camera_off");
   elements.cameraButton.disabled = !model.hasTrack.camera;
   elements.endButton.hidden = !model.grants?.end;
+  elements.screenButton.textContent = t(model.sharing ? "stop_sharing" : "share_screen");
+  elements.screenButton.hidden = model.grants?.publish === false || !navigator.mediaDevices?.getDisplayMedia;
 
   byId("waiting-room").hidden = !model.grants?.admit;
   renderWaitingList(model.waiting, model.onAdmit);
 
   const [heading, body] = END_TEXTS[model.endedReason] ?? END_TEXTS.ended;
-  byId("ended-heading").textContent = t(heading);
+  byId("ended-heading").textContent = t(heading, { by: model.endedBy ?? "" });
   byId("ended-body").textContent = t(body);
   renderError();
 }

@@ -1,0 +1,57 @@
+/** Entry of the audit page (/audit?token=JWT): a hospital administrator reads the audit log. */
+import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
+import { apiRequest, takePageToken } from "./review-api.js";
+
+const byId = (id) => document.getElementById(id);
+const token = takePageToken("audit");
+let lastError = null;
+
+function showError(code) {
+  lastError = code;
+  const alert = byId("alert");
+  alert.dataset.errorCode = code ?? "";
+  if (!code) {
+    alert.textContent = "";
+    return;
+  }
+  const key = `error.${code}`;
+  const text = t(key);
+  alert.textContent = text === key ? t("error.unknown", { code }) : text;
+}
+
+async function load() {
+  let entries;
+  try {
+    ({ entries } = await apiRequest(token, "/api/audit?limit=500"));
+  } catch (err) {
+    showError(err.code);
+    return;
+  }
+  showError(null);
+  byId("audit-none").hidden = entries.length > 0;
+  byId("audit").querySelector("tbody").replaceChildren(
+    ...entries.map((entry) => {
+      const row = document.createElement("tr");
+      row.dataset.action = entry.action;
+      row.dataset.outcome = entry.outcome;
+      row.dataset.resourceId = entry.resource_id;
+      const cells = [
+        new Date(entry.at).toLocaleString(),
+        `${entry.actor.sub} (${entry.actor.role}, ${entry.actor.hospital})`,
+        entry.action,
+        `${entry.resource_type} ${entry.resource_id}${entry.detail?.file ? ` — ${entry.detail.file}` : ""}`,
+        entry.outcome,
+        entry.client_address ?? "",
+      ];
+      row.append(...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
+      return row;
+    }),
+  );
+}
+
+mountLanguageSwitch(byId("language-select"));
+translateDocument();
+onLanguageChange(() => lastError && showError(lastError));
+byId("refresh").addEventListener("click", load);
+if (token) load();
+else showError("token_missing");
