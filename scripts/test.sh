@@ -14,12 +14,19 @@ case "$which_phases" in all | host | webrtc) ;; *) echo "usage: $0 [all|host|web
 PYTEST=.venv/bin/pytest
 PYTHON=.venv/bin/python
 ARTIFACTS=test-artifacts
-# A safety net so CI never hangs (two phases, 15 minutes in all); per-test limits come from
+# A safety net so CI never hangs (two phases of at most 10 minutes each); per-test limits come from
 # pytest-timeout (tests/conftest.py).
-PHASE_TIMEOUT=${TELECONSULT_TEST_PHASE_TIMEOUT:-450}
+PHASE_TIMEOUT=${TELECONSULT_TEST_PHASE_TIMEOUT:-600}
 read -r -a extra_args <<<"${PYTEST_ARGS:-}"
 
 [ -x "$PYTEST" ] || { echo "test.sh: $PYTEST is missing; run make install" >&2; exit 1; }
+
+# The house rules are checked first: ruff's lint and format (a failure fails the run).
+if [ "$which_phases" = all ]; then
+    echo "=== lint: ruff check, ruff format --check" >&2
+    .venv/bin/ruff check --quiet . || { echo "test.sh: ruff check failed" >&2; exit 1; }
+    .venv/bin/ruff format --check --quiet . || { echo "test.sh: ruff format found unformatted files" >&2; exit 1; }
+fi
 
 scripts/ensure-services.sh
 if [ "$which_phases" != host ]; then
