@@ -1,9 +1,10 @@
 /** Entry of the audit page (/audit?token=JWT): a hospital administrator reads the audit log. */
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
-import { apiRequest, takePageToken } from "./review-api.js";
+import { api } from "./rest.js";
+import { takeToken } from "./session.js";
 
 const byId = (id) => document.getElementById(id);
-const token = takePageToken("audit");
+const token = takeToken("audit");
 let lastError = null;
 
 function showError(code) {
@@ -22,7 +23,7 @@ function showError(code) {
 async function load() {
   let entries;
   try {
-    ({ entries } = await apiRequest(token, "/api/audit?limit=500"));
+    ({ entries } = await api(token, "GET", "/api/audit?limit=500"));
   } catch (err) {
     showError(err.code);
     return;

@@ -4,7 +4,8 @@
  * delivery status; for the patient their approved prescription.
  */
 import { onLanguageChange, t, translateDocument } from "./i18n.js";
-import { api, describeItem, el } from "./clinical-api.js";
+import { describeItem, el } from "./clinical-api.js";
+import { api } from "./rest.js";
 
 const AUTOSAVE_DELAY_MS = 800;
 const POLL_MS = 3000;

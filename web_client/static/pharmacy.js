@@ -4,7 +4,8 @@
  */
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
 import { takeToken } from "./session.js";
-import { api, describeItem, el } from "./clinical-api.js";
+import { describeItem, el } from "./clinical-api.js";
+import { api } from "./rest.js";
 
 const POLL_MS = 3000;
 const token = takeToken("pharmacy");

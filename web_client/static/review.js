@@ -4,10 +4,22 @@
  * and pin comments to the player's current time. Every request is audited by the server.
  */
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
-import { apiRequest, formatOffset, takePageToken } from "./review-api.js";
+import { api as rest } from "./rest.js";
+import { takeToken } from "./session.js";
 
 const byId = (id) => document.getElementById(id);
-const token = takePageToken("review");
+
+/**
+ * A time offset as m:ss (or -m:ss before the recording started).
+ * @param {number} seconds
+ */
+export function formatOffset(seconds) {
+  const sign = seconds < 0 ? "-" : "";
+  const total = Math.floor(Math.abs(seconds));
+  return `${sign}${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
+const token = takeToken("review");
 const player = byId("player");
 
 /** @type {object|null} the recording open in the player */
@@ -37,7 +49,7 @@ function announce(key, params) {
   }, 50);
 }
 
-const api = (path, options) => apiRequest(token, path, options);
+const api = (path, options = {}) => rest(token, options.method ?? "GET", path, options.body);
 
 async function loadList() {
   const form = new FormData(byId("filters"));

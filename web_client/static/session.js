@@ -14,14 +14,14 @@ export function readConsultId(pathname = location.pathname) {
 
 /**
  * Take the token out of the address bar (so that a copied address does not carry it) and
- * keep it in this tab's sessionStorage, so that a reload of the page can join again.
- * @param {string} consultId
+ * keep it in this tab's sessionStorage, so that a reload of the page still works.
+ * @param {string} scope what the token is for: a consult id, or a page ("review", "pharmacy")
  * @returns {string|null} the JWT, or null when the link had none
  */
-export function takeToken(consultId) {
+export function takeToken(scope) {
   const url = new URL(location.href);
   const fromLink = url.searchParams.get("token");
-  const key = TOKEN_KEY_PREFIX + consultId;
+  const key = TOKEN_KEY_PREFIX + scope;
   if (fromLink) {
     url.searchParams.delete("token");
     history.replaceState(history.state, "", url.pathname + url.search + url.hash);
