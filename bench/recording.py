@@ -32,7 +32,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sfu import FPS, LoopedPackets, cpu_seconds, load_media, pre_encode
+from bench.sfu import FPS, Child, LoopedPackets, cpu_seconds, load_media, pre_encode
 from media import MediaConfig, MediaServer
 from media.aiortc_hooks import use_host_addresses
 from media.recording import Manifest
@@ -106,40 +106,6 @@ async def run_publisher(url: str, media_file: Path, name: str) -> None:
     await pc.close()
 
 
-class Child:
-    """A process of this script, driven over stdin/stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    async def start(cls, *args: str) -> Child:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def expect(self, word: str, timeout: float = 60) -> str:
-        assert self.process.stdout is not None
-        while True:
-            raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-            if not raw:
-                raise RuntimeError(f"child exited while waiting for {word}")
-            line = raw.decode().strip()
-            if line.startswith(word):
-                return line[len(word) :].strip()
-
-    async def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"stop\n")
-        await self.process.stdin.drain()
-        await asyncio.wait_for(self.process.wait(), 30)
-
-
 async def window(pid: int) -> float:
     """Percent of one core the process used over one measured window."""
     await asyncio.sleep(SETTLE)
@@ -153,12 +119,14 @@ async def orchestrate(publishers: int) -> None:
         work = Path(work_dir)
         media_file = work / "media.json"
         pre_encode(media_file)
-        server = await Child.start("server", "--folder", str(work / "recordings"))
+        server = await Child.start("server", "--folder", str(work / "recordings"), script=__file__)
         url = f"http://127.0.0.1:{await server.expect('READY')}"
         clients = []
         for index in range(publishers):
             client = await Child.start(
-                "publisher", "--url", url, "--media", str(media_file), "--name", f"p{index}"
+                "publisher",
+                *("--url", url, "--media", str(media_file), "--name", f"p{index}"),
+                script=__file__,
             )
             await client.expect("READY")
             clients.append(client)

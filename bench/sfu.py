@@ -467,10 +467,11 @@ class Child:
         self.process = process
 
     @classmethod
-    async def start(cls, *args: str) -> Child:
+    async def start(cls, *args: str, script: str = __file__) -> Child:
+        """Run ``script`` (this benchmark by default) with ``args`` as a child process."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            __file__,
+            script,
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
