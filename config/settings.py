@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default=None, description="lets `teleconsult token` mint RS256/ES256 tokens"
     )
     jwks_url: str | None = None
+    jwt_key_id: str | None = Field(
+        default=None, description="`kid` header of the tokens this server mints"
+    )
     jwt_issuer: str = "teleconsult"
     jwt_audience: str = "teleconsult"
     join_token_ttl_seconds: int = 4 * 3600

@@ -99,11 +99,15 @@ def create_app(settings: Settings) -> web.Application:
                     )
 
     async def start_background(_: web.Application) -> AsyncIterator[None]:
-        renewal = asyncio.create_task(renew_media_claims())
+        tasks = [asyncio.create_task(renew_media_claims())]
+        if svc.verifier.jwks is not None:
+            tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))
         yield
-        renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app.cleanup_ctx.append(start_background)
 

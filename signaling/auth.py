@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+import aiohttp
 import jwt
 
 from config.settings import Settings
@@ -35,26 +38,78 @@ class TokenNotYetValid(DomainError):
     code, status = "token_not_yet_valid", 401
 
 
-class TokenVerifier(Protocol):
-    """Turns a bearer token into an identity, or refuses it."""
+class JwksKeySet:
+    """The identity provider's signing keys from its JWKS endpoint, kept fresh in the background.
 
-    def verify(self, token: str) -> Identity:
-        """The identity the token proves.
+    Verification never waits on the network: it uses the keys fetched so far, and a token signed
+    with a key not seen yet is refused and makes the next refresh come sooner.
 
-        :raises TokenInvalid, TokenExpired, TokenNotYetValid: when the token is refused.
+    :param url: the JWKS endpoint.
+    :param refresh_seconds: how often the keys are fetched again.
+    :param retry_seconds: how soon after a failure or an unknown ``kid`` they are fetched again.
+    """
+
+    def __init__(self, url: str, refresh_seconds: float = 300, retry_seconds: float = 15) -> None:
+        self.url = url
+        self._refresh_seconds = refresh_seconds
+        self._retry_seconds = retry_seconds
+        self._keys: dict[str, Any] = {}
+        self._wanted = asyncio.Event()
+
+    def key(self, kid: str | None) -> Any:
+        """The public key named ``kid``.
+
+        :raises TokenInvalid: when no such key has been fetched.
         """
+        key = self._keys.get(kid or "")
+        if key is None:
+            self._wanted.set()
+            raise TokenInvalid("The token is signed with an unknown key")
+        return key
+
+    async def refresh(self, session: aiohttp.ClientSession) -> None:
+        """Fetch the keys now (raises when the endpoint fails or answers nonsense)."""
+        async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            response.raise_for_status()
+            document = await response.json(content_type=None)
+        key_set = jwt.PyJWKSet.from_dict(document)
+        self._keys = {jwk.key_id or "": jwk.key for jwk in key_set.keys}
+        logger.info("signing keys fetched", extra={"keys": len(self._keys)})
+
+    @property
+    def loaded(self) -> bool:
+        """True once keys have been fetched (readiness)."""
+        return bool(self._keys)
+
+    async def keep_fresh(self) -> None:
+        """Refresh forever: on schedule, after a failure, and when an unknown ``kid`` shows up."""
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as session:
+            while True:
+                started = loop.time()
+                try:
+                    await self.refresh(session)
+                    pause = self._refresh_seconds
+                except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError) as exc:
+                    logger.warning("fetching signing keys failed", extra={"error": repr(exc)})
+                    pause = self._retry_seconds
+                self._wanted.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), pause)
+                # An unknown kid asks for keys now, but not more often than every retry_seconds.
+                await asyncio.sleep(max(0.0, started + self._retry_seconds - loop.time()))
 
 
 class JwtVerifier:
-    """Verifies JWTs signed with one algorithm and one key (or a JWKS endpoint).
+    """Verifies JWTs signed with one algorithm and one key (or the keys of a JWKS endpoint).
 
     Only the configured algorithm is accepted, which refuses ``alg: none`` and HS/RS confusion.
 
     :param algorithm: ``HS256``, ``RS256`` or ``ES256``.
-    :param key: the HS256 secret or the PEM public key; ``None`` with a JWKS URL.
+    :param key: the HS256 secret or the PEM public key; ``None`` with a JWKS key set.
     :param issuer: the required ``iss``.
     :param audience: the required ``aud``.
-    :param jwks_url: where to fetch signing keys by ``kid`` instead of a fixed key.
+    :param jwks: the identity provider's keys, chosen by the token's ``kid``.
     """
 
     def __init__(
@@ -63,21 +118,21 @@ class JwtVerifier:
         key: str | None,
         issuer: str,
         audience: str,
-        jwks_url: str | None = None,
+        jwks: JwksKeySet | None = None,
     ) -> None:
-        if key is None and jwks_url is None:
-            raise ValueError("a key or a JWKS URL is needed")
+        if key is None and jwks is None:
+            raise ValueError("a key or a JWKS key set is needed")
         self._algorithm = algorithm
         self._key = key
         self._issuer = issuer
         self._audience = audience
-        self._jwks = jwt.PyJWKClient(jwks_url) if jwks_url else None
+        self.jwks = jwks
 
     def verify(self, token: str) -> Identity:
         try:
             key: Any = self._key
-            if self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token).key
+            if self.jwks is not None:
+                key = self.jwks.key(jwt.get_unverified_header(token).get("kid"))
             claims = jwt.decode(
                 token,
                 key,
@@ -93,6 +148,9 @@ class JwtVerifier:
         except (jwt.PyJWTError, ValueError) as exc:
             logger.info("token refused", extra={"reason": type(exc).__name__})
             raise TokenInvalid("The token is not valid") from exc
+        except TokenInvalid:
+            logger.info("token refused", extra={"reason": "unknown signing key"})
+            raise
         try:
             role = Role(claims["role"])
         except ValueError as exc:
@@ -114,13 +172,17 @@ class TokenIssuer:
     :param key: the HS256 secret or the PEM private key.
     :param issuer: the ``iss`` claim.
     :param audience: the ``aud`` claim.
+    :param key_id: the ``kid`` header naming the key in the identity provider's JWKS.
     """
 
-    def __init__(self, algorithm: str, key: str, issuer: str, audience: str) -> None:
+    def __init__(
+        self, algorithm: str, key: str, issuer: str, audience: str, key_id: str | None = None
+    ) -> None:
         self._algorithm = algorithm
         self._key = key
         self._issuer = issuer
         self._audience = audience
+        self._headers = {"kid": key_id} if key_id else None
 
     def mint(self, identity: Identity, ttl_seconds: int, *, not_before: int | None = None) -> str:
         """A signed token for ``identity`` valid for ``ttl_seconds``."""
@@ -138,7 +200,7 @@ class TokenIssuer:
         }
         if identity.consult_id:
             claims["consult"] = identity.consult_id
-        return jwt.encode(claims, self._key, algorithm=self._algorithm)
+        return jwt.encode(claims, self._key, algorithm=self._algorithm, headers=self._headers)
 
 
 def _read(path: Path | None, what: str) -> str:
@@ -155,8 +217,9 @@ def verifier_from_settings(settings: Settings) -> JwtVerifier:
         key = None
     else:
         key = _read(settings.jwt_public_key_file, "JWT_PUBLIC_KEY_FILE")
+    jwks = JwksKeySet(settings.jwks_url) if settings.jwks_url else None
     return JwtVerifier(
-        settings.jwt_algorithm, key, settings.jwt_issuer, settings.jwt_audience, settings.jwks_url
+        settings.jwt_algorithm, key, settings.jwt_issuer, settings.jwt_audience, jwks
     )
 
 
@@ -168,4 +231,10 @@ def issuer_from_settings(settings: Settings) -> TokenIssuer | None:
         key = settings.jwt_private_key_file.read_text()
     else:
         return None
-    return TokenIssuer(settings.jwt_algorithm, key, settings.jwt_issuer, settings.jwt_audience)
+    return TokenIssuer(
+        settings.jwt_algorithm,
+        key,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.jwt_key_id,
+    )

@@ -16,7 +16,7 @@ from media.recording.service import RecordingService
 from media.server import MediaServer
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
-from signaling.auth import TokenIssuer, TokenVerifier
+from signaling.auth import JwtVerifier, TokenIssuer
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Services:
     consults: ConsultService
     registry: RoomRegistry
     media: MediaServer
-    verifier: TokenVerifier
+    verifier: JwtVerifier
     issuer: TokenIssuer | None
     sio: socketio.AsyncServer
     clinical: ClinicalServices

@@ -32,6 +32,8 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         logger.warning("database not ready", extra={"error": type(exc).__name__})
         checks["database"] = "unavailable"
+    if svc.verifier.jwks is not None:
+        checks["signing_keys"] = "ok" if svc.verifier.jwks.loaded else "unavailable"
     redis_client = svc.redis
     if redis_client is not None:
         try:
