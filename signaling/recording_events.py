@@ -15,7 +15,7 @@ from pydantic import Field
 from media.recording.errors import ConsentRequired
 from rooms.errors import Forbidden
 from rooms.identity import Role
-from signaling.events import Connection, ConsultSignaling, consult_room
+from signaling.events import Connection, ConsultSignaling, consult_room, lobby_room
 from signaling.schemas import Strict
 
 logger = logging.getLogger(__name__)
@@ -59,12 +59,15 @@ class RecordingEvents:
 
     async def _broadcast(self, consult_id: str) -> dict[str, Any]:
         state = await self._services.recordings.state(consult_id)
-        await self._signaling.sio.emit("recording_state", state, room=consult_room(consult_id))
+        # The lobby hears it too: a waiting patient knows they will enter a recorded consult.
+        for room in (consult_room(consult_id), lobby_room(consult_id)):
+            await self._signaling.sio.emit("recording_state", state, room=room)
         return state
 
     async def _consent(
         self, sid: str, connection: Connection, payload: RecordingConsentIn
     ) -> dict[str, Any]:
+        # Joined or still waiting in the lobby: the host often asks while admitting.
         consult_id, participant = connection.joined()
         if participant.role is not Role.PATIENT:
             raise Forbidden("Only the patient gives consent to recording")

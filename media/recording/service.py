@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,19 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.5
 #: Seconds between two retention sweeps.
 RETENTION_INTERVAL = 3600.0
+
+
+@dataclass(frozen=True)
+class RunningRecording:
+    """
+    A recording running on this process, and the host who started it.
+
+    :param recording: Its catalogue entry.
+    :param host: Who started it (the catalogue keeps only their subject).
+    """
+
+    recording: RecordingView
+    host: Identity
 
 
 def system_identity(hospital: str, what: str) -> Identity:
@@ -68,7 +82,7 @@ class RecordingService:
         self._media = media
         self._consults = consults
         self._directory = directory
-        self._active: dict[str, RecordingView] = {}
+        self._active: dict[str, RunningRecording] = {}
         self._stopped_by: dict[str, Identity] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._renditions: asyncio.Queue[str] = asyncio.Queue()
@@ -88,21 +102,24 @@ class RecordingService:
 
         :param consult_id: The consult.
         """
-        return self._active.get(consult_id)
+        running = self._active.get(consult_id)
+        return running.recording if running else None
 
     async def state(self, consult_id: str) -> dict[str, Any]:
         """
-        The protocol's ``recording_state`` of a consult: running or not, since when, consent.
+        The protocol's ``recording_state`` of a consult: running or not, since when, by whom
+        (``by`` the host's display name, ``by_sub`` their subject), consent.
 
         :param consult_id: The consult.
         """
-        active = self._active.get(consult_id)
+        running = self._active.get(consult_id)
         consent = await self.catalogue.consent(consult_id)
         return {
-            "recording": active is not None,
-            "recording_id": active.id if active else None,
-            "started_at": active.started_at.isoformat() if active else None,
-            "by": active.started_by if active else None,
+            "recording": running is not None,
+            "recording_id": running.recording.id if running else None,
+            "started_at": running.recording.started_at.isoformat() if running else None,
+            "by": running.host.name if running else None,
+            "by_sub": running.host.sub if running else None,
             "consent": {
                 "given": consent is not None,
                 "by": consent.actor_name if consent else None,
@@ -162,7 +179,7 @@ class RecordingService:
         except Exception:
             await self.catalogue.set_status(recording.id, "failed")
             raise
-        self._active[consult.id] = recording
+        self._active[consult.id] = RunningRecording(recording, host)
         self._watchers[recording.id] = asyncio.create_task(self._watch(consult.id, recorder))
         await self._consults.note(
             consult.id, host, "recording_started", {"recording_id": recording.id, **consent}
@@ -177,9 +194,10 @@ class RecordingService:
         :param consult_id: The consult.
         :raises NotRecording: when none runs here.
         """
-        recording = self._active.get(consult_id)
-        if recording is None:
+        running = self._active.get(consult_id)
+        if running is None:
             raise NotRecording("This consult is not being recorded")
+        recording = running.recording
         self._stopped_by[recording.id] = host
         await self._media.room(consult_id).stop_recording()
         watcher = self._watchers.get(recording.id)

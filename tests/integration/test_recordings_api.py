@@ -113,6 +113,51 @@ async def test_starting_a_recording_without_the_patients_consent_is_refused(
     assert kinds.index("recording_started") < kinds.index("recording_stopped")
 
 
+async def test_the_patient_agrees_from_the_lobby_and_sees_who_records_before_admission(
+    live_server: LiveServer, clients: Callable[..., Any]
+) -> None:
+    consult = await live_server.schedule_visit()
+    doctor = await clients(live_server.url, join_token(consult, "dr-wang"))
+    assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
+    doctor_states: list[dict[str, Any]] = []
+    doctor.client.on("recording_state", doctor_states.append)
+    patient = await clients(live_server.url, join_token(consult, "pt-li"))
+    patient_states: list[dict[str, Any]] = []
+    patient.client.on("recording_state", patient_states.append)
+    assert (await patient.call("join", {"consult_id": consult["id"]}))["status"] == "lobby"
+
+    agreed = await patient.call("recording_consent", {"agree": True})
+    assert agreed["ok"], agreed
+    assert agreed["consent"]["given"] and agreed["consent"]["by"] == "Li Hua"
+    async with asyncio.timeout(5):
+        while not doctor_states:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert doctor_states[-1]["consent"]["given"], "the host sees the agreement at once"
+
+    started = await doctor.call("start_recording", {})
+    assert started["ok"] and started["recording"], "no attestation needed: consent is on record"
+    assert (started["by"], started["by_sub"]) == ("Dr. Wang Fang", "dr-wang")
+    async with asyncio.timeout(5):
+        while not any(s["recording"] for s in patient_states):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    seen = next(s for s in patient_states if s["recording"])
+    assert seen["by"] == "Dr. Wang Fang", "the waiting patient sees who records, by name"
+    await doctor.call("admit", {"participant_id": participant_id(consult, "pt-li")})
+    await patient.next("admitted")
+    assert (await doctor.call("stop_recording", {}))["ok"]
+
+    timeline = await live_server.http.get(
+        f"{live_server.url}/api/consults/{consult['id']}/timeline",
+        headers=live_server.headers(live_server.token("dr-wang", "doctor")),
+    )
+    events = (await timeline.json())["events"]
+    kinds = [event["kind"] for event in events]
+    assert kinds.index("recording_consent") < kinds.index("recording_started")
+    assert kinds.index("recording_started") < kinds.index("admitted")
+    started_event = next(e for e in events if e["kind"] == "recording_started")
+    assert started_event["detail"]["method"] == "patient"
+
+
 async def test_a_recording_with_consent_is_catalogued_with_a_manifest_and_hashes(
     live_server: LiveServer, recorded: RecordedVisit
 ) -> None:

@@ -19,7 +19,21 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.webrtc.conftest import TeleconsultServer
-from tests.webrtc.visit_flow import HOSPITAL, NewContext, schedule_visit, visit_in_progress
+from tests.webrtc.visit_flow import (
+    DOCTOR_NAME,
+    DOCTOR_SUB,
+    HOSPITAL,
+    PATIENT_NAME,
+    PATIENT_SUB,
+    NewContext,
+    admit_from_lobby,
+    expect_playing,
+    join,
+    open_link,
+    participant,
+    schedule_visit,
+    visit_in_progress,
+)
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(150)]
 
@@ -46,6 +60,45 @@ async def start_recording_with_consent(doctor: Page, patient: Page) -> float:
     for page in (doctor, patient):
         await expect(page.locator("#recording-indicator")).to_be_visible()
     return started
+
+
+async def start_recording_with_consent_from_the_lobby(
+    new_context: NewContext, consult: dict[str, Any]
+) -> tuple[Page, Page, float]:
+    """The patient agrees while waiting in the lobby; the host admits them and starts."""
+    doctor_of, patient_of = participant(consult, DOCTOR_SUB), participant(consult, PATIENT_SUB)
+    doctor = await open_link(new_context, doctor_of["join_url"])
+    await join(doctor)
+    await expect(doctor.locator("body")).to_have_attribute("data-view", "consult")
+    patient = await open_link(new_context, patient_of["join_url"])
+    await join(patient)
+    await expect(patient.locator("body")).to_have_attribute("data-view", "lobby")
+
+    lobby = patient.locator("#view-lobby")
+    await lobby.get_by_role("button", name="I agree to this consult being recorded").click()
+    await expect(lobby.locator("#recording-consent-status")).to_have_text(
+        "You agreed to this consult being recorded."
+    )
+    await expect(doctor.locator("#recording-consent-status")).to_have_text(
+        "The patient agreed to the recording."
+    )
+    await admit_from_lobby(doctor, patient, PATIENT_NAME)
+    await asyncio.gather(
+        expect_playing(patient, doctor_of["participant_id"]),
+        expect_playing(doctor, patient_of["participant_id"]),
+    )
+    # Admitted, the patient's controls moved with them into the consult.
+    consult_view = patient.locator("#view-consult")
+    await expect(consult_view.get_by_role("button", name="Withdraw my agreement")).to_be_visible()
+
+    await doctor.get_by_role("button", name="Start recording", exact=True).click()
+    started = time.monotonic()
+    await expect(doctor.get_by_role("dialog")).to_be_hidden()
+    for page in (doctor, patient):
+        await expect(page.locator("#recording-indicator")).to_contain_text(
+            f"Started by {DOCTOR_NAME}."
+        )
+    return doctor, patient, started
 
 
 def decode(path: Path) -> tuple[str, int, float]:
@@ -152,8 +205,7 @@ async def test_a_recording_survives_a_sigkill_and_is_recovered_on_restart(
 ) -> None:
     coordinator = await asyncio.to_thread(server.token, "coord-1", "coordinator", HOSPITAL)
     consult = await schedule_visit(server, coordinator)
-    doctor, patient, _ = await visit_in_progress(new_context, consult)
-    started = await start_recording_with_consent(doctor, patient)
+    _, _, started = await start_recording_with_consent_from_the_lobby(new_context, consult)
     await asyncio.sleep(6.0)
 
     server.kill()

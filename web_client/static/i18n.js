@@ -124,6 +124,7 @@ export const DICTIONARIES = {
     // Recording with consent, and the quality team's review.
     rec_indicator: "Recording",
     rec_indicator_detail: "This consult is being recorded.",
+    rec_indicator_by: "Started by {name}.",
     rec_start: "Start recording",
     rec_stop: "Stop recording",
     rec_consent: "I agree to this consult being recorded",
@@ -393,6 +394,7 @@ export const DICTIONARIES = {
     // 知情同意录制与质控评审。
     rec_indicator: "录制中",
     rec_indicator_detail: "本次问诊正在录制。",
+    rec_indicator_by: "由{name}开始录制。",
     rec_start: "开始录制",
     rec_stop: "停止录制",
     rec_consent: "我同意录制本次问诊",

@@ -2,15 +2,17 @@
  * The consult page's recording controls: an indicator everyone sees while the consult is
  * recorded, the host's "Start recording" / "Stop recording" (with a verbal-consent dialog
  * when the patient has not agreed in their page), and the patient's consent button.
- * Mounted once the `join` result is known; follows the server's `recording_state` events.
+ * Mounted once the `join` result is known, in the lobby view for a waiting patient (the host
+ * often asks for consent while admitting) and moved into the consult view on admission;
+ * follows the server's `recording_state` events.
  */
 import { onLanguageChange, t } from "./i18n.js";
 
 /**
- * Build the controls at the top of the consult view and keep them in step with the server.
+ * Build the controls at the top of the current view and keep them in step with the server.
  * @param {import("./signaling.js").Signaling} signaling the joined connection
- * @param {{participant: {role: string}, grants: {record?: boolean}, recording?: object}} joined
- *   the `join` result
+ * @param {{status: string, participant: {role: string}, grants: {record?: boolean},
+ *   recording?: object}} joined the `join` result
  */
 export function mountRecordingControls(signaling, joined) {
   const isHost = Boolean(joined.grants?.record);
@@ -43,13 +45,21 @@ export function mountRecordingControls(signaling, joined) {
 
   const dialog = buildAttestDialog();
   bar.append(indicator, consentStatus, recordButton, consentButton, dialog.element);
-  const view = document.getElementById("view-consult");
-  view.insertBefore(bar, view.querySelector("h1")?.nextSibling ?? view.firstChild);
+  /** Show the controls under the heading of a view (`view-lobby` or `view-consult`). */
+  function place(viewId) {
+    const view = document.getElementById(viewId);
+    view.insertBefore(bar, view.querySelector("h1")?.nextSibling ?? view.firstChild);
+  }
+  place(joined.status === "lobby" ? "view-lobby" : "view-consult");
+  signaling.on("admitted", () => place("view-consult"));
 
   function render() {
     bar.dataset.recording = String(Boolean(state.recording));
     indicator.hidden = !state.recording;
-    indicator.textContent = state.recording ? `● ${t("rec_indicator")} — ${t("rec_indicator_detail")}` : "";
+    const by = state.by ? ` ${t("rec_indicator_by", { name: state.by })}` : "";
+    indicator.textContent = state.recording
+      ? `● ${t("rec_indicator")} — ${t("rec_indicator_detail")}${by}`
+      : "";
     recordButton.textContent = t(state.recording ? "rec_stop" : "rec_start");
     const given = Boolean(state.consent?.given);
     consentButton.textContent = t(given ? "rec_consent_withdraw" : "rec_consent");
