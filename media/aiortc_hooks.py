@@ -13,6 +13,10 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
 * ``RTCRtpReceiver._send_rtcp_pli`` and ``RTCRtpReceiver.__rtx_ssrc``: asking a publisher
   for a keyframe.
 * ``RTCRtpSender._send_keyframe``: what the sender calls on an incoming PLI or FIR.
+* ``RTCDtlsTransport._register_rtp_receiver`` and ``RtpRouter.ssrc_table``: aiortc routes
+  an RTX packet by its SSRC, which it never registers, or else by payload type, which
+  fails as soon as two video receivers share the transport; :func:`route_retransmissions`
+  registers the RTX SSRCs too.
 * ``RTCRtpTransceiver._codecs``: the codecs negotiated for a transceiver.
 * :class:`RtpOutlet` sends a subscriber's RTP without the sender's packetizer:
   ``RTCRtpTransceiver._headerExtensions``, ``RTCRtpSender._ssrc`` / ``_rtx_ssrc``, the
@@ -35,7 +39,9 @@ import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import RtpPacket
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -50,6 +56,7 @@ RtpPacketSink = Callable[[RtpPacket, bytes], None]
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_decoder_worker = aiortc.rtcrtpreceiver.decoder_worker
+_original_register_rtp_receiver = RTCDtlsTransport._register_rtp_receiver
 _host_addresses: list[str] = []
 
 
@@ -71,6 +78,28 @@ def use_host_addresses(addresses: Sequence[str]) -> None:
     """
     _host_addresses[:] = addresses
     aioice.ice.get_host_addresses = _configured_host_addresses
+
+
+def _register_rtp_receiver_and_rtx(
+    transport: RTCDtlsTransport, receiver: RTCRtpReceiver, parameters: RTCRtpReceiveParameters
+) -> None:
+    """Replacement for ``RTCDtlsTransport._register_rtp_receiver`` that routes RTX too."""
+    _original_register_rtp_receiver(transport, receiver, parameters)
+    for encoding in parameters.encodings:
+        if encoding.rtx is not None:
+            transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+def route_retransmissions() -> None:
+    """
+    Make every connection of this process deliver retransmissions (RTX) to their receiver.
+
+    aiortc 1.16 drops every RTX packet of a connection that bundles two or more video
+    receivers (a camera and a screen share, or a subscriber's several cameras), so a NACK
+    never repairs a loss there. Receivers registered after this call also own their RTX
+    SSRCs (from the remote description's ``ssrc-group:FID``). Calling it again is harmless.
+    """
+    RTCDtlsTransport._register_rtp_receiver = _register_rtp_receiver_and_rtx  # type: ignore[method-assign]
 
 
 class _EncodedFrameTap(queue.Queue):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .aiortc_hooks import use_host_addresses
+from .aiortc_hooks import route_retransmissions, use_host_addresses
 from .consult import ConsultMedia
 from .peer import MediaConfig
 
@@ -15,7 +15,8 @@ class MediaServer:
     """
     Hosts the media of consults in this process; one per process.
 
-    Creating it makes ICE gather host candidates on ``config.addresses``.
+    Creating it makes ICE gather host candidates on ``config.addresses``, and aiortc
+    deliver retransmissions to receivers that share a transport with other video.
 
     :param config: The media configuration.
     """
@@ -24,6 +25,7 @@ class MediaServer:
         self._config = config
         self._rooms: dict[str, ConsultMedia] = {}
         use_host_addresses(config.addresses)
+        route_retransmissions()
         logger.info("media host addresses: %s", config.addresses or "discovered")
 
     @property

@@ -8,6 +8,7 @@ import inspect
 import threading
 
 import aioice.ice
+import aiortc.rtcdtlstransport
 import aiortc.rtcrtpreceiver
 import av
 import pytest
@@ -51,6 +52,17 @@ def test_private_names_are_where_the_hooks_expect_them() -> None:
     ]
     assert parameters(RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"]
     assert parameters(RTCRtpSender._send_keyframe) == ["self"]
+    assert parameters(aiortc_hooks._original_register_rtp_receiver) == [
+        "self",
+        "receiver",
+        "parameters",
+    ]
+    assert "self._rtp_router.register_receiver(" in inspect.getsource(
+        aiortc_hooks._original_register_rtp_receiver
+    )
+    assert "self.ssrc_table.get(packet.ssrc)" in inspect.getsource(
+        aiortc.rtcdtlstransport.RtpRouter.route_rtp
+    )
     receive_source = inspect.getsource(RTCRtpReceiver.receive)
     assert "target=decoder_worker" in receive_source
     assert "self.__decoder_queue" in receive_source
@@ -258,6 +270,65 @@ async def test_outlet_packets_reach_the_peer_and_nacks_reach_the_hook() -> None:
         nack.lost = [1, 2]
         await transceiver.sender._handle_rtcp_packet(nack)
         assert lost == [1, 2]
+    finally:
+        await receiver_pc.close()
+        await sender_pc.close()
+
+
+async def test_retransmissions_reach_their_receiver_when_two_videos_share_the_transport() -> None:
+    # aiortc routes RTX by payload type alone: with two video receivers it dropped every one.
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])
+    aiortc_hooks.route_retransmissions()
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    received: dict[str, list[int]] = {}
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in receiver_pc.getTransceivers() if t.receiver.track is track)
+        numbers = received.setdefault(transceiver.mid or "", [])
+        aiortc_hooks.tap_rtp_packets(
+            transceiver.receiver, lambda packet, data: numbers.append(packet.sequence_number), False
+        )
+
+    try:
+        camera = sender_pc.addTransceiver(SilentTrack(), direction="sendonly")
+        screen = sender_pc.addTransceiver(SilentTrack(), direction="sendonly")
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        for _ in range(100):
+            if sender_pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+
+        payload = b"\x90\x80\x80\x05" + b"\x10\x02\x00\x9d\x01\x2a"
+        for transceiver in (camera, screen):
+            outlet = aiortc_hooks.RtpOutlet(transceiver)
+            assert outlet.rtx_payload_type is not None
+            for seq in (0, 2):  # 1 is lost on the way
+                packet = RtpPacket(
+                    payload_type=outlet.payload_type,
+                    sequence_number=seq,
+                    timestamp=90000,
+                    ssrc=outlet.ssrc,
+                    payload=payload,
+                )
+                outlet.send(packet.serialize(), 90000, 1 << 32, len(payload))
+            retransmission = RtpPacket(
+                payload_type=outlet.rtx_payload_type,
+                sequence_number=0,
+                timestamp=90000,
+                ssrc=outlet.rtx_ssrc,
+                payload=b"\x00\x01" + payload,  # RFC 4588: the original sequence number first
+            )
+            outlet.resend(retransmission.serialize())
+        for _ in range(40):
+            if all(len(numbers) == 3 for numbers in received.values()):
+                break
+            await asyncio.sleep(0.05)
+        assert received == {camera.mid: [0, 2, 1], screen.mid: [0, 2, 1]}
     finally:
         await receiver_pc.close()
         await sender_pc.close()
