@@ -13,7 +13,6 @@ JSON object.
 """
 
 # The load generator polls outside every measured window:
-# ruff: noqa: ASYNC110
 
 from __future__ import annotations
 
@@ -28,13 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sfu import FPS, Child, LoopedPackets, cpu_seconds, load_media, pre_encode
+from bench.sfu import Child, cpu_seconds, pre_encode, run_publisher
 from media import MediaConfig, MediaServer
-from media.aiortc_hooks import use_host_addresses
 from media.recording import Manifest
 
 SETTLE, WINDOW, ROUNDS = 2.0, 8.0, 3
@@ -78,32 +75,6 @@ async def run_server(folder: Path) -> None:
     print(f"READY {port}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await media.shutdown()
-
-
-async def run_publisher(url: str, media_file: Path, name: str) -> None:
-    """A publisher process: pre-encoded VP8 and Opus at their real pace."""
-    use_host_addresses(["127.0.0.1"])
-    video, audio = load_media(media_file)
-    video_track = LoopedPackets("video", video, FPS, 90000, 90000 // FPS)
-    audio_track = LoopedPackets("audio", audio, 50, 48000, 960)
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    transceiver = pc.addTransceiver(video_track, direction="sendonly")
-    transceiver.setCodecPreferences(
-        [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
-    )
-    pc.addTransceiver(audio_track, direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    async with ClientSession() as http:
-        response = await http.post(
-            f"{url}/publish", json={"participant": name, "sdp": pc.localDescription.sdp}
-        )
-        answer = (await response.json())["sdp"]
-    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-    while len(video_track.sent) < FPS:
-        await asyncio.sleep(0.1)
-    print("READY", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    await pc.close()
 
 
 async def window(pid: int) -> float:
@@ -192,7 +163,7 @@ def main() -> None:
     if args.role == "server":
         asyncio.run(run_server(Path(args.folder)))
     elif args.role == "publisher":
-        asyncio.run(run_publisher(args.url, Path(args.media), args.name))
+        asyncio.run(run_publisher(args.url, Path(args.media), name=args.name))
     else:
         asyncio.run(orchestrate(args.publishers))
 

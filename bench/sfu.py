@@ -293,7 +293,14 @@ async def run_server(arm: str) -> None:
 # --------------------------------------------------------------------------- clients
 
 
-async def run_publisher(url: str, media: Path, out: Path) -> None:
+async def run_publisher(
+    url: str, media: Path, out: Path | None = None, name: str = "publisher"
+) -> None:
+    """A publisher process: pre-encoded VP8 and Opus at their real pace until told to stop.
+
+    :param out: where to write the send time of every video frame (latency), if wanted.
+    :param name: the participant name the server publishes under.
+    """
     use_host_addresses(["127.0.0.1"])
     video, audio = load_media(media)
     video_track = LoopedPackets("video", video, FPS, 90000, 90000 // FPS)
@@ -307,7 +314,7 @@ async def run_publisher(url: str, media: Path, out: Path) -> None:
     await pc.setLocalDescription(await pc.createOffer())
     async with ClientSession() as http:
         response = await http.post(
-            f"{url}/publish", json={"participant": "publisher", "sdp": pc.localDescription.sdp}
+            f"{url}/publish", json={"participant": name, "sdp": pc.localDescription.sdp}
         )
         answer = (await response.json())["sdp"]
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
@@ -315,7 +322,8 @@ async def run_publisher(url: str, media: Path, out: Path) -> None:
         await asyncio.sleep(0.1)
     print("READY", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    out.write_text(json.dumps({"video": video_track.sent}))
+    if out is not None:
+        out.write_text(json.dumps({"video": video_track.sent}))
     await pc.close()
 
 
