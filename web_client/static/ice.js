@@ -1,6 +1,15 @@
+// @ts-check
 /** ICE helpers shared by the publisher and the subscriber connections. */
 
 const GATHERING_TIMEOUT_MS = 3000;
+
+/**
+ * Makes the peer connections: the browser's `RTCPeerConnection`, a fake one in the unit tests.
+ * @typedef {(config: RTCConfiguration) => RTCPeerConnection} PeerConnectionFactory
+ */
+
+/** @type {PeerConnectionFactory} */
+export const browserPeerConnection = (config) => new RTCPeerConnection(config);
 
 /**
  * Resolve once `pc` has gathered all its ICE candidates, so that its local description

@@ -1,21 +1,23 @@
+// @ts-check
 /**
  * The publisher peer connection: the client sends its microphone, camera and screen share
  * to the server. The client always offers (`publish`), the server answers; every change of
  * what is sent is a new offer, one at a time.
  */
-import { waitForIceGatheringComplete } from "./ice.js";
+import { browserPeerConnection, waitForIceGatheringComplete } from "./ice.js";
 
 /** The connection that carries this participant's own media to the server. */
 export class Publisher {
   /**
-   * @param {import("./signaling.js").Signaling} signaling
+   * @param {Pick<import("./signaling.js").Signaling, "request">} signaling
    * @param {RTCIceServer[]} iceServers from the `join` result
    * @param {{onFailed: () => void}} handlers called when the connection to the server fails
+   * @param {import("./ice.js").PeerConnectionFactory} [createPeerConnection]
    */
-  constructor(signaling, iceServers, { onFailed }) {
+  constructor(signaling, iceServers, { onFailed }, createPeerConnection = browserPeerConnection) {
     this.signaling = signaling;
     /** @type {RTCPeerConnection} */
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.pc = createPeerConnection({ iceServers });
     this.pc.addEventListener("connectionstatechange", () => {
       if (this.pc.connectionState === "failed") onFailed();
     });
@@ -64,7 +66,7 @@ export class Publisher {
    */
   async stopScreen() {
     const screen = this.#screenTransceiver();
-    if (!screen || this.pc.signalingState === "closed") return;
+    if (!screen || this.#closed()) return;
     await screen.sender.replaceTrack(null);
     screen.direction = "inactive";
     await this.#negotiate();
@@ -72,33 +74,44 @@ export class Publisher {
 
   #screenTransceiver() {
     for (const [transceiver, source] of this.sources) {
-      if (source === "screen" && !transceiver.stopped) return transceiver;
+      // `stopped` is gone from TypeScript's DOM types, not from Chromium.
+      const stopped = /** @type {RTCRtpTransceiver & {stopped?: boolean}} */ (transceiver).stopped;
+      if (source === "screen" && !stopped) return transceiver;
     }
     return null;
   }
 
-  /** Queue an offer/answer exchange after the ones in flight; settles when this one did. */
+  /**
+   * Queue an offer/answer exchange after the ones in flight; settles when this one did.
+   * @returns {Promise<void>}
+   */
   #negotiate() {
     const run = this.queue.then(() => this.#exchange());
     this.queue = run.catch(() => {});
     return run;
   }
 
+  /** Whether the connection was closed (a call, so that checks after an await are not narrowed away). */
+  #closed() {
+    return this.pc.signalingState === "closed";
+  }
+
   async #exchange() {
-    if (this.pc.signalingState === "closed") return;
+    if (this.#closed()) return;
     await this.pc.setLocalDescription(await this.pc.createOffer());
     // mids are known once the offer is set locally.
+    /** @type {Record<string, "microphone"|"camera"|"screen">} */
     const sources = {};
     for (const [transceiver, source] of this.sources) {
       if (transceiver.mid !== null) sources[transceiver.mid] = source;
     }
     await waitForIceGatheringComplete(this.pc);
     const answer = await this.signaling.request("publish", {
-      sdp: this.pc.localDescription.sdp,
+      sdp: this.pc.localDescription?.sdp,
       type: "offer",
       sources,
     });
-    if (this.pc.signalingState === "closed") return;
+    if (this.#closed()) return;
     await this.pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   }
 

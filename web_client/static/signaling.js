@@ -1,29 +1,20 @@
+// @ts-check
 /**
  * The Socket.IO connection to the server (docs/protocol.md): connect with the JWT,
  * send requests that resolve with the acknowledgement or reject with its error code.
  */
 import { io } from "/vendor/socket.io.esm.min.js";
+import { SignalingError } from "./signaling-error.js";
+
+export { SignalingError };
+
+/** @typedef {import("/vendor/socket.io.esm.min.js").Socket} Socket */
 
 const REQUEST_TIMEOUT_MS = 15000;
 
-/** An error answered by the server (`{ok:false, error:{code, message}}`) or met on the way. */
-export class SignalingError extends Error {
-  /**
-   * @param {string} code protocol error code, or a client one ("timeout", "connection_failed")
-   * @param {string} [message] the server's English message, for logs
-   * @param {unknown} [details] field errors of `invalid_payload`
-   */
-  constructor(code, message = code, details = undefined) {
-    super(message);
-    this.name = "SignalingError";
-    this.code = code;
-    this.details = details;
-  }
-}
-
 /** One Socket.IO connection serving one consult. */
 export class Signaling {
-  /** @param {object} socket a connected socket.io-client Socket */
+  /** @param {Socket} socket a connected socket.io-client Socket */
   constructor(socket) {
     /** The underlying Socket.IO socket (exposed read-only to tests). */
     this.socket = socket;
@@ -43,6 +34,7 @@ export class Signaling {
         socket.off("connect_error", onError);
         resolve(new Signaling(socket));
       };
+      /** @param {Error & {data?: {code?: string, message?: string}}} err */
       const onError = (err) => {
         socket.off("connect", onConnect);
         // Stop the automatic retries: the caller decides whether to try again.
@@ -59,21 +51,26 @@ export class Signaling {
    * Emit `event` with `payload` and wait for the acknowledgement.
    * @param {string} event a client→server event of the protocol
    * @param {object} [payload]
-   * @returns {Promise<object>} the `{ok: true, ...}` result
+   * @returns {Promise<any>} the `{ok: true, ...}` result
    * @throws {SignalingError} the server's error, or code "timeout"
    */
   request(event, payload = {}) {
     return new Promise((resolve, reject) => {
-      this.socket.timeout(REQUEST_TIMEOUT_MS).emit(event, payload, (err, response) => {
-        if (err) {
-          reject(new SignalingError("timeout", `${event}: no acknowledgement`));
-        } else if (response?.ok === true) {
-          resolve(response);
-        } else {
-          const error = response?.error ?? {};
-          reject(new SignalingError(error.code || "internal_error", error.message, error.details));
-        }
-      });
+      this.socket.timeout(REQUEST_TIMEOUT_MS).emit(
+        event,
+        payload,
+        /** @param {Error|null} err @param {any} response */
+        (err, response) => {
+          if (err) {
+            reject(new SignalingError("timeout", `${event}: no acknowledgement`));
+          } else if (response?.ok === true) {
+            resolve(response);
+          } else {
+            const error = response?.error ?? {};
+            reject(new SignalingError(error.code || "internal_error", error.message, error.details));
+          }
+        },
+      );
     });
   }
 
@@ -84,6 +81,14 @@ export class Signaling {
    */
   on(event, handler) {
     this.socket.on(event, handler);
+  }
+
+  /**
+   * Call `handler` each time the connection comes back after the client reconnected by itself.
+   * @param {() => void} handler
+   */
+  onReconnect(handler) {
+    this.socket.io.on("reconnect", handler);
   }
 
   /** Close the connection (no reconnection follows). */

@@ -1,10 +1,11 @@
+// @ts-check
 /**
  * The subscriber peer connection: the server sends everyone else's tracks.
  * The server always offers (`subscriber_offer`), the client answers (`subscriber_answer`);
  * offers are applied one at a time, in the order they arrive.
  */
-import { SignalingError } from "./signaling.js";
-import { waitForIceGatheringComplete } from "./ice.js";
+import { SignalingError } from "./signaling-error.js";
+import { browserPeerConnection, waitForIceGatheringComplete } from "./ice.js";
 
 /**
  * Where a received track belongs.
@@ -12,23 +13,31 @@ import { waitForIceGatheringComplete } from "./ice.js";
  *            track: MediaStreamTrack}} Placement
  */
 
+/**
+ * A `subscriber_offer`: the SDP, and which participant's source each mid carries.
+ * @typedef {{sdp: string, type: "offer",
+ *            tracks?: Record<string, {participant_id: string, source: Placement["source"]}>}} SubscriberOffer
+ */
+
 /** The connection that carries the other participants' media from the server. */
 export class Subscriber {
   /**
-   * @param {import("./signaling.js").Signaling} signaling
+   * @param {Pick<import("./signaling.js").Signaling, "request">} signaling
    * @param {RTCIceServer[]} iceServers from the `join` result
    * @param {{onPlace: (p: Placement) => void, onRemove: (p: Placement) => void,
-   *          onError: (err: Error) => void, onFailed: () => void}} handlers
+   *          onError: (err: Error & {code?: string}) => void, onFailed: () => void}} handlers
    *   `onPlace`/`onRemove` put a track into / take it out of a participant's tile;
    *   `onError` reports an offer that could not be answered; `onFailed` a failed connection.
+   * @param {import("./ice.js").PeerConnectionFactory} [createPeerConnection]
    */
-  constructor(signaling, iceServers, handlers) {
+  constructor(signaling, iceServers, handlers, createPeerConnection = browserPeerConnection) {
     this.signaling = signaling;
     this.iceServers = iceServers;
     this.handlers = handlers;
+    this.createPeerConnection = createPeerConnection;
     /** @type {RTCPeerConnection|null} created on the first offer */
     this.pc = null;
-    /** The `tracks` map of the offer applied last: mid → {participant_id, source}. */
+    /** @type {NonNullable<SubscriberOffer["tracks"]>} the offer applied last's: mid → {participant_id, source} */
     this.tracks = {};
     /** @type {Map<string, Placement>} the tracks currently shown, by mid */
     this.placements = new Map();
@@ -38,7 +47,7 @@ export class Subscriber {
 
   /**
    * Queue a `subscriber_offer` from the server; it is answered after the previous ones.
-   * @param {{sdp: string, type: "offer", tracks: Record<string, {participant_id: string, source: string}>}} offer
+   * @param {SubscriberOffer} offer
    * @returns {Promise<void>} settles when this offer has been handled (errors go to `onError`)
    */
   handleOffer(offer) {
@@ -55,28 +64,30 @@ export class Subscriber {
     this.placements.clear();
   }
 
+  /** @param {SubscriberOffer} offer */
   async #apply(offer) {
     if (this.closed) return;
-    if (!this.pc) this.pc = this.#createPeerConnection();
+    const pc = (this.pc ??= this.#createPeerConnection());
     this.tracks = offer.tracks ?? {};
     try {
-      await this.pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
-      this.#reconcile();
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+      this.#reconcile(pc);
+      await pc.setLocalDescription(await pc.createAnswer());
     } catch (err) {
       if (this.closed) return;
-      throw new SignalingError("invalid_sdp", err.message);
+      throw new SignalingError("invalid_sdp", err instanceof Error ? err.message : String(err));
     }
-    await waitForIceGatheringComplete(this.pc);
+    await waitForIceGatheringComplete(pc);
     if (this.closed) return;
     await this.signaling.request("subscriber_answer", {
-      sdp: this.pc.localDescription.sdp,
+      sdp: pc.localDescription?.sdp,
       type: "answer",
     });
   }
 
+  /** @returns {RTCPeerConnection} */
   #createPeerConnection() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = this.createPeerConnection({ iceServers: this.iceServers });
     pc.addEventListener("track", (event) => {
       this.#place(event.transceiver.mid, event.track);
     });
@@ -90,22 +101,28 @@ export class Subscriber {
    * Bring the shown tracks in line with the latest `tracks` map: drop the mids it no
    * longer names, and place the ones it names (a reused mid keeps its receiver's track
    * but may now belong to someone else, and may not fire `track` again).
+   * @param {RTCPeerConnection} pc
    */
-  #reconcile() {
+  #reconcile(pc) {
     for (const [mid, placement] of this.placements) {
       if (!(mid in this.tracks)) {
         this.placements.delete(mid);
         this.handlers.onRemove(placement);
       }
     }
-    for (const transceiver of this.pc.getTransceivers()) {
+    for (const transceiver of pc.getTransceivers()) {
       if (transceiver.mid !== null && transceiver.mid in this.tracks) {
         this.#place(transceiver.mid, transceiver.receiver.track);
       }
     }
   }
 
+  /**
+   * @param {string|null} mid
+   * @param {MediaStreamTrack} track
+   */
   #place(mid, track) {
+    if (mid === null) return;
     const info = this.tracks[mid];
     if (!info) return;
     const previous = this.placements.get(mid);

@@ -1,28 +1,29 @@
+// @ts-check
 /**
  * The consult page's DOM outside the video grid: views, the alert and status regions,
  * the device check, the controls, the host's waiting room and the end screen.
  */
+import { byId } from "./dom.js";
 import { DICTIONARIES, t } from "./i18n.js";
-
-const byId = (id) => document.getElementById(id);
 
 /** Elements the entry module wires events to. */
 export const elements = {
-  joinButton: byId("join-button"),
-  cameraSelect: byId("camera-select"),
-  microphoneSelect: byId("microphone-select"),
-  preview: byId("preview"),
+  joinButton: byId("join-button", HTMLButtonElement),
+  cameraSelect: byId("camera-select", HTMLSelectElement),
+  microphoneSelect: byId("microphone-select", HTMLSelectElement),
+  preview: byId("preview", HTMLVideoElement),
   videoGrid: byId("video-grid"),
-  muteButton: byId("mute-button"),
-  cameraButton: byId("camera-button"),
-  screenButton: byId("screen-button"),
+  muteButton: byId("mute-button", HTMLButtonElement),
+  cameraButton: byId("camera-button", HTMLButtonElement),
+  screenButton: byId("screen-button", HTMLButtonElement),
   chatPanel: byId("chat-panel"),
-  leaveButton: byId("leave-button"),
-  lobbyLeaveButton: byId("lobby-leave-button"),
-  endButton: byId("end-button"),
-  languageSelect: byId("language-select"),
+  leaveButton: byId("leave-button", HTMLButtonElement),
+  lobbyLeaveButton: byId("lobby-leave-button", HTMLButtonElement),
+  endButton: byId("end-button", HTMLButtonElement),
+  languageSelect: byId("language-select", HTMLSelectElement),
 };
 
+/** @type {Record<string, string>} the heading of each view, focused when it opens */
 const HEADINGS = {
   join: "join-heading",
   lobby: "lobby-heading",
@@ -30,7 +31,10 @@ const HEADINGS = {
   ended: "ended-heading",
 };
 
-/** Heading and text of the end screen, by why the consult ended for this participant. */
+/**
+ * Heading and text of the end screen, by why the consult ended for this participant.
+ * @type {Record<string, [string, string]>}
+ */
 const END_TEXTS = {
   ended: ["ended_heading", "ended_body"],
   left: ["left_heading", "ended_body"],
@@ -38,7 +42,7 @@ const END_TEXTS = {
   removed: ["removed_heading", "removed_body"],
 };
 
-/** The code of the error shown, kept to retranslate it. */
+/** @type {string|null} the code of the error shown, kept to retranslate it */
 let shownErrorCode = null;
 
 /**
@@ -50,9 +54,9 @@ export function showView(view) {
   const changed = document.body.dataset.view !== view;
   document.body.dataset.view = view;
   for (const panel of document.querySelectorAll("[data-view-panel]")) {
-    panel.hidden = panel.dataset.viewPanel !== view;
+    if (panel instanceof HTMLElement) panel.hidden = panel.dataset.viewPanel !== view;
   }
-  if (changed) byId(HEADINGS[view])?.focus();
+  if (changed) document.getElementById(HEADINGS[view])?.focus();
   if (view === "lobby") {
     // A live region announces changes, not content it was revealed with: fill it afterwards.
     const status = byId("lobby-status");
@@ -65,7 +69,8 @@ export function showView(view) {
 
 /**
  * Show a friendly, translated message for an error code in the alert region.
- * @param {string} code a protocol error code or a client one ("media_denied", "timeout", …)
+ * @param {string|null|undefined} code a protocol error code or a client one ("media_denied",
+ *   "timeout", …); none shows the "unknown" message
  */
 export function showError(code) {
   shownErrorCode = code || "unknown";
@@ -94,7 +99,7 @@ function renderError() {
 /**
  * Say something to screen-reader users through the polite status region.
  * @param {string} key translation key
- * @param {Record<string, string>} [params]
+ * @param {Record<string, string|number>} [params]
  */
 export function announce(key, params) {
   const announcer = byId("announcer");
@@ -115,6 +120,12 @@ export function renderDeviceOptions(devices, selected) {
   fillDeviceSelect(elements.microphoneSelect, devices.microphones, selected.microphoneId, "microphone_label");
 }
 
+/**
+ * @param {HTMLSelectElement} select
+ * @param {MediaDeviceInfo[]} devices
+ * @param {string|undefined} selectedId
+ * @param {string} kindKey
+ */
 function fillDeviceSelect(select, devices, selectedId, kindKey) {
   if (devices.length === 0) {
     select.replaceChildren(new Option(t("device_none"), ""));
@@ -146,7 +157,7 @@ export function setMicLevel(level) {
  * @param {string} model.name the participant's display name
  * @param {boolean} model.joinDisabled no token, or the device check or the join is under way
  * @param {{title?: string}|null} model.consult
- * @param {{admit?: boolean, end?: boolean}|null} model.grants
+ * @param {{admit?: boolean, end?: boolean, publish?: boolean}|null} model.grants
  * @param {{microphone: boolean, camera: boolean}} model.muted
  * @param {{microphone: boolean, camera: boolean}} model.hasTrack whether a local track of each kind exists
  * @param {Array<{participant_id: string, name: string}>} model.waiting
@@ -174,7 +185,7 @@ export function render(model) {
   byId("waiting-room").hidden = !model.grants?.admit;
   renderWaitingList(model.waiting, model.onAdmit);
 
-  const [heading, body] = END_TEXTS[model.endedReason] ?? END_TEXTS.ended;
+  const [heading, body] = END_TEXTS[model.endedReason ?? "ended"] ?? END_TEXTS.ended;
   byId("ended-heading").textContent = t(heading, { by: model.endedBy ?? "" });
   byId("ended-body").textContent = t(body);
   renderError();
@@ -184,32 +195,36 @@ export function render(model) {
  * One "Admit <name>" button per waiting participant, updated in place (keyed by id) so
  * that keyboard focus survives updates; when the focused entry goes away, focus moves to
  * the next button or to the waiting room heading.
+ * @param {Array<{participant_id: string, name: string}>} waiting
+ * @param {(participantId: string) => void} onAdmit
  */
 function renderWaitingList(waiting, onAdmit) {
   const list = byId("waiting-list");
   const wanted = new Set(waiting.map((p) => p.participant_id));
   let focusLost = false;
-  for (const item of [...list.children]) {
-    if (!wanted.has(item.dataset.participantId)) {
+  for (const item of /** @type {HTMLElement[]} */ ([...list.children])) {
+    if (!wanted.has(item.dataset.participantId ?? "")) {
       focusLost ||= item.contains(document.activeElement);
       item.remove();
     }
   }
   waiting.forEach((participant, index) => {
+    /** @type {HTMLLIElement|null} */
     let item = list.querySelector(`li[data-participant-id="${CSS.escape(participant.participant_id)}"]`);
+    const button = item?.querySelector("button") ?? document.createElement("button");
     if (!item) {
-      item = document.createElement("li");
-      item.dataset.participantId = participant.participant_id;
-      const button = document.createElement("button");
+      const li = document.createElement("li");
+      li.dataset.participantId = participant.participant_id;
       button.type = "button";
       button.className = "button primary";
-      button.addEventListener("click", () => onAdmit(item.dataset.participantId));
-      item.append(button);
+      button.addEventListener("click", () => onAdmit(li.dataset.participantId ?? ""));
+      li.append(button);
+      item = li;
     }
     // Moved only when out of the server's order: moving a node would drop its focus.
     if (list.children[index] !== item) list.insertBefore(item, list.children[index] ?? null);
-    item.querySelector("button").textContent = t("admit", { name: participant.name });
+    button.textContent = t("admit", { name: participant.name });
   });
   byId("waiting-none").hidden = waiting.length > 0;
-  if (focusLost) (list.querySelector("button") ?? byId("waiting-heading")).focus();
+  if (focusLost) (list.querySelector("button") ?? byId("waiting-heading", HTMLElement)).focus();
 }
