@@ -1,12 +1,13 @@
+// @ts-check
 /**
  * Entry of the consult page (/join/{consult_id}?token=JWT): device check, join, lobby,
- * consult, end. Wires the signaling connection, the two peer connections and the DOM.
+ * consult, end. The session engine (consult-session.js) does the signaling and the peer
+ * connections; this module owns the DOM: buttons, tiles, chat, panels and announcements.
  */
 import { mountLanguageSwitch, onLanguageChange, translateDocument } from "./i18n.js";
 import { decodeJwtPayload, readConsultId, takeToken } from "./session.js";
 import { Signaling } from "./signaling.js";
-import { Publisher } from "./publisher.js";
-import { Subscriber } from "./subscriber.js";
+import { ConsultSession } from "./consult-session.js";
 import { listDevices, openLocalMedia, startLevelMeter, stopStream } from "./devices.js";
 import { VideoGrid } from "./tiles.js";
 import { ChatPanel } from "./chat.js";
@@ -17,53 +18,47 @@ import * as ui from "./ui.js";
 import { mountRecordingControls } from "./recording-controls.js";
 import { mountClinicalPanel } from "./clinical-panel.js";
 
+/** @typedef {import("./consult-session.js").Participant} Participant */
+
 const consultId = readConsultId();
 const token = consultId ? takeToken(consultId) : null;
 const claims = token ? decodeJwtPayload(token) : null;
 
-const state = {
-  /** "join" | "lobby" | "consult" | "ended" */
-  view: "join",
-  consultId,
-  /** Display name: from the token until the server's Participant replaces it. */
-  name: String(claims?.name ?? claims?.sub ?? ""),
-  /** @type {object|null} this participant, as the server describes it */
-  participant: null,
-  /** @type {object|null} */
-  consult: null,
-  /** @type {object|null} */
-  grants: null,
-  /** @type {RTCIceServer[]} */
-  iceServers: [],
-  /** @type {Map<string, object>} everyone the server told us about, by participant_id */
-  participants: new Map(),
-  /** @type {object[]} participants waiting in the lobby (hosts only) */
-  waiting: [],
-  muted: { microphone: false, camera: false },
-  /** @type {"ended"|"left"|"lost"|"removed"|null} */
-  endedReason: null,
-  /** @type {string|null} the host who removed this participant */
-  endedBy: null,
-};
-
-/** @type {Signaling|null} */
+/** @type {Signaling|null} the connection of the latest join (kept after it closed, for tests) */
 let signaling = null;
-/** @type {Publisher|null} */
-let publisher = null;
-/** @type {Subscriber|null} */
-let subscriber = null;
+const session = new ConsultSession({
+  consultId,
+  token,
+  name: String(claims?.name ?? claims?.sub ?? ""),
+  connect: async (jwt) => {
+    signaling = null;
+    signaling = await Signaling.connect(jwt);
+    return signaling;
+  },
+});
+const state = session.state;
+
 /** @type {MediaStream} */
 let localStream = new MediaStream();
+session.setLocalStream(localStream);
 let stopMeter = () => {};
 /** Counts device opens so that a slow, superseded one does not win. */
 let mediaRequest = 0;
-/** Joining waits for the device check (it publishes what the check opened) and for itself. */
+/** Joining waits for the device check (it publishes what the check opened). */
 let checkingDevices = false;
-let joining = false;
+
+/**
+ * A coded error's code.
+ * @param {unknown} err
+ * @returns {string|undefined}
+ */
+const codeOf = (err) => /** @type {{code?: string}|null|undefined} */ (err)?.code;
 
 const hostControls = new HostControls({
   canModerate: () => Boolean(state.grants?.moderate) && state.view === "consult",
-  onMute: (participantId) => moderate("mute_participant", { participant_id: participantId, source: "microphone" }),
+  onMute: async (participantId) => {
+    await moderate("mute_participant", { participant_id: participantId, source: "microphone" });
+  },
   onRemove: async (participantId) => {
     const name = state.participants.get(participantId)?.name ?? "";
     if (await moderate("remove_participant", { participant_id: participantId })) {
@@ -78,16 +73,18 @@ const grid = new VideoGrid(
 );
 const speaking = new SpeakingDetector((participantId, isSpeaking) => grid.setSpeaking(participantId, isSpeaking));
 const screenShare = new ScreenShare({
-  publisher: ensurePublisher,
+  publisher: () => session.ensurePublisher(),
   onChange: (sharing) => {
     ui.announce(sharing ? "announce_screen_started" : "announce_screen_stopped");
     render();
   },
 });
 const chat = new ChatPanel(ui.elements.chatPanel, {
-  send: (text) => signaling.request("chat", { text }),
+  send: async (text) => {
+    await session.request("chat", { text });
+  },
   ownId: () => state.participant?.participant_id,
-  onError: (err) => ui.showError(err.code),
+  onError: (err) => ui.showError(codeOf(err)),
 });
 
 // Read-only handle for tests (getStats on the peer connections, the view, the socket).
@@ -100,13 +97,13 @@ Object.defineProperty(window, "teleconsult", {
       });
     },
     get publisherPc() {
-      return publisher?.pc ?? null;
+      return session.publisher?.pc ?? null;
     },
     get subscriberPc() {
-      return subscriber?.pc ?? null;
+      return session.subscriber?.pc ?? null;
     },
     get socket() {
-      return signaling?.socket ?? null;
+      return session.signaling ? (signaling?.socket ?? null) : null;
     },
   }),
 });
@@ -114,7 +111,7 @@ Object.defineProperty(window, "teleconsult", {
 function render() {
   ui.render({
     name: state.name,
-    joinDisabled: !token || checkingDevices || joining,
+    joinDisabled: !token || checkingDevices || session.joining,
     consult: state.consult,
     grants: state.grants,
     muted: state.muted,
@@ -129,12 +126,6 @@ function render() {
     sharing: screenShare.sharing,
   });
   grid.refresh();
-}
-
-function setView(view) {
-  state.view = view;
-  ui.showView(view);
-  render();
 }
 
 // ---------------------------------------------------------------- device check
@@ -154,13 +145,14 @@ async function checkDevices(choice) {
     stream = await openLocalMedia(choice);
   } catch (err) {
     stream = new MediaStream();
-    if (request === mediaRequest) ui.showError(err.code);
+    if (request === mediaRequest) ui.showError(codeOf(err));
   }
   if (request !== mediaRequest) {
     stopStream(stream);
     return;
   }
   localStream = stream;
+  session.setLocalStream(stream);
   ui.elements.preview.srcObject = stream;
   stopMeter = startLevelMeter(stream, ui.setMicLevel);
   await refreshDeviceList();
@@ -185,166 +177,96 @@ function chosenDevices() {
   };
 }
 
-// ---------------------------------------------------------------- joining
+// ---------------------------------------------------------------- the session's events
 
 async function join() {
-  if (joining || checkingDevices) return;
-  joining = true;
+  if (session.joining || checkingDevices) return;
   ui.clearError();
   ui.announce("joining");
-  render();
-  let result;
-  let markJoined;
-  try {
-    signaling = await Signaling.connect(token);
-    markJoined = listen(signaling);
-    result = await signaling.request("join", { consult_id: consultId });
-  } catch (err) {
-    signaling?.close();
-    signaling = null;
-    joining = false;
-    ui.showError(err.code);
-    render();
-    return;
-  }
-  joining = false;
-  state.participant = result.participant;
-  state.name = result.participant.name;
-  state.consult = result.consult;
-  state.grants = result.grants;
-  mountRecordingControls(signaling, result);
-  state.iceServers = result.ice_servers ?? [];
-  setParticipants(result.participants ?? []);
-  state.waiting = (result.participants ?? []).filter((p) => p.status === "waiting");
+  await session.join();
+}
+
+session.on("change", render);
+
+session.on("error", (code) => ui.showError(code));
+
+session.on("joined", (result) => {
+  if (signaling) mountRecordingControls(signaling, result);
   chat.setHistory(result.chat ?? []);
-  subscriber = new Subscriber(signaling, state.iceServers, {
-    onPlace: (placement) => {
-      grid.addTrack(placement);
-      if (placement.source === "microphone") speaking.watch(placement.participantId, placement.track);
-    },
-    onRemove: (placement) => {
-      speaking.unwatch(placement.track);
-      grid.removeTrack(placement);
-    },
-    onError: (err) => ui.showError(err.code ?? "invalid_sdp"),
-    onFailed: () => ui.showError("media_failed"),
-  });
-  markJoined();
   stopMeter();
   ui.setMicLevel(0);
-  if (result.status === "lobby") {
-    setView("lobby");
-  } else {
-    await enterConsult();
+});
+
+session.on("view", (view) => {
+  if (view === "consult") grid.setLocal(localStream, /** @type {Participant} */ (state.participant), state.muted);
+  ui.showView(view);
+  render();
+  if (view === "consult") {
+    mountClinicalPanel(document.getElementById("clinical-panel"), {
+      consultId: state.consultId ?? "",
+      token: token ?? "",
+      role: state.participant?.role,
+      isHost: state.participant?.is_host,
+      updates: session,
+    });
   }
-}
+});
+
+session.on("participant", syncTile);
+
+session.on("participant_joined", (participant) => {
+  ui.announce("announce_joined", { name: participant.name });
+});
+
+session.on("participant_left", (id, participant) => {
+  hostControls.forget(id);
+  grid.removeParticipant(id);
+  if (participant && id !== state.participant?.participant_id) {
+    ui.announce("announce_left", { name: participant.name });
+  }
+});
+
+session.on("waiting", (participant) => ui.announce("announce_waiting", { name: participant.name }));
+
+session.on("admitted", () => ui.announce("announce_admitted"));
+
+session.on("muted_by_host", ({ source, by }) => {
+  if (source === "screen") screenShare.stop().catch((err) => ui.showError(codeOf(err)));
+  ui.announce(`announce_muted_by_host.${source}`, { by });
+});
+
+session.on("local_media", () => {
+  grid.setLocal(localStream, /** @type {Participant} */ (state.participant), state.muted);
+});
+
+session.on("track_added", (placement) => {
+  grid.addTrack(placement);
+  if (placement.source === "microphone") speaking.watch(placement.participantId, placement.track);
+});
+
+session.on("track_removed", (placement) => {
+  speaking.unwatch(placement.track);
+  grid.removeTrack(placement);
+});
+
+session.on("chat_message", (message) => chat.add(message));
+
+// The page's part of ending: the session then closes the peer connections and the socket.
+session.on("ending", () => {
+  stopMeter();
+  hostControls.cancel();
+  screenShare.close();
+  speaking.close();
+  chat.clear();
+  stopStream(localStream);
+  ui.elements.preview.srcObject = null;
+  grid.clear();
+});
 
 /**
- * Handle the server's events on `connection`. Returns the function to call once the
- * `join` result is applied: consult events wait for it (they build on its snapshot of the
- * participants, subscriber offers need its ICE servers), and keep their order.
+ * Joined participants other than us have a tile; everyone else has none.
+ * @param {Participant} participant
  */
-function listen(connection) {
-  let markJoined;
-  const joined = new Promise((resolve) => {
-    markJoined = resolve;
-  });
-  const afterJoin = (handler) => async (payload) => {
-    await joined;
-    handler(payload);
-  };
-
-  connection.on("lobby", afterJoin(({ waiting }) => {
-    const before = new Set(state.waiting.map((p) => p.participant_id));
-    state.waiting = waiting ?? [];
-    for (const p of state.waiting) {
-      if (state.grants?.admit && !before.has(p.participant_id)) {
-        ui.announce("announce_waiting", { name: p.name });
-      }
-    }
-    render();
-  }));
-
-  connection.on("admitted", afterJoin(({ consult, participants }) => {
-    state.consult = consult ?? state.consult;
-    setParticipants(participants ?? []);
-    ui.announce("announce_admitted");
-    enterConsult();
-  }));
-
-  connection.on("participant_joined", afterJoin((participant) => {
-    updateParticipant(participant);
-    if (participant.participant_id !== state.participant.participant_id) {
-      ui.announce("announce_joined", { name: participant.name });
-    }
-  }));
-
-  connection.on("participant_updated", afterJoin(updateParticipant));
-
-  connection.on("participant_left", afterJoin(({ participant_id: id }) => {
-    const participant = state.participants.get(id);
-    state.participants.delete(id);
-    hostControls.forget(id);
-    grid.removeParticipant(id);
-    if (participant && id !== state.participant.participant_id) {
-      ui.announce("announce_left", { name: participant.name });
-    }
-  }));
-
-  connection.on("subscriber_offer", afterJoin((offer) => subscriber.handleOffer(offer)));
-
-  connection.on("chat_message", afterJoin((message) => chat.add(message)));
-
-  connection.on("muted_by_host", afterJoin(({ source, by }) => {
-    if (source === "screen") {
-      screenShare.stop().catch((err) => ui.showError(err.code));
-    } else if (!state.muted[source]) {
-      applyMute(source, true);
-    }
-    ui.announce(`announce_muted_by_host.${source}`, { by });
-  }));
-
-  // Sent just before the server disconnects us: the disconnect then finds the view ended.
-  connection.on("removed", ({ by }) => {
-    state.endedBy = by;
-    finish("removed");
-  });
-
-  connection.on("consult_ended", () => finish("ended"));
-
-  connection.on("disconnect", (reason) => {
-    if (reason !== "io client disconnect" && state.view !== "ended") {
-      ui.showError("connection_lost");
-      finish("lost");
-    }
-  });
-
-  return markJoined;
-}
-
-function setParticipants(participants) {
-  state.participants = new Map(participants.map((p) => [p.participant_id, p]));
-  const me = state.participants.get(state.participant?.participant_id);
-  if (me) state.participant = me;
-  for (const participant of participants) syncTile(participant);
-}
-
-function updateParticipant(participant) {
-  state.participants.set(participant.participant_id, participant);
-  if (participant.participant_id === state.participant?.participant_id) {
-    state.participant = participant;
-    // A moderator may have muted us: follow the server's state without echoing it back.
-    for (const source of ["microphone", "camera"]) {
-      if (participant.muted && participant.muted[source] !== state.muted[source]) {
-        applyMute(source, participant.muted[source]);
-      }
-    }
-  }
-  syncTile(participant);
-  render();
-}
-
-/** Joined participants other than us have a tile; everyone else has none. */
 function syncTile(participant) {
   const id = participant.participant_id;
   if (id === state.participant?.participant_id) return;
@@ -355,55 +277,18 @@ function syncTile(participant) {
   }
 }
 
-/**
- * The publisher connection, created on first use (a participant without camera and
- * microphone creates it when sharing the screen); null without grants.publish.
- * @returns {Publisher|null}
- */
-function ensurePublisher() {
-  if (!publisher && signaling && state.grants?.publish !== false && state.view === "consult") {
-    publisher = new Publisher(signaling, state.iceServers, {
-      onFailed: () => ui.showError("media_failed"),
-    });
-  }
-  return publisher;
-}
-
-async function enterConsult() {
-  if (state.view === "consult" || state.view === "ended") return;
-  grid.setLocal(localStream, state.participant, state.muted);
-  setView("consult");
-  mountClinicalPanel(document.getElementById("clinical-panel"), {
-    consultId, token, role: state.participant?.role, isHost: state.participant?.is_host,
-  });
-  if (localStream.getTracks().length === 0 || state.grants?.publish === false) return;
-  ensurePublisher();
-  try {
-    await publisher.publish(localStream);
-  } catch (err) {
-    if (state.view !== "ended") ui.showError(err.code ?? "invalid_sdp");
-  }
-}
-
 // ---------------------------------------------------------------- in the consult
 
-function applyMute(source, muted) {
-  state.muted[source] = muted;
-  const tracks = source === "microphone" ? localStream.getAudioTracks() : localStream.getVideoTracks();
-  for (const track of tracks) track.enabled = !muted;
-  grid.setLocal(localStream, state.participant, state.muted);
-  render();
-}
-
+/** @param {"microphone"|"camera"} source */
 async function toggleMute(source) {
   const muted = !state.muted[source];
-  applyMute(source, muted);
+  const request = session.setMute(source, muted);
   if (source === "microphone") ui.announce(muted ? "announce_mic_muted" : "announce_mic_on");
   else ui.announce(muted ? "announce_camera_off" : "announce_camera_on");
   try {
-    await signaling.request("mute", { source, muted });
+    await request;
   } catch (err) {
-    ui.showError(err.code);
+    ui.showError(codeOf(err));
   }
 }
 
@@ -412,72 +297,41 @@ async function toggleScreenShare() {
     if (screenShare.sharing) await screenShare.stop();
     else await screenShare.start();
   } catch (err) {
-    if (state.view !== "ended") ui.showError(err.code ?? "invalid_sdp");
+    if (state.view !== "ended") ui.showError(codeOf(err) ?? "invalid_sdp");
   }
 }
 
 /**
  * Send a host's request about another participant.
+ * @param {string} event
+ * @param {object} payload
  * @returns {Promise<boolean>} whether the server accepted it (else the error is shown)
  */
 async function moderate(event, payload) {
   try {
-    await signaling.request(event, payload);
+    await session.request(event, payload);
     return true;
   } catch (err) {
-    ui.showError(err.code);
+    ui.showError(codeOf(err));
     return false;
   }
 }
 
+/** @param {string} participantId */
 async function admit(participantId) {
   try {
-    await signaling.request("admit", { participant_id: participantId });
+    await session.request("admit", { participant_id: participantId });
   } catch (err) {
-    ui.showError(err.code);
+    ui.showError(codeOf(err));
   }
-}
-
-async function leave() {
-  try {
-    await signaling?.request("leave");
-  } catch {
-    // Leaving goes on locally whatever the server says: the media stops here anyway.
-  }
-  finish("left");
 }
 
 async function endConsult() {
   try {
-    await signaling.request("end");
+    await session.end();
   } catch (err) {
-    ui.showError(err.code);
-    return;
+    ui.showError(codeOf(err));
   }
-  finish("ended");
-}
-
-/**
- * Stop everything: both peer connections, every local track, the connection.
- * The closed peer connections stay reachable through `window.teleconsult` for tests.
- * @param {"ended"|"left"|"lost"|"removed"} reason
- */
-function finish(reason) {
-  if (state.view === "ended") return;
-  state.endedReason = reason;
-  stopMeter();
-  hostControls.cancel();
-  screenShare.close();
-  speaking.close();
-  chat.clear();
-  publisher?.close();
-  subscriber?.close();
-  stopStream(localStream);
-  ui.elements.preview.srcObject = null;
-  grid.clear();
-  state.waiting = [];
-  setView("ended");
-  signaling?.close();
 }
 
 // ---------------------------------------------------------------- start
@@ -495,8 +349,8 @@ navigator.mediaDevices?.addEventListener("devicechange", () => {
 ui.elements.muteButton.addEventListener("click", () => toggleMute("microphone"));
 ui.elements.cameraButton.addEventListener("click", () => toggleMute("camera"));
 ui.elements.screenButton.addEventListener("click", toggleScreenShare);
-ui.elements.leaveButton.addEventListener("click", leave);
-ui.elements.lobbyLeaveButton.addEventListener("click", leave);
+ui.elements.leaveButton.addEventListener("click", () => session.leave());
+ui.elements.lobbyLeaveButton.addEventListener("click", () => session.leave());
 ui.elements.endButton.addEventListener("click", endConsult);
 
 ui.showView("join");

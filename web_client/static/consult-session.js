@@ -1,0 +1,465 @@
+// @ts-check
+/**
+ * The consult session engine: join, lobby, publish and subscribe negotiation, the server's
+ * events and the session's state. It touches no DOM (Node imports it in the unit tests): it
+ * emits events that the page (consult.js) turns into views, tiles and announcements.
+ */
+import { Emitter } from "./emitter.js";
+import { browserPeerConnection } from "./ice.js";
+import { Publisher } from "./publisher.js";
+import { SignalingError } from "./signaling-error.js";
+import { Subscriber } from "./subscriber.js";
+
+/**
+ * A participant as the server describes it (docs/protocol.md).
+ * @typedef {{participant_id: string, name: string, role?: string, is_host?: boolean,
+ *            status?: string, muted?: {microphone: boolean, camera: boolean}}} Participant
+ */
+/**
+ * What this participant may do.
+ * @typedef {{publish?: boolean, admit?: boolean, moderate?: boolean, end?: boolean,
+ *            record?: boolean}} Grants
+ */
+/**
+ * The `join` acknowledgement.
+ * @typedef {{ok: true, status: string, participant: Participant, consult: {title?: string},
+ *            grants: Grants, ice_servers?: RTCIceServer[], participants?: Participant[],
+ *            chat?: import("./chat.js").ChatMessage[], recording?: any}} JoinResult
+ */
+/**
+ * A committed change to one of the consult's clinical documents (`clinical_updated`).
+ * @typedef {{consult_id: string, document: "note"|"prescription", id: string,
+ *            change: string}} ClinicalUpdate
+ */
+/** @typedef {"join"|"lobby"|"consult"|"ended"} View */
+/** @typedef {"ended"|"left"|"lost"|"removed"} EndReason */
+/** @typedef {"microphone"|"camera"} Source */
+/**
+ * What the engine needs of the Socket.IO connection (signaling.js's Signaling; a fake in tests).
+ * @typedef {object} SignalingConnection
+ * @property {(event: string, payload?: object) => Promise<any>} request
+ * @property {(event: string, handler: (payload: any) => void) => void} on
+ * @property {() => void} close
+ * @property {(handler: () => void) => void} [onReconnect]
+ */
+/**
+ * @typedef {object} SessionState
+ * @property {View} view
+ * @property {string|null} consultId
+ * @property {string} name display name: from the token until the server's Participant replaces it
+ * @property {Participant|null} participant this participant, as the server describes it
+ * @property {{title?: string}|null} consult
+ * @property {Grants|null} grants
+ * @property {RTCIceServer[]} iceServers
+ * @property {Map<string, Participant>} participants everyone the server told us about, by id
+ * @property {Participant[]} waiting participants waiting in the lobby (hosts only)
+ * @property {Record<Source, boolean>} muted
+ * @property {EndReason|null} endedReason
+ * @property {string|null} endedBy the host who removed this participant
+ */
+/**
+ * The engine's events, each with its listener's arguments.
+ * @typedef {object} SessionEvents
+ * @property {[]} change the state changed: render again
+ * @property {[View]} view a new view
+ * @property {[JoinResult]} joined the `join` result, applied to the state
+ * @property {[Participant]} participant someone's data changed (their tile follows)
+ * @property {[Participant]} participant_joined someone else joined
+ * @property {[string, Participant|undefined]} participant_left someone left (id, and who it was)
+ * @property {[Participant]} waiting someone new waits in the lobby (hosts only)
+ * @property {[]} admitted the host admitted this participant
+ * @property {[{source: Source|"screen", by: string}]} muted_by_host a host muted our source
+ * @property {[]} local_media the local media's mute state changed
+ * @property {[import("./subscriber.js").Placement]} track_added a received track to show
+ * @property {[import("./subscriber.js").Placement]} track_removed a received track to drop
+ * @property {[import("./chat.js").ChatMessage]} chat_message
+ * @property {[string|undefined]} error an error code to show
+ * @property {[ClinicalUpdate]} clinical_updated a clinical document of this consult changed
+ * @property {[]} reconnected the connection came back by itself
+ * @property {[EndReason]} ending the session is ending: stop the page's media and timers
+ */
+
+/**
+ * The code of an error, if it has one.
+ * @param {unknown} err
+ * @returns {string|undefined}
+ */
+function codeOf(err) {
+  return /** @type {{code?: string}|null|undefined} */ (err)?.code;
+}
+
+/**
+ * One participant's session in one consult: device media in, events out.
+ * @extends {Emitter<SessionEvents>}
+ */
+export class ConsultSession extends Emitter {
+  /**
+   * @param {object} options
+   * @param {string|null} options.consultId from the join link
+   * @param {string|null} options.token the join link's JWT
+   * @param {string} [options.name] display name until the server's replaces it
+   * @param {(token: string) => Promise<SignalingConnection>} options.connect opens the connection
+   * @param {import("./ice.js").PeerConnectionFactory} [options.createPeerConnection]
+   */
+  constructor({ consultId, token, name = "", connect, createPeerConnection = browserPeerConnection }) {
+    super();
+    this.token = token;
+    this.connect = connect;
+    this.createPeerConnection = createPeerConnection;
+    /** @type {SessionState} */
+    this.state = {
+      view: "join",
+      consultId,
+      name,
+      participant: null,
+      consult: null,
+      grants: null,
+      iceServers: [],
+      participants: new Map(),
+      waiting: [],
+      muted: { microphone: false, camera: false },
+      endedReason: null,
+      endedBy: null,
+    };
+    /** @type {SignalingConnection|null} */
+    this.signaling = null;
+    /** @type {Publisher|null} */
+    this.publisher = null;
+    /** @type {Subscriber|null} */
+    this.subscriber = null;
+    /** @type {MediaStream|null} the camera and microphone, as the device check opened them */
+    this.localStream = null;
+    /** Whether a join is under way. */
+    this.joining = false;
+  }
+
+  /**
+   * The media to publish on entering the consult (the device check's latest stream).
+   * @param {MediaStream} stream
+   */
+  setLocalStream(stream) {
+    this.localStream = stream;
+  }
+
+  /**
+   * Connect and join; then wait in the lobby or enter the consult. A failure is reported as
+   * an `error` event and leaves the session ready to try again.
+   * @returns {Promise<void>}
+   */
+  async join() {
+    const { token, state } = this;
+    if (this.joining || !token) return;
+    this.joining = true;
+    this.emit("change");
+    /** @type {SignalingConnection} */
+    let signaling;
+    /** @type {JoinResult} */
+    let result;
+    /** @type {() => void} */
+    let markJoined;
+    try {
+      signaling = await this.connect(token);
+      this.signaling = signaling;
+      markJoined = this.#listen(signaling);
+      result = await signaling.request("join", { consult_id: state.consultId });
+    } catch (err) {
+      this.signaling?.close();
+      this.signaling = null;
+      this.joining = false;
+      this.emit("error", codeOf(err));
+      this.emit("change");
+      return;
+    }
+    this.joining = false;
+    state.participant = result.participant;
+    state.name = result.participant.name;
+    state.consult = result.consult;
+    state.grants = result.grants;
+    this.emit("joined", result);
+    state.iceServers = result.ice_servers ?? [];
+    this.#setParticipants(result.participants ?? []);
+    state.waiting = (result.participants ?? []).filter((p) => p.status === "waiting");
+    this.subscriber = new Subscriber(
+      signaling,
+      state.iceServers,
+      {
+        onPlace: (placement) => this.emit("track_added", placement),
+        onRemove: (placement) => this.emit("track_removed", placement),
+        onError: (err) => this.emit("error", err.code ?? "invalid_sdp"),
+        onFailed: () => this.emit("error", "media_failed"),
+      },
+      this.createPeerConnection,
+    );
+    markJoined();
+    if (result.status === "lobby") {
+      this.#setView("lobby");
+    } else {
+      await this.#enterConsult();
+    }
+  }
+
+  /**
+   * Handle the server's events on `connection`. Returns the function to call once the
+   * `join` result is applied: consult events wait for it (they build on its snapshot of the
+   * participants, subscriber offers need its ICE servers), and keep their order.
+   * @param {SignalingConnection} connection
+   * @returns {() => void}
+   */
+  #listen(connection) {
+    const state = this.state;
+    /** @type {() => void} */
+    let markJoined = () => {};
+    /** @type {Promise<void>} */
+    const joined = new Promise((resolve) => {
+      markJoined = resolve;
+    });
+    /**
+     * @param {(payload: any) => void} handler
+     * @returns {(payload: any) => Promise<void>}
+     */
+    const afterJoin = (handler) => async (payload) => {
+      await joined;
+      handler(payload);
+    };
+
+    connection.on(
+      "lobby",
+      afterJoin(({ waiting }) => {
+        const before = new Set(state.waiting.map((p) => p.participant_id));
+        state.waiting = waiting ?? [];
+        for (const p of state.waiting) {
+          if (state.grants?.admit && !before.has(p.participant_id)) this.emit("waiting", p);
+        }
+        this.emit("change");
+      }),
+    );
+
+    connection.on(
+      "admitted",
+      afterJoin(({ consult, participants }) => {
+        state.consult = consult ?? state.consult;
+        this.#setParticipants(participants ?? []);
+        this.emit("admitted");
+        this.#enterConsult();
+      }),
+    );
+
+    connection.on(
+      "participant_joined",
+      afterJoin((participant) => {
+        this.#updateParticipant(participant);
+        if (participant.participant_id !== state.participant?.participant_id) {
+          this.emit("participant_joined", participant);
+        }
+      }),
+    );
+
+    connection.on(
+      "participant_updated",
+      afterJoin((participant) => this.#updateParticipant(participant)),
+    );
+
+    connection.on(
+      "participant_left",
+      afterJoin(({ participant_id: id }) => {
+        const participant = state.participants.get(id);
+        state.participants.delete(id);
+        this.emit("participant_left", id, participant);
+      }),
+    );
+
+    connection.on(
+      "subscriber_offer",
+      afterJoin((offer) => this.subscriber?.handleOffer(offer)),
+    );
+
+    connection.on(
+      "chat_message",
+      afterJoin((message) => this.emit("chat_message", message)),
+    );
+
+    connection.on(
+      "muted_by_host",
+      afterJoin(({ source, by }) => {
+        if (source !== "screen" && !state.muted[/** @type {Source} */ (source)]) {
+          this.#applyMute(source, true);
+        }
+        this.emit("muted_by_host", { source, by });
+      }),
+    );
+
+    connection.on(
+      "clinical_updated",
+      afterJoin((update) => {
+        if (update?.consult_id === state.consultId) this.emit("clinical_updated", update);
+      }),
+    );
+
+    // Sent just before the server disconnects us: the disconnect then finds the view ended.
+    connection.on("removed", ({ by }) => {
+      state.endedBy = by;
+      this.finish("removed");
+    });
+
+    connection.on("consult_ended", () => this.finish("ended"));
+
+    connection.on("disconnect", (reason) => {
+      if (reason !== "io client disconnect" && state.view !== "ended") {
+        this.emit("error", "connection_lost");
+        this.finish("lost");
+      }
+    });
+
+    connection.onReconnect?.(() => {
+      if (state.view !== "ended") this.emit("reconnected");
+    });
+
+    return markJoined;
+  }
+
+  /** @param {Participant[]} participants the server's list */
+  #setParticipants(participants) {
+    const state = this.state;
+    state.participants = new Map(participants.map((p) => [p.participant_id, p]));
+    const me = state.participant && state.participants.get(state.participant.participant_id);
+    if (me) state.participant = me;
+    for (const participant of participants) this.emit("participant", participant);
+  }
+
+  /** @param {Participant} participant the server's latest data about someone */
+  #updateParticipant(participant) {
+    const state = this.state;
+    state.participants.set(participant.participant_id, participant);
+    if (participant.participant_id === state.participant?.participant_id) {
+      state.participant = participant;
+      // A moderator may have muted us: follow the server's state without echoing it back.
+      for (const source of /** @type {const} */ (["microphone", "camera"])) {
+        if (participant.muted && participant.muted[source] !== state.muted[source]) {
+          this.#applyMute(source, participant.muted[source]);
+        }
+      }
+    }
+    this.emit("participant", participant);
+    this.emit("change");
+  }
+
+  /** @param {View} view */
+  #setView(view) {
+    this.state.view = view;
+    this.emit("view", view);
+  }
+
+  /** @returns {MediaStreamTrack[]} */
+  #localTracks() {
+    return this.localStream?.getTracks() ?? [];
+  }
+
+  /**
+   * The publisher connection, created on first use (a participant without camera and
+   * microphone creates it when sharing the screen); null without grants.publish.
+   * @returns {Publisher|null}
+   */
+  ensurePublisher() {
+    const state = this.state;
+    if (!this.publisher && this.signaling && state.grants?.publish !== false && state.view === "consult") {
+      this.publisher = new Publisher(
+        this.signaling,
+        state.iceServers,
+        { onFailed: () => this.emit("error", "media_failed") },
+        this.createPeerConnection,
+      );
+    }
+    return this.publisher;
+  }
+
+  async #enterConsult() {
+    const state = this.state;
+    if (state.view === "consult" || state.view === "ended") return;
+    this.#setView("consult");
+    const stream = this.localStream;
+    if (!stream || this.#localTracks().length === 0 || state.grants?.publish === false) return;
+    const publisher = this.ensurePublisher();
+    try {
+      await publisher?.publish(stream);
+    } catch (err) {
+      if (this.state.view !== "ended") this.emit("error", codeOf(err) ?? "invalid_sdp");
+    }
+  }
+
+  /**
+   * @param {Source} source
+   * @param {boolean} muted
+   */
+  #applyMute(source, muted) {
+    this.state.muted[source] = muted;
+    const stream = this.localStream;
+    const tracks = !stream ? [] : source === "microphone" ? stream.getAudioTracks() : stream.getVideoTracks();
+    for (const track of tracks) track.enabled = !muted;
+    this.emit("local_media");
+    this.emit("change");
+  }
+
+  /**
+   * Mute or unmute our own microphone or camera: at once here, then tell the server.
+   * @param {Source} source
+   * @param {boolean} muted
+   * @returns {Promise<void>}
+   * @throws {SignalingError} the server refused it (the local state stays as asked)
+   */
+  async setMute(source, muted) {
+    this.#applyMute(source, muted);
+    await this.request("mute", { source, muted });
+  }
+
+  /**
+   * Send a request of the protocol on the joined connection.
+   * @param {string} event
+   * @param {object} [payload]
+   * @returns {Promise<any>} the acknowledgement
+   * @throws {SignalingError}
+   */
+  request(event, payload) {
+    if (!this.signaling) return Promise.reject(new SignalingError("connection_lost", "not connected"));
+    return this.signaling.request(event, payload);
+  }
+
+  /**
+   * Leave the consult: the server is told if it can be, the media stops here anyway.
+   * @returns {Promise<void>}
+   */
+  async leave() {
+    try {
+      await this.signaling?.request("leave");
+    } catch {
+      // Leaving goes on locally whatever the server says: the media stops here anyway.
+    }
+    this.finish("left");
+  }
+
+  /**
+   * End the consult for everyone (hosts).
+   * @returns {Promise<void>}
+   * @throws {SignalingError} the server refused it: the session goes on
+   */
+  async end() {
+    await this.request("end");
+    this.finish("ended");
+  }
+
+  /**
+   * Stop everything: the page's media first (`ending`), both peer connections, the connection.
+   * The closed peer connections stay reachable (`publisher.pc`, `subscriber.pc`) for tests.
+   * @param {EndReason} reason
+   */
+  finish(reason) {
+    const state = this.state;
+    if (state.view === "ended") return;
+    state.endedReason = reason;
+    this.emit("ending", reason);
+    this.publisher?.close();
+    this.subscriber?.close();
+    state.waiting = [];
+    this.#setView("ended");
+    this.signaling?.close();
+  }
+}
