@@ -1,14 +1,33 @@
+// @ts-check
 /**
  * The clinical side panel of the consult page: for the consult's doctors the note (SOAP,
  * ICD-10 diagnoses) and the e-prescription with autosave, signing, safety warnings and
- * delivery status; for the patient their approved prescription.
+ * delivery status; for the patient their approved prescription. The record is read when the
+ * panel opens and again when the server says it changed (clinical-sync.js), never on a timer.
  */
 import { onLanguageChange, t, translateDocument } from "./i18n.js";
 import { describeItem, el } from "./clinical-api.js";
+import { followClinicalRecord } from "./clinical-sync.js";
+import { find } from "./dom.js";
 import { api } from "./rest.js";
 
+/** @typedef {import("./clinical-api.js").PrescriptionItem} PrescriptionItem */
+/** @typedef {import("./clinical-sync.js").ClinicalUpdates} ClinicalUpdates */
+/** @typedef {import("./consult-session.js").ClinicalUpdate} ClinicalUpdate */
+/** @typedef {import("./rest.js").ApiError} ApiError */
+/**
+ * What the two documents share, as the server describes them.
+ * @typedef {{id: string, status: string, delivery?: {status: string}|null,
+ *            review?: {outcome: string, pharmacist: {name: string}, reason?: string|null}|null}} ClinicalDocument
+ */
+/**
+ * @typedef {ClinicalDocument & {subjective?: string, objective?: string, assessment?: string,
+ *            plan?: string, diagnoses: Diagnosis[]}} Note
+ * @typedef {{code: string, text: string}} Diagnosis
+ * @typedef {ClinicalDocument & {items: PrescriptionItem[], prescriber: {name: string}}} Prescription
+ */
+
 const AUTOSAVE_DELAY_MS = 800;
-const POLL_MS = 3000;
 const SOAP = ["subjective", "objective", "assessment", "plan"];
 const ROUTES = ["oral", "sublingual", "topical", "inhaled", "intravenous", "intramuscular",
   "subcutaneous", "rectal", "ophthalmic", "nasal", "transdermal"];
@@ -18,23 +37,38 @@ const ITEM_NUMBERS = ["duration_days", "quantity", "refills"];
 
 /**
  * Mount the panel for this participant.
- * @param {HTMLElement} container the `<aside id="clinical-panel">`
- * @param {{consultId: string, token: string, role: string, isHost: boolean}} who
+ * @param {HTMLElement|null} container the `<aside id="clinical-panel">`
+ * @param {{consultId: string, token: string, role?: string, isHost?: boolean,
+ *          updates: ClinicalUpdates}} who `updates`: the session, which says when the record changed
  * @returns {{close: () => void}|null}
  */
-export function mountClinicalPanel(container, { consultId, token, role, isHost }) {
+export function mountClinicalPanel(container, { consultId, token, role, isHost, updates }) {
   if (!container) return null;
-  if (role === "patient") return new PatientPrescriptions(container, consultId, token);
-  if (isHost || role === "doctor" || role === "expert") return new DoctorPanel(container, consultId, token);
+  if (role === "patient") return new PatientPrescriptions(container, consultId, token, updates);
+  if (isHost || role === "doctor" || role === "expert") return new DoctorPanel(container, consultId, token, updates);
   return null;
 }
 
+/**
+ * A form field: a label, then its control.
+ * @param {string} id the control's id
+ * @param {string} key the label's translation key
+ * @param {HTMLElement} control
+ */
 function labelled(id, key, control) {
   return el("div", { class: "field" }, [el("label", { for: id, "data-i18n": key }, [t(key)]), control]);
 }
 
+/**
+ * `fn` called once `ms` after the last call; `flush()` calls it now.
+ * @template T
+ * @param {() => T} fn
+ * @param {number} ms
+ * @returns {(() => void) & {flush: () => T}}
+ */
 function debounce(fn, ms) {
-  let timer = null;
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
+  let timer;
   const wrapped = () => {
     clearTimeout(timer);
     timer = setTimeout(fn, ms);
@@ -46,28 +80,76 @@ function debounce(fn, ms) {
   return wrapped;
 }
 
+/** @type {Record<string, number>} how far a document's lifecycle has gone */
+const STATUS_RANK = { draft: 0, signed: 1, approved: 2, rejected: 2 };
+/** @type {Record<string, number>} and its latest delivery to the record store */
+const DELIVERY_RANK = { pending: 0, failed: 1, delivered: 2 };
+
+/**
+ * Whether `doc` is an older state of the document than `than`: answers may arrive out of
+ * order (a sign's answer after the read that an event about the delivery started).
+ * @param {ClinicalDocument} doc
+ * @param {ClinicalDocument} than
+ */
+function isBehind(doc, than) {
+  const status = (STATUS_RANK[doc.status] ?? 0) - (STATUS_RANK[than.status] ?? 0);
+  if (status !== 0) return status < 0;
+  const delivery = (/** @type {ClinicalDocument} */ d) => (d.delivery ? (DELIVERY_RANK[d.delivery.status] ?? 0) : -1);
+  return delivery(doc) < delivery(than);
+}
+
+/**
+ * The state of a document to show, given the one shown and one the server just sent
+ * (the answer to a write, or a read): the server's, unless it is older.
+ * @template {ClinicalDocument} D
+ * @param {D|null} held
+ * @param {D} incoming
+ * @returns {D}
+ */
+export function latest(held, incoming) {
+  return held && held.id === incoming.id && isBehind(incoming, held) ? held : incoming;
+}
+
+/**
+ * After a read of the record: the server's version of a document this page shows, once it
+ * left the draft state (signed, reviewed, delivered). A draft stays as this page has it: its
+ * own edits are newer, or on their way.
+ * @template {ClinicalDocument} D
+ * @param {D|null} held
+ * @param {D[]} read
+ * @returns {D|null}
+ */
+export function afterRead(held, read) {
+  const found = held && read.find((doc) => doc.id === held.id);
+  return found && found.status !== "draft" ? latest(held, found) : held;
+}
+
+/**
+ * The code of an error, if it has one.
+ * @param {unknown} err
+ * @returns {string|undefined}
+ */
+const codeOf = (err) => /** @type {{code?: string}|null|undefined} */ (err)?.code;
+
 class DoctorPanel {
-  constructor(container, consultId, token) {
+  /**
+   * @param {HTMLElement} container
+   * @param {string} consultId
+   * @param {string} token
+   * @param {ClinicalUpdates} updates
+   */
+  constructor(container, consultId, token, updates) {
     this.container = container;
     this.consultId = consultId;
     this.token = token;
+    /** @type {Note|null} */
     this.note = null;
+    /** @type {Prescription|null} */
     this.prescription = null;
+    /** @type {Promise<void>} */
     this.noteSaving = Promise.resolve();
+    /** @type {Promise<void>} */
     this.rxSaving = Promise.resolve();
-    this.build();
-    this.saveNoteSoon = debounce(() => this.saveNote(), AUTOSAVE_DELAY_MS);
-    this.saveRxSoon = debounce(() => this.savePrescription(), AUTOSAVE_DELAY_MS);
-    this.load();
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
-    onLanguageChange(() => this.render());
-  }
-
-  build() {
-    const c = this.container;
-    c.hidden = false;
-    c.classList.add("clinical-panel");
-    c.setAttribute("aria-labelledby", "clinical-heading");
     this.diagnosisList = el("ul", { id: "diagnosis-list", class: "clinical-list" });
     this.itemList = el("ol", { id: "rx-items", class: "clinical-list" });
     this.noteStatus = el("p", { id: "note-status", role: "status", "aria-live": "polite" });
@@ -80,6 +162,27 @@ class DoctorPanel {
       labelled("rx-override-reason", "rx_override_label", this.overrideReason),
       el("button", { id: "rx-override-sign", type: "button", class: "button danger", "data-i18n": "rx_override_sign" }, [t("rx_override_sign")]),
     ]);
+    this.build();
+    this.saveNoteSoon = debounce(() => this.saveNote(), AUTOSAVE_DELAY_MS);
+    this.saveRxSoon = debounce(() => this.savePrescription(), AUTOSAVE_DELAY_MS);
+    let first = true;
+    this.stopFollowing = followClinicalRecord(updates, {
+      read: () => {
+        const read = first ? this.load() : this.refresh();
+        first = false;
+        return read;
+      },
+      wants: (update) => this.concerns(update),
+    });
+    onLanguageChange(() => this.render());
+  }
+
+  /** Lay the panel out in its container and wire its controls. */
+  build() {
+    const c = this.container;
+    c.hidden = false;
+    c.classList.add("clinical-panel");
+    c.setAttribute("aria-labelledby", "clinical-heading");
     const soap = SOAP.map((part) =>
       labelled(`note-${part}`, `note_${part}`, el("textarea", { id: `note-${part}`, name: part, rows: "3", maxlength: "20000" })),
     );
@@ -111,23 +214,25 @@ class DoctorPanel {
         ]),
       ]),
     );
-    const noteSection = c.querySelector("#note-section");
+    /** @param {string} selector */
+    const q = (selector) => find(c, selector);
+    const noteSection = q("#note-section");
     noteSection.addEventListener("input", () => this.noteEditable() && this.saveNoteSoon());
-    c.querySelector("#add-diagnosis").addEventListener("click", () => this.addDiagnosis());
-    c.querySelector("#note-save").addEventListener("click", () => this.saveNoteSoon.flush());
-    c.querySelector("#note-sign").addEventListener("click", () => this.signNote());
-    const rxSection = c.querySelector("#rx-section");
+    q("#add-diagnosis").addEventListener("click", () => this.addDiagnosis());
+    q("#note-save").addEventListener("click", () => this.saveNoteSoon.flush());
+    q("#note-sign").addEventListener("click", () => this.signNote());
+    const rxSection = q("#rx-section");
     rxSection.addEventListener("input", (event) => {
       if (event.target === this.overrideReason) return;
       if (this.rxEditable()) this.saveRxSoon();
     });
     rxSection.addEventListener("change", (event) => {
-      if (event.target.tagName === "SELECT" && this.rxEditable()) this.saveRxSoon();
+      if (event.target instanceof HTMLSelectElement && this.rxEditable()) this.saveRxSoon();
     });
-    c.querySelector("#rx-add-item").addEventListener("click", () => this.addItem());
-    c.querySelector("#rx-save").addEventListener("click", () => this.saveRxSoon.flush());
-    c.querySelector("#rx-sign").addEventListener("click", () => this.signPrescription(null));
-    c.querySelector("#rx-override-sign").addEventListener("click", () => {
+    q("#rx-add-item").addEventListener("click", () => this.addItem());
+    q("#rx-save").addEventListener("click", () => this.saveRxSoon.flush());
+    q("#rx-sign").addEventListener("click", () => this.signPrescription(null));
+    q("#rx-override-sign").addEventListener("click", () => {
       const reason = this.overrideReason.value.trim();
       if (!reason) {
         this.overrideReason.setAttribute("aria-invalid", "true");
@@ -140,6 +245,7 @@ class DoctorPanel {
     this.addItem();
   }
 
+  /** @param {Diagnosis} [diagnosis] */
   addDiagnosis(diagnosis = { code: "", text: "" }) {
     const index = this.diagnosisList.children.length;
     const code = el("input", { id: `diagnosis-code-${index}`, name: "code", autocomplete: "off", maxlength: "12", value: diagnosis.code });
@@ -157,16 +263,30 @@ class DoctorPanel {
     this.diagnosisList.append(li);
   }
 
+  /** @param {PrescriptionItem} [item] */
   addItem(item = {}) {
     const index = this.itemList.children.length;
+    /** @type {Record<string, unknown>} */
+    const fields = item;
+    /** @param {string} name */
     const id = (name) => `rx-${index}-${name}`;
-    const input = (name, attrs = {}) => el("input", { id: id(name), name, autocomplete: "off", value: item[name] ?? "", ...attrs });
+    /**
+     * @param {string} name
+     * @param {Record<string, string>} [attrs]
+     */
+    const input = (name, attrs = {}) =>
+      el("input", { id: id(name), name, autocomplete: "off", value: String(fields[name] ?? ""), ...attrs });
+    /**
+     * @param {string} name
+     * @param {string[]} values
+     * @param {string} prefix
+     */
     const select = (name, values, prefix) => {
       const s = el("select", { id: id(name), name }, [
         el("option", { value: "" }, [""]),
         ...values.map((v) => el("option", { value: v, "data-i18n": `${prefix}_${v}` }, [t(`${prefix}_${v}`)])),
       ]);
-      s.value = item[name] ?? "";
+      s.value = String(fields[name] ?? "");
       return s;
     };
     const li = el("li", { class: "rx-item", "data-item": String(index) }, [
@@ -188,23 +308,28 @@ class DoctorPanel {
     this.itemList.append(li);
   }
 
+  /** @returns {Record<string, string|Diagnosis[]>} the note as the form has it */
   noteBody() {
-    const body = {};
-    for (const part of SOAP) body[part] = this.container.querySelector(`#note-${part}`).value;
-    body.diagnoses = [...this.diagnosisList.children]
-      .map((li) => ({ code: li.querySelector("[name=code]").value.trim(), text: li.querySelector("[name=text]").value.trim() }))
+    /** @type {Record<string, string>} */
+    const parts = {};
+    for (const part of SOAP) parts[part] = find(this.container, `#note-${part}`, HTMLTextAreaElement).value;
+    const diagnoses = [...this.diagnosisList.children]
+      .map((li) => ({ code: find(li, "[name=code]", HTMLInputElement).value.trim(), text: find(li, "[name=text]", HTMLInputElement).value.trim() }))
       .filter((d) => d.code || d.text);
-    return body;
+    return { ...parts, diagnoses };
   }
 
+  /** @returns {PrescriptionItem[]} the items the form has, empty ones left out */
   itemsBody() {
     return [...this.itemList.children].map((li) => {
-      const value = (name) => li.querySelector(`[name=${name}]`).value.trim();
+      /** @param {string} name */
+      const value = (name) => /** @type {HTMLInputElement|HTMLSelectElement} */ (li.querySelector(`[name=${name}]`)).value.trim();
+      /** @type {Record<string, unknown>} */
       const item = {};
       if (value("drug_code") || value("drug_name")) item.drug = { code: value("drug_code"), name: value("drug_name") };
       for (const name of [...ITEM_TEXT, "route", "frequency"]) if (value(name)) item[name] = value(name);
       for (const name of ITEM_NUMBERS) if (value(name)) item[name] = Number(value(name));
-      return item;
+      return /** @type {PrescriptionItem} */ (item);
     }).filter((item) => Object.keys(item).length > 0);
   }
 
@@ -216,37 +341,64 @@ class DoctorPanel {
     return !this.prescription || this.prescription.status === "draft";
   }
 
+  /**
+   * The consult's notes and prescriptions this participant may read (one audited read).
+   * @returns {Promise<{notes: Note[], prescriptions: Prescription[]}>}
+   */
+  readRecord() {
+    return api(this.token, "GET", `/api/consults/${encodeURIComponent(this.consultId)}/clinical`);
+  }
+
+  /** The first read: the latest note and prescription fill the form. */
   async load() {
     try {
-      const { notes, prescriptions } = await api(this.token, "GET", `/api/consults/${encodeURIComponent(this.consultId)}/clinical`);
+      const { notes, prescriptions } = await this.readRecord();
       this.note = notes.at(-1) ?? null;
       this.prescription = prescriptions.at(-1) ?? null;
       if (this.note) this.fillNote(this.note);
       if (this.prescription) this.fillItems(this.prescription.items);
     } catch (err) {
-      this.noteStatus.textContent = t("clinical_error", { code: err.code });
+      this.noteStatus.textContent = t("clinical_error", { code: codeOf(err) ?? "unknown" });
     }
     this.render();
   }
 
-  async refresh() {
-    const waiting = (doc) => doc && doc.status !== "draft" && (doc.delivery?.status !== "delivered" || doc.status === "signed");
-    if (!waiting(this.note) && !waiting(this.prescription)) return;
-    try {
-      if (waiting(this.note)) this.note = await api(this.token, "GET", `/api/notes/${this.note.id}`);
-      if (waiting(this.prescription)) this.prescription = await api(this.token, "GET", `/api/prescriptions/${this.prescription.id}`);
-      this.render();
-    } catch {
-      // A failed poll is retried at the next tick.
-    }
+  /**
+   * Whether a change the server announced can change what this panel shows: one of its two
+   * documents, except a draft's own saves (their answers already came back to this page).
+   * @param {ClinicalUpdate} update
+   * @returns {boolean}
+   */
+  concerns(update) {
+    const held = update.document === "note" ? this.note : update.document === "prescription" ? this.prescription : null;
+    if (!held || held.id !== update.id) return false;
+    return !(held.status === "draft" && (update.change === "created" || update.change === "updated"));
   }
 
+  /** A later read: signed documents take the server's state (signature, review, delivery). */
+  async refresh() {
+    let record;
+    try {
+      record = await this.readRecord();
+    } catch {
+      // Read again at the next change.
+      return;
+    }
+    this.note = afterRead(this.note, record.notes);
+    this.prescription = afterRead(this.prescription, record.prescriptions);
+    this.render();
+  }
+
+  /** @param {Note} note */
   fillNote(note) {
-    for (const part of SOAP) this.container.querySelector(`#note-${part}`).value = note[part] ?? "";
+    /** @type {Record<string, unknown>} */
+    const parts = note;
+    for (const part of SOAP) find(this.container, `#note-${part}`, HTMLTextAreaElement).value = String(parts[part] ?? "");
     this.diagnosisList.replaceChildren();
     for (const d of note.diagnoses.length ? note.diagnoses : [{ code: "", text: "" }]) this.addDiagnosis(d);
   }
 
+  /** @param {PrescriptionItem[]} items */
   fillItems(items) {
     this.itemList.replaceChildren();
     for (const item of items.length ? items : [{}]) this.addItem(item);
@@ -259,10 +411,10 @@ class DoctorPanel {
         this.note = this.note
           ? await api(this.token, "PATCH", `/api/notes/${this.note.id}`, this.noteBody())
           : await api(this.token, "POST", `/api/consults/${encodeURIComponent(this.consultId)}/notes`, this.noteBody());
-        this.showFieldErrors(this.container.querySelector("#note-section"), []);
+        this.showFieldErrors(find(this.container, "#note-section"), []);
         this.noteStatus.textContent = t("draft_saved");
       } catch (err) {
-        this.showProblem(this.noteStatus, this.container.querySelector("#note-section"), err);
+        this.showProblem(this.noteStatus, find(this.container, "#note-section"), err);
       }
     });
     return this.noteSaving;
@@ -276,10 +428,10 @@ class DoctorPanel {
         this.prescription = this.prescription
           ? await api(this.token, "PATCH", `/api/prescriptions/${this.prescription.id}`, body)
           : await api(this.token, "POST", `/api/consults/${encodeURIComponent(this.consultId)}/prescriptions`, body);
-        this.showFieldErrors(this.container.querySelector("#rx-section"), []);
+        this.showFieldErrors(find(this.container, "#rx-section"), []);
         this.rxStatus.textContent = t("draft_saved");
       } catch (err) {
-        this.showProblem(this.rxStatus, this.container.querySelector("#rx-section"), err);
+        this.showProblem(this.rxStatus, find(this.container, "#rx-section"), err);
       }
     });
     return this.rxSaving;
@@ -289,23 +441,26 @@ class DoctorPanel {
     await this.saveNoteSoon.flush();
     if (!this.note || this.note.status !== "draft") return;
     try {
-      this.note = await api(this.token, "POST", `/api/notes/${this.note.id}/sign`);
+      this.note = latest(this.note, await api(this.token, "POST", `/api/notes/${this.note.id}/sign`));
     } catch (err) {
-      this.showProblem(this.noteStatus, this.container.querySelector("#note-section"), err);
+      this.showProblem(this.noteStatus, find(this.container, "#note-section"), err);
       return;
     }
     this.render();
   }
 
+  /** @param {string|null} overrideReason the doctor's reason to sign despite safety warnings */
   async signPrescription(overrideReason) {
     await this.saveRxSoon.flush();
     if (!this.prescription || this.prescription.status !== "draft") return;
     const body = overrideReason ? { override: { reason: overrideReason } } : {};
     try {
-      this.prescription = await api(this.token, "POST", `/api/prescriptions/${this.prescription.id}/sign`, body);
+      this.prescription = latest(this.prescription, await api(this.token, "POST", `/api/prescriptions/${this.prescription.id}/sign`, body));
     } catch (err) {
-      if (err.code === "safety_check_failed") {
-        this.findings.replaceChildren(...(err.details ?? []).map((f) => el("li", { "data-kind": f.kind }, [
+      if (codeOf(err) === "safety_check_failed") {
+        /** @type {Array<{kind: string, item: number, message: string}>} */
+        const findings = /** @type {ApiError} */ (err).details ?? [];
+        this.findings.replaceChildren(...findings.map((f) => el("li", { "data-kind": f.kind }, [
           t(`safety_${f.kind}`, { n: f.item + 1 }), " ", f.message,
         ])));
         this.safety.hidden = false;
@@ -313,19 +468,30 @@ class DoctorPanel {
         this.overrideReason.focus();
         return;
       }
-      this.showProblem(this.rxStatus, this.container.querySelector("#rx-section"), err);
+      this.showProblem(this.rxStatus, find(this.container, "#rx-section"), err);
       return;
     }
     this.safety.hidden = true;
     this.render();
   }
 
+  /**
+   * Show a failed write: the fields it names marked invalid, the problem in `status`.
+   * @param {HTMLElement} status
+   * @param {HTMLElement} section
+   * @param {unknown} err
+   */
   showProblem(status, section, err) {
-    const details = Array.isArray(err.details) ? err.details : [];
+    const problem = /** @type {Partial<ApiError>} */ (err);
+    const details = Array.isArray(problem.details) ? problem.details : [];
     this.showFieldErrors(section, details);
-    status.textContent = err.status === 422 ? t("fix_fields", { count: details.length }) : t("clinical_error", { code: err.code });
+    status.textContent = problem.status === 422 ? t("fix_fields", { count: details.length }) : t("clinical_error", { code: String(problem.code) });
   }
 
+  /**
+   * @param {HTMLElement} section
+   * @param {Array<{field: string}>} details the server's field errors (`items.0.dose`, …)
+   */
   showFieldErrors(section, details) {
     for (const node of section.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
     for (const { field } of details) {
@@ -346,17 +512,32 @@ class DoctorPanel {
   render() {
     const c = this.container;
     const noteLocked = !this.noteEditable();
-    for (const field of c.querySelectorAll("#note-section textarea, #note-section input")) field.readOnly = noteLocked;
-    for (const button of c.querySelectorAll("#note-section button")) button.hidden = noteLocked;
-    if (noteLocked) this.noteStatus.textContent = this.statusText(this.note);
+    for (const field of c.querySelectorAll("#note-section textarea, #note-section input")) {
+      /** @type {HTMLInputElement|HTMLTextAreaElement} */ (field).readOnly = noteLocked;
+    }
+    for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ (c.querySelectorAll("#note-section button"))) {
+      button.hidden = noteLocked;
+    }
+    if (this.note && noteLocked) this.noteStatus.textContent = this.statusText(this.note);
     const rxLocked = !this.rxEditable();
-    for (const field of c.querySelectorAll("#rx-items input")) field.readOnly = rxLocked;
-    for (const field of c.querySelectorAll("#rx-items select")) field.disabled = rxLocked;
-    for (const button of c.querySelectorAll("#rx-section > button, #rx-section .clinical-actions button")) button.hidden = rxLocked;
-    if (rxLocked) this.rxStatus.textContent = this.statusText(this.prescription);
+    for (const field of /** @type {NodeListOf<HTMLInputElement>} */ (c.querySelectorAll("#rx-items input"))) {
+      field.readOnly = rxLocked;
+    }
+    for (const field of /** @type {NodeListOf<HTMLSelectElement>} */ (c.querySelectorAll("#rx-items select"))) {
+      field.disabled = rxLocked;
+    }
+    for (const button of c.querySelectorAll("#rx-section > button, #rx-section .clinical-actions button")) {
+      /** @type {HTMLButtonElement} */ (button).hidden = rxLocked;
+    }
+    if (this.prescription && rxLocked) this.rxStatus.textContent = this.statusText(this.prescription);
     translateDocument(c);
   }
 
+  /**
+   * The status line of a signed document: its state, its review, its delivery.
+   * @param {ClinicalDocument} doc
+   * @returns {string}
+   */
   statusText(doc) {
     const parts = [t(`status_${doc.status}`)];
     if (doc.review) {
@@ -369,16 +550,24 @@ class DoctorPanel {
     return parts.join(" · ");
   }
 
+  /** Stop following the record's changes. */
   close() {
-    clearInterval(this.timer);
+    this.stopFollowing();
   }
 }
 
 class PatientPrescriptions {
-  constructor(container, consultId, token) {
+  /**
+   * @param {HTMLElement} container
+   * @param {string} consultId
+   * @param {string} token
+   * @param {ClinicalUpdates} updates
+   */
+  constructor(container, consultId, token, updates) {
     this.container = container;
     this.consultId = consultId;
     this.token = token;
+    /** @type {Prescription[]} the approved ones */
     this.prescriptions = [];
     this.list = el("ul", { id: "patient-prescriptions", class: "clinical-list" });
     this.empty = el("p", { id: "patient-prescriptions-empty", "data-i18n": "patient_rx_none" }, [t("patient_rx_none")]);
@@ -389,18 +578,31 @@ class PatientPrescriptions {
       el("h2", { id: "patient-rx-heading", "data-i18n": "patient_rx_heading" }, [t("patient_rx_heading")]),
       el("div", { "aria-live": "polite" }, [this.empty, this.list]),
     );
-    this.refresh();
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
+    this.stopFollowing = followClinicalRecord(updates, {
+      read: () => this.refresh(),
+      wants: (update) => PatientPrescriptions.concerns(update),
+    });
     onLanguageChange(() => this.render());
+  }
+
+  /**
+   * Whether a change can change the patient's list: a prescription's signature, review or
+   * amendment; drafts (created, updated) are not the patient's to see.
+   * @param {ClinicalUpdate} update
+   * @returns {boolean}
+   */
+  static concerns(update) {
+    return update.document === "prescription" && update.change !== "created" && update.change !== "updated";
   }
 
   async refresh() {
     try {
+      /** @type {{prescriptions: Prescription[]}} */
       const { prescriptions } = await api(this.token, "GET", `/api/consults/${encodeURIComponent(this.consultId)}/clinical`);
       this.prescriptions = prescriptions.filter((p) => p.status === "approved");
       this.render();
     } catch {
-      // Retried at the next tick.
+      // Read again at the next change.
     }
   }
 
@@ -414,7 +616,8 @@ class PatientPrescriptions {
     ])));
   }
 
+  /** Stop following the record's changes. */
   close() {
-    clearInterval(this.timer);
+    this.stopFollowing();
   }
 }
