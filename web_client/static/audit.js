@@ -1,12 +1,22 @@
+// @ts-check
 /** Entry of the audit page (/audit?token=JWT): a hospital administrator reads the audit log. */
+import { byId, find } from "./dom.js";
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
 import { api } from "./rest.js";
 import { takeToken } from "./session.js";
 
-const byId = (id) => document.getElementById(id);
+/**
+ * One entry of the audit log.
+ * @typedef {{at: string, action: string, outcome: string, resource_type: string,
+ *            resource_id: string, detail?: {file?: string}|null, client_address?: string|null,
+ *            actor: {sub: string, role: string, hospital: string}}} AuditEntry
+ */
+
 const token = takeToken("audit");
+/** @type {string|null|undefined} */
 let lastError = null;
 
+/** @param {string|null|undefined} code */
 function showError(code) {
   lastError = code;
   const alert = byId("alert");
@@ -21,16 +31,17 @@ function showError(code) {
 }
 
 async function load() {
+  /** @type {AuditEntry[]} */
   let entries;
   try {
     ({ entries } = await api(token, "GET", "/api/audit?limit=500"));
   } catch (err) {
-    showError(err.code);
+    showError(/** @type {{code?: string}} */ (err).code);
     return;
   }
   showError(null);
   byId("audit-none").hidden = entries.length > 0;
-  byId("audit").querySelector("tbody").replaceChildren(
+  find(byId("audit"), "tbody").replaceChildren(
     ...entries.map((entry) => {
       const row = document.createElement("tr");
       row.dataset.action = entry.action;
@@ -50,7 +61,7 @@ async function load() {
   );
 }
 
-mountLanguageSwitch(byId("language-select"));
+mountLanguageSwitch(byId("language-select", HTMLSelectElement));
 translateDocument();
 onLanguageChange(() => lastError && showError(lastError));
 byId("refresh").addEventListener("click", load);

@@ -1,7 +1,9 @@
+// @ts-check
 /**
  * The consult's chat panel: a log of messages (the `join` result's history, then each
  * `chat_message`) and a form that sends `chat`. Messages are plain text, never markup.
  */
+import { find } from "./dom.js";
 import { t } from "./i18n.js";
 
 /**
@@ -13,16 +15,16 @@ export class ChatPanel {
   /**
    * @param {HTMLElement} panel the `#chat-panel` element (holds `#chat-log` and `#chat-form`)
    * @param {{send: (text: string) => Promise<void>, ownId: () => string|undefined,
-   *          onError: (err: Error) => void}} handlers
+   *          onError: (err: unknown) => void}} handlers
    *   `send` sends one message (rejects with a coded error, reported to `onError`; the text
    *   stays in the input to try again); `ownId` is this participant's id
    */
   constructor(panel, { send, ownId, onError }) {
-    this.log = panel.querySelector("#chat-log");
-    this.empty = panel.querySelector("#chat-empty");
-    this.form = panel.querySelector("#chat-form");
-    this.input = panel.querySelector("#chat-input");
-    this.sendButton = panel.querySelector("#chat-send");
+    this.log = find(panel, "#chat-log");
+    this.empty = find(panel, "#chat-empty");
+    this.form = find(panel, "#chat-form", HTMLFormElement);
+    this.input = find(panel, "#chat-input", HTMLInputElement);
+    this.sendButton = find(panel, "#chat-send", HTMLButtonElement);
     this.ownId = ownId;
     /** @type {ChatMessage[]} kept to redraw the names and times in another language */
     this.messages = [];
@@ -77,6 +79,10 @@ export class ChatPanel {
     this.input.value = "";
   }
 
+  /**
+   * @param {ChatMessage} message
+   * @returns {HTMLElement}
+   */
   #render(message) {
     const item = document.createElement("div");
     item.className = "chat-message";

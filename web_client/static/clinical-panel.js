@@ -125,6 +125,31 @@ export function afterRead(held, read) {
 }
 
 /**
+ * Whether a change the server announced can change what the doctor's panel shows: one of its
+ * two documents, except a draft's own saves (their answers already came back to this page).
+ * Other documents are not shown (the panel keeps the ones it opened with or created).
+ * @param {ClinicalUpdate} update
+ * @param {ClinicalDocument|null} note the panel's note
+ * @param {ClinicalDocument|null} prescription the panel's prescription
+ * @returns {boolean}
+ */
+export function doctorConcerns(update, note, prescription) {
+  const held = update.document === "note" ? note : update.document === "prescription" ? prescription : null;
+  if (!held || held.id !== update.id) return false;
+  return !(held.status === "draft" && (update.change === "created" || update.change === "updated"));
+}
+
+/**
+ * Whether a change can change the patient's list of approved prescriptions: a prescription's
+ * signature, review or amendment; drafts (created, updated) are not the patient's to see.
+ * @param {ClinicalUpdate} update
+ * @returns {boolean}
+ */
+export function patientConcerns(update) {
+  return update.document === "prescription" && update.change !== "created" && update.change !== "updated";
+}
+
+/**
  * The code of an error, if it has one.
  * @param {unknown} err
  * @returns {string|undefined}
@@ -172,7 +197,7 @@ class DoctorPanel {
         first = false;
         return read;
       },
-      wants: (update) => this.concerns(update),
+      wants: (update) => doctorConcerns(update, this.note, this.prescription),
     });
     onLanguageChange(() => this.render());
   }
@@ -361,18 +386,6 @@ class DoctorPanel {
       this.noteStatus.textContent = t("clinical_error", { code: codeOf(err) ?? "unknown" });
     }
     this.render();
-  }
-
-  /**
-   * Whether a change the server announced can change what this panel shows: one of its two
-   * documents, except a draft's own saves (their answers already came back to this page).
-   * @param {ClinicalUpdate} update
-   * @returns {boolean}
-   */
-  concerns(update) {
-    const held = update.document === "note" ? this.note : update.document === "prescription" ? this.prescription : null;
-    if (!held || held.id !== update.id) return false;
-    return !(held.status === "draft" && (update.change === "created" || update.change === "updated"));
   }
 
   /** A later read: signed documents take the server's state (signature, review, delivery). */
@@ -580,19 +593,9 @@ class PatientPrescriptions {
     );
     this.stopFollowing = followClinicalRecord(updates, {
       read: () => this.refresh(),
-      wants: (update) => PatientPrescriptions.concerns(update),
+      wants: patientConcerns,
     });
     onLanguageChange(() => this.render());
-  }
-
-  /**
-   * Whether a change can change the patient's list: a prescription's signature, review or
-   * amendment; drafts (created, updated) are not the patient's to see.
-   * @param {ClinicalUpdate} update
-   * @returns {boolean}
-   */
-  static concerns(update) {
-    return update.document === "prescription" && update.change !== "created" && update.change !== "updated";
   }
 
   async refresh() {

@@ -1,3 +1,4 @@
+// @ts-check
 /** Camera and microphone: open them, list them, measure the microphone level. */
 
 /** A media error with a code the page can translate ("media_denied", "media_unavailable"). */
@@ -27,11 +28,13 @@ export async function openLocalMedia({ cameraId, microphoneId } = {}) {
   }
   const audio = microphoneId ? { deviceId: { exact: microphoneId } } : true;
   const video = cameraId ? { deviceId: { exact: cameraId } } : true;
+  /** @type {Error|null} */
   let lastError = null;
   for (const constraints of [{ audio, video }, { audio }, { video }]) {
     try {
       return await navigator.mediaDevices.getUserMedia(constraints);
-    } catch (err) {
+    } catch (caught) {
+      const err = /** @type {Error} */ (caught);
       if (err.name === "NotAllowedError" || err.name === "SecurityError") {
         throw new MediaError("media_denied", err.message);
       }

@@ -1,8 +1,10 @@
+// @ts-check
 /**
  * Host controls on each remote camera tile (hosts only, grants.moderate): "Mute <name>"
  * mutes their microphone (`mute_participant`), "Remove <name>" asks for confirmation in a
  * modal dialog, then removes them (`remove_participant`).
  */
+import { find } from "./dom.js";
 import { t } from "./i18n.js";
 
 /**
@@ -34,6 +36,7 @@ export class HostControls {
    * @param {Participant|undefined} participant whom it shows
    */
   decorate(figure, participant) {
+    /** @type {HTMLElement|null} */
     let actions = figure.querySelector(":scope > .tile-actions");
     if (!participant || !this.canModerate()) {
       actions?.remove();
@@ -48,11 +51,11 @@ export class HostControls {
     }
     actions.dataset.participantId = participant.participant_id;
     actions.setAttribute("aria-label", t("host_controls_label", { name: participant.name }));
-    const mute = actions.querySelector("[data-action=mute]");
+    const mute = find(actions, "[data-action=mute]", HTMLButtonElement);
     mute.textContent = t("mute_participant", { name: participant.name });
     // A host can mute, not unmute: only the participant turns their microphone back on.
     mute.disabled = Boolean(participant.muted?.microphone);
-    const remove = actions.querySelector("[data-action=remove]");
+    const remove = find(actions, "[data-action=remove]", HTMLButtonElement);
     remove.textContent = t("remove_participant", { name: participant.name });
     remove.dataset.name = participant.name;
     // Hosts cannot be removed (the server refuses it).
@@ -72,15 +75,19 @@ export class HostControls {
     if (this.pending?.participantId === participantId) this.cancel();
   }
 
+  /**
+   * @param {"mute"|"remove"} action
+   * @returns {HTMLButtonElement}
+   */
   #button(action) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = `button tile-action${action === "remove" ? " danger" : ""}`;
     button.dataset.action = action;
     button.addEventListener("click", () => {
-      const participantId = button.parentElement.dataset.participantId;
+      const participantId = button.parentElement?.dataset.participantId ?? "";
       if (action === "mute") this.onMute(participantId);
-      else this.#confirmRemoval(participantId, button.dataset.name, button);
+      else this.#confirmRemoval(participantId, button.dataset.name ?? "", button);
     });
     return button;
   }
@@ -121,16 +128,21 @@ export class HostControls {
       // Back to where the host was, if that button is still there.
       if (opener?.isConnected) opener.focus();
     });
-    document.querySelector("main").append(dialog);
+    find(document, "main").append(dialog);
     return dialog;
   }
 
+  /**
+   * @param {string} participantId
+   * @param {string} name
+   * @param {HTMLElement} opener the button that asked, focused again when the dialog closes
+   */
   #confirmRemoval(participantId, name, opener) {
     this.pending = { participantId, name, opener };
-    this.dialog.querySelector("#remove-dialog-heading").textContent = t("remove_dialog_heading", { name });
-    this.dialog.querySelector("#remove-dialog-body").textContent = t("remove_dialog_body");
-    this.dialog.querySelector("[data-action=confirm-remove]").textContent = t("remove_confirm");
-    this.dialog.querySelector("[data-action=cancel-remove]").textContent = t("cancel");
+    find(this.dialog, "#remove-dialog-heading").textContent = t("remove_dialog_heading", { name });
+    find(this.dialog, "#remove-dialog-body").textContent = t("remove_dialog_body");
+    find(this.dialog, "[data-action=confirm-remove]").textContent = t("remove_confirm");
+    find(this.dialog, "[data-action=cancel-remove]").textContent = t("cancel");
     this.dialog.showModal();
   }
 }

@@ -133,11 +133,11 @@ export function onLanguageChange(listener) {
 export function translateDocument(root = document) {
   document.documentElement.lang = current;
   document.title = t(document.body?.dataset.titleKey || "page_title");
-  for (const el of root.querySelectorAll("[data-i18n]")) {
-    el.textContent = t(el.dataset.i18n);
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (root.querySelectorAll("[data-i18n]"))) {
+    el.textContent = t(el.dataset.i18n ?? "");
   }
-  for (const el of root.querySelectorAll("[data-i18n-attr]")) {
-    for (const pair of el.dataset.i18nAttr.split(";")) {
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (root.querySelectorAll("[data-i18n-attr]"))) {
+    for (const pair of (el.dataset.i18nAttr ?? "").split(";")) {
       const [attr, key] = pair.split(":").map((part) => part.trim());
       if (attr && key) el.setAttribute(attr, t(key));
     }

@@ -1,21 +1,31 @@
+// @ts-check
 /**
  * The pharmacist's page (/pharmacy?token=JWT): signed prescriptions of their hospital waiting
  * for review, each with "Approve" and "Reject" (a rejection needs a reason).
  */
+import { byId } from "./dom.js";
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
 import { takeToken } from "./session.js";
 import { describeItem, el } from "./clinical-api.js";
 import { api } from "./rest.js";
 
+/**
+ * A signed prescription waiting for review, as the queue describes it.
+ * @typedef {{id: string, patient: {name: string}, prescriber: {name: string},
+ *            items: import("./clinical-api.js").PrescriptionItem[],
+ *            safety: {findings: unknown[], override_reason?: string|null}}} QueuedPrescription
+ */
+
 const POLL_MS = 3000;
 const token = takeToken("pharmacy");
-const queueList = document.getElementById("pharmacy-queue");
-const empty = document.getElementById("pharmacy-empty");
-const alertRegion = document.getElementById("alert");
-const announcer = document.getElementById("announcer");
-/** @type {object[]} */
+const queueList = byId("pharmacy-queue");
+const empty = byId("pharmacy-empty");
+const alertRegion = byId("alert");
+const announcer = byId("announcer");
+/** @type {QueuedPrescription[]} */
 let queue = [];
 
+/** @param {string} text */
 function announce(text) {
   announcer.textContent = "";
   setTimeout(() => {
@@ -23,9 +33,10 @@ function announce(text) {
   }, 50);
 }
 
+/** @param {string|undefined} code */
 function showError(code) {
   alertRegion.dataset.errorCode = code;
-  alertRegion.textContent = t("clinical_error", { code });
+  alertRegion.textContent = t("clinical_error", { code: String(code) });
 }
 
 async function refresh() {
@@ -37,10 +48,15 @@ async function refresh() {
     queue = await api(token, "GET", "/api/pharmacy/queue");
     render();
   } catch (err) {
-    showError(err.code);
+    showError(/** @type {{code?: string}} */ (err).code);
   }
 }
 
+/**
+ * @param {QueuedPrescription} prescription
+ * @param {"approve"|"reject"} decision
+ * @param {HTMLTextAreaElement} reasonInput
+ */
 async function review(prescription, decision, reasonInput) {
   const reason = reasonInput.value.trim();
   if (decision === "reject" && !reason) {
@@ -52,13 +68,14 @@ async function review(prescription, decision, reasonInput) {
   try {
     await api(token, "POST", `/api/prescriptions/${prescription.id}/review`, { decision, reason: reason || null });
   } catch (err) {
-    showError(err.code);
+    showError(/** @type {{code?: string}} */ (err).code);
     return;
   }
   announce(t(decision === "approve" ? "pharmacy_approved" : "pharmacy_rejected", { name: prescription.patient.name }));
   await refresh();
 }
 
+/** @param {QueuedPrescription} prescription */
 function card(prescription) {
   const reasonId = `reason-${prescription.id}`;
   const reason = el("textarea", { id: reasonId, rows: "2", maxlength: "1000" });
@@ -85,7 +102,7 @@ function render() {
   queueList.replaceChildren(...queue.map(card));
 }
 
-mountLanguageSwitch(document.getElementById("language-select"));
+mountLanguageSwitch(byId("language-select", HTMLSelectElement));
 translateDocument();
 onLanguageChange(render);
 refresh();

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The consult page's recording controls: an indicator everyone sees while the consult is
  * recorded, the host's "Start recording" / "Stop recording" (with a verbal-consent dialog
@@ -6,17 +7,28 @@
  * often asks for consent while admitting) and moved into the consult view on admission;
  * follows the server's `recording_state` events.
  */
+import { byId } from "./dom.js";
 import { onLanguageChange, t } from "./i18n.js";
 
 /**
+ * The consult's recording as the server describes it (`recording_state`).
+ * @typedef {{recording?: boolean, by?: string|null, consent?: {given?: boolean}}} RecordingState
+ */
+/**
+ * What the controls need of the `join` result.
+ * @typedef {{status: string, participant?: {role?: string}, grants?: {record?: boolean},
+ *            participants?: Array<{role?: string}>, recording?: RecordingState}} Joined
+ */
+
+/**
  * Build the controls at the top of the current view and keep them in step with the server.
- * @param {import("./signaling.js").Signaling} signaling the joined connection
- * @param {{status: string, participant: {role: string}, grants: {record?: boolean},
- *   recording?: object}} joined the `join` result
+ * @param {Pick<import("./signaling.js").Signaling, "request"|"on">} signaling the joined connection
+ * @param {Joined} joined the `join` result
  */
 export function mountRecordingControls(signaling, joined) {
   const isHost = Boolean(joined.grants?.record);
   const isPatient = joined.participant?.role === "patient";
+  /** @type {RecordingState} */
   let state = joined.recording ?? { recording: false, consent: { given: false } };
 
   const bar = document.createElement("div");
@@ -45,9 +57,12 @@ export function mountRecordingControls(signaling, joined) {
 
   const dialog = buildAttestDialog();
   bar.append(indicator, consentStatus, recordButton, consentButton, dialog.element);
-  /** Show the controls under the heading of a view (`view-lobby` or `view-consult`). */
+  /**
+   * Show the controls under the heading of a view (`view-lobby` or `view-consult`).
+   * @param {string} viewId
+   */
   function place(viewId) {
-    const view = document.getElementById(viewId);
+    const view = byId(viewId);
     view.insertBefore(bar, view.querySelector("h1")?.nextSibling ?? view.firstChild);
   }
   place(joined.status === "lobby" ? "view-lobby" : "view-consult");
@@ -70,13 +85,18 @@ export function mountRecordingControls(signaling, joined) {
     dialog.render();
   }
 
+  /**
+   * @param {string} event
+   * @param {object} payload
+   * @returns {Promise<boolean>} whether the server accepted it (else the error is shown)
+   */
   async function request(event, payload) {
     try {
       state = await signaling.request(event, payload);
       render();
       return true;
     } catch (err) {
-      showError(err.code);
+      showError(String(/** @type {{code?: string}} */ (err).code));
       return false;
     }
   }
@@ -106,16 +126,18 @@ export function mountRecordingControls(signaling, joined) {
   render();
 }
 
+/** @param {string} code */
 function showError(code) {
-  const alert = document.getElementById("alert");
+  const alert = byId("alert");
   alert.dataset.errorCode = code;
   const key = `error.${code}`;
   const text = t(key);
   alert.textContent = text === key ? t("error.unknown", { code }) : text;
 }
 
+/** @param {string} key */
 function announce(key) {
-  const announcer = document.getElementById("announcer");
+  const announcer = byId("announcer");
   announcer.textContent = "";
   setTimeout(() => {
     announcer.textContent = t(key);
@@ -154,6 +176,7 @@ function buildAttestDialog() {
   form.append(label, reason, buttons);
   element.append(heading, intro, form);
 
+  /** @type {((reason: string) => Promise<boolean>)|null} */
   let onConfirm = null;
   cancel.addEventListener("click", () => element.close());
   form.addEventListener("submit", async (event) => {
@@ -174,10 +197,14 @@ function buildAttestDialog() {
       cancel.textContent = t("rec_attest_cancel");
       confirm.textContent = t("rec_attest_confirm");
     },
-    /** Consent is asked only when the consult has a patient. */
+    /**
+     * Consent is asked only when the consult has a patient.
+     * @param {Joined} joined
+     */
     needed(joined) {
       return (joined.participants ?? []).some((p) => p.role === "patient");
     },
+    /** @param {(reason: string) => Promise<boolean>} handler */
     open(handler) {
       onConfirm = handler;
       element.showModal();

@@ -1,13 +1,29 @@
+// @ts-check
 /**
  * Entry of the quality review page (/review?token=JWT): list recordings with filters, play
  * one beside its consult's timeline (click to seek), score it against the hospital's rubric
  * and pin comments to the player's current time. Every request is audited by the server.
  */
+import { byId } from "./dom.js";
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
 import { api as rest } from "./rest.js";
 import { takeToken } from "./session.js";
 
-const byId = (id) => document.getElementById(id);
+/**
+ * A recording as `GET /api/recordings/{id}` describes it (the fields this page reads).
+ * @typedef {{id: string, title: string, may_review: boolean,
+ *            rendition: {status: string, progress: number, file?: string|null},
+ *            manifest: {tracks: Track[]}, links: Record<string, string>}} Recording
+ * @typedef {{name: string, kind: string, source: string, codec: string, frames?: number,
+ *            duration?: number|null, sha256?: string|null}} Track
+ */
+
+/**
+ * The code of a failed request.
+ * @param {unknown} err
+ * @returns {string|undefined}
+ */
+const codeOf = (err) => /** @type {{code?: string}} */ (err).code;
 
 /**
  * A time offset as m:ss (or -m:ss before the recording started).
@@ -20,13 +36,16 @@ export function formatOffset(seconds) {
 }
 
 const token = takeToken("review");
-const player = byId("player");
+const player = byId("player", HTMLVideoElement);
 
-/** @type {object|null} the recording open in the player */
+/** @type {Recording|null} the recording open in the player */
 let current = null;
-let progressTimer = null;
+/** @type {ReturnType<typeof setInterval>|undefined} */
+let progressTimer;
+/** @type {string|null|undefined} */
 let lastError = null;
 
+/** @param {string|null|undefined} code */
 function showError(code) {
   lastError = code;
   const alert = byId("alert");
@@ -41,6 +60,10 @@ function showError(code) {
   alert.textContent = text === key ? t("error.unknown", { code }) : text;
 }
 
+/**
+ * @param {string} key
+ * @param {Record<string, string|number>} [params]
+ */
 function announce(key, params) {
   const announcer = byId("announcer");
   announcer.textContent = "";
@@ -49,12 +72,19 @@ function announce(key, params) {
   }, 50);
 }
 
+/**
+ * @param {string} path
+ * @param {{method?: string, body?: unknown}} [options]
+ * @returns {Promise<any>}
+ */
 const api = (path, options = {}) => rest(token, options.method ?? "GET", path, options.body);
 
 async function loadList() {
-  const form = new FormData(byId("filters"));
+  const form = new FormData(byId("filters", HTMLFormElement));
   const query = new URLSearchParams();
-  for (const [name, value] of form.entries()) {
+  for (const [name, entry] of form.entries()) {
+    // The filters are text and date inputs: no files.
+    const value = String(entry);
     if (!value) continue;
     query.set(name, name === "from" || name === "to" ? new Date(`${value}T00:00:00`).toISOString() : value);
   }
@@ -63,10 +93,14 @@ async function loadList() {
     renderList(recordings);
     showError(null);
   } catch (err) {
-    showError(err.code);
+    showError(codeOf(err));
   }
 }
 
+/**
+ * @param {Array<{id: string, status: string, title: string, started_at: string,
+ *                doctor: {name: string}}>} recordings
+ */
 function renderList(recordings) {
   const list = byId("recordings");
   list.replaceChildren(
@@ -94,29 +128,33 @@ function renderList(recordings) {
   byId("recordings-none").hidden = recordings.length > 0;
 }
 
+/** @param {string} id */
 async function openRecording(id) {
+  /** @type {Recording} */
+  let recording;
   try {
-    current = await api(`/api/recordings/${encodeURIComponent(id)}`);
+    recording = current = await api(`/api/recordings/${encodeURIComponent(id)}`);
   } catch (err) {
-    showError(err.code);
+    showError(codeOf(err));
     return;
   }
   showError(null);
   byId("recording").hidden = false;
-  byId("player-heading").textContent = current.title;
-  byId("recording").dataset.recordingId = current.id;
+  byId("player-heading").textContent = recording.title;
+  byId("recording").dataset.recordingId = recording.id;
   setPlayerSource();
   renderTracks();
   renderRendition();
   watchRendition();
-  byId("score-form").hidden = !current.may_review;
-  byId("comment-form").hidden = !current.may_review;
+  byId("score-form").hidden = !recording.may_review;
+  byId("comment-form").hidden = !recording.may_review;
   await Promise.all([loadTimeline(), loadScores(), loadComments()]);
   byId("player-heading").focus();
 }
 
 /** The review file once it is ready; until then the first camera track (no sound). */
 function setPlayerSource() {
+  if (!current) return;
   const rendition = current.rendition.status === "ready" ? current.rendition.file : null;
   const camera = current.manifest.tracks.find((track) => track.kind === "video" && track.frames);
   const name = rendition ?? camera?.name ?? current.manifest.tracks[0]?.name;
@@ -128,11 +166,13 @@ function setPlayerSource() {
 }
 
 function renderTracks() {
+  const recording = current;
+  if (!recording) return;
   byId("tracks").replaceChildren(
-    ...current.manifest.tracks.map((track) => {
+    ...recording.manifest.tracks.map((track) => {
       const item = document.createElement("li");
       const link = document.createElement("a");
-      link.href = `${current.links[track.name]}&download=1`;
+      link.href = `${recording.links[track.name]}&download=1`;
       link.textContent = `${track.source} (${track.codec}, ${track.duration ?? "?"} s)`;
       item.append(link, ` SHA-256 ${track.sha256 ?? "—"}`);
       return item;
@@ -141,38 +181,45 @@ function renderTracks() {
 }
 
 function renderRendition() {
+  if (!current) return;
   const { status, progress } = current.rendition;
   byId("rendition-status").textContent = t("review_rendition", {
     status: t(`rendition_${status}`),
     progress,
   });
-  byId("rendition-progress").value = progress;
+  byId("rendition-progress", HTMLProgressElement).value = progress;
   byId("rendition-progress").dataset.status = status;
 }
 
 function watchRendition() {
   clearInterval(progressTimer);
-  if (!["pending", "running"].includes(current.rendition.status)) return;
+  if (!current || !["pending", "running"].includes(current.rendition.status)) return;
   const id = current.id;
   progressTimer = setInterval(async () => {
     if (current?.id !== id) return clearInterval(progressTimer);
+    /** @type {Recording} */
+    let recording;
     try {
-      current = await api(`/api/recordings/${encodeURIComponent(id)}`);
+      recording = current = await api(`/api/recordings/${encodeURIComponent(id)}`);
     } catch (err) {
       clearInterval(progressTimer);
-      showError(err.code);
+      showError(codeOf(err));
       return;
     }
     renderRendition();
-    if (current.rendition.status === "ready") {
+    if (recording.rendition.status === "ready") {
       setPlayerSource();
       clearInterval(progressTimer);
-    } else if (current.rendition.status === "failed") {
+    } else if (recording.rendition.status === "failed") {
       clearInterval(progressTimer);
     }
   }, 1000);
 }
 
+/**
+ * @param {number} offset seconds into the recording
+ * @param {string} label
+ */
 function seekButton(offset, label) {
   const button = document.createElement("button");
   button.type = "button";
@@ -186,8 +233,12 @@ function seekButton(offset, label) {
   return button;
 }
 
+/** @returns {string} the open recording's id, for its sub-resources */
+const currentId = () => encodeURIComponent(current?.id ?? "");
+
 async function loadTimeline() {
-  const { events } = await api(`/api/recordings/${encodeURIComponent(current.id)}/timeline`);
+  /** @type {{events: Array<{kind: string, offset: number, actor: {name: string}}>}} */
+  const { events } = await api(`/api/recordings/${currentId()}/timeline`);
   byId("timeline").replaceChildren(
     ...events.map((event) => {
       const item = document.createElement("li");
@@ -208,7 +259,11 @@ async function loadTimeline() {
 }
 
 async function loadScores() {
-  const { rubric, reviews } = await api(`/api/recordings/${encodeURIComponent(current.id)}/scores`);
+  /**
+   * @type {{rubric: string[], reviews: Array<{reviewer: {name: string}, comment?: string|null,
+   *          scores: Array<{criterion: string, score: number}>}>}}
+   */
+  const { rubric, reviews } = await api(`/api/recordings/${currentId()}/scores`);
   const container = byId("rubric");
   container.replaceChildren(
     ...rubric.map((criterion, index) => {
@@ -246,30 +301,34 @@ async function loadScores() {
   );
 }
 
+/** @param {SubmitEvent} event */
 async function saveScore(event) {
   event.preventDefault();
+  /** @type {Record<string, number>} */
   const scores = {};
   for (const fieldset of byId("rubric").querySelectorAll("fieldset")) {
+    /** @type {HTMLInputElement|null} */
     const checked = fieldset.querySelector("input:checked");
-    if (checked) scores[fieldset.dataset.criterion] = Number(checked.value);
+    if (checked) scores[fieldset.dataset.criterion ?? ""] = Number(checked.value);
   }
   try {
-    await api(`/api/recordings/${encodeURIComponent(current.id)}/scores`, {
+    await api(`/api/recordings/${currentId()}/scores`, {
       method: "POST",
-      body: { scores, comment: byId("score-comment").value },
+      body: { scores, comment: byId("score-comment", HTMLTextAreaElement).value },
     });
   } catch (err) {
-    showError(err.code);
+    showError(codeOf(err));
     return;
   }
   showError(null);
   announce("review_saved");
-  byId("score-comment").value = "";
+  byId("score-comment", HTMLTextAreaElement).value = "";
   await loadScores();
 }
 
 async function loadComments() {
-  const { comments } = await api(`/api/recordings/${encodeURIComponent(current.id)}/comments`);
+  /** @type {{comments: Array<{offset: number, text: string, author: {name: string}}>}} */
+  const { comments } = await api(`/api/recordings/${currentId()}/comments`);
   byId("comments").replaceChildren(
     ...comments.map((comment) => {
       const item = document.createElement("li");
@@ -283,21 +342,22 @@ async function loadComments() {
   );
 }
 
+/** @param {SubmitEvent} event */
 async function addComment(event) {
   event.preventDefault();
   const offset = Math.round(player.currentTime * 10) / 10;
-  const text = byId("comment-text").value.trim();
+  const text = byId("comment-text", HTMLTextAreaElement).value.trim();
   if (!text) return;
   try {
-    await api(`/api/recordings/${encodeURIComponent(current.id)}/comments`, {
+    await api(`/api/recordings/${currentId()}/comments`, {
       method: "POST",
       body: { offset, text },
     });
   } catch (err) {
-    showError(err.code);
+    showError(codeOf(err));
     return;
   }
-  byId("comment-text").value = "";
+  byId("comment-text", HTMLTextAreaElement).value = "";
   announce("review_comment_added", { time: formatOffset(offset) });
   await loadComments();
 }
@@ -314,7 +374,7 @@ function retranslate() {
   if (current) renderRendition();
 }
 
-mountLanguageSwitch(byId("language-select"));
+mountLanguageSwitch(byId("language-select", HTMLSelectElement));
 translateDocument();
 onLanguageChange(retranslate);
 renderCommentButton();

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Sharing the screen: getDisplayMedia, then a send-only video transceiver on the publisher
  * connection named `screen` in the `publish` offer; stopping (the button, or the browser's
@@ -56,7 +57,8 @@ export class ScreenShare {
         video: { frameRate: { ideal: SCREEN_FRAME_RATE, max: SCREEN_FRAME_RATE } },
         audio: false,
       });
-    } catch (err) {
+    } catch (caught) {
+      const err = /** @type {Error} */ (caught);
       const denied = err.name === "NotAllowedError" || err.name === "AbortError";
       throw new ScreenShareError(denied ? "screen_denied" : "screen_unavailable", err.message);
     }

@@ -1,3 +1,4 @@
+// @ts-check
 /** What the join link carries: the consult id in the path, the JWT in the query string. */
 
 const TOKEN_KEY_PREFIX = "teleconsult.token.";

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Who is speaking: the level of each received microphone, measured with Web Audio
  * (one AnalyserNode per remote audio track, one shared timer at 5 Hz). Nothing is
@@ -28,6 +29,7 @@ export class SpeakingDetector {
     this.context = null;
     /** @type {Map<MediaStreamTrack, Watched>} */
     this.watched = new Map();
+    /** @type {ReturnType<typeof setInterval>|null} */
     this.timer = null;
     this.samples = new Float32Array(FFT_SIZE);
     this.resume = () => this.context?.resume().catch(() => {});
@@ -80,7 +82,7 @@ export class SpeakingDetector {
   }
 
   #stopTimer() {
-    clearInterval(this.timer);
+    if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
 

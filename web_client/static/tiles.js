@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The video grid: one tile per participant (camera and microphone), one per screen share,
  * and the local tile; each labelled with the name, the mute state and whether they speak.
@@ -18,6 +19,16 @@ import { t } from "./i18n.js";
 const LOCAL_KEY = "local";
 /** Grid sizes the style sheet lays out; a grid takes the smallest that holds its tiles. */
 const LAYOUTS = [1, 2, 4, 9, 16, 25];
+
+/**
+ * The grid size for `count` tiles: the smallest laid-out size that holds them (the largest
+ * when none does).
+ * @param {number} count
+ * @returns {number}
+ */
+export function layoutFor(count) {
+  return LAYOUTS.find((size) => size >= count) ?? LAYOUTS[LAYOUTS.length - 1];
+}
 
 /** The tiles of the consult view, keyed by participant and source. */
 export class VideoGrid {
@@ -128,6 +139,11 @@ export class VideoGrid {
     this.local = null;
   }
 
+  /**
+   * @param {string} participantId
+   * @param {"camera"|"screen"} kind
+   * @returns {Tile}
+   */
   #ensureTile(participantId, kind) {
     const key = `${participantId}:${kind}`;
     let tile = this.tiles.get(key);
@@ -140,6 +156,12 @@ export class VideoGrid {
     return tile;
   }
 
+  /**
+   * @param {string} key
+   * @param {Tile["kind"]} kind
+   * @param {string|null} participantId
+   * @returns {Tile}
+   */
   #createTile(key, kind, participantId) {
     const figure = document.createElement("figure");
     figure.className = `tile tile-${kind}`;
@@ -163,6 +185,7 @@ export class VideoGrid {
     figure.dataset.speaking = "false";
     caption.append(name, " ", micBadge, " ", cameraBadge, speakingCue);
     figure.append(video, initials, caption);
+    /** @type {Tile} */
     const tile = {
       kind,
       participantId,
@@ -180,6 +203,7 @@ export class VideoGrid {
     return tile;
   }
 
+  /** @param {string} key */
   #removeTile(key) {
     const tile = this.tiles.get(key);
     if (!tile) return;
@@ -189,17 +213,21 @@ export class VideoGrid {
     this.#updateCount();
   }
 
-  /** A fresh MediaStream per change: simpler and more reliable than mutating a playing one. */
+  /**
+   * A fresh MediaStream per change: simpler and more reliable than mutating a playing one.
+   * @param {Tile} tile
+   */
   #attach(tile) {
     tile.video.srcObject = tile.tracks.size ? new MediaStream([...tile.tracks]) : null;
     if (tile.tracks.size) tile.video.play().catch(() => {});
   }
 
+  /** @param {Tile} tile */
   #label(tile) {
-    const participant = tile.kind === "local" ? this.local.participant : this.lookup(tile.participantId);
+    const local = tile.kind === "local" ? this.local : null;
+    const participant = local ? local.participant : this.lookup(tile.participantId ?? "");
     const name = participant?.name ?? "";
-    const muted =
-      tile.kind === "local" ? this.local.muted : participant?.muted ?? { microphone: false, camera: false };
+    const muted = local ? local.muted : participant?.muted ?? { microphone: false, camera: false };
     const label =
       tile.kind === "local"
         ? t("tile_you", { name })
@@ -213,8 +241,9 @@ export class VideoGrid {
     // A screen share has no microphone or camera of its own.
     const micMuted = tile.kind !== "screen" && Boolean(muted.microphone);
     const cameraOff = tile.kind !== "screen" && Boolean(muted.camera);
-    const videoTracks =
-      tile.kind === "local" ? this.local.stream.getVideoTracks() : [...tile.tracks].filter((tr) => tr.kind === "video");
+    const videoTracks = local
+      ? local.stream.getVideoTracks()
+      : [...tile.tracks].filter((tr) => tr.kind === "video");
     tile.figure.dataset.micMuted = String(micMuted);
     tile.figure.dataset.cameraMuted = String(cameraOff);
     // Initials stand in for the picture when there is none to show.
@@ -230,12 +259,16 @@ export class VideoGrid {
   #updateCount() {
     const count = this.tiles.size;
     this.container.dataset.count = String(count);
-    this.container.dataset.layout = String(LAYOUTS.find((size) => size >= count) ?? LAYOUTS.at(-1));
+    this.container.dataset.layout = String(layoutFor(count));
   }
 }
 
-/** Up to two initials (or the first character, for names written without spaces, as in Chinese). */
-function initialsOf(name) {
+/**
+ * Up to two initials (or the first character, for names written without spaces, as in Chinese).
+ * @param {string} name
+ * @returns {string}
+ */
+export function initialsOf(name) {
   const words = name.trim().split(/\s+/).filter(Boolean);
   if (words.length >= 2) return (words[0][0] + words[1][0]).toUpperCase();
   return (words[0]?.[0] ?? "").toUpperCase();
