@@ -10,15 +10,16 @@ PY_STAMP := $(VENV)/.teleconsult-installed
 NODE_STAMP := node_modules/.teleconsult-installed
 NODE_LOCK := $(wildcard package-lock.json)
 
-.PHONY: help install run test test-host test-webrtc lint format clean
+.PHONY: help install run test test-js test-host test-webrtc lint format clean
 
 help:
 	@echo "make install      venv in $(VENV) with teleconsult[test] (editable) and node_modules"
 	@echo "make run          print demo join links, then serve (settings from TELECONSULT_* env)"
-	@echo "make test         the whole suite: host phase, then WebRTC phase in a lo-only netns"
+	@echo "make test         the whole suite: lint, JS unit tests, host phase, WebRTC phase in a lo-only netns"
+	@echo "make test-js      only the web client's unit tests (node --test tests/js/)"
 	@echo "make test-host    only the host phase   (PYTEST_ARGS=... to pass pytest options)"
 	@echo "make test-webrtc  only the WebRTC phase (PYTEST_ARGS=... to pass pytest options)"
-	@echo "make lint         ruff check and ruff format --check"
+	@echo "make lint         ruff check, ruff format --check, and tsc on the web client's JSDoc types"
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -42,6 +43,9 @@ run: install
 test: install
 	scripts/test.sh all
 
+test-js: install
+	scripts/test.sh js
+
 test-host: install
 	scripts/test.sh host
 
@@ -51,6 +55,8 @@ test-webrtc: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node_modules/.bin/tsc -p tsconfig.json
+	node_modules/.bin/tsc -p tests/js/tsconfig.json
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -1,6 +1,8 @@
-"""Print one line, ``tests: N passed, M failed[, K skipped]``, from pytest JUnit XML files.
+"""Print one line, ``tests: N passed, M failed[, K skipped]``, from JUnit XML files.
 
-Arguments are ``PATH`` or ``PATH:EXIT_STATUS`` (one per pytest phase). A phase that failed
+The files are pytest's (``--junitxml``) and Node's (``node --test --test-reporter=junit``):
+both write one ``<testcase>`` per test. Arguments are ``PATH`` or ``PATH:EXIT_STATUS`` (one per
+phase). A phase that failed
 without any failed test case (nothing collected, a crash, a kill: its file may be missing)
 counts as one failure, so the line never says ``0 failed`` for a failed run.
 """

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The whole suite in two phases, both always run:
+# The whole suite in three phases, all always run:
+#   js:     the web client's unit tests, Node's own runner (node --test tests/js/)
 #   host:   pytest -m "not webrtc" on the host network (real PostgreSQL and Redis over TCP)
 #   webrtc: pytest -m webrtc inside a network namespace that has only `lo` (scripts/in-netns.sh)
-# Usage: scripts/test.sh [all|host|webrtc]; extra pytest options in PYTEST_ARGS.
+# Usage: scripts/test.sh [all|js|host|webrtc]; extra pytest options in PYTEST_ARGS.
 # Exit status: non-zero when any phase fails (pytest's "no tests collected", 5, is a failure).
 # Last line of output: `tests: N passed, M failed[, K skipped]` over the phases that ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 which_phases=${1:-all}
-case "$which_phases" in all | host | webrtc) ;; *) echo "usage: $0 [all|host|webrtc]" >&2; exit 2 ;; esac
+case "$which_phases" in all | js | host | webrtc) ;; *) echo "usage: $0 [all|js|host|webrtc]" >&2; exit 2 ;; esac
 
 PYTEST=.venv/bin/pytest
 PYTHON=.venv/bin/python
@@ -19,17 +20,25 @@ ARTIFACTS=test-artifacts
 PHASE_TIMEOUT=${TELECONSULT_TEST_PHASE_TIMEOUT:-600}
 read -r -a extra_args <<<"${PYTEST_ARGS:-}"
 
+TSC=node_modules/.bin/tsc
+
 [ -x "$PYTEST" ] || { echo "test.sh: $PYTEST is missing; run make install" >&2; exit 1; }
 
-# The house rules are checked first: ruff's lint and format (a failure fails the run).
+# The house rules are checked first: ruff's lint and format, and tsc on the web client's
+# JSDoc types (a failure fails the run).
 if [ "$which_phases" = all ]; then
-    echo "=== lint: ruff check, ruff format --check" >&2
+    echo "=== lint: ruff check, ruff format --check, tsc" >&2
     .venv/bin/ruff check --quiet . || { echo "test.sh: ruff check failed" >&2; exit 1; }
     .venv/bin/ruff format --check --quiet . || { echo "test.sh: ruff format found unformatted files" >&2; exit 1; }
+    [ -x "$TSC" ] || { echo "test.sh: $TSC is missing; run make install" >&2; exit 1; }
+    "$TSC" -p tsconfig.json || { echo "test.sh: tsc found type errors in web_client/static" >&2; exit 1; }
+    "$TSC" -p tests/js/tsconfig.json || { echo "test.sh: tsc found type errors in tests/js" >&2; exit 1; }
 fi
 
-scripts/ensure-services.sh
-if [ "$which_phases" != host ]; then
+if [ "$which_phases" != js ]; then
+    scripts/ensure-services.sh
+fi
+if [ "$which_phases" = all ] || [ "$which_phases" = webrtc ]; then
     scripts/ensure-chromium.sh
 fi
 
@@ -51,7 +60,7 @@ run_phase() {  # run_phase NAME COMMAND...
         case $rc in
         5) echo "=== phase $name: FAILED: no tests were collected" >&2 ;;
         124 | 137) echo "=== phase $name: FAILED: killed after ${PHASE_TIMEOUT}s" >&2 ;;
-        *) echo "=== phase $name: FAILED (pytest exit $rc)" >&2 ;;
+        *) echo "=== phase $name: FAILED (exit $rc)" >&2 ;;
         esac
     fi
     echo "=== phase $name: exit $rc in $((SECONDS - t0))s" >&2
@@ -59,11 +68,18 @@ run_phase() {  # run_phase NAME COMMAND...
 
 common=(-o junit_family=xunit2 -rfE)
 
-if [ "$which_phases" != webrtc ]; then
+if [ "$which_phases" = all ] || [ "$which_phases" = js ]; then
+    # Readable results on stdout, JUnit XML for the summary line.
+    run_phase js node --test \
+        --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=junit --test-reporter-destination="$ARTIFACTS/junit-js.xml" \
+        tests/js/
+fi
+if [ "$which_phases" = all ] || [ "$which_phases" = host ]; then
     run_phase host "$PYTEST" -m "not webrtc" "${common[@]}" \
         --junitxml="$ARTIFACTS/junit-host.xml" ${extra_args[@]+"${extra_args[@]}"}
 fi
-if [ "$which_phases" != host ]; then
+if [ "$which_phases" = all ] || [ "$which_phases" = webrtc ]; then
     run_phase webrtc scripts/in-netns.sh "$PYTEST" -m webrtc "${common[@]}" \
         --junitxml="$ARTIFACTS/junit-webrtc.xml" ${extra_args[@]+"${extra_args[@]}"}
 fi

@@ -1,0 +1,351 @@
+// @ts-check
+/**
+ * The consult session engine, driven like the page drives it, against a scripted server
+ * (FakeSignaling) and peer connections that negotiate at once (FakePeerConnection).
+ */
+import assert from "node:assert/strict";
+import { beforeEach, describe, test } from "node:test";
+
+import { ConsultSession } from "../../web_client/static/consult-session.js";
+import { SignalingError } from "../../web_client/static/signaling-error.js";
+import { FakePeerConnection, FakeSignaling, FakeTrack, fake, fakeStream, settle } from "./fakes.js";
+
+const DOCTOR = { participant_id: "p-doctor", name: "Dr. Wang Fang", role: "doctor", is_host: true, status: "joined" };
+const PATIENT = { participant_id: "p-patient", name: "Li Hua", role: "patient", is_host: false, status: "waiting" };
+
+/**
+ * The `join` answer for `participant`.
+ * @param {typeof DOCTOR} participant
+ * @param {Partial<import("../../web_client/static/consult-session.js").JoinResult>} [extra]
+ */
+function joinResult(participant, extra = {}) {
+  const host = participant.is_host;
+  return {
+    ok: true,
+    status: participant.status === "waiting" ? "lobby" : "joined",
+    participant,
+    consult: { title: "Follow-up" },
+    grants: { publish: true, admit: host, moderate: host, end: host, record: host },
+    ice_servers: [],
+    participants: [DOCTOR, PATIENT],
+    chat: [],
+    ...extra,
+  };
+}
+
+/**
+ * A session for `participant` with camera and microphone, and everything it emits, in order.
+ * @param {typeof DOCTOR} participant
+ * @param {Record<string, unknown>} [answers] more of the server's answers
+ */
+function start(participant, answers = {}) {
+  const signaling = new FakeSignaling({
+    join: joinResult(participant),
+    publish: { ok: true, sdp: "server answer" },
+    ...answers,
+  });
+  const session = new ConsultSession({
+    consultId: "c-1",
+    token: "jwt",
+    name: "from the token",
+    connect: async () => signaling,
+    createPeerConnection: FakePeerConnection.factory,
+  });
+  const microphone = new FakeTrack("audio");
+  const camera = new FakeTrack("video");
+  session.setLocalStream(fakeStream([microphone, camera]));
+  /** @type {Array<[string, ...unknown[]]>} */
+  const events = [];
+  for (const name of [
+    "view", "joined", "participant_joined", "participant_left", "waiting", "admitted", "muted_by_host",
+    "track_added", "track_removed", "chat_message", "error", "clinical_updated", "reconnected", "ending",
+  ]) {
+    session.on(/** @type {any} */ (name), (/** @type {unknown[]} */ ...args) => events.push([name, ...args]));
+  }
+  /** @param {string} name */
+  const emitted = (name) => events.filter(([event]) => event === name).map(([, ...args]) => args);
+  return { session, signaling, microphone, camera, events, emitted };
+}
+
+beforeEach(() => {
+  FakePeerConnection.created = [];
+});
+
+describe("joining", () => {
+  test("a doctor joins, enters the consult and publishes microphone then camera", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+
+    assert.deepEqual(signaling.sent("join"), [{ consult_id: "c-1" }]);
+    assert.deepEqual(emitted("view"), [["consult"]]);
+    assert.equal(session.state.name, "Dr. Wang Fang");
+    assert.deepEqual(session.state.participant, DOCTOR);
+    assert.deepEqual([...session.state.participants.keys()], ["p-doctor", "p-patient"]);
+    assert.deepEqual(session.state.waiting, [PATIENT]);
+    const [publish] = signaling.sent("publish");
+    assert.equal(publish.type, "offer");
+    assert.deepEqual(publish.sources, { 0: "microphone", 1: "camera" });
+    const pc = fake(session.publisher?.pc);
+    assert.deepEqual(pc.remoteDescription, { type: "answer", sdp: "server answer" });
+    assert.deepEqual(pc.transceivers.map((t) => [t.kind, t.direction]), [["audio", "sendonly"], ["video", "sendonly"]]);
+    assert.equal(session.joining, false);
+  });
+
+  test("a patient waits in the lobby and publishes only once the doctor admits them", async () => {
+    const { session, signaling, emitted } = start(PATIENT);
+    await session.join();
+    assert.deepEqual(emitted("view"), [["lobby"]]);
+    assert.equal(signaling.sent("publish").length, 0);
+    assert.equal(session.publisher, null);
+
+    await signaling.send("admitted", { consult: { title: "Now live" }, participants: [DOCTOR, { ...PATIENT, status: "joined" }] });
+
+    assert.deepEqual(emitted("admitted"), [[]]);
+    assert.deepEqual(emitted("view"), [["lobby"], ["consult"]]);
+    assert.deepEqual(session.state.consult, { title: "Now live" });
+    assert.equal(session.state.participant?.status, "joined");
+    assert.equal(signaling.sent("publish").length, 1);
+  });
+
+  test("a participant without publish grant enters without a publisher", async () => {
+    const { session, signaling } = start(DOCTOR, {
+      join: joinResult(DOCTOR, { grants: { publish: false } }),
+    });
+    await session.join();
+    assert.equal(session.state.view, "consult");
+    assert.equal(session.ensurePublisher(), null);
+    assert.equal(signaling.sent("publish").length, 0);
+  });
+
+  test("a refused join is reported, closes the connection, and can be tried again", async () => {
+    let refuse = true;
+    const { session, signaling, emitted } = start(DOCTOR, {
+      join: () => {
+        if (refuse) throw new SignalingError("consult_ended", "The consult has ended");
+        return joinResult(DOCTOR);
+      },
+    });
+    await session.join();
+    assert.deepEqual(emitted("error"), [["consult_ended"]]);
+    assert.equal(signaling.closed, true);
+    assert.equal(session.signaling, null);
+    assert.equal(session.joining, false);
+    assert.equal(session.state.view, "join");
+
+    refuse = false;
+    await session.join();
+    assert.equal(session.state.view, "consult");
+  });
+
+  test("a second click while joining does not join twice", async () => {
+    const { session, signaling } = start(DOCTOR);
+    await Promise.all([session.join(), session.join()]);
+    assert.equal(signaling.sent("join").length, 1);
+  });
+
+  test("events that arrive before the join answer wait for it, in order", async () => {
+    const joiner = { ...PATIENT, participant_id: "p-expert", name: "Dr. Zhou", status: "joined" };
+    /** @type {FakeSignaling} */
+    let signaling;
+    const started = start(DOCTOR, {
+      join: () => {
+        // The server's broadcast overtakes our own answer.
+        signaling.send("participant_joined", joiner);
+        signaling.send("chat_message", { participant_id: "p-expert", name: "Dr. Zhou", text: "hello", at: "" });
+        return joinResult(DOCTOR);
+      },
+    });
+    signaling = started.signaling;
+    await started.session.join();
+    await settle();
+    const order = started.events.map(([name]) => name).filter((name) => name !== "view");
+    assert.deepEqual(order, ["joined", "participant_joined", "chat_message"]);
+    assert.equal(started.session.state.participants.get("p-expert")?.name, "Dr. Zhou");
+  });
+});
+
+describe("in the consult", () => {
+  test("the server's subscriber offers are answered and their tracks placed and removed", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await signaling.send("subscriber_offer", {
+      type: "offer",
+      sdp: "mids:0,1",
+      tracks: {
+        0: { participant_id: "p-patient", source: "microphone" },
+        1: { participant_id: "p-patient", source: "camera" },
+      },
+    });
+    assert.deepEqual(signaling.sent("subscriber_answer"), [{ type: "answer", sdp: "answer to mids:0,1" }]);
+    assert.deepEqual(
+      emitted("track_added").map(([p]) => /** @type {any} */ (p)).map((p) => [p.mid, p.participantId, p.source]),
+      [["0", "p-patient", "microphone"], ["1", "p-patient", "camera"]],
+    );
+
+    // The patient's camera goes away: its mid leaves the map.
+    await signaling.send("subscriber_offer", {
+      type: "offer",
+      sdp: "mids:0,1",
+      tracks: { 0: { participant_id: "p-patient", source: "microphone" } },
+    });
+    assert.deepEqual(emitted("track_removed").map(([p]) => /** @type {any} */ (p).source), ["camera"]);
+    assert.equal(signaling.sent("subscriber_answer").length, 2);
+    assert.equal(FakePeerConnection.created.length, 2, "one publisher and one subscriber connection");
+  });
+
+  test("an offer that cannot be applied is reported as invalid_sdp", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await signaling.send("subscriber_offer", { type: "offer", sdp: "garbage", tracks: {} });
+    assert.deepEqual(emitted("error"), [["invalid_sdp"]]);
+    assert.equal(signaling.sent("subscriber_answer").length, 0);
+  });
+
+  test("a failed publisher connection is reported as media_failed", async () => {
+    const { session, emitted } = start(DOCTOR);
+    await session.join();
+    fake(session.publisher?.pc).becomes("failed");
+    assert.deepEqual(emitted("error"), [["media_failed"]]);
+  });
+
+  test("muting the microphone turns its track off at once and tells the server", async () => {
+    const { session, signaling, microphone, camera } = start(DOCTOR);
+    await session.join();
+    const request = session.setMute("microphone", true);
+    assert.equal(microphone.enabled, false, "off before the server answers");
+    assert.equal(camera.enabled, true);
+    await request;
+    assert.deepEqual(signaling.sent("mute"), [{ source: "microphone", muted: true }]);
+    assert.deepEqual(session.state.muted, { microphone: true, camera: false });
+  });
+
+  test("a host mutes our microphone: the track goes off and the page is told by whom", async () => {
+    const { session, signaling, microphone, emitted } = start(PATIENT);
+    await session.join();
+    await signaling.send("muted_by_host", { source: "microphone", by: "Dr. Wang Fang" });
+    assert.equal(microphone.enabled, false);
+    assert.equal(session.state.muted.microphone, true);
+    assert.deepEqual(emitted("muted_by_host"), [[{ source: "microphone", by: "Dr. Wang Fang" }]]);
+    assert.equal(signaling.sent("mute").length, 0, "the server's own state is not echoed back");
+  });
+
+  test("the server's mute state of us is followed without echoing it back", async () => {
+    const { session, signaling, camera } = start(DOCTOR);
+    await session.join();
+    await signaling.send("participant_updated", { ...DOCTOR, muted: { microphone: false, camera: true } });
+    assert.equal(camera.enabled, false);
+    assert.deepEqual(session.state.muted, { microphone: false, camera: true });
+    assert.equal(signaling.sent("mute").length, 0);
+  });
+
+  test("hosts hear of each newcomer to the lobby once", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    const other = { ...PATIENT, participant_id: "p-other", name: "Zhang Wei" };
+    await signaling.send("lobby", { waiting: [PATIENT, other] });
+    await signaling.send("lobby", { waiting: [other] });
+    assert.deepEqual(emitted("waiting").map(([p]) => /** @type {any} */ (p).name), ["Zhang Wei"]);
+    assert.deepEqual(session.state.waiting, [other]);
+  });
+
+  test("someone joins and leaves", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await signaling.send("participant_joined", { ...PATIENT, status: "joined" });
+    await signaling.send("participant_left", { participant_id: "p-patient" });
+    assert.deepEqual(emitted("participant_joined").map(([p]) => /** @type {any} */ (p).participant_id), ["p-patient"]);
+    assert.deepEqual(emitted("participant_left"), [["p-patient", { ...PATIENT, status: "joined" }]]);
+    assert.equal(session.state.participants.has("p-patient"), false);
+  });
+
+  test("clinical changes of this consult reach the page; other consults' do not", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    const update = { consult_id: "c-1", document: "prescription", id: "rx-1", change: "signed" };
+    await signaling.send("clinical_updated", update);
+    await signaling.send("clinical_updated", { ...update, consult_id: "c-2" });
+    assert.deepEqual(emitted("clinical_updated"), [[update]]);
+
+    signaling.reconnectHandler?.();
+    assert.deepEqual(emitted("reconnected"), [[]]);
+  });
+});
+
+describe("ending", () => {
+  test("removed by the host: the page stops its media, then both connections and the socket close", async () => {
+    const { session, signaling, events } = start(PATIENT);
+    await session.join();
+    await signaling.send("admitted", { participants: [DOCTOR, { ...PATIENT, status: "joined" }] });
+    await signaling.send("subscriber_offer", { type: "offer", sdp: "mids:0", tracks: {} });
+    /** @type {string[]} */
+    const closedWhenEnding = [];
+    session.on("ending", () => {
+      if (session.publisher?.pc.signalingState === "closed") closedWhenEnding.push("publisher");
+    });
+
+    await signaling.send("removed", { by: "Dr. Wang Fang" });
+
+    assert.equal(session.state.view, "ended");
+    assert.equal(session.state.endedReason, "removed");
+    assert.equal(session.state.endedBy, "Dr. Wang Fang");
+    assert.deepEqual(closedWhenEnding, []);
+    assert.equal(fake(session.publisher?.pc).signalingState, "closed");
+    assert.equal(fake(session.subscriber?.pc).signalingState, "closed");
+    assert.equal(signaling.closed, true);
+    assert.deepEqual(events.slice(-2), [["ending", "removed"], ["view", "ended"]]);
+
+    // The disconnect that follows finds the session ended.
+    await signaling.send("disconnect", "io server disconnect");
+    assert.equal(session.state.endedReason, "removed");
+  });
+
+  test("a lost connection ends the session with connection_lost", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await signaling.send("disconnect", "transport close");
+    assert.deepEqual(emitted("error"), [["connection_lost"]]);
+    assert.equal(session.state.endedReason, "lost");
+  });
+
+  test("leaving ends the session even when the server does not answer", async () => {
+    const { session, signaling } = start(DOCTOR, {
+      leave: () => {
+        throw new SignalingError("timeout");
+      },
+    });
+    await session.join();
+    await session.leave();
+    assert.deepEqual(signaling.sent("leave"), [{}]);
+    assert.equal(session.state.endedReason, "left");
+    assert.equal(session.state.waiting.length, 0);
+  });
+
+  test("ending the consult goes on only when the server agrees", async () => {
+    let agree = false;
+    const { session } = start(DOCTOR, {
+      end: () => {
+        if (!agree) throw new SignalingError("forbidden");
+        return { ok: true };
+      },
+    });
+    await session.join();
+    await assert.rejects(session.end(), { code: "forbidden" });
+    assert.equal(session.state.view, "consult");
+    agree = true;
+    await session.end();
+    assert.equal(session.state.endedReason, "ended");
+  });
+
+  test("the consult ended by the host ends it here once", async () => {
+    const { session, signaling, emitted } = start(PATIENT);
+    await session.join();
+    await signaling.send("consult_ended");
+    await signaling.send("consult_ended");
+    assert.deepEqual(emitted("ending"), [["ended"]]);
+  });
+
+  test("requests after the connection is gone are refused with a code", async () => {
+    const { session } = start(DOCTOR);
+    await assert.rejects(session.request("chat", { text: "hi" }), { code: "connection_lost" });
+  });
+});
