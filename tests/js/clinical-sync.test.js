@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import "./browser-fetch.js";
 import { followClinicalRecord } from "../../web_client/static/clinical-sync.js";
 import { afterRead, doctorConcerns, latest, patientConcerns } from "../../web_client/static/clinical-panel.js";
 import { Emitter } from "../../web_client/static/emitter.js";

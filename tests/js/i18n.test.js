@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { describe, test } from "node:test";
 
+import "./browser-fetch.js";
 import { DICTIONARIES, chooseLanguage, format, translate } from "../../web_client/static/i18n.js";
 
 const FOLDER = new URL("../../web_client/static/i18n/", import.meta.url);

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import "./browser-fetch.js";
 import { describeItem } from "../../web_client/static/clinical-api.js";
 import { translate } from "../../web_client/static/i18n.js";
 import { decodeJwtPayload, readConsultId } from "../../web_client/static/session.js";

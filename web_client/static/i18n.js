@@ -3,28 +3,43 @@
  * Translations (Simplified Chinese and English) and the language switch.
  *
  * The dictionaries are one JSON file per language in `i18n/` (tests/js/i18n.test.js checks that
- * they have the same keys and the same `{placeholders}`), imported as JSON modules: they are
- * fetched with the rest of the module graph, before any module runs, so the first
- * `translateDocument()` happens exactly as early as when they were written here, and the page
- * never shows the wrong language first. (A `fetch()` would add a round trip after this module
- * loaded: either a top-level await that holds up every page, or a render in the wrong language.)
+ * they have the same keys and the same `{placeholders}`). This module fetches both before it
+ * finishes loading (a top-level await), so every module that translates runs with them in
+ * hand: the page's first `translateDocument()` is in the right language, and `t()` stays
+ * synchronous. Each page preloads the files (`<link rel="preload" as="fetch">`), so the fetch
+ * runs alongside the modules' own rather than after them. (JSON module imports would do the
+ * same without the await, but need Chrome 123, Safari 17.2 or Firefox 138: they would shut out
+ * browsers that run this client today, such as Safari on iOS 16.)
  *
  * `{name}`-style placeholders are filled by `t()`. Static markup is translated through
  * `data-i18n="key"` (text) and `data-i18n-attr="attribute:key;attribute:key"` (attributes).
  */
-import en from "./i18n/en.json" with { type: "json" };
-import zhCN from "./i18n/zh-CN.json" with { type: "json" };
 
 const STORAGE_KEY = "teleconsult.language";
-
-/** @type {Readonly<Record<string, Readonly<Record<string, string>>>>} by language code */
-export const DICTIONARIES = Object.freeze({ en, "zh-CN": zhCN });
 
 /** Languages offered by the switch, with their names written in themselves. */
 const LANGUAGES = [
   { code: "en", label: "English" },
   { code: "zh-CN", label: "中文" },
 ];
+
+/**
+ * One language's dictionary, from `i18n/{lang}.json` beside this module.
+ * @param {string} lang
+ * @returns {Promise<Record<string, string>>}
+ */
+async function loadDictionary(lang) {
+  const response = await fetch(new URL(`./i18n/${lang}.json`, import.meta.url));
+  if (!response.ok) throw new Error(`i18n/${lang}.json: HTTP ${response.status}`);
+  return response.json();
+}
+
+/** @type {Readonly<Record<string, Readonly<Record<string, string>>>>} by language code */
+export const DICTIONARIES = Object.freeze(
+  Object.fromEntries(
+    await Promise.all(LANGUAGES.map(async ({ code }) => [code, Object.freeze(await loadDictionary(code))])),
+  ),
+);
 
 let current = initialLanguage();
 /** @type {Set<(lang: string) => void>} */
