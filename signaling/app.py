@@ -25,6 +25,7 @@ from signaling.auth import issuer_from_settings, verifier_from_settings
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
+from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,10 @@ def create_app(settings: Settings) -> web.Application:
                     )
 
     async def start_background(_: web.Application) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(renew_media_claims())]
+        tasks = [
+            asyncio.create_task(renew_media_claims()),
+            asyncio.create_task(watch_event_loop_lag()),
+        ]
         if svc.verifier.jwks is not None:
             tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))
         yield
