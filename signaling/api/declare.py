@@ -7,7 +7,6 @@ application; the handler receives its inputs already checked::
 
     @routes.patch(
         "/api/notes/{note_id}",
-        summary="Save a draft note (its author)",
         body=NoteIn,
         response=NoteOut,
         problems=(403, 404, 409),
@@ -15,17 +14,19 @@ application; the handler receives its inputs already checked::
     async def update_note(
         request: web.Request, identity: Identity, note_id: str, body: NoteIn
     ) -> NoteOut:
+        '''Save a draft note (its author).'''
         view = await notes(request).update(identity, note_id, draft(body), request.remote)
         return NoteOut.model_validate(view.as_dict())
 
     routes.add_to(app)  # the routes, and their operations in /api/openapi.json
 
-The handler is called with the request and, by keyword: each path parameter (a string);
-``identity``, the bearer token's verified identity (unless ``bearer=False``); ``query``, the
-query string as the ``query`` model; ``body``, the JSON body as the ``body`` model. They are
-checked in that order, so a missing token is refused before a bad body; bad input raises as it
-always has and ``signaling.errors`` answers the usual 422 ``invalid_payload`` problem. A handler
-whose parameters differ from its declaration is refused when it is declared.
+The first line of the handler's docstring is the operation's summary. The handler is called with
+the request and, by keyword: each path parameter (a string); ``identity``, the bearer token's
+verified identity (unless ``bearer=False``); ``query``, the query string as the ``query`` model;
+``body``, the JSON body as the ``body`` model. They are checked in that order, so a missing token
+is refused before a bad body; bad input raises as it always has and ``signaling.errors`` answers
+the usual 422 ``invalid_payload`` problem. A handler whose parameters differ from its declaration
+is refused when it is declared.
 
 The handler returns a value of the ``response`` type (a model, or a type such as
 ``list[Model]``), sent as JSON with ``status``; or a ``web.StreamResponse``, sent as it is (a
@@ -60,7 +61,7 @@ class Operation:
 
     :param method: The HTTP method (``GET``, ``POST``, …).
     :param path: The aiohttp path, with ``{name}`` path parameters.
-    :param summary: One line for the OpenAPI document.
+    :param summary: One line for the OpenAPI document: the first of the handler's docstring.
     :param tag: The resource the route belongs to.
     :param operation_id: The handler's name, unique in the document.
     :param response: The type of the success answer's JSON, or None when it is not JSON.
@@ -146,7 +147,6 @@ class ApiRoutes:
         method: str,
         path: str,
         *,
-        summary: str,
         response: Any = None,
         status: int = 200,
         description: str = "OK",
@@ -163,7 +163,7 @@ class ApiRoutes:
             operation = Operation(
                 method=method,
                 path=path,
-                summary=summary,
+                summary=_summary(handler),
                 tag=self.tag,
                 operation_id=handler.__name__,
                 response=response,
@@ -198,6 +198,13 @@ class ApiRoutes:
         if OPERATIONS not in app:
             app[OPERATIONS] = []
         app[OPERATIONS].extend(self.operations)
+
+
+def _summary(handler: Callable[..., object]) -> str:
+    lines = (handler.__doc__ or "").strip().splitlines()
+    if not lines:
+        raise TypeError(f"{handler.__qualname__} needs a docstring: its first line is the summary")
+    return lines[0].rstrip(".")
 
 
 def _check_parameters(operation: Operation, handler: Callable[..., object]) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
-from signaling.api.clinical_openapi import CLINICAL_SCHEMAS, clinical_paths
 from signaling.api.declare import OPERATIONS, ApiRoutes, Operation
 from signaling.api.recordings import RECORDING_SCHEMAS, recording_paths
 from signaling.schemas import ProblemOut
@@ -103,10 +102,9 @@ def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
             operation, components
         )
-    # The recordings and clinical routes are described by hand until they are declared too.
+    # The recordings routes are described by hand until they are declared like the others.
     paths.update(recording_paths())
-    paths.update(clinical_paths())
-    for model in (*RECORDING_SCHEMAS, *CLINICAL_SCHEMAS):
+    for model in RECORDING_SCHEMAS:
         components.schema(model)
     return {
         "openapi": "3.1.0",
@@ -124,12 +122,11 @@ def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
 
 @routes.get(
     "/api/openapi.json",
-    summary="This document",
     response=dict[str, Any],
     description="the OpenAPI 3.1 document of every REST route",
     bearer=False,
 )
 async def openapi(request: web.Request) -> dict[str, Any]:
-    """The OpenAPI description of the routes this application serves."""
+    """The OpenAPI 3.1 description of the REST routes this application serves."""
     operations = request.app[OPERATIONS]
     return build_openapi(operations)
