@@ -20,13 +20,13 @@ application; the handler receives its inputs already checked::
 
     routes.add_to(app)  # the routes, and their operations in /api/openapi.json
 
-The first line of the handler's docstring is the operation's summary. The handler is called with
-the request and, by keyword: each path parameter (a string); ``identity``, the bearer token's
-verified identity (unless ``bearer=False``); ``query``, the query string as the ``query`` model;
-``body``, the JSON body as the ``body`` model. They are checked in that order, so a missing token
-is refused before a bad body; bad input raises as it always has and ``signaling.errors`` answers
-the usual 422 ``invalid_payload`` problem. A handler whose parameters differ from its declaration
-is refused when it is declared.
+The operation's summary is the first line of the handler's docstring, unless ``summary=`` says
+otherwise. The handler is called with the request and, by keyword: each path parameter (a
+string); ``identity``, the bearer token's verified identity (unless ``bearer=False``); ``query``,
+the query string as the ``query`` model; ``body``, the JSON body as the ``body`` model. They are
+checked in that order, so a missing token is refused before a bad body; bad input raises as it
+always has and ``signaling.errors`` answers the usual 422 ``invalid_payload`` problem. A handler
+whose parameters differ from its declaration is refused when it is declared.
 
 The handler returns a value of the ``response`` type (a model, or a type such as
 ``list[Model]``), sent as JSON with ``status``; or a ``web.StreamResponse``, sent as it is (a
@@ -61,7 +61,7 @@ class Operation:
 
     :param method: The HTTP method (``GET``, ``POST``, …).
     :param path: The aiohttp path, with ``{name}`` path parameters.
-    :param summary: One line for the OpenAPI document: the first of the handler's docstring.
+    :param summary: One line for the OpenAPI document.
     :param tag: The resource the route belongs to.
     :param operation_id: The handler's name, unique in the document.
     :param response: The type of the success answer's JSON, or None when it is not JSON.
@@ -147,6 +147,7 @@ class ApiRoutes:
         method: str,
         path: str,
         *,
+        summary: str | None = None,
         response: Any = None,
         status: int = 200,
         description: str = "OK",
@@ -163,7 +164,7 @@ class ApiRoutes:
             operation = Operation(
                 method=method,
                 path=path,
-                summary=_summary(handler),
+                summary=summary or _summary(handler),
                 tag=self.tag,
                 operation_id=handler.__name__,
                 response=response,
