@@ -20,7 +20,20 @@ from media.server import MediaServer
 from rooms.audit import AuditLog
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
-from signaling.api import clinical, consults, health, openapi, pages, recordings
+from signaling.api import (
+    allergies,
+    clinical,
+    consults,
+    documents,
+    health,
+    notes,
+    openapi,
+    outbox,
+    pages,
+    pharmacy,
+    prescriptions,
+    recordings,
+)
 from signaling.auth import issuer_from_settings, verifier_from_settings
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
@@ -81,8 +94,20 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
-    for module in (health, openapi, consults, clinical, pages):
-        app.add_routes(module.routes)
+    for resource in (
+        health,
+        openapi,
+        consults,
+        notes,
+        prescriptions,
+        pharmacy,
+        allergies,
+        clinical,
+        documents,
+        outbox,
+    ):
+        resource.routes.add_to(app)
+    app.add_routes(pages.routes)
     pages.add_static(app)
     recordings.setup(app)
     RecordingEvents(app[LIVE_CONSULTS])
