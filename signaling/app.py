@@ -15,9 +15,8 @@ from config.database import Database
 from config.redis import connect_redis
 from config.settings import Settings
 from media.peer import MediaConfig
-from media.recording.service import RecordingService
 from media.server import MediaServer
-from rooms.audit import AuditLog
+from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from signaling.api import clinical, consults, health, openapi, pages, recordings
@@ -59,14 +58,7 @@ def build_services(settings: Settings) -> Services:
         issuer=issuer_from_settings(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service),
-        recordings=RecordingService(
-            database,
-            media,
-            consult_service,
-            AuditLog(database),
-            settings.recordings_dir,
-            settings.recording_retention_days,
-        ),
+        recordings=build_recordings(settings, database, media, consult_service),
         redis=redis_client,
     )
 

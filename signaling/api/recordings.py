@@ -1,20 +1,13 @@
 """REST routes of recordings: catalogue, manifest, files (HTTP Range), timeline, review, audit.
 
-Every request about a recording is authorised (media.recording.access) and audited, refusals
-too (``refused:<code>``). Browsers cannot put a bearer token on ``<video src>``: the manifest
-answer carries, per file, a link with a short-lived ``access`` signature valid for that one
-recording and that viewer only; following the link is authorised and audited like any request.
+Every request about a recording is authorised and audited by :mod:`recordings.access`, refusals
+too. The manifest answer carries, per file, a playback link (:mod:`recordings.links`) for that
+viewer only; following the link is authorised and audited like any request.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,19 +15,12 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
-from media.recording.access import check_admin, check_read, check_review
-from media.recording.catalogue import RecordingFilter, RecordingView
-from media.recording.errors import (
-    RecordingDeleted,
-    RecordingFileNotFound,
-    RecordingForbidden,
-)
-from rooms.audit import AuditRecord
-from rooms.errors import DomainError, InvalidPayload
-from rooms.identity import Identity, Role
+from recordings.access import may_review
+from recordings.catalogue import RecordingFilter, RecordingView
+from rooms.errors import InvalidPayload
+from rooms.identity import Identity
 from signaling.api.bearer import caller
-from signaling.auth import TokenExpired, TokenInvalid
-from signaling.context import SERVICES, Services, services
+from signaling.context import SERVICES, services
 from signaling.errors import json_body
 from signaling.schemas import Strict
 
@@ -77,156 +63,30 @@ class ListQuery(Strict):
     to: AwareDatetime | None = None
 
 
-# --- playback links ---------------------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class PlaybackLinks:
-    """
-    Signs and checks ``access`` parameters: one viewer, one recording, a few minutes.
-
-    :param secret: The deployment's signing secret (a key is derived from it).
-    :param ttl_seconds: How long a link is valid.
-    """
-
-    def __init__(self, secret: str, ttl_seconds: int) -> None:
-        self._key = hashlib.sha256(b"teleconsult recording links\x00" + secret.encode()).digest()
-        self._ttl = ttl_seconds
-
-    def sign(self, viewer: Identity, recording_id: str) -> str:
-        """
-        An ``access`` value letting `viewer` fetch the files of one recording.
-
-        :param viewer: Who was authorised to view the recording.
-        :param recording_id: The recording.
-        """
-        claims = {
-            "rec": recording_id,
-            "sub": viewer.sub,
-            "name": viewer.name,
-            "role": viewer.role.value,
-            "hospital": viewer.hospital,
-            "exp": int(time.time()) + self._ttl,
-        }
-        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        signature = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-        return f"{body}.{signature}"
-
-    def verify(self, access: str, recording_id: str) -> Identity:
-        """
-        The viewer an ``access`` value stands for, if it is valid for `recording_id`.
-
-        :raises TokenInvalid: forged, malformed or for another recording.
-        :raises TokenExpired: too old.
-        """
-        body, _, signature = access.partition(".")
-        expected = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(signature, expected):
-            raise TokenInvalid("The link is not valid")
-        try:
-            claims = json.loads(_unb64(body))
-            viewer = Identity(
-                claims["sub"], claims["name"], Role(claims["role"]), claims["hospital"]
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TokenInvalid("The link is not valid") from exc
-        if claims.get("rec") != recording_id:
-            raise TokenInvalid("The link is for another recording")
-        if int(claims.get("exp", 0)) < time.time():
-            raise TokenExpired("The link has expired: open the recording again")
-        return viewer
-
-
-LINKS = web.AppKey("recording_links", PlaybackLinks)
-
-
-# --- authorisation and audit ------------------------------------------------------------------
-
-
-async def _audit(
-    request: web.Request,
-    who: Identity,
-    action: str,
-    recording_id: str,
-    recording: RecordingView | None,
-    error: DomainError | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    outcome = "allowed" if error is None else f"refused:{error.code}"
-    await services(request).recordings.audit.record(
-        who,
-        AuditRecord(
-            action,
-            "recording",
-            recording_id,
-            recording.consult_id if recording else None,
-            recording.hospital if recording else None,
-            outcome,
-        ),
-        client_address=request.remote,
-        detail=detail or {},
-    )
-
-
-Rule = Callable[[Identity, RecordingView], Awaitable[None]]
-
-
-async def may_read(who: Identity, recording: RecordingView, svc: Services) -> None:
-    """Readers: the hospital's quality team, and doctors invited to the consult."""
-    took_part = who.role is Role.DOCTOR and await svc.recordings.catalogue.took_part(
-        recording.consult_id, who.sub
-    )
-    check_read(who, recording.hospital, recording.consult_id, took_part)
-
-
 async def authorised(
-    request: web.Request,
-    action: str,
-    *,
-    review: bool = False,
-    who: Identity | None = None,
-    detail: dict[str, Any] | None = None,
-    audit_allowed: bool = True,
+    request: web.Request, action: str, *, review: bool = False
 ) -> tuple[Identity, RecordingView]:
     """
-    The caller and the recording of the route, once authorised and audited.
+    The bearer and the recording of the route, once authorised and audited.
 
-    :param action: What the caller does (``view``, ``stream``, ``download``, ``score``, …).
+    :param action: What the caller does (``view``, ``score``, …).
     :param review: True for scoring and commenting (the quality team only).
-    :param who: The caller when not the bearer (a playback link).
-    :param detail: Extra audit detail.
-    :param audit_allowed: False when the route audits the allowed access itself.
-    :raises DomainError: refused (and audited as refused).
     """
-    svc = services(request)
-    who = who or caller(request)
-    recording_id = request.match_info["recording_id"]
-    recording: RecordingView | None = None
-    try:
-        recording = await svc.recordings.catalogue.get(recording_id)
-        await may_read(who, recording, svc)
-        if review:
-            check_review(who, recording.hospital)
-        if recording.status == "deleted":
-            raise RecordingDeleted("This recording was deleted under the retention policy")
-    except DomainError as error:
-        logger.warning("recording access refused", extra={"code": error.code, "action": action})
-        await _audit(request, who, action, recording_id, recording, error, detail)
-        raise
-    if audit_allowed:
-        await _audit(request, who, action, recording_id, recording, None, detail)
+    who = caller(request)
+    recording = await services(request).recordings.access.authorise(
+        who,
+        request.match_info["recording_id"],
+        action,
+        review=review,
+        client_address=request.remote,
+    )
     return who, recording
 
 
-def _links(request: web.Request, who: Identity, recording_id: str, names: list[str]) -> dict:
-    access = request.app[LINKS].sign(who, recording_id)
+def _links(
+    request: web.Request, who: Identity, recording_id: str, names: list[str]
+) -> dict[str, str]:
+    access = services(request).recordings.links.sign(who, recording_id)
     return {
         name: f"/api/recordings/{quote(recording_id)}/files/{quote(name)}?access={access}"
         for name in names
@@ -239,8 +99,6 @@ def _links(request: web.Request, who: Identity, recording_id: str, names: list[s
 @routes.get("/api/recordings")
 async def list_recordings(request: web.Request) -> web.Response:
     """Recordings the caller may see, filtered; newest first."""
-    svc = services(request)
-    who = caller(request)
     query = ListQuery.model_validate(dict(request.query))
     where = RecordingFilter(
         hospital=query.hospital,
@@ -250,20 +108,7 @@ async def list_recordings(request: web.Request) -> web.Response:
         started_from=query.from_,
         started_to=query.to,
     )
-    try:
-        if who.consult_id is None and who.role in (Role.REVIEWER, Role.ADMIN):
-            if query.hospital not in (None, who.hospital):
-                raise RecordingForbidden("You may only see your own hospital's recordings")
-            where = RecordingFilter(**{**where.__dict__, "hospital": who.hospital})
-        elif who.consult_id is None and who.role is Role.DOCTOR:
-            where = RecordingFilter(**{**where.__dict__, "participant_doctor": who.sub})
-        else:
-            raise RecordingForbidden("You may not see recordings")
-    except DomainError as error:
-        await _audit(request, who, "list", "*", None, error)
-        raise
-    found = await svc.recordings.catalogue.list(where)
-    await _audit(request, who, "list", "*", None, detail={"count": len(found)})
+    found = await services(request).recordings.access.search(caller(request), where, request.remote)
     return web.json_response({"recordings": [r.as_dict() for r in found]})
 
 
@@ -271,8 +116,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 async def read_recording(request: web.Request) -> web.Response:
     """A recording with its manifest and signed playback links to its files."""
     who, recording = await authorised(request, "view")
-    svc = services(request)
-    manifest = await svc.recordings.manifest(recording.id)
+    manifest = await services(request).recordings.files.manifest(recording.id)
     names = [t.name for t in manifest.tracks]
     if recording.rendition_file:
         names.append(recording.rendition_file)
@@ -281,40 +125,26 @@ async def read_recording(request: web.Request) -> web.Response:
             **recording.as_dict(),
             "manifest": manifest.as_dict(),
             "links": _links(request, who, recording.id, names),
-            "may_review": _may_review(who, recording),
+            "may_review": may_review(who, recording.hospital),
         }
     )
-
-
-def _may_review(who: Identity, recording: RecordingView) -> bool:
-    try:
-        check_review(who, recording.hospital)
-    except DomainError:
-        return False
-    return True
 
 
 @routes.get("/api/recordings/{recording_id}/files/{name}")
 async def recording_file(request: web.Request) -> web.StreamResponse:
     """One file of a recording, with HTTP Range (``?access=`` from the manifest, or a bearer)."""
+    recordings = services(request).recordings
+    recording_id, name = request.match_info["recording_id"], request.match_info["name"]
     access = request.query.get("access")
-    who = None
-    if access is not None:
-        who = request.app[LINKS].verify(access, request.match_info["recording_id"])
-    name = request.match_info["name"]
-    ranged = "Range" in request.headers
-    action = "stream" if ranged else "download"
-    detail = {"file": name, "via": "link" if access is not None else "bearer"}
-    who, recording = await authorised(request, action, who=who, detail=detail, audit_allowed=False)
-    svc = services(request)
-    manifest = await svc.recordings.manifest(recording.id)
-    known = {t.name for t in manifest.tracks} | {recording.rendition_file}
-    path = svc.recordings.folder(recording.id) / name
-    if name not in known or not path.is_file():
-        error = RecordingFileNotFound("No such file in this recording")
-        await _audit(request, who, action, recording.id, recording, error, detail)
-        raise error
-    await _audit(request, who, action, recording.id, recording, None, detail)
+    who = recordings.links.verify(access, recording_id) if access is not None else caller(request)
+    path = await recordings.open_file(
+        who,
+        recording_id,
+        name,
+        ranged="Range" in request.headers,
+        via="link" if access is not None else "bearer",
+        client_address=request.remote,
+    )
     headers = {
         "Content-Type": CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
         "Cache-Control": "private, no-store",
@@ -328,28 +158,17 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
 async def recording_timeline(request: web.Request) -> web.Response:
     """The consult's timeline, each event with its offset from the start of the recording."""
     _, recording = await authorised(request, "view_timeline")
-    entries = await services(request).recordings.catalogue.timeline(recording.consult_id)
-    return web.json_response(
-        {
-            "started_at": recording.started_at.isoformat(),
-            "events": [
-                {
-                    **entry.as_dict(),
-                    "offset": round((entry.at - recording.started_at).total_seconds(), 3),
-                }
-                for entry in entries
-            ],
-        }
-    )
+    events = await services(request).recordings.timeline(recording)
+    return web.json_response({"started_at": recording.started_at.isoformat(), "events": events})
 
 
 @routes.get("/api/recordings/{recording_id}/scores")
 async def list_scores(request: web.Request) -> web.Response:
     """The rubric of the recording's hospital and every scoring of the recording."""
     _, recording = await authorised(request, "view_scores")
-    catalogue = services(request).recordings.catalogue
-    policy = await catalogue.policy(recording.hospital)
-    reviews = await catalogue.reviews(recording.id)
+    recordings = services(request).recordings
+    policy = await recordings.policies.policy(recording.hospital)
+    reviews = await recordings.reviews.reviews(recording.id)
     return web.json_response({"rubric": list(policy.rubric), "reviews": reviews})
 
 
@@ -358,10 +177,8 @@ async def add_scores(request: web.Request) -> web.Response:
     """Score the recording against the hospital's rubric (quality reviewers)."""
     body = ScoresIn.model_validate(await json_body(request))
     who, recording = await authorised(request, "score", review=True)
-    catalogue = services(request).recordings.catalogue
-    policy = await catalogue.policy(recording.hospital)
-    review = await catalogue.add_review(
-        recording.id, who.sub, who.name, body.scores, body.comment, policy.rubric
+    review = await services(request).recordings.reviews.add_review(
+        recording, who, body.scores, body.comment
     )
     return web.json_response(review, status=201)
 
@@ -370,7 +187,7 @@ async def add_scores(request: web.Request) -> web.Response:
 async def list_comments(request: web.Request) -> web.Response:
     """The comments pinned to the recording, by offset."""
     _, recording = await authorised(request, "view_comments")
-    comments = await services(request).recordings.catalogue.comments(recording.id)
+    comments = await services(request).recordings.reviews.comments(recording.id)
     return web.json_response({"comments": comments})
 
 
@@ -379,8 +196,8 @@ async def add_comment(request: web.Request) -> web.Response:
     """Pin a comment to a time offset of the recording (quality reviewers)."""
     body = CommentIn.model_validate(await json_body(request))
     who, recording = await authorised(request, "comment", review=True)
-    comment = await services(request).recordings.catalogue.add_comment(
-        recording.id, who.sub, who.name, body.offset, body.text
+    comment = await services(request).recordings.reviews.add_comment(
+        recording.id, who, body.offset, body.text
     )
     return web.json_response(comment, status=201)
 
@@ -390,15 +207,7 @@ async def add_comment(request: web.Request) -> web.Response:
 
 async def _admin(request: web.Request, hospital: str, action: str) -> Identity:
     who = caller(request)
-    try:
-        check_admin(who, hospital)
-    except DomainError as error:
-        await services(request).recordings.audit.record(
-            who,
-            AuditRecord(action, "hospital", hospital, None, hospital, f"refused:{error.code}"),
-            client_address=request.remote,
-        )
-        raise
+    await services(request).recordings.access.check_admin(who, hospital, action, request.remote)
     return who
 
 
@@ -449,7 +258,7 @@ async def read_policy(request: web.Request) -> web.Response:
     """A hospital's recording policy: retention days and review rubric (its administrators)."""
     hospital = request.match_info["hospital"]
     await _admin(request, hospital, "view_policy")
-    policy = await services(request).recordings.catalogue.policy(hospital)
+    policy = await services(request).recordings.policies.policy(hospital)
     return web.json_response(policy.as_dict())
 
 
@@ -459,14 +268,12 @@ async def set_policy(request: web.Request) -> web.Response:
     hospital = request.match_info["hospital"]
     body = PolicyIn.model_validate(await json_body(request))
     who = await _admin(request, hospital, "set_policy")
-    policy = await services(request).recordings.catalogue.set_policy(
+    recordings = services(request).recordings
+    policy = await recordings.policies.set_policy(
         hospital, body.retention_days, body.rubric, who.sub
     )
-    await services(request).recordings.audit.record(
-        who,
-        AuditRecord("set_policy", "hospital", hospital, None, hospital),
-        client_address=request.remote,
-        detail=policy.as_dict(),
+    await recordings.access.audit_admin(
+        who, hospital, "set_policy", client_address=request.remote, detail=policy.as_dict()
     )
     return web.json_response(policy.as_dict())
 
@@ -476,27 +283,24 @@ async def apply_retention(request: web.Request) -> web.Response:
     """Delete the hospital's expired recordings now (the server also does it hourly)."""
     hospital = request.match_info["hospital"]
     await _admin(request, hospital, "apply_retention")
-    deleted = await services(request).recordings.apply_retention(datetime.now(UTC), hospital)
+    deleted = await services(request).recordings.retention.apply(datetime.now(UTC), hospital)
     return web.json_response({"deleted": deleted})
 
 
 def setup(app: web.Application) -> None:
     """
-    Add the routes, the playback link signer, and the recordings' start-up and shut-down.
+    Add the routes, and the recordings' start-up and shut-down.
 
     :param app: The application, its services already set.
     """
-    svc = app[SERVICES]
-    app[LINKS] = PlaybackLinks(
-        svc.settings.signing_secret(), svc.settings.recording_link_ttl_seconds
-    )
+    recordings = app[SERVICES].recordings
     app.add_routes(routes)
 
     async def open_recordings(_: web.Application) -> None:
-        await svc.recordings.open()
+        await recordings.open()
 
     async def close_recordings(_: web.Application) -> None:
-        await svc.recordings.close()
+        await recordings.close()
 
     app.on_startup.append(open_recordings)
     app.on_shutdown.append(close_recordings)
