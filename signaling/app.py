@@ -72,8 +72,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
-    for module in (health, openapi, consults, clinical, pages):
-        app.add_routes(module.routes)
+    for declared in (health.routes, openapi.routes, consults.routes):
+        declared.add_to(app)
+    app.add_routes(clinical.routes)
+    app.add_routes(pages.routes)
     pages.add_static(app)
     recordings.setup(app)
     RecordingEvents(app[LIVE_CONSULTS])
