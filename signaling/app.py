@@ -19,7 +19,16 @@ from media.server import MediaServer
 from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
-from signaling.api import clinical, consults, health, openapi, pages, recordings
+from signaling.api import (
+    audit,
+    clinical,
+    consults,
+    health,
+    openapi,
+    pages,
+    recording_policies,
+    recordings,
+)
 from signaling.auth import issuer_from_settings, verifier_from_settings
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
@@ -72,13 +81,28 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
-    for declared in (health.routes, openapi.routes, consults.routes):
+    for declared in (
+        health.routes,
+        openapi.routes,
+        consults.routes,
+        recordings.routes,
+        audit.routes,
+        recording_policies.routes,
+    ):
         declared.add_to(app)
     app.add_routes(clinical.routes)
     app.add_routes(pages.routes)
     pages.add_static(app)
-    recordings.setup(app)
     RecordingEvents(app[LIVE_CONSULTS])
+
+    async def open_recordings(_: web.Application) -> None:
+        await svc.recordings.open()
+
+    async def close_recordings(_: web.Application) -> None:
+        await svc.recordings.close()
+
+    app.on_startup.append(open_recordings)
+    app.on_shutdown.append(close_recordings)
 
     async def renew_media_claims() -> None:
         """Keep naming this process as the media host of its consults, so claims don't expire."""

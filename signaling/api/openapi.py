@@ -10,7 +10,6 @@ from pydantic import BaseModel, TypeAdapter
 
 from signaling.api.clinical_openapi import CLINICAL_SCHEMAS, clinical_paths
 from signaling.api.declare import OPERATIONS, ApiRoutes, Operation
-from signaling.api.recordings import RECORDING_SCHEMAS, recording_paths
 from signaling.schemas import ProblemOut
 
 REF = "#/components/schemas/{model}"
@@ -103,10 +102,9 @@ def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
             operation, components
         )
-    # The recordings and clinical routes are described by hand until they are declared too.
-    paths.update(recording_paths())
+    # The clinical routes are described by hand until they are declared too.
     paths.update(clinical_paths())
-    for model in (*RECORDING_SCHEMAS, *CLINICAL_SCHEMAS):
+    for model in CLINICAL_SCHEMAS:
         components.schema(model)
     return {
         "openapi": "3.1.0",
