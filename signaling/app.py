@@ -20,12 +20,18 @@ from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from signaling.api import (
+    allergies,
     audit,
     clinical,
     consults,
+    documents,
     health,
+    notes,
     openapi,
+    outbox,
     pages,
+    pharmacy,
+    prescriptions,
     recording_policies,
     recordings,
 )
@@ -81,16 +87,22 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
-    for declared in (
-        health.routes,
-        openapi.routes,
-        consults.routes,
-        recordings.routes,
-        audit.routes,
-        recording_policies.routes,
+    for resource in (
+        health,
+        openapi,
+        consults,
+        recordings,
+        audit,
+        recording_policies,
+        notes,
+        prescriptions,
+        pharmacy,
+        allergies,
+        clinical,
+        documents,
+        outbox,
     ):
-        declared.add_to(app)
-    app.add_routes(clinical.routes)
+        resource.routes.add_to(app)
     app.add_routes(pages.routes)
     pages.add_static(app)
     RecordingEvents(app[LIVE_CONSULTS])

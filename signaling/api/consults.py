@@ -132,7 +132,6 @@ def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
 
 @routes.post(
     "/api/consults",
-    summary="Schedule a consult (coordinator, doctor or hospital system)",
     body=ConsultCreate,
     response=ConsultOut,
     status=201,
@@ -142,7 +141,7 @@ def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
 async def schedule_consult(
     request: web.Request, identity: Identity, body: ConsultCreate
 ) -> ConsultOut:
-    """Schedule a consult; answer 201 with a join link per participant."""
+    """Schedule a consult (coordinator, doctor or hospital system), with a join link each."""
     spec = ConsultSpec(
         kind=body.kind,
         hospital=body.hospital,
@@ -159,7 +158,6 @@ async def schedule_consult(
 
 @routes.get(
     "/api/consults/{consult_id}",
-    summary="A consult and its participants",
     response=ConsultOut,
     description="the consult",
     problems=(404,),
@@ -171,19 +169,17 @@ async def read_consult(request: web.Request, identity: Identity, consult_id: str
 
 @routes.post(
     "/api/consults/{consult_id}/end",
-    summary="End a consult for everyone (its host or hospital staff)",
     response=ConsultOut,
     description="the ended consult",
     problems=(403, 404, 409),
 )
 async def end_consult(request: web.Request, identity: Identity, consult_id: str) -> ConsultOut:
-    """End a consult for everyone connected to it."""
+    """End a consult for everyone connected to it (its host or hospital staff)."""
     return consult_out(await request.app[LIVE_CONSULTS].end_consult(identity, consult_id))
 
 
 @routes.get(
     "/api/consults/{consult_id}/timeline",
-    summary="The consult's timeline: who did what, when",
     response=TimelineOut,
     description="the events, oldest first",
     problems=(404,),

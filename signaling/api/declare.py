@@ -7,7 +7,6 @@ application; the handler receives its inputs already checked::
 
     @routes.patch(
         "/api/notes/{note_id}",
-        summary="Save a draft note (its author)",
         body=NoteIn,
         response=NoteOut,
         problems=(403, 404, 409),
@@ -15,14 +14,16 @@ application; the handler receives its inputs already checked::
     async def update_note(
         request: web.Request, identity: Identity, note_id: str, body: NoteIn
     ) -> NoteOut:
+        '''Save a draft note (its author).'''
         view = await notes(request).update(identity, note_id, draft(body), request.remote)
         return NoteOut.model_validate(view.as_dict())
 
     routes.add_to(app)  # the routes, and their operations in /api/openapi.json
 
-The handler is called with the request and, by keyword: each path parameter (a string);
-``identity``, the bearer token's verified identity (unless ``bearer=False``); ``query``, the
-query string as the ``query`` model; ``body``, the JSON body as the ``body`` model. They are
+The operation's summary is the first line of the handler's docstring, unless ``summary=`` says
+otherwise. The handler is called with the request and, by keyword: each path parameter (a
+string); ``identity``, the bearer token's verified identity (unless ``bearer=False``); ``query``,
+the query string as the ``query`` model; ``body``, the JSON body as the ``body`` model. They are
 checked in that order, so a missing token is refused before a bad body; bad input raises as it
 always has and ``signaling.errors`` answers the usual 422 ``invalid_payload`` problem. A handler
 whose parameters differ from its declaration is refused when it is declared.
@@ -146,7 +147,7 @@ class ApiRoutes:
         method: str,
         path: str,
         *,
-        summary: str,
+        summary: str | None = None,
         response: Any = None,
         status: int = 200,
         description: str = "OK",
@@ -163,7 +164,7 @@ class ApiRoutes:
             operation = Operation(
                 method=method,
                 path=path,
-                summary=summary,
+                summary=summary or _summary(handler),
                 tag=self.tag,
                 operation_id=handler.__name__,
                 response=response,
@@ -198,6 +199,13 @@ class ApiRoutes:
         if OPERATIONS not in app:
             app[OPERATIONS] = []
         app[OPERATIONS].extend(self.operations)
+
+
+def _summary(handler: Callable[..., object]) -> str:
+    lines = (handler.__doc__ or "").strip().splitlines()
+    if not lines:
+        raise TypeError(f"{handler.__qualname__} needs a docstring: its first line is the summary")
+    return lines[0].rstrip(".")
 
 
 def _check_parameters(operation: Operation, handler: Callable[..., object]) -> None:

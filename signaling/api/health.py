@@ -32,22 +32,21 @@ class ReadinessOut(BaseModel):
     checks: dict[str, Check]
 
 
-@routes.get("/healthz", summary="Liveness", response=LivenessOut, description="up", bearer=False)
+@routes.get("/healthz", response=LivenessOut, description="up", bearer=False)
 async def healthz(request: web.Request) -> LivenessOut:
-    """The process is up and serving."""
+    """Liveness: the process is up and serving."""
     return LivenessOut(status="ok")
 
 
 @routes.get(
     "/readyz",
-    summary="Readiness: database and Redis reachable",
     response=ReadinessOut,
     description="ready",
     other_statuses={503: "not ready: the same body, naming what is unavailable"},
     bearer=False,
 )
 async def readyz(request: web.Request) -> web.Response:
-    """The process can reach its database (and Redis, when configured)."""
+    """Readiness: the process reaches its database (and Redis, when configured)."""
     svc = services(request)
     checks: dict[str, Check] = {}
     try:
@@ -74,7 +73,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get(
     "/metrics",
-    summary="Prometheus metrics of this process",
     description="the metrics, in Prometheus' text format",
     bearer=False,
 )

@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
-from signaling.api.clinical_openapi import CLINICAL_SCHEMAS, clinical_paths
 from signaling.api.declare import OPERATIONS, ApiRoutes, Operation
 from signaling.schemas import ProblemOut
 
@@ -102,10 +101,6 @@ def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
             operation, components
         )
-    # The clinical routes are described by hand until they are declared too.
-    paths.update(clinical_paths())
-    for model in CLINICAL_SCHEMAS:
-        components.schema(model)
     return {
         "openapi": "3.1.0",
         "info": {"title": "teleconsult", "version": "0.1.0"},
@@ -122,12 +117,11 @@ def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
 
 @routes.get(
     "/api/openapi.json",
-    summary="This document",
     response=dict[str, Any],
     description="the OpenAPI 3.1 document of every REST route",
     bearer=False,
 )
 async def openapi(request: web.Request) -> dict[str, Any]:
-    """The OpenAPI description of the routes this application serves."""
+    """The OpenAPI 3.1 description of the REST routes this application serves."""
     operations = request.app[OPERATIONS]
     return build_openapi(operations)

@@ -40,7 +40,6 @@ def greeting_app() -> web.Application:
 
     @routes.post(
         "/api/rooms/{room}/greetings",
-        summary="Greet someone in a room",
         body=GreetingIn,
         query=LoudQuery,
         response=GreetingOut,
@@ -50,11 +49,13 @@ def greeting_app() -> web.Application:
     async def greet(
         request: web.Request, room: str, query: LoudQuery, body: GreetingIn
     ) -> GreetingOut:
+        """Greet someone in a room."""
         text = f"hello {body.name} in {room}"
         return GreetingOut(text=text.upper() if query.loud else text)
 
-    @routes.get("/api/broken", summary="Answers what it does not declare", response=GreetingOut)
+    @routes.get("/api/broken", response=GreetingOut)
     async def broken(request: web.Request, identity: Any) -> Any:
+        """Answers what it does not declare."""
         return {"unexpected": True}
 
     app = web.Application(middlewares=[problem_middleware])
@@ -91,8 +92,9 @@ def test_a_handler_must_take_what_its_declaration_gives() -> None:
     routes = ApiRoutes("greetings")
     with pytest.raises(TypeError, match="room"):
 
-        @routes.get("/api/rooms/{room}", summary="A room", bearer=False)
+        @routes.get("/api/rooms/{room}", bearer=False)
         async def room(request: web.Request) -> web.Response:
+            """A room."""
             return web.json_response({})
 
 
@@ -105,3 +107,12 @@ async def test_an_answer_other_than_declared_is_a_server_fault(
     response = await client.get("/api/broken")
     assert (response.status, (await response.json())["error"]["code"]) == (500, "internal_error")
     assert [op.operation_id for op in app[OPERATIONS]] == ["greet", "broken"]
+
+
+def test_a_handler_says_what_it_does_in_its_docstring() -> None:
+    routes = ApiRoutes("greetings")
+    with pytest.raises(TypeError, match="docstring"):
+
+        @routes.get("/api/rooms", bearer=False)
+        async def rooms(request: web.Request) -> web.Response:
+            return web.json_response([])
