@@ -55,13 +55,12 @@ class AuditLogOut(BaseModel):
 
 @routes.get(
     "/api/audit",
-    summary="The audit log of a hospital (its administrators), newest first",
     query=AuditQuery,
     response=AuditLogOut,
     problems=(403,),
 )
 async def audit_log(request: web.Request, identity: Identity, query: AuditQuery) -> AuditLogOut:
-    """The audit log of the caller's hospital (its administrators), newest first."""
+    """The audit log of a hospital, the caller's by default (its administrators), newest first."""
     recordings = services(request).recordings
     hospital = identity.hospital if query.hospital is None else query.hospital
     await recordings.access.check_admin(identity, hospital, "view_audit", request.remote)

@@ -38,12 +38,11 @@ class RetentionOut(BaseModel):
 
 @routes.get(
     "/api/recording-policies/{hospital}",
-    summary="A hospital's retention days and review rubric (its administrators)",
     response=PolicyOut,
     problems=(403,),
 )
 async def read_policy(request: web.Request, identity: Identity, hospital: str) -> PolicyOut:
-    """A hospital's recording policy: retention days and review rubric (its administrators)."""
+    """A hospital's retention days and review rubric (its administrators)."""
     recordings = services(request).recordings
     await recordings.access.check_admin(identity, hospital, "view_policy", request.remote)
     policy = await recordings.policies.policy(hospital)
@@ -52,7 +51,6 @@ async def read_policy(request: web.Request, identity: Identity, hospital: str) -
 
 @routes.put(
     "/api/recording-policies/{hospital}",
-    summary="Set a hospital's retention days and review rubric (audited)",
     body=PolicyIn,
     response=PolicyOut,
     problems=(403,),
@@ -60,7 +58,7 @@ async def read_policy(request: web.Request, identity: Identity, hospital: str) -
 async def set_policy(
     request: web.Request, identity: Identity, hospital: str, body: PolicyIn
 ) -> PolicyOut:
-    """Set a hospital's retention and rubric (its administrators)."""
+    """Set a hospital's retention days and review rubric (its administrators; audited)."""
     recordings = services(request).recordings
     await recordings.access.check_admin(identity, hospital, "set_policy", request.remote)
     policy = await recordings.policies.set_policy(
@@ -74,12 +72,14 @@ async def set_policy(
 
 @routes.post(
     "/api/recording-policies/{hospital}/retention",
-    summary="Delete the hospital's expired recordings now (each deletion audited)",
     response=RetentionOut,
     problems=(403,),
 )
 async def apply_retention(request: web.Request, identity: Identity, hospital: str) -> RetentionOut:
-    """Delete the hospital's expired recordings now (the server also does it hourly)."""
+    """Delete the hospital's expired recordings now (each deletion audited).
+
+    The server also does it every hour.
+    """
     recordings = services(request).recordings
     await recordings.access.check_admin(identity, hospital, "apply_retention", request.remote)
     deleted = await recordings.retention.apply(datetime.now(UTC), hospital)

@@ -198,8 +198,6 @@ def playback_links(
 
 @routes.get(
     "/api/recordings",
-    summary="Recordings the caller may see (reviewers and admins: their hospital; doctors: their"
-    " consults), newest first, with rendition progress",
     query=ListQuery,
     response=RecordingsOut,
     problems=(403,),
@@ -207,7 +205,10 @@ def playback_links(
 async def list_recordings(
     request: web.Request, identity: Identity, query: ListQuery
 ) -> RecordingsOut:
-    """Recordings the caller may see, filtered; newest first."""
+    """Recordings the caller may see (quality team: its hospital's; doctors: theirs), newest first.
+
+    Each with its rendition's progress; filtered by the query.
+    """
     where = RecordingFilter(
         hospital=query.hospital,
         consult_id=query.consult_id,
@@ -222,14 +223,13 @@ async def list_recordings(
 
 @routes.get(
     "/api/recordings/{recording_id}",
-    summary="A recording, its manifest and signed playback links (audited: view)",
     response=RecordingDetailOut,
     problems=(403, 404, 410),
 )
 async def read_recording(
     request: web.Request, identity: Identity, recording_id: str
 ) -> RecordingDetailOut:
-    """A recording with its manifest and signed playback links to its files."""
+    """A recording, its manifest and signed playback links to its files (audited: view)."""
     recording = await authorised(request, identity, recording_id, "view")
     manifest = await services(request).recordings.files.manifest(recording.id)
     names = [t.name for t in manifest.tracks]
@@ -247,8 +247,6 @@ async def read_recording(
 
 @routes.get(
     "/api/recordings/{recording_id}/files/{name}",
-    summary="One file, honouring HTTP Range; `?access=` from the manifest's links or a bearer"
-    " token (audited: stream or download)",
     query=FileQuery,
     description="the file",
     other_statuses={206: "the requested range"},
@@ -259,7 +257,10 @@ async def read_recording(
 async def recording_file(
     request: web.Request, recording_id: str, name: str, query: FileQuery
 ) -> web.StreamResponse:
-    """One file of a recording, with HTTP Range (``?access=`` from the manifest, or a bearer)."""
+    """One file, with HTTP Range; ``?access=`` from the manifest's links, or a bearer token.
+
+    Audited as ``stream`` (a range request) or ``download``.
+    """
     recordings = services(request).recordings
     if query.access is not None:
         who = recordings.links.verify(query.access, recording_id)
@@ -284,7 +285,6 @@ async def recording_file(
 
 @routes.get(
     "/api/recordings/{recording_id}/timeline",
-    summary="The consult's timeline, each event with its offset in the recording",
     response=RecordingTimelineOut,
     problems=(403, 404, 410),
 )
@@ -301,7 +301,6 @@ async def recording_timeline(
 
 @routes.get(
     "/api/recordings/{recording_id}/scores",
-    summary="The hospital's rubric and every scoring of the recording",
     response=ScoresOut,
     problems=(403, 404, 410),
 )
@@ -316,7 +315,6 @@ async def list_scores(request: web.Request, identity: Identity, recording_id: st
 
 @routes.post(
     "/api/recordings/{recording_id}/scores",
-    summary="Score every rubric criterion 1-5, with a comment (quality reviewers)",
     body=ScoresIn,
     response=ScoringOut,
     status=201,
@@ -326,7 +324,7 @@ async def list_scores(request: web.Request, identity: Identity, recording_id: st
 async def add_scores(
     request: web.Request, identity: Identity, recording_id: str, body: ScoresIn
 ) -> ScoringOut:
-    """Score the recording against the hospital's rubric (quality reviewers)."""
+    """Score every criterion of the hospital's rubric 1-5, with a comment (quality reviewers)."""
     recording = await authorised(request, identity, recording_id, "score", review=True)
     review = await services(request).recordings.reviews.add_review(
         recording, identity, body.scores, body.comment
@@ -336,12 +334,11 @@ async def add_scores(
 
 @routes.get(
     "/api/recordings/{recording_id}/comments",
-    summary="Comments pinned to time offsets of the recording",
     response=CommentsOut,
     problems=(403, 404, 410),
 )
 async def list_comments(request: web.Request, identity: Identity, recording_id: str) -> CommentsOut:
-    """The comments pinned to the recording, by offset."""
+    """The comments pinned to time offsets of the recording, by offset."""
     recording = await authorised(request, identity, recording_id, "view_comments")
     comments = await services(request).recordings.reviews.comments(recording.id)
     return CommentsOut.model_validate({"comments": comments})
@@ -349,7 +346,6 @@ async def list_comments(request: web.Request, identity: Identity, recording_id: 
 
 @routes.post(
     "/api/recordings/{recording_id}/comments",
-    summary="Pin a comment to a time offset (quality reviewers)",
     body=CommentIn,
     response=CommentOut,
     status=201,
