@@ -171,6 +171,9 @@ class CommentsOut(BaseModel):
 
 routes = ApiRoutes("recordings")
 
+#: Refusals of a request about one recording: not the caller's to see, unknown, or deleted.
+REFUSED = (403, 404, 410)
+
 
 async def authorised(
     request: web.Request, identity: Identity, recording_id: str, action: str, review: bool = False
@@ -224,7 +227,7 @@ async def list_recordings(
 @routes.get(
     "/api/recordings/{recording_id}",
     response=RecordingDetailOut,
-    problems=(403, 404, 410),
+    problems=REFUSED,
 )
 async def read_recording(
     request: web.Request, identity: Identity, recording_id: str
@@ -250,7 +253,7 @@ async def read_recording(
     query=FileQuery,
     description="the file",
     other_statuses={206: "the requested range"},
-    problems=(401, 403, 404, 410),
+    problems=(401, *REFUSED),
     # A <video src> cannot carry a bearer token: the link's ``access`` stands for the viewer.
     bearer=False,
 )
@@ -286,7 +289,7 @@ async def recording_file(
 @routes.get(
     "/api/recordings/{recording_id}/timeline",
     response=RecordingTimelineOut,
-    problems=(403, 404, 410),
+    problems=REFUSED,
 )
 async def recording_timeline(
     request: web.Request, identity: Identity, recording_id: str
@@ -302,7 +305,7 @@ async def recording_timeline(
 @routes.get(
     "/api/recordings/{recording_id}/scores",
     response=ScoresOut,
-    problems=(403, 404, 410),
+    problems=REFUSED,
 )
 async def list_scores(request: web.Request, identity: Identity, recording_id: str) -> ScoresOut:
     """The rubric of the recording's hospital and every scoring of the recording."""
@@ -319,7 +322,7 @@ async def list_scores(request: web.Request, identity: Identity, recording_id: st
     response=ScoringOut,
     status=201,
     description="stored",
-    problems=(403, 404, 410),
+    problems=REFUSED,
 )
 async def add_scores(
     request: web.Request, identity: Identity, recording_id: str, body: ScoresIn
@@ -335,7 +338,7 @@ async def add_scores(
 @routes.get(
     "/api/recordings/{recording_id}/comments",
     response=CommentsOut,
-    problems=(403, 404, 410),
+    problems=REFUSED,
 )
 async def list_comments(request: web.Request, identity: Identity, recording_id: str) -> CommentsOut:
     """The comments pinned to time offsets of the recording, by offset."""
@@ -350,7 +353,7 @@ async def list_comments(request: web.Request, identity: Identity, recording_id: 
     response=CommentOut,
     status=201,
     description="stored",
-    problems=(403, 404, 410),
+    problems=REFUSED,
 )
 async def add_comment(
     request: web.Request, identity: Identity, recording_id: str, body: CommentIn
