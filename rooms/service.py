@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.database import Database
@@ -294,6 +294,12 @@ class ConsultService:
     async def timeline(self, caller: Identity, consult_id: str) -> list[TimelineEntry]:
         """The consult's timeline, oldest first, for those who may read the consult."""
         await self.get(caller, consult_id)
+        return await self.timeline_of(consult_id)
+
+    # --- reads for other packages, which authorise their own callers (recordings) -------------
+
+    async def timeline_of(self, consult_id: str) -> list[TimelineEntry]:
+        """The consult's timeline, oldest first (the caller has authorised the reader)."""
         async with self._database.sessions() as session:
             rows = await session.scalars(
                 select(TimelineEvent)
@@ -301,6 +307,42 @@ class ConsultService:
                 .order_by(TimelineEvent.at, TimelineEvent.id)
             )
             return [TimelineEntry.of(row) for row in rows]
+
+    async def last_event(self, consult_id: str, kinds: Collection[str]) -> TimelineEntry | None:
+        """The consult's latest timeline entry of one of `kinds`, if any.
+
+        :param consult_id: the consult.
+        :param kinds: the timeline kinds to look for.
+        """
+        async with self._database.sessions() as session:
+            row = await session.scalar(
+                select(TimelineEvent)
+                .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind.in_(kinds))
+                .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
+                .limit(1)
+            )
+        return TimelineEntry.of(row) if row is not None else None
+
+    async def invitation(self, consult_id: str, sub: str) -> ParticipantView | None:
+        """`sub`'s invitation to a consult (removed or not), or None when not invited."""
+        async with self._database.sessions() as session:
+            row = await session.scalar(
+                select(Participant).where(
+                    Participant.consult_id == consult_id, Participant.sub == sub
+                )
+            )
+        return ParticipantView.of(row) if row is not None else None
+
+    @staticmethod
+    def invited_to(sub: str, role: Role) -> Select[str]:
+        """The ids of the consults `sub` is invited to in `role` (removed or not), as a subquery.
+
+        A subquery rather than a list: over the years a doctor's consults outnumber the bind
+        parameters SQLite and PostgreSQL accept in one ``IN``.
+        """
+        return select(Participant.consult_id).where(
+            Participant.sub == sub, Participant.role == role.value
+        )
 
     def _record(
         self,

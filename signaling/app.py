@@ -15,13 +15,13 @@ from config.database import Database
 from config.redis import connect_redis
 from config.settings import Settings
 from media.peer import MediaConfig
-from media.recording.service import RecordingService
 from media.server import MediaServer
-from rooms.audit import AuditLog
+from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from signaling.api import (
     allergies,
+    audit,
     clinical,
     consults,
     documents,
@@ -32,6 +32,7 @@ from signaling.api import (
     pages,
     pharmacy,
     prescriptions,
+    recording_policies,
     recordings,
 )
 from signaling.auth import issuer_from_settings, verifier_from_settings
@@ -73,14 +74,7 @@ def build_services(settings: Settings) -> Services:
         issuer=issuer_from_settings(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service),
-        recordings=RecordingService(
-            database,
-            media,
-            consult_service,
-            AuditLog(database),
-            settings.recordings_dir,
-            settings.recording_retention_days,
-        ),
+        recordings=build_recordings(settings, database, media, consult_service),
         redis=redis_client,
     )
 
@@ -98,6 +92,9 @@ def create_app(settings: Settings) -> web.Application:
         health,
         openapi,
         consults,
+        recordings,
+        audit,
+        recording_policies,
         notes,
         prescriptions,
         pharmacy,
@@ -109,8 +106,16 @@ def create_app(settings: Settings) -> web.Application:
         resource.routes.add_to(app)
     app.add_routes(pages.routes)
     pages.add_static(app)
-    recordings.setup(app)
     RecordingEvents(app[LIVE_CONSULTS])
+
+    async def open_recordings(_: web.Application) -> None:
+        await svc.recordings.open()
+
+    async def close_recordings(_: web.Application) -> None:
+        await svc.recordings.close()
+
+    app.on_startup.append(open_recordings)
+    app.on_shutdown.append(close_recordings)
 
     async def renew_media_claims() -> None:
         """Keep naming this process as the media host of its consults, so claims don't expire."""

@@ -18,12 +18,11 @@ from pydantic import BaseModel
 
 from media.participant import ParticipantMedia
 from media.publisher import Source
-from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound
+from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
 from rooms.grants import NO_GRANTS, ConsultGrants
 from rooms.identity import Identity
 from rooms.registry import UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
-from signaling.auth import TokenMissing
 from signaling.context import Services
 from signaling.errors import ack_error, as_domain_error, problem_body
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS

@@ -9,7 +9,6 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
 from signaling.api.declare import OPERATIONS, ApiRoutes, Operation
-from signaling.api.recordings import RECORDING_SCHEMAS, recording_paths
 from signaling.schemas import ProblemOut
 
 REF = "#/components/schemas/{model}"
@@ -102,10 +101,6 @@ def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
             operation, components
         )
-    # The recordings routes are described by hand until they are declared like the others.
-    paths.update(recording_paths())
-    for model in RECORDING_SCHEMAS:
-        components.schema(model)
     return {
         "openapi": "3.1.0",
         "info": {"title": "teleconsult", "version": "0.1.0"},
