@@ -14,7 +14,7 @@ NODE_LOCK := $(wildcard package-lock.json)
 
 help:
 	@echo "make install      venv in $(VENV) with teleconsult[test] (editable) and node_modules"
-	@echo "make run          print demo join links, then serve (settings from TELECONSULT_* env)"
+	@echo "make run          serve, with a demo visit whose join links it prints (TELECONSULT_* env)"
 	@echo "make test         the whole suite: lint, JS unit tests, host phase, WebRTC phase in a lo-only netns"
 	@echo "make test-js      only the web client's unit tests (node --test tests/js/)"
 	@echo "make test-host    only the host phase   (PYTEST_ARGS=... to pass pytest options)"
@@ -34,11 +34,9 @@ $(NODE_STAMP): package.json $(NODE_LOCK)
 	 else npm install --no-audit --no-fund; fi
 	@touch $@
 
+# Settings come from TELECONSULT_* (host, port, data dir, …); the links are printed once listening.
 run: install
-	$(VENV)/bin/teleconsult demo
-	exec $(VENV)/bin/teleconsult serve \
-	  $${TELECONSULT_HOST:+--host "$$TELECONSULT_HOST"} \
-	  $${TELECONSULT_PORT:+--port "$$TELECONSULT_PORT"}
+	@exec $(VENV)/bin/teleconsult serve --demo
 
 test: install
 	scripts/test.sh all

@@ -1,4 +1,4 @@
-"""Structured JSON logging for the whole server."""
+"""Logging for the whole server: readable text on a terminal, JSON lines otherwise."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+#: Loggers that say too much at INFO: aioice and aiortc log every STUN exchange, Alembic its
+#: plug-in set-up and dialect on every start.
+NOISY = ("aioice", "aiortc", "engineio", "socketio", "alembic")
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a call gave with ``extra=``."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RESERVED and not key.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,25 +33,34 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **extra_fields(record),
         }
-        for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Send every logger to stderr, as JSON lines (or plain text for a terminal)."""
+class TextFormatter(logging.Formatter):
+    """Formats a record as one line for a person: time, level, logger, message, ``key=value``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
+        return f"{line}  {fields}" if fields else line
+
+
+def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "text"] = "auto") -> None:
+    """Send every logger to stderr: as text when ``fmt`` is ``text``, or ``auto`` and stderr is a
+    terminal; as JSON lines otherwise."""
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aioice and aiortc log every STUN exchange at INFO.
-    for noisy in ("aioice", "aiortc", "engineio", "socketio"):
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     recording_link_ttl_seconds: int = Field(default=300, gt=0)
 
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: text when stderr is a terminal, JSON lines otherwise"
+    )
 
     @field_validator("media_addresses", mode="before")
     @classmethod

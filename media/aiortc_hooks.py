@@ -4,6 +4,9 @@ aiortc 1.16 is pinned because of this module; ``tests/media/test_aiortc_hooks.py
 loudly when an upgrade moves any of the names or behaviours relied upon here:
 
 * ``aioice.ice.get_host_addresses``: where host candidates come from (it skips 127.0.0.1).
+* ``aioice.ice.Connection.query_consent``, ``Connection._nominated``, ``build_request``,
+  ``remote_password`` and ``_query_consent_task``: aioice's consent freshness (RFC 7675);
+  :func:`tolerate_consent_delays` replaces it with one that a late answer does not break.
 * ``aiortc.rtcrtpreceiver.decoder_worker`` and ``RTCRtpReceiver.__decoder_queue``: the
   receiver hands every reassembled ``(codec, JitterFrame)`` to that queue; a tapped receiver
   gets a queue that delivers to us instead, and its decoder thread returns at once.
@@ -29,12 +32,15 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
+import random
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aioice.ice
+import aioice.stun
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
@@ -53,6 +59,8 @@ EncodedFrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
 RtpPacketSink = Callable[[RtpPacket, bytes], None]
 """Receives each media packet of a tapped receiver and its depayloaded data, on the event loop."""
+
+logger = logging.getLogger(__name__)
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 _original_decoder_worker = aiortc.rtcrtpreceiver.decoder_worker
@@ -322,3 +330,55 @@ def on_retransmission_request(sender: RTCRtpSender, callback: Callable[[int], No
         callback(sequence_number)
 
     sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+#: RFC 7675: a consent check every 5 s (randomised by ±20 %); consent expires when none has
+#: been answered for 30 s. Each check is a STUN transaction with its usual retransmissions.
+CONSENT_INTERVAL = 5.0
+CONSENT_EXPIRY = 30.0
+CONSENT_RETRANSMISSIONS = 3
+
+
+def tolerate_consent_delays(
+    interval: float = CONSENT_INTERVAL, expiry: float = CONSENT_EXPIRY
+) -> None:
+    """
+    Make every ICE connection of this process keep consent while answers merely come late.
+
+    aioice sends each consent check once, gives it 0.5 s, and closes the connection after six
+    such misses in a row. A process whose event loop runs late (a busy SFU, a loaded machine)
+    reads the answer after that timer, so it drops healthy connections and every participant
+    on them loses their media. Here, as RFC 7675 and browsers do, a check is retransmitted and
+    consent expires only when no check was answered for ``expiry`` seconds. Calling it again
+    changes the timings (tests use short ones).
+
+    :param interval: Seconds between checks (randomised by ±20 %).
+    :param expiry: Seconds without an answered check after which the connection closes.
+    """
+
+    async def query_consent(connection: aioice.ice.Connection) -> None:
+        assert connection.remote_password is not None  # checks start after connect()
+        key = connection.remote_password.encode("utf8")
+        loop = asyncio.get_running_loop()
+        granted = loop.time()
+        while True:
+            await asyncio.sleep(interval * (0.8 + 0.4 * random.random()))
+            for pair in list(connection._nominated.values()):
+                request = connection.build_request(pair, nominate=False)
+                try:
+                    await pair.protocol.request(
+                        request,
+                        pair.remote_addr,
+                        integrity_key=key,
+                        retransmissions=CONSENT_RETRANSMISSIONS,
+                    )
+                    granted = loop.time()
+                except aioice.stun.TransactionError:
+                    pass
+            if loop.time() - granted >= expiry:
+                logger.info("ICE consent expired: no check answered for %.0f s", expiry)
+                connection._query_consent_task = None
+                await connection.close()
+                return
+
+    aioice.ice.Connection.query_consent = query_consent  # type: ignore[method-assign,assignment]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .aiortc_hooks import route_retransmissions, use_host_addresses
+from .aiortc_hooks import route_retransmissions, tolerate_consent_delays, use_host_addresses
 from .consult import ConsultMedia
 from .peer import MediaConfig
 
@@ -15,8 +15,9 @@ class MediaServer:
     """
     Hosts the media of consults in this process; one per process.
 
-    Creating it makes ICE gather host candidates on ``config.addresses``, and aiortc
-    deliver retransmissions to receivers that share a transport with other video.
+    Creating it makes ICE gather host candidates on ``config.addresses``, aiortc deliver
+    retransmissions to receivers that share a transport with other video, and ICE keep
+    consent while its answers merely come late (a busy event loop).
 
     :param config: The media configuration.
     """
@@ -26,6 +27,7 @@ class MediaServer:
         self._rooms: dict[str, ConsultMedia] = {}
         use_host_addresses(config.addresses)
         route_retransmissions()
+        tolerate_consent_delays()
         logger.info("media host addresses: %s", config.addresses or "discovered")
 
     @property

@@ -59,3 +59,22 @@ class InvalidTransition(DomainError):
 
 class NotInLobby(DomainError):
     code, status = "not_in_lobby", 409
+
+
+# Refusals of a token: identity tokens and join links (signaling), playback links (recordings).
+
+
+class TokenMissing(DomainError):
+    code, status = "token_missing", 401
+
+
+class TokenInvalid(DomainError):
+    code, status = "token_invalid", 401
+
+
+class TokenExpired(DomainError):
+    code, status = "token_expired", 401
+
+
+class TokenNotYetValid(DomainError):
+    code, status = "token_not_yet_valid", 401

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.database import Base, UTCDateTime
@@ -77,6 +77,8 @@ class TimelineEvent(Base):
     """One entry of a consult's audit trail: who did what, when."""
 
     __tablename__ = "timeline_events"
+    # A join reads a consult's last chat messages and its recording consent by kind.
+    __table_args__ = (Index("ix_timeline_events_consult_kind_at", "consult_id", "kind", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     consult_id: Mapped[str] = mapped_column(

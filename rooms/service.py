@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.database import Database
@@ -184,20 +184,24 @@ class ConsultService:
     async def arrive(self, caller: Identity, consult_id: str) -> Arrival:
         """A participant arrives: check the invitation, move the lifecycle, note it.
 
+        One transaction, a fixed number of statements whatever the consult's size or history:
+        a join's time on a busy server is its database round trips times the event loop's
+        latency, so it must not grow with either.
+
         :raises NotInvited: when the caller is not invited (or the token is for another consult).
         :raises ParticipantRemoved: when a host removed the caller.
         :raises ConsultEnded: when the consult has ended.
         """
         if caller.consult_id is not None and caller.consult_id != consult_id:
             raise NotInvited("This link is for another consult")
-        consult = await self._load(consult_id)
-        participant = consult.participant_by_sub(caller.sub)
-        if participant is None:
-            raise NotInvited("You are not invited to this consult")
-        if participant.removed:
-            raise ParticipantRemoved("The host removed you from this consult")
         async with self._database.transaction() as session:
             row = await self._row(session, consult_id)
+            invited = next((p for p in row.participants if p.sub == caller.sub), None)
+            if invited is None:
+                raise NotInvited("You are not invited to this consult")
+            participant = ParticipantView.of(invited)
+            if participant.removed:
+                raise ParticipantRemoved("The host removed you from this consult")
             state = on_arrival(ConsultState(row.state), participant.is_host)
             if state is ConsultState.LIVE and row.started_at is None:
                 row.started_at = self._clock()
@@ -207,8 +211,24 @@ class ConsultService:
             )
             waiting = grants.lobby and not participant.admitted
             self._record(session, consult_id, caller, "waiting" if waiting else "joined", {})
-        consult = await self._load(consult_id)
-        return Arrival(consult, consult.participant(participant.id), grants)  # type: ignore[arg-type]
+            consult = ConsultView.of(row)
+        arrived = consult.participant(participant.id)
+        assert arrived is not None  # it is one of the rows the view was made of
+        return Arrival(consult, arrived, grants)
+
+    async def chat_history(self, consult_id: str, limit: int) -> list[TimelineEntry]:
+        """The consult's last ``limit`` chat messages, oldest first (the caller is authorised).
+
+        One indexed query: a join reads this, and must not read the whole timeline.
+        """
+        async with self._database.sessions() as session:
+            rows = await session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind == "chat")
+                .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
+                .limit(limit)
+            )
+            return [TimelineEntry.of(row) for row in reversed(rows.all())]
 
     async def admit(
         self, caller: Identity, consult_id: str, participant_id: str
@@ -274,6 +294,12 @@ class ConsultService:
     async def timeline(self, caller: Identity, consult_id: str) -> list[TimelineEntry]:
         """The consult's timeline, oldest first, for those who may read the consult."""
         await self.get(caller, consult_id)
+        return await self.timeline_of(consult_id)
+
+    # --- reads for other packages, which authorise their own callers (recordings) -------------
+
+    async def timeline_of(self, consult_id: str) -> list[TimelineEntry]:
+        """The consult's timeline, oldest first (the caller has authorised the reader)."""
         async with self._database.sessions() as session:
             rows = await session.scalars(
                 select(TimelineEvent)
@@ -281,6 +307,42 @@ class ConsultService:
                 .order_by(TimelineEvent.at, TimelineEvent.id)
             )
             return [TimelineEntry.of(row) for row in rows]
+
+    async def last_event(self, consult_id: str, kinds: Collection[str]) -> TimelineEntry | None:
+        """The consult's latest timeline entry of one of `kinds`, if any.
+
+        :param consult_id: the consult.
+        :param kinds: the timeline kinds to look for.
+        """
+        async with self._database.sessions() as session:
+            row = await session.scalar(
+                select(TimelineEvent)
+                .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind.in_(kinds))
+                .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
+                .limit(1)
+            )
+        return TimelineEntry.of(row) if row is not None else None
+
+    async def invitation(self, consult_id: str, sub: str) -> ParticipantView | None:
+        """`sub`'s invitation to a consult (removed or not), or None when not invited."""
+        async with self._database.sessions() as session:
+            row = await session.scalar(
+                select(Participant).where(
+                    Participant.consult_id == consult_id, Participant.sub == sub
+                )
+            )
+        return ParticipantView.of(row) if row is not None else None
+
+    @staticmethod
+    def invited_to(sub: str, role: Role) -> Select[str]:
+        """The ids of the consults `sub` is invited to in `role` (removed or not), as a subquery.
+
+        A subquery rather than a list: over the years a doctor's consults outnumber the bind
+        parameters SQLite and PostgreSQL accept in one ``IN``.
+        """
+        return select(Participant.consult_id).where(
+            Participant.sub == sub, Participant.role == role.value
+        )
 
     def _record(
         self,

@@ -15,16 +15,31 @@ from config.database import Database
 from config.redis import connect_redis
 from config.settings import Settings
 from media.peer import MediaConfig
-from media.recording.service import RecordingService
 from media.server import MediaServer
-from rooms.audit import AuditLog
+from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
-from signaling.api import clinical, consults, health, openapi, pages, recordings
+from signaling.api import (
+    allergies,
+    audit,
+    clinical,
+    consults,
+    documents,
+    health,
+    notes,
+    openapi,
+    outbox,
+    pages,
+    pharmacy,
+    prescriptions,
+    recording_policies,
+    recordings,
+)
 from signaling.auth import issuer_from_settings, verifier_from_settings
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
+from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
 
 logger = logging.getLogger(__name__)
@@ -59,14 +74,7 @@ def build_services(settings: Settings) -> Services:
         issuer=issuer_from_settings(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service),
-        recordings=RecordingService(
-            database,
-            media,
-            consult_service,
-            AuditLog(database),
-            settings.recordings_dir,
-            settings.recording_retention_days,
-        ),
+        recordings=build_recordings(settings, database, media, consult_service),
         redis=redis_client,
     )
 
@@ -80,11 +88,34 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
-    for module in (health, openapi, consults, clinical, pages):
-        app.add_routes(module.routes)
+    for resource in (
+        health,
+        openapi,
+        consults,
+        recordings,
+        audit,
+        recording_policies,
+        notes,
+        prescriptions,
+        pharmacy,
+        allergies,
+        clinical,
+        documents,
+        outbox,
+    ):
+        resource.routes.add_to(app)
+    app.add_routes(pages.routes)
     pages.add_static(app)
-    recordings.setup(app)
     RecordingEvents(app[LIVE_CONSULTS])
+
+    async def open_recordings(_: web.Application) -> None:
+        await svc.recordings.open()
+
+    async def close_recordings(_: web.Application) -> None:
+        await svc.recordings.close()
+
+    app.on_startup.append(open_recordings)
+    app.on_shutdown.append(close_recordings)
 
     async def renew_media_claims() -> None:
         """Keep naming this process as the media host of its consults, so claims don't expire."""
@@ -99,7 +130,10 @@ def create_app(settings: Settings) -> web.Application:
                     )
 
     async def start_background(_: web.Application) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(renew_media_claims())]
+        tasks = [
+            asyncio.create_task(renew_media_claims()),
+            asyncio.create_task(watch_event_loop_lag()),
+        ]
         if svc.verifier.jwks is not None:
             tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))
         yield

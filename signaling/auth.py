@@ -13,29 +13,13 @@ import aiohttp
 import jwt
 
 from config.settings import Settings
-from rooms.errors import DomainError
+from rooms.errors import TokenExpired, TokenInvalid, TokenNotYetValid
 from rooms.identity import Identity, Role
 
 logger = logging.getLogger(__name__)
 
 #: Claims every token must carry.
 REQUIRED_CLAIMS = ["sub", "role", "hospital", "exp", "iss", "aud"]
-
-
-class TokenMissing(DomainError):
-    code, status = "token_missing", 401
-
-
-class TokenInvalid(DomainError):
-    code, status = "token_invalid", 401
-
-
-class TokenExpired(DomainError):
-    code, status = "token_expired", 401
-
-
-class TokenNotYetValid(DomainError):
-    code, status = "token_not_yet_valid", 401
 
 
 class JwksKeySet:

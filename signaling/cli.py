@@ -11,16 +11,26 @@ import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from rooms.identity import Identity, Role
 from signaling.auth import issuer_from_settings
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aiohttp import web
+
+    from signaling.context import Services
+
 logger = logging.getLogger("teleconsult")
 
 DEMO_HOSPITAL = "demo-hospital"
+
+#: The demo's join links: each participant's name, with their role and link.
+DemoLinks = dict[str, tuple[str, str]]
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -46,11 +56,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        print=None,
+        # run_app calls `print` once every site listens: the moment to show the demo's links.
+        print=_demo_when_started(app) if args.demo else None,
         access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),
     )
     return 0
+
+
+def _demo_when_started(app: web.Application) -> Callable[[str], None]:
+    """Schedule a demo visit as ``app`` starts; a ``print`` for run_app that shows its links."""
+    from signaling.context import SERVICES
+
+    links: DemoLinks = {}
+
+    async def schedule(app: web.Application) -> None:
+        links.update(await schedule_demo(app[SERVICES]))
+
+    def show_links(_: str) -> None:
+        print(demo_banner(links, serving=True), flush=True)
+
+    app.on_startup.append(schedule)
+    return show_links
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,32 +101,47 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_demo(settings: Settings) -> dict[str, Any]:
-    from rooms.service import ConsultService, ConsultSpec, Invitee
+async def schedule_demo(services: Services) -> DemoLinks:
+    """Schedule a visit of Dr. Wang with the patient Li Hua at the demo hospital; their links."""
+    from rooms.service import ConsultSpec, Invitee
     from signaling.api.consults import join_urls
+
+    system = Identity("demo-his", "Demo HIS", Role.SERVICE, DEMO_HOSPITAL)
+    consult = await services.consults.schedule(
+        system,
+        ConsultSpec(
+            kind="visit",
+            hospital=DEMO_HOSPITAL,
+            title="Demo video visit",
+            scheduled_at=datetime.now(UTC),
+            host=Invitee("dr-wang", "Dr. Wang Fang", Role.DOCTOR),
+            participants=[Invitee("patient-li", "Li Hua", Role.PATIENT)],
+        ),
+    )
+    urls = join_urls(services, consult)
+    return {p.name: (p.role.value, urls[p.id]) for p in consult.participants}
+
+
+def demo_banner(links: DemoLinks, *, serving: bool) -> str:
+    """The demo's links, framed; with how to stop the server when this process serves them."""
+    rule = "=" * 72
+    lines = [rule, "Demo visit scheduled. Open each link in its own browser window:", ""]
+    lines += [f"  {role:<8} {name}: {url}" for name, (role, url) in links.items()]
+    if serving:
+        lines += ["", "The server runs until you press Ctrl+C."]
+    return "\n".join([*lines, rule])
+
+
+async def _create_demo(settings: Settings) -> DemoLinks:
     from signaling.app import build_services
 
     services = build_services(settings)
-    database = services.database
     try:
-        system = Identity("demo-his", "Demo HIS", Role.SERVICE, DEMO_HOSPITAL)
-        consult = await ConsultService(database).schedule(
-            system,
-            ConsultSpec(
-                kind="visit",
-                hospital=DEMO_HOSPITAL,
-                title="Demo video visit",
-                scheduled_at=datetime.now(UTC),
-                host=Invitee("dr-wang", "Dr. Wang Fang", Role.DOCTOR),
-                participants=[Invitee("patient-li", "Li Hua", Role.PATIENT)],
-            ),
-        )
-        urls = join_urls(services, consult)
-        return {p.name: (p.role.value, urls[p.id]) for p in consult.participants}
+        return await schedule_demo(services)
     finally:
         await services.media.shutdown()
         await services.registry.close()
-        await database.dispose()
+        await services.database.dispose()
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -109,9 +151,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     if settings.is_embedded_database:
         upgrade(settings.effective_database_url)
     links = asyncio.run(_create_demo(settings))
-    print("Demo visit scheduled. Open each link in its own browser window:")
-    for name, (role, url) in links.items():
-        print(f"  {role:<8} {name}: {url}")
+    print(demo_banner(links, serving=False))
     return 0
 
 
@@ -125,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to listen on (TELECONSULT_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (TELECONSULT_PORT)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="also schedule a demo visit and print its join links once listening",
+    )
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         run=_migrate

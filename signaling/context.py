@@ -12,8 +12,8 @@ from aiohttp import web
 from clinical.services import ClinicalServices
 from config.database import Database
 from config.settings import Settings
-from media.recording.service import RecordingService
 from media.server import MediaServer
+from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
 from signaling.auth import JwtVerifier, TokenIssuer

@@ -18,15 +18,14 @@ from pydantic import BaseModel
 
 from media.participant import ParticipantMedia
 from media.publisher import Source
-from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound
+from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
 from rooms.grants import NO_GRANTS, ConsultGrants
 from rooms.identity import Identity
 from rooms.registry import UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
-from signaling.auth import TokenMissing
 from signaling.context import Services
 from signaling.errors import ack_error, as_domain_error, problem_body
-from signaling.metrics import SOCKET_CONNECTIONS
+from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.schemas import (
     ChatIn,
     EmptyIn,
@@ -80,6 +79,15 @@ def participant_payload(view: ParticipantView, presence: Presence | None) -> dic
     else:
         status, muted = ("removed" if view.removed else "invited"), dict(UNMUTED)
     return {**view.as_dict(), "status": status, "muted": muted}
+
+
+def waiting_payload(consult: ConsultView, presence: dict[str, Presence]) -> list[dict[str, Any]]:
+    """The protocol's lobby: the consult's participants waiting to be admitted."""
+    return [
+        participant_payload(p, presence[p.id])
+        for p in consult.participants
+        if p.id in presence and presence[p.id].status == "waiting"
+    ]
 
 
 #: How many earlier chat messages a joining participant receives.
@@ -201,13 +209,12 @@ class ConsultSignaling:
         presence = await self.services.registry.presence(consult.id)
         return [participant_payload(p, presence.get(p.id)) for p in consult.participants]
 
-    async def _broadcast_lobby(self, consult: ConsultView) -> None:
-        presence = await self.services.registry.presence(consult.id)
-        waiting = [
-            participant_payload(p, presence[p.id])
-            for p in consult.participants
-            if p.id in presence and presence[p.id].status == "waiting"
-        ]
+    async def _broadcast_lobby(
+        self, consult: ConsultView, presence: dict[str, Presence] | None = None
+    ) -> None:
+        if presence is None:
+            presence = await self.services.registry.presence(consult.id)
+        waiting = waiting_payload(consult, presence)
         await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
 
     async def _open_media(self, sid: str, connection: Connection) -> ParticipantMedia:
@@ -226,54 +233,57 @@ class ConsultSignaling:
     async def _join(self, sid: str, connection: Connection, payload: JoinIn) -> dict[str, Any]:
         if connection.consult_id is not None:
             raise AlreadyJoined("This connection already joined a consult")
+        with JOIN_SECONDS.time():
+            return await self._arrive(sid, connection, payload.consult_id)
+
+    async def _arrive(self, sid: str, connection: Connection, consult_id: str) -> dict[str, Any]:
+        """The join's work: a fixed number of database and registry round trips.
+
+        On a server busy forwarding media every round trip waits for the event loop, so a join
+        reads what it needs once (the consult, presence, the last chat messages) and no more.
+        """
         services = self.services
-        arrival = await services.consults.arrive(connection.identity, payload.consult_id)
+        arrival = await services.consults.arrive(connection.identity, consult_id)
         consult, participant = arrival.consult, arrival.participant
         owner = await services.registry.claim_media_node(consult.id, services.node_id)
         if owner != services.node_id:
             raise MediaOnOtherNode("This consult's media is served by another server process")
-        previous = (await services.registry.presence(consult.id)).get(participant.id)
+        registry = services.registry
+        previous = (await registry.presence(consult.id)).get(participant.id)
         if previous is not None and previous.sid != sid:
             # A participant holds one connection: a rejoin (new tab, reconnect) replaces the old.
             await self.sio.disconnect(previous.sid)
         connection.consult_id, connection.participant = consult.id, participant
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
-        status = "waiting" if connection.waiting else "joined"
-        await services.registry.set_presence(consult.id, participant.id, Presence(status, sid))
+        mine = Presence("waiting" if connection.waiting else "joined", sid)
+        await registry.set_presence(consult.id, participant.id, mine)
+        presence = await registry.presence(consult.id)
         if connection.waiting:
             await self.sio.enter_room(sid, lobby_room(consult.id))
-            await self._broadcast_lobby(consult)
+            await self._broadcast_lobby(consult, presence)
         else:
-            await self._enter_consult(sid, consult, participant)
+            await self._enter_consult(sid, consult, participant, mine)
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
-        presence = await services.registry.presence(consult.id)
-        waiting = [
-            participant_payload(p, presence[p.id])
-            for p in consult.participants
-            if arrival.grants.admit and p.id in presence and presence[p.id].status == "waiting"
-        ]
+        chat = await services.consults.chat_history(consult.id, CHAT_HISTORY)
         return {
             "status": "lobby" if connection.waiting else "joined",
-            "participant": participant_payload(participant, presence.get(participant.id)),
+            "participant": participant_payload(participant, mine),
             "consult": consult.as_dict(),
             "grants": arrival.grants.as_dict(),
-            "participants": await self._participants(consult),
-            "waiting": waiting,
-            "chat": [
-                chat_payload(entry)
-                for entry in await services.consults.timeline(connection.identity, consult.id)
-                if entry.kind == "chat"
-            ][-CHAT_HISTORY:],
+            "participants": [
+                participant_payload(p, presence.get(p.id)) for p in consult.participants
+            ],
+            "waiting": waiting_payload(consult, presence) if arrival.grants.admit else [],
+            "chat": [chat_payload(entry) for entry in chat],
             "ice_servers": [s.model_dump(exclude_none=True) for s in services.settings.ice_servers],
             "recording": await services.recordings.state(consult.id),
         }
 
     async def _enter_consult(
-        self, sid: str, consult: ConsultView, participant: ParticipantView
+        self, sid: str, consult: ConsultView, participant: ParticipantView, presence: Presence
     ) -> None:
         await self.sio.enter_room(sid, consult_room(consult.id))
-        presence = (await self.services.registry.presence(consult.id)).get(participant.id)
         await self.sio.emit(
             "participant_joined",
             participant_payload(participant, presence),
@@ -292,11 +302,10 @@ class ConsultSignaling:
         consult = await services.consults.get(connection.identity, consult_id)
         presence = (await services.registry.presence(consult_id)).get(admitted.id)
         if presence is not None and presence.status == "waiting":
-            await services.registry.set_presence(
-                consult_id, admitted.id, Presence("joined", presence.sid, presence.muted)
-            )
+            joined = Presence("joined", presence.sid, presence.muted)
+            await services.registry.set_presence(consult_id, admitted.id, joined)
             await self.sio.leave_room(presence.sid, lobby_room(consult_id))
-            await self._enter_consult(presence.sid, consult, admitted)
+            await self._enter_consult(presence.sid, consult, admitted, joined)
             await self.sio.emit(
                 "admitted",
                 {"consult": consult.as_dict(), "participants": await self._participants(consult)},

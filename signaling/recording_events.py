@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from media.recording.errors import ConsentRequired
+from recordings.errors import ConsentRequired
 from rooms.errors import Forbidden
 from rooms.identity import Role
 from signaling.events import Connection, ConsultSignaling, consult_room, lobby_room
@@ -90,7 +90,7 @@ class RecordingEvents:
         services = self._services
         consult = await services.consults.get(identity, consult_id)
         now = datetime.now(UTC).isoformat()
-        patient_consent = await services.recordings.catalogue.consent(consult_id)
+        patient_consent = await services.recordings.consent(consult_id)
         if patient_consent is not None:
             consent: dict[str, Any] = {
                 "method": "patient",

@@ -1,81 +1,16 @@
-"""Payload schemas of the REST routes and Socket.IO events: every input is validated here."""
+"""Payload schemas of the Socket.IO events, and the problem body every refusal shares."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
-from rooms.identity import Role
-
-Text = Field(min_length=1, max_length=200)
-Subject = Field(min_length=1, max_length=128, pattern=r"^[\w.@:+-]+$")
-HospitalCode = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
     """A payload that refuses unknown fields."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-# --- REST -------------------------------------------------------------------------------------
-
-
-class InviteeIn(Strict):
-    """Someone invited to a consult."""
-
-    sub: str = Subject
-    name: str = Text
-    role: Role
-    hospital: str | None = Field(default=None, max_length=64, pattern=r"^[\w.-]+$")
-
-
-class HostIn(Strict):
-    """The consult's host (a doctor, or an expert for a conference)."""
-
-    sub: str = Subject
-    name: str = Text
-    role: Role = Role.DOCTOR
-    hospital: str | None = Field(default=None, max_length=64, pattern=r"^[\w.-]+$")
-
-
-class ConsultCreate(Strict):
-    """``POST /api/consults``: schedule a consult."""
-
-    kind: Literal["visit", "referral", "conference"]
-    hospital: str = HospitalCode
-    title: str = Text
-    scheduled_at: AwareDatetime
-    host: HostIn
-    participants: list[InviteeIn] = Field(min_length=1, max_length=15)
-
-
-class ParticipantOut(BaseModel):
-    """A participant in REST answers; ``join_url`` only in the answer to scheduling."""
-
-    participant_id: str
-    sub: str
-    name: str
-    role: Role
-    hospital: str
-    is_host: bool
-    join_url: str | None = None
-
-
-class ConsultOut(BaseModel):
-    """A consult in REST answers."""
-
-    id: str
-    kind: str
-    hospital: str
-    title: str
-    state: Literal["scheduled", "lobby", "live", "ended"]
-    scheduled_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    participants: list[ParticipantOut]
 
 
 class Problem(BaseModel):

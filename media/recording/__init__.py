@@ -1,4 +1,4 @@
-"""Recording of consults: tracks muxed as they arrive, manifests, the catalogue and its review."""
+"""Recording on the live path: tracks muxed as they arrive, manifests, crash recovery."""
 
 from .manifest import Manifest, TrackEntry
 from .recorder import ConsultRecorder

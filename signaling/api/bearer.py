@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from rooms.errors import TokenMissing
 from rooms.identity import Identity
-from signaling.auth import TokenMissing
 from signaling.context import services
 
 

@@ -1,22 +1,106 @@
-"""REST routes of consults: schedule, read, end, timeline."""
+"""REST routes of consults: schedule, read, end, timeline; and their schemas."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, Field
 
-from rooms.identity import Identity
+from rooms.identity import Identity, Role
 from rooms.service import ConsultSpec, Invitee
 from rooms.views import ConsultView
-from signaling.api.bearer import caller
+from signaling.api.declare import ApiRoutes
 from signaling.context import Services, services
-from signaling.errors import json_body
 from signaling.events import LIVE_CONSULTS
 from signaling.metrics import CONSULTS_SCHEDULED
-from signaling.schemas import ConsultCreate, ConsultOut, ParticipantOut
+from signaling.schemas import Strict
 
-routes = web.RouteTableDef()
+Text = Field(min_length=1, max_length=200)
+Subject = Field(min_length=1, max_length=128, pattern=r"^[\w.@:+-]+$")
+HospitalCode = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+
+
+class InviteeIn(Strict):
+    """Someone invited to a consult."""
+
+    sub: str = Subject
+    name: str = Text
+    role: Role
+    hospital: str | None = Field(default=None, max_length=64, pattern=r"^[\w.-]+$")
+
+
+class HostIn(Strict):
+    """The consult's host (a doctor, or an expert for a conference)."""
+
+    sub: str = Subject
+    name: str = Text
+    role: Role = Role.DOCTOR
+    hospital: str | None = Field(default=None, max_length=64, pattern=r"^[\w.-]+$")
+
+
+class ConsultCreate(Strict):
+    """``POST /api/consults``: schedule a consult."""
+
+    kind: Literal["visit", "referral", "conference"]
+    hospital: str = HospitalCode
+    title: str = Text
+    scheduled_at: AwareDatetime
+    host: HostIn
+    participants: list[InviteeIn] = Field(min_length=1, max_length=15)
+
+
+class ParticipantOut(BaseModel):
+    """A participant in REST answers; ``join_url`` only in the answer to scheduling."""
+
+    participant_id: str
+    sub: str
+    name: str
+    role: Role
+    hospital: str
+    is_host: bool
+    join_url: str | None = None
+
+
+class ConsultOut(BaseModel):
+    """A consult in REST answers."""
+
+    id: str
+    kind: str
+    hospital: str
+    title: str
+    state: Literal["scheduled", "lobby", "live", "ended"]
+    scheduled_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    participants: list[ParticipantOut]
+
+
+class ActorOut(BaseModel):
+    """Who did something."""
+
+    sub: str
+    name: str
+
+
+class TimelineEventOut(BaseModel):
+    """One event of a consult's timeline: when (ISO 8601), who, what, and its details."""
+
+    at: str
+    actor: ActorOut
+    kind: str
+    detail: dict[str, Any]
+
+
+class TimelineOut(BaseModel):
+    """A consult's timeline, oldest event first."""
+
+    events: list[TimelineEventOut]
+
+
+routes = ApiRoutes("consults")
 
 
 def consult_out(consult: ConsultView, join_urls: dict[str, str] | None = None) -> ConsultOut:
@@ -46,11 +130,18 @@ def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
     return urls
 
 
-@routes.post("/api/consults")
-async def schedule_consult(request: web.Request) -> web.Response:
-    """Schedule a consult; answer 201 with a join link per participant."""
-    identity = caller(request)
-    body = ConsultCreate.model_validate(await json_body(request))
+@routes.post(
+    "/api/consults",
+    body=ConsultCreate,
+    response=ConsultOut,
+    status=201,
+    description="the consult, with a join_url per participant",
+    problems=(403,),
+)
+async def schedule_consult(
+    request: web.Request, identity: Identity, body: ConsultCreate
+) -> ConsultOut:
+    """Schedule a consult (coordinator, doctor or hospital system), with a join link each."""
     spec = ConsultSpec(
         kind=body.kind,
         hospital=body.hospital,
@@ -62,31 +153,40 @@ async def schedule_consult(request: web.Request) -> web.Response:
     svc = services(request)
     consult = await svc.consults.schedule(identity, spec)
     CONSULTS_SCHEDULED.inc()
-    out = consult_out(consult, join_urls(svc, consult))
-    return web.json_response(text=out.model_dump_json(), status=201)
+    return consult_out(consult, join_urls(svc, consult))
 
 
-@routes.get("/api/consults/{consult_id}")
-async def read_consult(request: web.Request) -> web.Response:
+@routes.get(
+    "/api/consults/{consult_id}",
+    response=ConsultOut,
+    description="the consult",
+    problems=(404,),
+)
+async def read_consult(request: web.Request, identity: Identity, consult_id: str) -> ConsultOut:
     """A consult and its participants."""
-    consult = await services(request).consults.get(
-        caller(request), request.match_info["consult_id"]
-    )
-    return web.json_response(text=consult_out(consult).model_dump_json())
+    return consult_out(await services(request).consults.get(identity, consult_id))
 
 
-@routes.post("/api/consults/{consult_id}/end")
-async def end_consult(request: web.Request) -> web.Response:
-    """End a consult for everyone connected to it."""
-    live = request.app[LIVE_CONSULTS]
-    consult = await live.end_consult(caller(request), request.match_info["consult_id"])
-    return web.json_response(text=consult_out(consult).model_dump_json())
+@routes.post(
+    "/api/consults/{consult_id}/end",
+    response=ConsultOut,
+    description="the ended consult",
+    problems=(403, 404, 409),
+)
+async def end_consult(request: web.Request, identity: Identity, consult_id: str) -> ConsultOut:
+    """End a consult for everyone connected to it (its host or hospital staff)."""
+    return consult_out(await request.app[LIVE_CONSULTS].end_consult(identity, consult_id))
 
 
-@routes.get("/api/consults/{consult_id}/timeline")
-async def consult_timeline(request: web.Request) -> web.Response:
+@routes.get(
+    "/api/consults/{consult_id}/timeline",
+    response=TimelineOut,
+    description="the events, oldest first",
+    problems=(404,),
+)
+async def consult_timeline(
+    request: web.Request, identity: Identity, consult_id: str
+) -> TimelineOut:
     """The consult's timeline: who did what, when."""
-    entries = await services(request).consults.timeline(
-        caller(request), request.match_info["consult_id"]
-    )
-    return web.json_response({"events": [entry.as_dict() for entry in entries]})
+    entries = await services(request).consults.timeline(identity, consult_id)
+    return TimelineOut.model_validate({"events": [entry.as_dict() for entry in entries]})

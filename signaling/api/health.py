@@ -3,28 +3,52 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
+from signaling.api.declare import ApiRoutes
 from signaling.context import services
 
 logger = logging.getLogger(__name__)
-routes = web.RouteTableDef()
+routes = ApiRoutes("health")
+
+Check = Literal["ok", "unavailable"]
 
 
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    """The process is up and serving."""
-    return web.json_response({"status": "ok"})
+class LivenessOut(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
 
 
-@routes.get("/readyz")
+class ReadinessOut(BaseModel):
+    """Whether the process can reach what it needs, and each check's outcome."""
+
+    status: Check
+    checks: dict[str, Check]
+
+
+@routes.get("/healthz", response=LivenessOut, description="up", bearer=False)
+async def healthz(request: web.Request) -> LivenessOut:
+    """Liveness: the process is up and serving."""
+    return LivenessOut(status="ok")
+
+
+@routes.get(
+    "/readyz",
+    response=ReadinessOut,
+    description="ready",
+    other_statuses={503: "not ready: the same body, naming what is unavailable"},
+    bearer=False,
+)
 async def readyz(request: web.Request) -> web.Response:
-    """The process can reach its database (and Redis, when configured)."""
+    """Readiness: the process reaches its database (and Redis, when configured)."""
     svc = services(request)
-    checks: dict[str, str] = {}
+    checks: dict[str, Check] = {}
     try:
         async with svc.database.sessions() as session:
             await session.execute(text("SELECT 1"))
@@ -43,12 +67,15 @@ async def readyz(request: web.Request) -> web.Response:
             logger.warning("redis not ready", extra={"error": type(exc).__name__})
             checks["redis"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
-    return web.json_response(
-        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    out = ReadinessOut(status="ok" if ready else "unavailable", checks=checks)
+    return web.json_response(text=out.model_dump_json(), status=200 if ready else 503)
 
 
-@routes.get("/metrics")
+@routes.get(
+    "/metrics",
+    description="the metrics, in Prometheus' text format",
+    bearer=False,
+)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus metrics of this process."""
     response = web.Response(body=generate_latest())

@@ -1,126 +1,127 @@
-"""The OpenAPI description of the REST API, served at ``/api/openapi.json``."""
+"""The OpenAPI 3.1 document of the REST API, built from the route declarations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from signaling.api.clinical_openapi import CLINICAL_SCHEMAS, clinical_paths
-from signaling.api.recordings import RECORDING_SCHEMAS, recording_paths
-from signaling.schemas import ConsultCreate, ConsultOut, ProblemOut
+from signaling.api.declare import OPERATIONS, ApiRoutes, Operation
+from signaling.schemas import ProblemOut
 
-routes = web.RouteTableDef()
+REF = "#/components/schemas/{model}"
 
-SCHEMAS: tuple[type[BaseModel], ...] = (
-    ConsultCreate,
-    ConsultOut,
-    ProblemOut,
-    *CLINICAL_SCHEMAS,
-    *RECORDING_SCHEMAS,
-)
+routes = ApiRoutes("openapi")
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+class Components:
+    """The document's named schemas: each model once, under its class name."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def add(self, name: str, schema: dict[str, Any]) -> None:
+        """Name ``schema``; two different schemas under one name are a mistake."""
+        if self.schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")
+
+    def inline(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """``schema`` with its ``$defs`` moved into the components."""
+        for name, definition in schema.pop("$defs", {}).items():
+            self.add(name, definition)
+        return schema
+
+    def schema(self, kind: Any) -> dict[str, Any]:
+        """The JSON Schema of a type: a reference for a model, inline for e.g. ``list[Model]``."""
+        schema = self.inline(TypeAdapter(kind).json_schema(ref_template=REF))
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            self.add(kind.__name__, schema)
+            return {"$ref": REF.format(model=kind.__name__)}
+        return schema
 
 
-def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _problems(*statuses: int) -> dict[str, Any]:
-    return {
-        str(status): _json(ProblemOut, "refused, with a stable error code") for status in statuses
+def _parameters(operation: Operation, components: Components) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in operation.path_parameters
+    ]
+    if operation.query is not None:
+        schema = components.inline(operation.query.model_json_schema(ref_template=REF))
+        required = set(schema.get("required", ()))
+        parameters += [
+            {"name": name, "in": "query", "required": name in required, "schema": field}
+            for name, field in schema["properties"].items()
+        ]
+    return parameters
+
+
+def _responses(operation: Operation, components: Components) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": operation.description}
+    if operation.response is not None:
+        success = _json(operation.description, components.schema(operation.response))
+    responses = {str(operation.status): success}
+    for status, text in operation.other_statuses.items():
+        responses[str(status)] = {"description": text}
+    problem = _json("refused, with a stable error code", components.schema(ProblemOut))
+    for status in operation.problem_statuses:
+        responses[str(status)] = problem
+    return responses
+
+
+def _operation(operation: Operation, components: Components) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "summary": operation.summary,
+        "operationId": operation.operation_id,
+        "tags": [operation.tag],
     }
+    if parameters := _parameters(operation, components):
+        described["parameters"] = parameters
+    if operation.body is not None:
+        described["requestBody"] = {
+            "required": operation.body_required,
+            "content": {"application/json": {"schema": components.schema(operation.body)}},
+        }
+    described["responses"] = _responses(operation, components)
+    if not operation.bearer:
+        described["security"] = []
+    return described
 
 
-CONSULT_ID = {"name": "consult_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def build_openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every REST route."""
-    components: dict[str, Any] = {}
-    for model in SCHEMAS:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
+def build_openapi(operations: Iterable[Operation]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``operations``."""
+    components = Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
+            operation, components
+        )
     return {
         "openapi": "3.1.0",
         "info": {"title": "teleconsult", "version": "0.1.0"},
         "components": {
-            "schemas": components,
+            "schemas": components.schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
         },
         "security": [{"bearer": []}],
-        "paths": {
-            **clinical_paths(),
-            **recording_paths(),
-            "/api/consults": {
-                "post": {
-                    "summary": "Schedule a consult (coordinator, doctor or hospital system)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref(ConsultCreate)}},
-                    },
-                    "responses": {
-                        "201": _json(ConsultOut, "the consult, with a join_url per participant"),
-                        **_problems(401, 403, 422),
-                    },
-                }
-            },
-            "/api/consults/{consult_id}": {
-                "get": {
-                    "summary": "A consult and its participants",
-                    "parameters": [CONSULT_ID],
-                    "responses": {"200": _json(ConsultOut, "the consult"), **_problems(401, 404)},
-                }
-            },
-            "/api/consults/{consult_id}/end": {
-                "post": {
-                    "summary": "End a consult for everyone (its host or hospital staff)",
-                    "parameters": [CONSULT_ID],
-                    "responses": {
-                        "200": _json(ConsultOut, "the ended consult"),
-                        **_problems(401, 403, 404, 409),
-                    },
-                }
-            },
-            "/api/consults/{consult_id}/timeline": {
-                "get": {
-                    "summary": "The consult's timeline: who did what, when",
-                    "parameters": [CONSULT_ID],
-                    "responses": {
-                        "200": {"description": "the events, oldest first"},
-                        **_problems(401, 404),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "security": [],
-                    "responses": {"200": {"description": "up"}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: database and Redis reachable",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
-                    },
-                }
-            },
-        },
+        "paths": paths,
     }
 
 
-@routes.get("/api/openapi.json")
-async def openapi(request: web.Request) -> web.Response:
-    """The OpenAPI description."""
-    return web.json_response(build_openapi())
+@routes.get(
+    "/api/openapi.json",
+    response=dict[str, Any],
+    description="the OpenAPI 3.1 document of every REST route",
+    bearer=False,
+)
+async def openapi(request: web.Request) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the REST routes this application serves."""
+    operations = request.app[OPERATIONS]
+    return build_openapi(operations)

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from clinical import fhir
 from clinical.safety import ActiveMedication, Allergy, check_prescription
 from clinical.signing import DocumentSigner, canonical_bytes, load_public_key, verify
-from signaling.clinical_schemas import NoteIn, PrescriptionItemIn
+from signaling.api.notes import NoteIn
+from signaling.api.prescriptions import PrescriptionItemIn
 from tests.integration.clinical_helpers import NOTE, item
 
 DOCUMENT = {"id": "n-1", "soap": {"plan": "Rest", "assessment": "头痛"}, "version": 1}

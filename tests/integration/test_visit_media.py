@@ -25,10 +25,10 @@ async def test_doctor_and_patient_receive_each_others_video_and_audio(
         await doctor.publish()
         await patient.publish()
         doctor_id, patient_id = participant_id(consult, "dr-wang"), participant_id(consult, "pt-li")
-        assert await patient.wait_for(doctor_id, "video", 30, timeout=20) >= 30
-        assert await doctor.wait_for(patient_id, "video", 30, timeout=20) >= 30
-        assert await patient.wait_for(doctor_id, "audio", 50, timeout=10) >= 50
-        assert await doctor.wait_for(patient_id, "audio", 50, timeout=10) >= 50
+        assert await patient.wait_for(doctor_id, "video", 30, timeout=30) >= 30
+        assert await doctor.wait_for(patient_id, "video", 30, timeout=30) >= 30
+        assert await patient.wait_for(doctor_id, "audio", 50, timeout=30) >= 50
+        assert await doctor.wait_for(patient_id, "audio", 50, timeout=30) >= 50
     finally:
         await doctor.close()
         await patient.close()

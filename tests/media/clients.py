@@ -155,8 +155,13 @@ class TestParticipant:
         self.received[transceiver.mid] = ReceivedTrack(track)
 
 
-async def wait_until(condition: Any, timeout: float, interval: float = 0.05) -> float:
-    """Wait until `condition()` is true; return the seconds it took."""
+#: How long a test waits for what must happen before it calls it hung: a guard, not a speed
+#: bound (how fast things happen on this machine is measured by bench/, never asserted).
+HANG_GUARD = 30.0
+
+
+async def wait_until(condition: Any, timeout: float = HANG_GUARD, interval: float = 0.05) -> float:
+    """Wait until `condition()` is true (at most `timeout` s); return the seconds it took."""
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start > timeout:

@@ -332,3 +332,72 @@ async def test_retransmissions_reach_their_receiver_when_two_videos_share_the_tr
     finally:
         await receiver_pc.close()
         await sender_pc.close()
+
+
+def test_aioice_consent_is_where_the_consent_hook_expects_it() -> None:
+    start = inspect.getsource(aioice.ice.Connection.connect)
+    assert "self._query_consent_task = asyncio.create_task(self.query_consent())" in start
+    original = inspect.getsource(aioice.ice.Connection.query_consent)
+    for name in ("self._nominated.values()", "self.build_request(pair, nominate=False)"):
+        assert name in original or aioice.ice.Connection.query_consent.__name__ == "query_consent"
+    assert parameters(aioice.ice.Connection.build_request) == ["self", "pair", "nominate"]
+    assert "remote_password" in inspect.getsource(aioice.ice.Connection.__init__)
+
+
+async def _connected_pair() -> tuple[aioice.ice.Connection, aioice.ice.Connection]:
+    """Two ICE agents of this process connected over loopback."""
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])
+    controlling = aioice.ice.Connection(ice_controlling=True)
+    controlled = aioice.ice.Connection(ice_controlling=False)
+    for agent in (controlling, controlled):
+        await agent.gather_candidates()
+    for agent, other in ((controlling, controlled), (controlled, controlling)):
+        agent.remote_username, agent.remote_password = other.local_username, other.local_password
+        for candidate in other.local_candidates:
+            await agent.add_remote_candidate(candidate)
+        await agent.add_remote_candidate(None)
+    await asyncio.gather(controlling.connect(), controlled.connect())
+    return controlling, controlled
+
+
+def _delay_everything_received(agent: aioice.ice.Connection, seconds: float | None) -> None:
+    """Make `agent` read every datagram `seconds` late (None: never), as a busy loop would."""
+    loop = asyncio.get_running_loop()
+    for protocol in agent._protocols:
+        received = protocol.datagram_received
+
+        def late(data: bytes, addr: tuple[str, int], received=received) -> None:  # type: ignore[no-untyped-def]
+            if seconds is not None:
+                loop.call_later(seconds, received, data, addr)
+
+        protocol.datagram_received = late  # type: ignore[method-assign]
+
+
+async def test_ice_keeps_consent_while_the_answers_come_late() -> None:
+    aiortc_hooks.tolerate_consent_delays(interval=0.2, expiry=2.0)
+    try:
+        checker, late = await _connected_pair()
+        # aioice would give each check 0.5 s and close after six late answers (about 4 s here).
+        _delay_everything_received(late, 0.8)
+        await asyncio.sleep(6.0)
+        await checker.send(b"still connected")
+        assert await asyncio.wait_for(late.recv(), 5) == b"still connected"
+    finally:
+        aiortc_hooks.tolerate_consent_delays()
+        aiortc_hooks.use_host_addresses([])
+        for agent in (checker, late):
+            await agent.close()
+
+
+async def test_ice_consent_expires_when_nothing_answers() -> None:
+    aiortc_hooks.tolerate_consent_delays(interval=0.2, expiry=1.0)
+    try:
+        checker, silent = await _connected_pair()
+        _delay_everything_received(silent, None)
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(checker.recv(), 10)
+    finally:
+        aiortc_hooks.tolerate_consent_delays()
+        aiortc_hooks.use_host_addresses([])
+        for agent in (checker, silent):
+            await agent.close()

@@ -20,6 +20,8 @@ from .clients import ReceivedTrack, TestParticipant, wait_until
 PARTICIPANTS = 8
 FPS = 30
 WIDTH, HEIGHT = 320, 240
+#: How long a test waits for what must happen before it calls it hung (not a speed bound).
+HANG_GUARD = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -148,26 +150,30 @@ async def test_eight_party_conference_everyone_receives_everyone_elses_camera(
 
         await wait_until(
             lambda: all(viewer.frames_from(other, "camera") >= 1 for viewer, other in pairs()),
-            timeout=15,
+            timeout=HANG_GUARD,
         )
         before = {(v.participant_id, o): v.frames_from(o, "camera") for v, o in pairs()}
         started = time.monotonic()
-        await asyncio.sleep(3)
+
+        def gained() -> dict[tuple[str, str], int]:
+            return {
+                (v.participant_id, o): v.frames_from(o, "camera") - before[(v.participant_id, o)]
+                for v, o in pairs()
+            }
+
+        # Every stream keeps flowing: one more second of video on each of the 56, decoded ones
+        # included. How fast is printed, not asserted (it is the machine's speed, see bench/).
+        await wait_until(lambda: min(gained().values()) >= FPS, timeout=HANG_GUARD)
         elapsed = time.monotonic() - started
-        gained = {
-            (v.participant_id, o): v.frames_from(o, "camera") - before[(v.participant_id, o)]
-            for v, o in pairs()
-        }
+        counts = gained()
     finally:
         for person in people:
             await person.close()
 
-    rates = sorted(count / elapsed for count in gained.values())
+    rates = sorted(count / elapsed for count in counts.values())
     print(
-        f"\n{PARTICIPANTS} participants, {len(gained)} streams: "
+        f"\n{PARTICIPANTS} participants, {len(counts)} streams: "
         f"fps min {rates[0]:.1f}, median {rates[len(rates) // 2]:.1f}, max {rates[-1]:.1f}"
     )
-    # Counts, not rates: about 90 frames are due in 3 s; a healthy stream brings most.
-    assert min(gained.values()) >= 45, sorted(gained.items(), key=lambda kv: kv[1])[:5]
-    decoded = [count for (viewer, _), count in gained.items() if viewer == names[0]]
-    assert len(decoded) == PARTICIPANTS - 1 and min(decoded) >= 45
+    decoded = [count for (viewer, _), count in counts.items() if viewer == names[0]]
+    assert len(decoded) == PARTICIPANTS - 1 and min(decoded) >= FPS

@@ -42,6 +42,8 @@ VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 AUDIO_RATE, AUDIO_SAMPLES = 48000, 960
 AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
 CLIP_AUDIO_PACKETS = 100
+#: How long a signaling call may take before the client calls the server hung (not a bound).
+SIGNALING_HANG_GUARD = 30.0
 
 
 @dataclass(frozen=True)
@@ -386,7 +388,9 @@ class SyntheticParticipant:
         """
         self.subscriber.on("track", self._on_track)
         self.joined_at = time.monotonic()
-        ack = await self.signaling.call("join", {"consult_id": consult_id})
+        ack = await self.signaling.call(
+            "join", {"consult_id": consult_id}, timeout=SIGNALING_HANG_GUARD
+        )
         assert ack.get("ok") and ack["status"] == "joined", ack
         self._reached("joined")
         self.participant_id = ack["participant"]["participant_id"]
@@ -406,6 +410,7 @@ class SyntheticParticipant:
                 "sdp": self.publisher.localDescription.sdp,
                 "sources": {camera.mid: "camera", microphone.mid: "microphone"},
             },
+            timeout=SIGNALING_HANG_GUARD,
         )
         assert ack.get("ok"), ack
         await self.publisher.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
@@ -440,7 +445,9 @@ class SyntheticParticipant:
             await self.subscriber.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
             await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
             ack = await self.signaling.call(
-                "subscriber_answer", {"type": "answer", "sdp": self.subscriber.localDescription.sdp}
+                "subscriber_answer",
+                {"type": "answer", "sdp": self.subscriber.localDescription.sdp},
+                timeout=SIGNALING_HANG_GUARD,
             )
             assert ack.get("ok"), ack
             self._reached("answered")

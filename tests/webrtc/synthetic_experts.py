@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from media.aiortc_hooks import route_retransmissions, use_host_addresses
+from media.aiortc_hooks import route_retransmissions, tolerate_consent_delays, use_host_addresses
 from tests.webrtc.synthetic import (
     EncodedClip,
     Received,
@@ -251,6 +251,8 @@ class _ExpertsProcess:
 async def _main(replies: TextIO) -> None:
     use_host_addresses(["127.0.0.1"])
     route_retransmissions()
+    # Browsers keep consent through late answers too (RFC 7675's 30 s).
+    tolerate_consent_delays()
     loop = asyncio.get_running_loop()
     commands = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)

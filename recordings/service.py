@@ -1,36 +1,47 @@
-"""Recording of live consults and everything after: catalogue, recovery, renditions, retention."""
+"""The recordings of this deployment: started and stopped on this process's media, then documents.
+
+:class:`RecordingService` is what the edge holds: it starts and stops recordings (the recorder
+itself runs in media/, on the live path), catalogues them, recovers those a crash interrupted,
+and gives the edge the catalogue, review, policies, retention, access and playback links.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from config.database import Database
-from rooms.audit import AuditLog, AuditRecord
-from rooms.identity import Identity, Role
+from config.settings import Settings
+from media.recording import ConsultRecorder, Manifest
+from media.recording.manifest import MANIFEST_NAME
+from media.recording.recorder import utc_iso
+from media.recording.recovery import folder_busy, recover_folder
+from media.server import MediaServer
+from rooms.audit import AuditLog
+from rooms.identity import Identity
 from rooms.service import ConsultService
-from rooms.views import ConsultView
+from rooms.views import ConsultView, TimelineEntry
 
-from ..server import MediaServer
+from .access import RecordingAccess, system_identity
 from .catalogue import RecordingCatalogue, RecordingView
 from .errors import AlreadyRecording, NotRecording
-from .manifest import MANIFEST_NAME, Manifest, complete_track
+from .files import RecordingFiles
+from .links import PlaybackLinks
 from .models import Recording
-from .recorder import ConsultRecorder, RecordingLock, remove_lock, utc_iso
-from .rendition import make_rendition
+from .policies import RecordingPolicies
+from .renderer import Renderer
+from .retention import Retention
+from .review import RecordingReviews
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two writes of a rendition's progress to the catalogue.
-PROGRESS_INTERVAL = 0.5
-#: Seconds between two retention sweeps.
-RETENTION_INTERVAL = 3600.0
+#: Timeline kinds that record the patient's consent or its withdrawal.
+CONSENT_KINDS = ("recording_consent", "recording_consent_withdrawn")
 
 
 @dataclass(frozen=True)
@@ -46,25 +57,16 @@ class RunningRecording:
     host: Identity
 
 
-def system_identity(hospital: str, what: str) -> Identity:
-    """
-    The server itself, acting on a hospital's recordings (recovery, retention).
-
-    :param hospital: The hospital.
-    :param what: What acts, e.g. ``retention``.
-    """
-    return Identity(f"teleconsult:{what}", f"teleconsult {what}", Role.SERVICE, hospital)
-
-
 class RecordingService:
     """
-    Starts and stops consult recordings on this process's media, and keeps the catalogue.
+    Starts and stops consult recordings on this process's media, and keeps them as documents.
 
     :param database: The catalogue's database.
     :param media: This process's media server.
-    :param consults: Notes recording events in consult timelines.
-    :param audit: The access audit log (retention deletions are audited).
-    :param directory: Where recordings' folders are (one folder per recording).
+    :param consults: The consults recorded (their participants, timelines).
+    :param audit: The access audit log.
+    :param files: The recordings' folders.
+    :param links: The playback link signer.
     :param default_retention_days: Retention of hospitals without a policy.
     """
 
@@ -74,27 +76,25 @@ class RecordingService:
         media: MediaServer,
         consults: ConsultService,
         audit: AuditLog,
-        directory: Path,
+        files: RecordingFiles,
+        links: PlaybackLinks,
         default_retention_days: int,
     ) -> None:
-        self.catalogue = RecordingCatalogue(database, default_retention_days)
+        self.catalogue = RecordingCatalogue(database)
+        self.policies = RecordingPolicies(database, default_retention_days)
+        self.reviews = RecordingReviews(database, self.policies)
+        self.access = RecordingAccess(self.catalogue, consults, audit)
+        self.files = files
+        self.links = links
         self.audit = audit
+        self.retention = Retention(self.catalogue, self.policies, files, audit)
+        self._renderer = Renderer(self.catalogue, files)
         self._media = media
         self._consults = consults
-        self._directory = directory
         self._active: dict[str, RunningRecording] = {}
         self._stopped_by: dict[str, Identity] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._renditions: asyncio.Queue[str] = asyncio.Queue()
         self._background: list[asyncio.Task[None]] = []
-
-    def folder(self, recording_id: str) -> Path:
-        """
-        The folder of a recording.
-
-        :param recording_id: The recording.
-        """
-        return self._directory / recording_id
 
     def active(self, consult_id: str) -> RecordingView | None:
         """
@@ -105,6 +105,15 @@ class RecordingService:
         running = self._active.get(consult_id)
         return running.recording if running else None
 
+    async def consent(self, consult_id: str) -> TimelineEntry | None:
+        """
+        The patient's consent to recording, if it is on record and was not withdrawn since.
+
+        :param consult_id: The consult.
+        """
+        entry = await self._consults.last_event(consult_id, CONSENT_KINDS)
+        return entry if entry is not None and entry.kind == "recording_consent" else None
+
     async def state(self, consult_id: str) -> dict[str, Any]:
         """
         The protocol's ``recording_state`` of a consult: running or not, since when, by whom
@@ -113,7 +122,7 @@ class RecordingService:
         :param consult_id: The consult.
         """
         running = self._active.get(consult_id)
-        consent = await self.catalogue.consent(consult_id)
+        consent = await self.consent(consult_id)
         return {
             "recording": running is not None,
             "recording_id": running.recording.id if running else None,
@@ -174,7 +183,7 @@ class RecordingService:
         )
         try:
             recorder = self._media.room(consult.id).start_recording(
-                self.folder(recording.id), manifest
+                self.files.folder(recording.id), manifest
             )
         except Exception:
             await self.catalogue.set_status(recording.id, "failed")
@@ -220,7 +229,7 @@ class RecordingService:
                 "recording_stopped",
                 {"recording_id": recording_id, "duration": round(manifest.duration, 1)},
             )
-            self._renditions.put_nowait(recording_id)
+            self._renderer.queue(recording_id)
         except Exception:
             # The files and their manifest are safe on disk: recovery completes the row later.
             logger.exception("recording not catalogued", extra={"recording_id": recording_id})
@@ -228,34 +237,71 @@ class RecordingService:
             self._active.pop(consult_id, None)
             self._watchers.pop(recording_id, None)
 
-    async def manifest(self, recording_id: str) -> Manifest:
+    async def timeline(self, recording: RecordingView) -> list[dict[str, Any]]:
         """
-        The manifest of a recording, from its folder.
+        The recording's consult timeline, each event with its ``offset`` in seconds from the
+        start of the recording (callers authorise).
 
+        :param recording: The recording.
+        """
+        entries = await self._consults.timeline_of(recording.consult_id)
+        return [
+            {
+                **entry.as_dict(),
+                "offset": round((entry.at - recording.started_at).total_seconds(), 3),
+            }
+            for entry in entries
+        ]
+
+    async def open_file(
+        self,
+        who: Identity,
+        recording_id: str,
+        name: str,
+        *,
+        ranged: bool,
+        via: str,
+        client_address: str | None = None,
+    ) -> Path:
+        """
+        One file of a recording, for `who` to stream or download; authorised and audited.
+
+        :param who: The caller: the bearer, or the viewer a playback link was signed for.
         :param recording_id: The recording.
+        :param name: The file's name.
+        :param ranged: True for a range request (audited ``stream``, else ``download``).
+        :param via: ``link`` or ``bearer``, for the audit.
+        :param client_address: Where the request came from.
+        :raises DomainError: refused, or no such file (audited as refused).
         """
-        return await asyncio.to_thread(Manifest.load, self.folder(recording_id))
-
-    # --- after a crash -----------------------------------------------------------------------
+        recording = await self.access.authorise(
+            who,
+            recording_id,
+            "stream" if ranged else "download",
+            client_address=client_address,
+            detail={"file": name, "via": via},
+            check=lambda found: self.files.file(found, name),
+        )
+        return self.files.folder(recording.id) / name
 
     async def recover(self) -> list[str]:
         """
         Complete the recordings a crashed process left unfinished and mark them ``recovered``.
 
-        A folder is unfinished when its manifest says ``recording`` and nobody holds its lock.
+        A folder is unfinished when its manifest says ``recording`` and nobody holds its lock;
+        a recording without a manifest whose folder nobody holds is lost (``failed``).
 
         :return: The ids of the recovered recordings.
         """
         recovered = []
         for recording in await self.catalogue.with_status("recording"):
-            folder = self.folder(recording.id)
+            folder = self.files.folder(recording.id)
             if not (folder / MANIFEST_NAME).exists():
-                lock = RecordingLock(folder) if folder.exists() else None
-                if lock is None or lock.acquire():
+                if not folder_busy(folder):
                     await self.catalogue.set_status(recording.id, "failed")
                     logger.warning("recording lost", extra={"recording_id": recording.id})
                 continue
-            manifest = await asyncio.to_thread(self._recover_folder, folder)
+            manifest = await asyncio.to_thread(recover_folder, folder)
             if manifest is None:
                 continue
             await self.catalogue.finish(recording.id, manifest, "recovered")
@@ -265,119 +311,18 @@ class RecordingService:
                 "recording_recovered",
                 {"recording_id": recording.id, "duration": round(manifest.duration, 1)},
             )
-            self._renditions.put_nowait(recording.id)
+            self._renderer.queue(recording.id)
             recovered.append(recording.id)
             logger.info("recording recovered", extra={"recording_id": recording.id})
         return recovered
 
-    @staticmethod
-    def _recover_folder(folder: Path) -> Manifest | None:
-        lock = RecordingLock(folder)
-        if not lock.acquire():
-            return None  # another live process is recording it
-        try:
-            manifest = Manifest.load(folder)
-            if manifest.status != "recording":
-                return manifest
-            files = [folder / t.name for t in manifest.tracks if (folder / t.name).exists()]
-            last_write = max((path.stat().st_mtime for path in files), default=None)
-            for track in manifest.tracks:
-                complete_track(folder, track)
-            stopped = datetime.fromtimestamp(last_write, UTC) if last_write else datetime.now(UTC)
-            manifest.stopped_at = utc_iso(stopped)
-            manifest.status = "recovered"
-            manifest.save(folder)
-            return manifest
-        finally:
-            lock.release()
-            remove_lock(folder)
-
-    # --- review renditions -------------------------------------------------------------------
-
-    async def queue_pending_renditions(self) -> None:
-        """Queue the renditions that were due or running when the server stopped."""
-        for recording in await self.catalogue.pending_renditions():
-            self._renditions.put_nowait(recording.id)
-
-    async def _rendition_worker(self) -> None:
-        while True:
-            recording_id = await self._renditions.get()
-            try:
-                await self.render(recording_id)
-            except Exception:
-                logger.exception("review rendition failed", extra={"recording_id": recording_id})
-                await self.catalogue.set_rendition(recording_id, "failed", 0)
-
-    async def render(self, recording_id: str) -> None:
-        """
-        Make a recording's review rendition, publishing its progress in the catalogue.
-
-        :param recording_id: A complete or recovered recording.
-        """
-        recording = await self.catalogue.get(recording_id)
-        if recording.status not in ("complete", "recovered"):
-            return
-        manifest = await self.manifest(recording_id)
-        done = [0.0]
-        await self.catalogue.set_rendition(recording_id, "running", 0)
-        job = asyncio.ensure_future(
-            asyncio.to_thread(
-                make_rendition,
-                self.folder(recording_id),
-                manifest,
-                lambda share: done.__setitem__(0, share),
-            )
-        )
-        while not job.done():
-            await asyncio.wait({job}, timeout=PROGRESS_INTERVAL)
-            if not job.done():
-                await self.catalogue.set_rendition(recording_id, "running", int(done[0] * 100))
-        name = job.result()
-        await self.catalogue.set_rendition(recording_id, "ready", 100, name)
-
-    # --- retention ---------------------------------------------------------------------------
-
-    async def apply_retention(self, now: datetime, hospital: str | None = None) -> list[str]:
-        """
-        Delete the recordings older than their hospital's retention; audit each deletion.
-
-        :param now: The current time.
-        :param hospital: Only this hospital's recordings.
-        :return: The ids of the deleted recordings.
-        """
-        deleted = []
-        for recording in await self.catalogue.expired(now, hospital):
-            policy = await self.catalogue.policy(recording.hospital)
-            await asyncio.to_thread(shutil.rmtree, self.folder(recording.id), True)
-            await self.catalogue.set_status(recording.id, "deleted")
-            await self.audit.record(
-                system_identity(recording.hospital, "retention"),
-                AuditRecord(
-                    "delete", "recording", recording.id, recording.consult_id, recording.hospital
-                ),
-                detail={"reason": "retention", "retention_days": policy.retention_days},
-            )
-            deleted.append(recording.id)
-            logger.info("recording deleted by retention", extra={"recording_id": recording.id})
-        return deleted
-
-    async def _retention_loop(self) -> None:
-        while True:
-            try:
-                await self.apply_retention(datetime.now(UTC))
-            except Exception:
-                logger.exception("retention sweep failed")
-            await asyncio.sleep(RETENTION_INTERVAL)
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
     async def open(self) -> None:
         """At server start: recover crashed recordings, then run renditions and retention."""
         await self.recover()
-        await self.queue_pending_renditions()
+        await self._renderer.queue_pending()
         self._background = [
-            asyncio.create_task(self._rendition_worker()),
-            asyncio.create_task(self._retention_loop()),
+            asyncio.create_task(self._renderer.run()),
+            asyncio.create_task(self.retention.run()),
         ]
 
     async def close(self) -> None:
@@ -389,3 +334,28 @@ class RecordingService:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def build_recordings(
+    settings: Settings,
+    database: Database,
+    media: MediaServer,
+    consults: ConsultService,
+) -> RecordingService:
+    """
+    Build the recordings of this deployment from its settings.
+
+    :param settings: This deployment's settings (folder, retention, link lifetime, secret).
+    :param database: The shared database.
+    :param media: This process's media server.
+    :param consults: The consult service.
+    """
+    return RecordingService(
+        database,
+        media,
+        consults,
+        AuditLog(database),
+        RecordingFiles(settings.recordings_dir),
+        PlaybackLinks(settings.signing_secret(), settings.recording_link_ttl_seconds),
+        settings.recording_retention_days,
+    )

@@ -13,14 +13,14 @@ import fractions
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import av.filter
 
-from .manifest import Manifest, TrackEntry
+from media.recording import Manifest, TrackEntry
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +39,17 @@ BLACK = (16, 128, 128)
 Progress = Callable[[float], None]
 
 
-def _decoded(path: Path, offset: float) -> Iterator[tuple[float, Any]]:
+#: Decoded frames of one track, each with its time from the start of the recording.
+Frames = Generator[tuple[float, Any], None, None]
+
+
+def _decoded(path: Path, offset: float) -> Frames:
     """Decoded frames of a track file with their time from the start of the recording."""
     with av.open(str(path)) as container:
         stream = container.streams[0]
         with contextlib.suppress(av.error.InvalidDataError, av.error.EOFError):
             for frame in container.decode(stream):
-                if frame.time is None:
+                if not isinstance(frame, av.VideoFrame | av.AudioFrame) or frame.time is None:
                     continue
                 yield offset + float(frame.time), frame
 
@@ -69,7 +73,7 @@ class _AudioInput:
         self.ended = False
 
     @staticmethod
-    def _resampled(path: Path, offset: float) -> Iterator[tuple[int, av.AudioFrame]]:
+    def _resampled(path: Path, offset: float) -> Generator[tuple[int, av.AudioFrame], None, None]:
         """Mono frames at the mix's rate, each with its first sample's place in the recording."""
         resampler = av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE)
         at = 0
@@ -188,7 +192,8 @@ class AudioMix:
         mixed = []
         while True:
             try:
-                mixed.append(self._sink.pull())
+                # An abuffersink gives audio frames only.
+                mixed.append(cast(av.AudioFrame, self._sink.pull()))
             except (BlockingIOError, av.error.EOFError):
                 return mixed
 

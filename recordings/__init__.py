@@ -1,0 +1,1 @@
+"""The recordings as documents: catalogue, review, policies and retention, access, renditions."""

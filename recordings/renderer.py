@@ -1,0 +1,79 @@
+"""The review rendition job: one recording at a time, after it stops, progress in the catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .catalogue import RecordingCatalogue
+from .files import RecordingFiles
+from .rendition import make_rendition
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two writes of a rendition's progress to the catalogue.
+PROGRESS_INTERVAL = 0.5
+
+
+class Renderer:
+    """
+    Makes the review renditions of finished recordings, one at a time, in a thread.
+
+    :param catalogue: Where each rendition's status and progress are published.
+    :param files: The recordings' folders.
+    """
+
+    def __init__(self, catalogue: RecordingCatalogue, files: RecordingFiles) -> None:
+        self._catalogue = catalogue
+        self._files = files
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def queue(self, recording_id: str) -> None:
+        """
+        Make a recording's rendition after those queued before it.
+
+        :param recording_id: A complete or recovered recording.
+        """
+        self._queue.put_nowait(recording_id)
+
+    async def queue_pending(self) -> None:
+        """Queue the renditions that were due or running when the server stopped."""
+        for recording in await self._catalogue.pending_renditions():
+            self.queue(recording.id)
+
+    async def run(self) -> None:
+        """Make the queued renditions until cancelled; a failure marks that rendition failed."""
+        while True:
+            recording_id = await self._queue.get()
+            try:
+                await self.render(recording_id)
+            except Exception:
+                logger.exception("review rendition failed", extra={"recording_id": recording_id})
+                await self._catalogue.set_rendition(recording_id, "failed", 0)
+
+    async def render(self, recording_id: str) -> None:
+        """
+        Make a recording's review rendition, publishing its progress in the catalogue.
+
+        :param recording_id: A complete or recovered recording.
+        """
+        recording = await self._catalogue.get(recording_id)
+        if recording.status not in ("complete", "recovered"):
+            return
+        manifest = await self._files.manifest(recording_id)
+        done = [0.0]
+        await self._catalogue.set_rendition(recording_id, "running", 0)
+        job = asyncio.ensure_future(
+            asyncio.to_thread(
+                make_rendition,
+                self._files.folder(recording_id),
+                manifest,
+                lambda share: done.__setitem__(0, share),
+            )
+        )
+        while not job.done():
+            await asyncio.wait({job}, timeout=PROGRESS_INTERVAL)
+            if not job.done():
+                await self._catalogue.set_rendition(recording_id, "running", int(done[0] * 100))
+        name = job.result()
+        await self._catalogue.set_rendition(recording_id, "ready", 100, name)

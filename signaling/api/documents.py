@@ -1,0 +1,73 @@
+"""What signed clinical documents share in REST answers, and the key that verifies them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from clinical.signing import ALGORITHM
+from signaling.api.declare import ApiRoutes
+from signaling.context import services
+
+#: Why a signed document is amended, or signed despite its safety findings.
+Reason = Field(min_length=1, max_length=1000)
+
+CANONICAL_FORM = (
+    "JSON of signed_document, keys sorted, no whitespace (separators ',' and ':'), UTF-8, "
+    f"non-ASCII unescaped; decimals are strings. {ALGORITHM} over those bytes; signature base64."
+)
+
+
+class PersonOut(BaseModel):
+    """A person named in a document."""
+
+    sub: str
+    name: str
+
+
+class SignatureOut(BaseModel):
+    """An Ed25519 signature over the document's canonical JSON (base64)."""
+
+    algorithm: str
+    key_id: str
+    value: str
+
+
+class DeliveryOut(BaseModel):
+    """Where the delivery to the hospital record store stands."""
+
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+
+
+class PublicKeyOut(BaseModel):
+    """The server's clinical signing key."""
+
+    algorithm: str
+    key_id: str
+    public_key_pem: str
+    canonical_form: str
+
+
+routes = ApiRoutes("documents")
+
+
+@routes.get(
+    "/api/clinical/public-key",
+    response=PublicKeyOut,
+    description="the key and the canonical form",
+    bearer=False,
+)
+async def public_key(request: web.Request) -> PublicKeyOut:
+    """The Ed25519 public key that verifies every signed note and prescription (no token)."""
+    signer = services(request).clinical.signer
+    return PublicKeyOut(
+        algorithm=ALGORITHM,
+        key_id=signer.key_id,
+        public_key_pem=signer.public_key_pem(),
+        canonical_form=CANONICAL_FORM,
+    )

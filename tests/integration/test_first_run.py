@@ -1,0 +1,56 @@
+"""`make run` (``teleconsult serve --demo``): the demo's links come last, once they work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import ClientSession
+
+from tests.conftest import clean_environ, free_tcp_port
+
+RULE = "=" * 72
+
+
+async def test_serve_with_a_demo_prints_its_links_last_once_listening(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    env = {
+        **clean_environ(),
+        "TELECONSULT_DATA_DIR": str(tmp_path),
+        "TELECONSULT_PORT": str(port),
+        "TELECONSULT_MEDIA_ADDRESSES": "127.0.0.1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "teleconsult"),
+        "serve",
+        "--demo",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        banner: list[str] = []
+        while banner.count(RULE) < 2:
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            assert line, "serve stopped before it printed the links"
+            banner.append(line.decode().rstrip())
+        links = [line.split(": ", 1)[1] for line in banner if "/join/" in line]
+        async with ClientSession() as http:
+            for url in links:
+                async with http.get(url) as response:
+                    assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+    assert banner[0] == RULE
+    assert banner[1] == "Demo visit scheduled. Open each link in its own browser window:"
+    assert [line.split()[0] for line in banner[3:5]] == ["doctor", "patient"]
+    assert banner[-2:] == ["The server runs until you press Ctrl+C.", RULE]
+    assert all(link.startswith(f"http://127.0.0.1:{port}/join/") for link in links)
+    logs = [json.loads(line) for line in (await process.stderr.read()).decode().splitlines()]
+    assert "serving" in [entry["msg"] for entry in logs]
+    assert not [entry for entry in logs if entry["logger"].startswith("alembic")]
