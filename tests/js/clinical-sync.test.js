@@ -139,11 +139,12 @@ describe("what a change means to each panel", () => {
     assert.equal(doctorConcerns({ ...rxUpdate("signed"), document: "note" }, null, draft), false);
   });
 
-  test("the patient's panel reads when a prescription is signed, reviewed or amended, not for drafts", () => {
+  test("the patient's panel reads when a prescription is signed, reviewed or amended, not for drafts or deliveries", () => {
     assert.equal(patientConcerns(rxUpdate("reviewed")), true);
     assert.equal(patientConcerns(rxUpdate("amended")), true);
     assert.equal(patientConcerns(rxUpdate("updated")), false);
     assert.equal(patientConcerns(rxUpdate("created")), false);
+    assert.equal(patientConcerns(rxUpdate("delivered")), false);
     assert.equal(patientConcerns({ ...rxUpdate("signed"), document: "note" }), false);
   });
 });

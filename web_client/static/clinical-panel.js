@@ -139,14 +139,17 @@ export function doctorConcerns(update, note, prescription) {
   return !(held.status === "draft" && (update.change === "created" || update.change === "updated"));
 }
 
+/** Changes that never alter the patient's list: drafts they cannot see, and deliveries to the record. */
+const NOT_FOR_PATIENTS = new Set(["created", "updated", "delivered"]);
+
 /**
  * Whether a change can change the patient's list of approved prescriptions: a prescription's
- * signature, review or amendment; drafts (created, updated) are not the patient's to see.
+ * signature, review or amendment; not its drafts nor its delivery to the hospital record.
  * @param {ClinicalUpdate} update
  * @returns {boolean}
  */
 export function patientConcerns(update) {
-  return update.document === "prescription" && update.change !== "created" && update.change !== "updated";
+  return update.document === "prescription" && !NOT_FOR_PATIENTS.has(update.change);
 }
 
 /**

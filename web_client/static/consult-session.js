@@ -27,7 +27,9 @@ import { Subscriber } from "./subscriber.js";
  *            chat?: import("./chat.js").ChatMessage[], recording?: any}} JoinResult
  */
 /**
- * A committed change to one of the consult's clinical documents (`clinical_updated`).
+ * A committed change to one of the consult's clinical documents (`clinical_updated`):
+ * `change` is "created", "updated", "signed", "amended", "reviewed" or "delivered"
+ * (docs/protocol.md, "Clinical record"); a page treats one it does not know as a change.
  * @typedef {{consult_id: string, document: "note"|"prescription", id: string,
  *            change: string}} ClinicalUpdate
  */
