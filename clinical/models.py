@@ -1,4 +1,4 @@
-"""Clinical tables: notes, prescriptions, allergies, the outbox, and the SQL record store."""
+"""Clinical tables: notes, prescriptions, allergies, and the SQL record store."""
 
 from __future__ import annotations
 
@@ -91,28 +91,6 @@ class PatientAllergy(Base):
     reaction: Mapped[str | None] = mapped_column(String(200))
     recorded_by: Mapped[str] = mapped_column(String(128))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class OutboxEntry(Base):
-    """A signed document (or a review) waiting to be written to the hospital record store."""
-
-    __tablename__ = "clinical_outbox"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    document_id: Mapped[str] = mapped_column(String(36), index=True)
-    consult_id: Mapped[str] = mapped_column(String(36), index=True)
-    hospital_id: Mapped[str] = mapped_column(String(64), index=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    claimed_by: Mapped[str | None] = mapped_column(String(64))
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RecordEncounter(Base):

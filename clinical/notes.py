@@ -22,9 +22,9 @@ from clinical.access import (
 )
 from clinical.errors import DocumentSigned, NoteNotFound, NotSigned
 from clinical.models import ConsultationNote
-from clinical.outbox import DeliveryStatus, Outbox
 from clinical.signing import DocumentSigner
 from config.database import Database
+from outbox.queue import DeliveryStatus, Outbox
 from rooms.audit import AuditLog
 from rooms.errors import Forbidden, InvalidPayload
 from rooms.identity import Identity

@@ -29,10 +29,10 @@ from clinical.errors import (
     SafetyCheckFailed,
 )
 from clinical.models import Prescription
-from clinical.outbox import DeliveryStatus, Outbox
 from clinical.safety import ActiveMedication, check_prescription
 from clinical.signing import DocumentSigner
 from config.database import Database
+from outbox.queue import DeliveryStatus, Outbox
 from rooms.audit import AuditLog
 from rooms.errors import Forbidden, InvalidPayload
 from rooms.identity import Identity, Role

@@ -2,5 +2,6 @@
 
 import clinical.models  # noqa: F401
 import media.recording.models  # noqa: F401
+import outbox.models  # noqa: F401
 import rooms.audit
 import rooms.models  # noqa: F401

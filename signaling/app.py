@@ -17,6 +17,8 @@ from config.settings import Settings
 from media.peer import MediaConfig
 from media.recording.service import RecordingService
 from media.server import MediaServer
+from outbox.queue import Outbox
+from outbox.worker import OutboxPolicy, OutboxWorker
 from rooms.audit import AuditLog
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
@@ -49,6 +51,7 @@ def build_services(settings: Settings) -> Services:
         )
     )
     consult_service = ConsultService(database)
+    outbox = Outbox(database)
     return Services(
         settings=settings,
         database=database,
@@ -58,7 +61,7 @@ def build_services(settings: Settings) -> Services:
         verifier=verifier_from_settings(settings),
         issuer=issuer_from_settings(settings),
         sio=sio,
-        clinical=build_clinical(settings, database, consult_service),
+        clinical=build_clinical(settings, database, consult_service, outbox),
         recordings=RecordingService(
             database,
             media,
@@ -67,6 +70,7 @@ def build_services(settings: Settings) -> Services:
             settings.recordings_dir,
             settings.recording_retention_days,
         ),
+        outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
         redis=redis_client,
     )
 
@@ -112,10 +116,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(start_background)
 
     async def start_outbox(_: web.Application) -> None:
-        svc.clinical.worker.start()
+        svc.outbox_worker.start()
 
     async def stop_outbox(_: web.Application) -> None:
-        await svc.clinical.worker.stop()
+        await svc.outbox_worker.stop()
+        await svc.clinical.close()
 
     app.on_startup.append(start_outbox)
     app.on_cleanup.append(stop_outbox)

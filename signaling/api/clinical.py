@@ -7,10 +7,10 @@ from pydantic import BaseModel
 
 from clinical.access import audited
 from clinical.notes import Diagnosis, NoteDraft, NoteView
-from clinical.outbox import entry_as_dict
 from clinical.prescriptions import PrescriptionView
 from clinical.safety import Allergy
 from clinical.services import ClinicalServices
+from outbox.queue import entry_as_dict
 from signaling.api.bearer import caller
 from signaling.clinical_schemas import (
     AllergiesIn,
