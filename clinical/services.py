@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 
 from clinical.allergies import AllergyRegistry
+from clinical.changes import ChangeFeed
+from clinical.documents import DocumentContext
 from clinical.notes import NoteService
 from clinical.outbox_admin import OutboxAdmin
 from clinical.prescriptions import PrescriptionService
@@ -22,7 +24,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ClinicalServices:
-    """Notes, prescriptions, allergies, the signing key, the record store and the outbox's admin."""
+    """Notes, prescriptions, allergies, the signing key, the record store and the outbox's admin.
+
+    :param changes: committed changes of the documents, for the edge to tell the consult's pages.
+    """
 
     notes: NoteService
     prescriptions: PrescriptionService
@@ -30,6 +35,7 @@ class ClinicalServices:
     signer: DocumentSigner
     store: RecordStore
     outbox: OutboxAdmin
+    changes: ChangeFeed
     audit: AuditLog
 
     async def close(self) -> None:
@@ -65,16 +71,19 @@ def build_clinical(
     for kind in RECORD_KINDS:
         outbox.register(kind, store)
     allergies = AllergyRegistry(database, audit)
+    changes = ChangeFeed()
+    context = DocumentContext(database, audit, signer, outbox, consults, changes)
     logger.info(
         "clinical services ready",
         extra={"record_store": settings.record_store, "signing_key_id": signer.key_id},
     )
     return ClinicalServices(
-        notes=NoteService(database, audit, signer, outbox, consults),
-        prescriptions=PrescriptionService(database, audit, signer, outbox, allergies, consults),
+        notes=NoteService(context),
+        prescriptions=PrescriptionService(context, allergies),
         allergies=allergies,
         signer=signer,
         store=store,
         outbox=OutboxAdmin(outbox),
+        changes=changes,
         audit=audit,
     )
