@@ -24,6 +24,7 @@ from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, 
 from rooms.service import ConsultService
 from signaling.api import clinical, consults, health, openapi, pages, recordings
 from signaling.auth import issuer_from_settings, verifier_from_settings
+from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     pages.add_static(app)
     recordings.setup(app)
     RecordingEvents(app[LIVE_CONSULTS])
+    forward_clinical_changes(svc)
 
     async def renew_media_claims() -> None:
         """Keep naming this process as the media host of its consults, so claims don't expire."""
