@@ -1,11 +1,4 @@
-"""The signed-document core: the lifecycle notes and prescriptions share, from draft to signed.
-
-A document is drafted by a doctor of its consult and changed only by its author while a draft.
-Signing freezes it: its canonical form is signed with the server's key, kept in the row, and
-queued for the record store in the same transaction. What may follow a signature (an amendment,
-a pharmacist's review) belongs to each type. Every access is audited; every committed change is
-published on the change feed, so that the consult's pages learn of it.
-"""
+"""The signed-document core: the lifecycle notes and prescriptions share, from draft to signed."""
 
 from __future__ import annotations
 
@@ -120,6 +113,12 @@ class DocumentContext:
 
 class SignedDocuments(ABC, Generic[Row, View]):
     """The lifecycle of one type of signed document; a note or prescription service extends it.
+
+    A document is drafted by a doctor of its consult and changed only by its author while a
+    draft. Signing freezes it: its canonical form is signed with the server's key, kept in the
+    row, and queued for the record store in the same transaction. What may follow a signature (an
+    amendment, a pharmacist's review) belongs to each type. Every access is audited; every
+    committed change is published on the change feed, so that the consult's pages learn of it.
 
     :param context: the database, audit log, signing key, outbox, consults and change feed.
     """

@@ -1,9 +1,4 @@
-"""The outbox: enqueue inside the caller's transaction, read where deliveries stand, retry by hand.
-
-An entry is added in the same transaction as whatever it reports (a signed document is never
-signed without being queued, nor queued without being signed). Each kind has one deliverer,
-registered by the package that owns the kind; :class:`outbox.worker.OutboxWorker` delivers.
-"""
+"""The outbox: enqueue in the caller's transaction, see where deliveries stand, retry by hand."""
 
 from __future__ import annotations
 
@@ -63,6 +58,10 @@ def entry_as_dict(entry: OutboxEntry) -> dict[str, Any]:
 
 class Outbox:
     """The outbox table and the deliverer of each kind.
+
+    An entry is added in the same transaction as whatever it reports (a signed document is never
+    signed without being queued, nor queued without being signed). Each kind has one deliverer,
+    registered by the package that owns the kind; :class:`outbox.worker.OutboxWorker` delivers.
 
     :param database: where entries live.
     :param clock: the current UTC time.

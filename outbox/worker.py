@@ -1,9 +1,4 @@
-"""The outbox worker: delivers due entries with backoff, under a lease, in order per document.
-
-A worker runs in every server process. A lease on each claimed entry keeps processes from
-delivering the same entry at once, and lets a restarted process pick up what a dead one held.
-Delivery is at least once; receivers make it exactly once by the idempotency key.
-"""
+"""The outbox worker: delivers due entries with backoff, under a lease, in order per document."""
 
 from __future__ import annotations
 
@@ -80,6 +75,10 @@ class OutboxPolicy:
 
 class OutboxWorker:
     """Delivers due entries of the registered kinds, one at a time, in the background.
+
+    A worker runs in every server process. A lease on each claimed entry keeps processes from
+    delivering the same entry at once, and lets a restarted process pick up what a dead one held.
+    Delivery is at least once; receivers make it exactly once by the idempotency key.
 
     :param outbox: the entries and the deliverer of each kind.
     :param policy: attempts, backoff, lease and poll interval.

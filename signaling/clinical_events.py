@@ -1,8 +1,4 @@
-"""Socket.IO events of the clinical record: ``clinical_updated`` to a consult's participants.
-
-Documented in docs/protocol.md ("Clinical record"). The event names the document and what
-happened to it, never its text: the page fetches the record over REST, which audits the read.
-"""
+"""Socket.IO events of the clinical record: ``clinical_updated`` to a consult's participants."""
 
 from __future__ import annotations
 
@@ -13,7 +9,11 @@ from signaling.events import consult_room
 
 def forward_clinical_changes(services: Services) -> None:
     """Emit ``clinical_updated`` to the consult's joined participants after every committed
-    change of one of its notes or prescriptions."""
+    change of one of its notes or prescriptions (docs/protocol.md, "Clinical record").
+
+    The event names the document and what happened to it, never its text: the page fetches the
+    record over REST, which audits the read.
+    """
 
     async def emit(change: DocumentChange) -> None:
         await services.sio.emit(

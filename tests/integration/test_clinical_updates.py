@@ -1,5 +1,4 @@
-"""The consult's pages learn of every change to its notes and prescriptions by a Socket.IO event
-(``clinical_updated``), so they fetch the record when it changed instead of polling it."""
+"""A consult's pages hear of each change of its clinical record (``clinical_updated``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The outbox on its own, with a kind of the test's: entries of a document are delivered in order,
-a crashed process's lease is taken over, failures back off and finally give up until an admin
-retries, and the worker outlives a database that stops answering; on SQLite and PostgreSQL."""
+"""The outbox on its own, with a kind of the test's, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
