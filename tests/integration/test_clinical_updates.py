@@ -7,16 +7,9 @@ from typing import Any
 
 from tests.integration.clinical_helpers import NOTE, item
 from tests.integration.live import LiveServer, SignalingClient, join_token
+from tests.integration.test_outbox_fhir import call
 
 Connect = Callable[..., Any]
-
-
-async def rest(live: LiveServer, token: str, method: str, path: str, body: Any = None) -> Any:
-    async with live.http.request(
-        method, f"{live.url}{path}", json=body, headers=live.headers(token)
-    ) as response:
-        assert response.status < 300, await response.text()
-        return await response.json()
 
 
 async def joined(live: LiveServer, clients: Connect, consult: dict[str, Any]) -> SignalingClient:
@@ -34,10 +27,10 @@ async def test_the_doctor_signs_a_note_and_only_that_consult_hears_of_each_chang
     bystander = await joined(live_server, clients, elsewhere)
     doctor = join_token(consult, "dr-wang")
 
-    note = await rest(live_server, doctor, "POST", f"/api/consults/{consult['id']}/notes", {})
-    await rest(live_server, doctor, "PATCH", f"/api/notes/{note['id']}", NOTE)
-    await rest(live_server, doctor, "POST", f"/api/notes/{note['id']}/sign")
-    amendment = await rest(
+    note = await call(live_server, doctor, "POST", f"/api/consults/{consult['id']}/notes", {})
+    await call(live_server, doctor, "PATCH", f"/api/notes/{note['id']}", NOTE)
+    await call(live_server, doctor, "POST", f"/api/notes/{note['id']}/sign")
+    amendment = await call(
         live_server, doctor, "POST", f"/api/notes/{note['id']}/amendments", {"reason": "Typo"}
     )
 
@@ -53,7 +46,7 @@ async def test_the_doctor_signs_a_note_and_only_that_consult_hears_of_each_chang
     ]
     # The other consult's first event is the first its participant hears: nothing came before.
     other_doctor = join_token(elsewhere, "dr-wang")
-    other = await rest(
+    other = await call(
         live_server, other_doctor, "POST", f"/api/consults/{elsewhere['id']}/notes", {}
     )
     assert await bystander.next("clinical_updated") == {
@@ -72,13 +65,13 @@ async def test_prescription_changes_and_the_pharmacists_review_reach_the_consult
     doctor = join_token(consult, "dr-wang")
     pharmacist = live_server.token("ph-zhao", "pharmacist")
 
-    rx = await rest(
+    rx = await call(
         live_server, doctor, "POST", f"/api/consults/{consult['id']}/prescriptions", {"items": []}
     )
     path = f"/api/prescriptions/{rx['id']}"
-    await rest(live_server, doctor, "PATCH", path, {"items": [item()]})
-    await rest(live_server, doctor, "POST", f"{path}/sign")
-    await rest(live_server, pharmacist, "POST", f"{path}/review", {"decision": "approve"})
+    await call(live_server, doctor, "PATCH", path, {"items": [item()]})
+    await call(live_server, doctor, "POST", f"{path}/sign")
+    await call(live_server, pharmacist, "POST", f"{path}/review", {"decision": "approve"})
 
     heard = [await listener.next("clinical_updated") for _ in range(4)]
     assert [(e["document"], e["id"], e["change"]) for e in heard] == [
