@@ -9,7 +9,7 @@ from typing import Literal
 
 logger = logging.getLogger(__name__)
 
-Change = Literal["created", "updated", "signed", "amended", "reviewed"]
+Change = Literal["created", "updated", "signed", "amended", "reviewed", "delivered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,7 @@ class DocumentChange:
     :param consult_id: the consult the document belongs to.
     :param document: ``note`` or ``prescription``.
     :param id: the document changed (for ``amended``, the new amendment).
-    :param change: what happened to it.
+    :param change: what happened to it (``delivered``: the hospital's record store has it).
     """
 
     consult_id: str

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from clinical.allergies import AllergyRegistry
-from clinical.changes import ChangeFeed
+from clinical.changes import ChangeFeed, DocumentChange
 from clinical.documents import DocumentContext
 from clinical.notes import NoteService
 from clinical.outbox_admin import OutboxAdmin
@@ -15,6 +15,7 @@ from clinical.record_store import RECORD_KINDS, FhirRecordStore, RecordStore, Sq
 from clinical.signing import DocumentSigner
 from config.database import Database
 from config.settings import Settings
+from outbox.models import OutboxEntry
 from outbox.queue import Outbox
 from rooms.audit import AuditLog
 from rooms.service import ConsultService
@@ -72,6 +73,15 @@ def build_clinical(
         outbox.register(kind, store)
     allergies = AllergyRegistry(database, audit)
     changes = ChangeFeed()
+
+    async def tell_delivered(entry: OutboxEntry) -> None:
+        if entry.kind in RECORD_KINDS:
+            document = "note" if entry.kind == "note" else "prescription"
+            await changes.publish(
+                DocumentChange(entry.consult_id, document, entry.document_id, "delivered")
+            )
+
+    outbox.on_delivered(tell_delivered)
     context = DocumentContext(database, audit, signer, outbox, consults, changes)
     logger.info(
         "clinical services ready",

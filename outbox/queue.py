@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,9 @@ from outbox.errors import EntryNotFailed, EntryNotFound
 from outbox.models import FAILED, PENDING, OutboxEntry, utcnow
 
 logger = logging.getLogger(__name__)
+
+DeliveredListener = Callable[[OutboxEntry], Awaitable[None]]
+"""Told of an entry whose delivery was acknowledged (its owner may tell the users)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class Outbox:
         self._clock = clock
         self._deliverers: dict[str, Deliverer] = {}
         self._listeners: list[Callable[[], None]] = []
+        self._delivered_listeners: list[DeliveredListener] = []
 
     def register(self, kind: str, deliverer: Deliverer) -> None:
         """Make ``deliverer`` the one that delivers entries of ``kind``.
@@ -94,6 +98,21 @@ class Outbox:
     def on_enqueue(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed enqueue (the worker's wake-up)."""
         self._listeners.append(listener)
+
+    def on_delivered(self, listener: DeliveredListener) -> None:
+        """Call ``listener`` with each entry once its delivery is acknowledged and committed."""
+        self._delivered_listeners.append(listener)
+
+    async def delivered(self, entry: OutboxEntry) -> None:
+        """Tell the listeners an entry was delivered; one that fails is logged (it is done)."""
+        for listener in self._delivered_listeners:
+            try:
+                await listener(entry)
+            except Exception:
+                logger.exception(
+                    "a listener of outbox deliveries failed",
+                    extra={"entry_id": entry.id, "kind": entry.kind},
+                )
 
     def notify(self) -> None:
         """Tell the listeners that entries were committed."""

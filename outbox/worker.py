@@ -216,6 +216,7 @@ class OutboxWorker:
                 )
             )
         OUTBOX_DELIVERED.labels(entry.kind).inc()
+        await self._outbox.delivered(entry)
         logger.info(
             "outbox entry delivered",
             extra={"entry_id": entry.id, "kind": entry.kind, "attempts": entry.attempts + 1},

@@ -37,8 +37,11 @@ async def test_the_doctor_signs_a_note_and_only_that_consult_hears_of_each_chang
     def change(document_id: str, what: str) -> dict[str, str]:
         return {"consult_id": consult["id"], "document": "note", "id": document_id, "change": what}
 
-    heard = [await listener.next("clinical_updated") for _ in range(4)]
-    assert heard == [
+    heard = [await listener.next("clinical_updated") for _ in range(5)]
+    # The signed note also reaches the hospital's record store, whenever the outbox gets to it:
+    # that arrives in its own place among the edits (the amendment is still a draft).
+    assert [e for e in heard if e["change"] == "delivered"] == [change(note["id"], "delivered")]
+    assert [e for e in heard if e["change"] != "delivered"] == [
         change(note["id"], "created"),
         change(note["id"], "updated"),
         change(note["id"], "signed"),
@@ -73,11 +76,14 @@ async def test_prescription_changes_and_the_pharmacists_review_reach_the_consult
     await call(live_server, doctor, "POST", f"{path}/sign")
     await call(live_server, pharmacist, "POST", f"{path}/review", {"decision": "approve"})
 
-    heard = [await listener.next("clinical_updated") for _ in range(4)]
-    assert [(e["document"], e["id"], e["change"]) for e in heard] == [
+    heard = [await listener.next("clinical_updated") for _ in range(6)]
+    # The signed prescription and the review each reach the record store too.
+    assert [(e["document"], e["id"], e["change"]) for e in heard if e["change"] != "delivered"] == [
         ("prescription", rx["id"], "created"),
         ("prescription", rx["id"], "updated"),
         ("prescription", rx["id"], "signed"),
         ("prescription", rx["id"], "reviewed"),
     ]
+    delivered = [e for e in heard if e["change"] == "delivered"]
+    assert [(e["document"], e["id"]) for e in delivered] == [("prescription", rx["id"])] * 2
     assert {e["consult_id"] for e in heard} == {consult["id"]}
