@@ -1,18 +1,55 @@
-"""Clinical tables: notes, prescriptions, allergies, the outbox, and the SQL record store."""
+"""Clinical tables: notes, prescriptions, allergies, and the SQL record store."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from config.database import Base, UTCDateTime
 from rooms.models import new_id, utcnow
 
 
-class ConsultationNote(Base):
+class SignedDocument:
+    """The columns every signed clinical document has: its consult and patient, its author,
+    where it stands (draft, signed, …), and once signed the frozen document and its signature.
+
+    Each table names its author as the document does (``author_key``: ``author_sub`` or
+    ``prescriber_sub``); in Python the columns are ``author_sub`` and ``author_name`` for all.
+    """
+
+    #: What this kind of document calls its author, in its columns and in its signed form.
+    author_key: ClassVar[str] = "author"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    consult_id: Mapped[str] = mapped_column(
+        ForeignKey("consults.id", ondelete="CASCADE"), index=True
+    )
+    hospital_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_sub: Mapped[str] = mapped_column(String(128), index=True)
+    patient_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    signature: Mapped[str | None] = mapped_column(String(128))
+    signing_key_id: Mapped[str | None] = mapped_column(String(64))
+
+    @declared_attr
+    def author_sub(cls) -> Mapped[str]:
+        """Who wrote the document (their subject)."""
+        return mapped_column(f"{cls.author_key}_sub", String(128), index=True)
+
+    @declared_attr
+    def author_name(cls) -> Mapped[str]:
+        """Who wrote the document (their name, as shown)."""
+        return mapped_column(f"{cls.author_key}_name", String(200))
+
+
+class ConsultationNote(SignedDocument, Base):
     """One version of a doctor's consultation note (SOAP and diagnoses) for a consult.
 
     A draft changes as the doctor types; signing freezes it. An amendment is a new row that
@@ -21,56 +58,25 @@ class ConsultationNote(Base):
 
     __tablename__ = "consultation_notes"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    consult_id: Mapped[str] = mapped_column(
-        ForeignKey("consults.id", ondelete="CASCADE"), index=True
-    )
-    hospital_id: Mapped[str] = mapped_column(String(64), index=True)
-    patient_sub: Mapped[str] = mapped_column(String(128), index=True)
-    patient_name: Mapped[str] = mapped_column(String(200))
-    author_sub: Mapped[str] = mapped_column(String(128), index=True)
-    author_name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)
     amends_id: Mapped[str | None] = mapped_column(ForeignKey("consultation_notes.id"))
     amendment_reason: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
     subjective: Mapped[str] = mapped_column(Text, default="")
     objective: Mapped[str] = mapped_column(Text, default="")
     assessment: Mapped[str] = mapped_column(Text, default="")
     plan: Mapped[str] = mapped_column(Text, default="")
     diagnoses: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    signed_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    signature: Mapped[str | None] = mapped_column(String(128))
-    signing_key_id: Mapped[str | None] = mapped_column(String(64))
 
 
-class Prescription(Base):
-    """An e-prescription of a consult: items, signature, safety override, pharmacist review."""
+class Prescription(SignedDocument, Base):
+    """An e-prescription of a consult: items, safety override, pharmacist review."""
 
     __tablename__ = "prescriptions"
+    author_key = "prescriber"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    consult_id: Mapped[str] = mapped_column(
-        ForeignKey("consults.id", ondelete="CASCADE"), index=True
-    )
-    hospital_id: Mapped[str] = mapped_column(String(64), index=True)
-    patient_sub: Mapped[str] = mapped_column(String(128), index=True)
-    patient_name: Mapped[str] = mapped_column(String(200))
-    prescriber_sub: Mapped[str] = mapped_column(String(128), index=True)
-    prescriber_name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), index=True)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     safety_findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     override_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    signed_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    signature: Mapped[str | None] = mapped_column(String(128))
-    signing_key_id: Mapped[str | None] = mapped_column(String(64))
     reviewer_sub: Mapped[str | None] = mapped_column(String(128))
     reviewer_name: Mapped[str | None] = mapped_column(String(200))
     review_reason: Mapped[str | None] = mapped_column(Text)
@@ -91,28 +97,6 @@ class PatientAllergy(Base):
     reaction: Mapped[str | None] = mapped_column(String(200))
     recorded_by: Mapped[str] = mapped_column(String(128))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class OutboxEntry(Base):
-    """A signed document (or a review) waiting to be written to the hospital record store."""
-
-    __tablename__ = "clinical_outbox"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    document_id: Mapped[str] = mapped_column(String(36), index=True)
-    consult_id: Mapped[str] = mapped_column(String(36), index=True)
-    hospital_id: Mapped[str] = mapped_column(String(64), index=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    claimed_by: Mapped[str | None] = mapped_column(String(64))
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RecordEncounter(Base):

@@ -1,47 +1,23 @@
-"""E-prescriptions: drafts, safety checks, signing, and the pharmacist's review."""
+"""E-prescriptions: drug items, safety checks before signing, and the pharmacist's review."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from clinical.access import (
-    audited,
-    consult_doctor,
-    consult_patient,
-    consult_snapshot,
-    is_patient_of,
-    load_consult,
-    person,
-    require_consult_doctor,
-)
+from clinical.access import AuditScope, audited, load_consult, person
 from clinical.allergies import AllergyRegistry
-from clinical.errors import (
-    AlreadyReviewed,
-    DocumentSigned,
-    NotSigned,
-    PrescriptionNotFound,
-    SafetyCheckFailed,
-)
+from clinical.documents import DRAFT, SIGNED, DocumentContext, DocumentView, SignedDocuments
+from clinical.errors import AlreadyReviewed, NotSigned, PrescriptionNotFound, SafetyCheckFailed
 from clinical.models import Prescription
-from clinical.outbox import DeliveryStatus, Outbox
 from clinical.safety import ActiveMedication, check_prescription
-from clinical.signing import DocumentSigner
-from config.database import Database
-from rooms.audit import AuditLog
 from rooms.errors import Forbidden, InvalidPayload
 from rooms.identity import Identity, Role
-from rooms.models import utcnow
-from rooms.service import ConsultService
 
-logger = logging.getLogger(__name__)
-
-DRAFT, SIGNED, APPROVED, REJECTED = "draft", "signed", "approved", "rejected"
+APPROVED, REJECTED = "approved", "rejected"
 #: Fields every item needs before the prescription can be signed.
 REQUIRED_ITEM_FIELDS = (
     "drug",
@@ -57,14 +33,11 @@ REQUIRED_ITEM_FIELDS = (
 
 
 @dataclass(frozen=True, slots=True)
-class PrescriptionView:
+class PrescriptionView(DocumentView[Prescription]):
     """A prescription as the API shows it."""
 
-    row: Prescription
-    delivery: DeliveryStatus | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+    def own(self) -> dict[str, Any]:
+        """The items, the safety findings and override, and the pharmacist's review."""
         row = self.row
         review = None
         if row.reviewed_at is not None:
@@ -75,28 +48,12 @@ class PrescriptionView:
                 "reviewed_at": row.reviewed_at.isoformat(),
             }
         return {
-            "id": row.id,
-            "consult_id": row.consult_id,
-            "hospital": row.hospital_id,
-            "patient": person(row.patient_sub, row.patient_name),
-            "prescriber": person(row.prescriber_sub, row.prescriber_name),
-            "status": row.status,
             "items": list(row.items or []),
             "safety": {
                 "findings": list(row.safety_findings or []),
                 "override_reason": row.override_reason,
             },
-            "created_at": row.created_at.isoformat(),
-            "updated_at": row.updated_at.isoformat(),
-            "signed_at": row.signed_at.isoformat() if row.signed_at else None,
-            "signature": (
-                {"algorithm": "Ed25519", "key_id": row.signing_key_id, "value": row.signature}
-                if row.signature
-                else None
-            ),
-            "signed_document": row.signed_document,
             "review": review,
-            "delivery": self.delivery.as_dict() if self.delivery else None,
         }
 
 
@@ -112,35 +69,24 @@ def _check_complete(items: Sequence[dict[str, Any]]) -> None:
         raise InvalidPayload("The prescription is not complete", details=errors)
 
 
-class PrescriptionService:
+class PrescriptionService(SignedDocuments[Prescription, PrescriptionView]):
     """Writes, checks, signs, reviews and reads e-prescriptions; every access is audited.
 
-    :param database: where prescriptions live.
-    :param audit: the access audit log.
-    :param signer: the server's document signing key.
-    :param outbox: the queue to the record store.
+    :param context: what every signed document works with.
     :param allergies: the patients' recorded allergies.
-    :param consults: the consult service (timeline entries).
-    :param clock: the current UTC time.
     """
 
-    def __init__(
-        self,
-        database: Database,
-        audit: AuditLog,
-        signer: DocumentSigner,
-        outbox: Outbox,
-        allergies: AllergyRegistry,
-        consults: ConsultService,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._database = database
-        self._audit = audit
-        self._signer = signer
-        self._outbox = outbox
+    model = Prescription
+    kind = "prescription"
+    document_type = "e-prescription"
+    not_found = PrescriptionNotFound
+    only_author = "Only the prescriber edits and signs a prescription"
+    immutable = "A signed prescription cannot change"
+    order = (Prescription.created_at,)
+
+    def __init__(self, context: DocumentContext, allergies: AllergyRegistry) -> None:
+        super().__init__(context)
         self._allergies = allergies
-        self._consults = consults
-        self._clock = clock
 
     async def create(
         self,
@@ -153,44 +99,8 @@ class PrescriptionService:
 
         :param items: the items as validated at the edge (decimals as strings).
         """
-        async with audited(
-            self._audit, caller, "create", "prescription", consult_id, address
-        ) as scope:
-            consult = await load_consult(self._database, consult_id)
-            scope.about(consult.id, consult.hospital)
-            require_consult_doctor(caller, consult)
-            patient = consult_patient(consult)
-            now = self._clock()
-            row = Prescription(
-                consult_id=consult.id,
-                hospital_id=consult.hospital,
-                patient_sub=patient.sub,
-                patient_name=patient.name,
-                prescriber_sub=caller.sub,
-                prescriber_name=caller.name,
-                status=DRAFT,
-                items=list(items),
-                safety_findings=[],
-                created_at=now,
-                updated_at=now,
-            )
-            async with self._database.transaction() as session:
-                session.add(row)
-            scope.resource_id = row.id
-        return PrescriptionView(row)
-
-    async def get(
-        self, caller: Identity, prescription_id: str, address: str | None = None
-    ) -> PrescriptionView:
-        """A prescription: for the consult's doctors, its hospital's pharmacists once signed,
-        and its patient once signed."""
-        async with audited(
-            self._audit, caller, "view", "prescription", prescription_id, address
-        ) as scope:
-            row = await self._row(prescription_id)
-            scope.about(row.consult_id, row.hospital_id)
-            await self._require_reader(caller, row)
-        return await self._view(row)
+        row = Prescription(items=list(items), safety_findings=[])
+        return PrescriptionView(await self._create(caller, consult_id, row, address))
 
     async def update(
         self,
@@ -200,14 +110,11 @@ class PrescriptionService:
         address: str | None = None,
     ) -> PrescriptionView:
         """Replace a draft's items as the doctor types; a signed prescription cannot change."""
-        async with audited(
-            self._audit, caller, "update", "prescription", prescription_id, address
-        ) as scope:
-            async with self._database.transaction() as session:
-                row = await self._owned_draft(session, caller, prescription_id, scope)
-                row.items = list(items)
-                row.updated_at = self._clock()
-        return PrescriptionView(row)
+
+        def replace_items(row: Prescription) -> None:
+            row.items = list(items)
+
+        return PrescriptionView(await self._update(caller, prescription_id, replace_items, address))
 
     async def check(self, row: Prescription) -> list[dict[str, Any]]:
         """The safety findings of a prescription's items for its patient."""
@@ -240,71 +147,29 @@ class PrescriptionService:
         :param override_reason: the doctor's reason to sign despite safety findings.
         :raises SafetyCheckFailed: with the findings, when there are some and no override.
         """
-        async with audited(
-            self._audit, caller, "sign", "prescription", prescription_id, address
-        ) as scope:
-            async with self._database.transaction() as session:
-                row = await self._owned_draft(session, caller, prescription_id, scope)
-                _check_complete(row.items)
-                findings = await self.check(row)
-                if findings and not (override_reason and override_reason.strip()):
-                    scope.detail = {"findings": [f["kind"] for f in findings]}
-                    raise SafetyCheckFailed(
-                        "Safety checks found problems: change the prescription or override "
-                        "with a reason",
-                        details=findings,
-                    )
-                reason = override_reason.strip() if findings and override_reason else None
-                consult = await load_consult(self._database, row.consult_id)
-                now = self._clock()
-                document = {
-                    "type": "e-prescription",
-                    "id": row.id,
-                    "consult": consult_snapshot(consult),
-                    "patient": person(row.patient_sub, row.patient_name),
-                    "prescriber": person(row.prescriber_sub, row.prescriber_name),
-                    "signer": {
-                        "sub": caller.sub,
-                        "name": caller.name,
-                        "role": caller.role.value,
-                        "hospital": caller.hospital,
-                    },
-                    "signed_at": now.isoformat(),
-                    "items": list(row.items),
-                    "safety": {"findings": findings, "override_reason": reason},
-                }
-                signature = self._signer.sign(document)
-                row.status = SIGNED
-                row.safety_findings = findings
-                row.override_reason = reason
-                row.signed_at = now
-                row.updated_at = now
-                row.signed_document = document
-                row.signature = signature.value
-                row.signing_key_id = signature.key_id
-                self._outbox.enqueue(
-                    session,
-                    kind="prescription",
-                    idempotency_key=f"prescription:{row.id}",
-                    document_id=row.id,
-                    consult_id=row.consult_id,
-                    hospital_id=row.hospital_id,
-                    payload=self._payload(row, document),
+
+        async def checked_items(row: Prescription, scope: AuditScope) -> dict[str, Any]:
+            _check_complete(row.items)
+            findings = await self.check(row)
+            if findings and not (override_reason and override_reason.strip()):
+                scope.detail = {"findings": [f["kind"] for f in findings]}
+                raise SafetyCheckFailed(
+                    "Safety checks found problems: change the prescription or override "
+                    "with a reason",
+                    details=findings,
                 )
-                if reason:
-                    scope.detail = {
-                        "override": True,
-                        "findings": [f["kind"] for f in findings],
-                    }
-        self._outbox.notify()
-        await self._consults.note(
-            row.consult_id, caller, "prescription_signed", {"prescription_id": row.id}
-        )
-        logger.info(
-            "prescription signed",
-            extra={"prescription_id": row.id, "override": reason is not None},
-        )
-        return await self._view(row)
+            reason = override_reason.strip() if findings and override_reason else None
+            row.safety_findings = findings
+            row.override_reason = reason
+            if reason:
+                scope.detail = {"override": True, "findings": [f["kind"] for f in findings]}
+            return {
+                "items": list(row.items),
+                "safety": {"findings": findings, "override_reason": reason},
+            }
+
+        row = await self._sign(caller, prescription_id, checked_items, address)
+        return (await self._views([row]))[0]
 
     async def review(
         self,
@@ -319,17 +184,18 @@ class PrescriptionService:
         :raises InvalidPayload: for a rejection without a reason.
         """
         async with audited(
-            self._audit, caller, "review", "prescription", prescription_id, address
+            self._audit, caller, "review", self.kind, prescription_id, address
         ) as scope:
             async with self._database.transaction() as session:
                 row = await session.get(Prescription, prescription_id)
                 if row is None:
-                    raise PrescriptionNotFound("No such prescription")
+                    raise self._not_found()
                 scope.about(row.consult_id, row.hospital_id)
                 if caller.role is not Role.PHARMACIST or caller.hospital != row.hospital_id:
-                    if await self._may_read(caller, row):
+                    consult = await load_consult(self._database, row.consult_id)
+                    if self._may_read(caller, consult, row):
                         raise Forbidden("Only a pharmacist of the hospital reviews prescriptions")
-                    raise PrescriptionNotFound("No such prescription")
+                    raise self._not_found()
                 if row.status == DRAFT:
                     raise NotSigned("Only a signed prescription is reviewed")
                 if row.status != SIGNED:
@@ -347,41 +213,23 @@ class PrescriptionService:
                 row.review_reason = text
                 row.reviewed_at = now
                 row.updated_at = now
-                payload = self._payload(row, row.signed_document or {})
+                payload = self._record(row)
                 payload["review"] = {
                     "outcome": row.status,
                     "reason": text,
                     "pharmacist": person(caller.sub, caller.name),
                     "reviewed_at": now.isoformat(),
                 }
-                self._outbox.enqueue(
-                    session,
-                    kind="prescription_review",
-                    idempotency_key=f"prescription:{row.id}:review",
-                    document_id=row.id,
-                    consult_id=row.consult_id,
-                    hospital_id=row.hospital_id,
-                    payload=payload,
+                self._enqueue(
+                    session, row, "prescription_review", f"prescription:{row.id}:review", payload
                 )
                 scope.detail = {"outcome": row.status}
         self._outbox.notify()
         await self._consults.note(
             row.consult_id, caller, f"prescription_{row.status}", {"prescription_id": row.id}
         )
-        return await self._view(row)
-
-    async def for_consult(self, caller: Identity, consult_id: str) -> list[PrescriptionView]:
-        """The consult's prescriptions this caller may read (the caller audits the listing)."""
-        async with self._database.sessions() as session:
-            rows = list(
-                await session.scalars(
-                    select(Prescription)
-                    .where(Prescription.consult_id == consult_id)
-                    .order_by(Prescription.created_at)
-                )
-            )
-        readable = [row for row in rows if await self._may_read(caller, row)]
-        return await self._views(readable)
+        await self._changed(row, "reviewed")
+        return (await self._views([row]))[0]
 
     async def queue(self, caller: Identity, address: str | None = None) -> list[PrescriptionView]:
         """Signed prescriptions of the pharmacist's hospital that wait for review, oldest first."""
@@ -405,58 +253,12 @@ class PrescriptionService:
             scope.detail = {"count": len(rows)}
         return await self._views(rows)
 
-    @staticmethod
-    def _payload(row: Prescription, document: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "document": document,
-            "signature": {
-                "algorithm": "Ed25519",
-                "key_id": row.signing_key_id,
-                "value": row.signature,
-            },
-            "consult": document["consult"],
-            "practitioner": document["prescriber"],
-        }
-
-    async def _view(self, row: Prescription) -> PrescriptionView:
-        return (await self._views([row]))[0]
-
     async def _views(self, rows: list[Prescription]) -> list[PrescriptionView]:
         statuses = await self._outbox.statuses(row.id for row in rows)
         return [PrescriptionView(row, statuses.get(row.id)) for row in rows]
 
-    async def _row(self, prescription_id: str) -> Prescription:
-        async with self._database.sessions() as session:
-            row = await session.get(Prescription, prescription_id)
-        if row is None:
-            raise PrescriptionNotFound("No such prescription")
-        return row
-
-    async def _may_read(self, caller: Identity, row: Prescription) -> bool:
-        consult = await load_consult(self._database, row.consult_id)
-        if consult_doctor(caller, consult) is not None:
-            return True
-        if row.status == DRAFT:
-            return False
+    def _reads_signed(self, caller: Identity, row: Prescription) -> bool:
+        """Pharmacists of its hospital read a signed prescription, and so does its patient."""
         if caller.role is Role.PHARMACIST and caller.hospital == row.hospital_id:
             return True
-        return is_patient_of(caller, row.consult_id, row.patient_sub, row.hospital_id)
-
-    async def _require_reader(self, caller: Identity, row: Prescription) -> None:
-        if not await self._may_read(caller, row):
-            raise PrescriptionNotFound("No such prescription")
-
-    async def _owned_draft(
-        self, session: Any, caller: Identity, prescription_id: str, scope: Any
-    ) -> Prescription:
-        row = await session.get(Prescription, prescription_id)
-        if row is None:
-            raise PrescriptionNotFound("No such prescription")
-        scope.about(row.consult_id, row.hospital_id)
-        consult = await load_consult(self._database, row.consult_id)
-        require_consult_doctor(caller, consult)
-        if row.prescriber_sub != caller.sub:
-            raise Forbidden("Only the prescriber edits and signs a prescription")
-        if row.status != DRAFT:
-            raise DocumentSigned("A signed prescription cannot change")
-        return row
+        return super()._reads_signed(caller, row)

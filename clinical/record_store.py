@@ -1,13 +1,12 @@
 """The hospital record store: one interface, SQL tables (the default) or an HL7 FHIR R4 server.
 
-Both implementations are idempotent under the outbox's idempotency key: delivering the same
-entry twice leaves one record.
+Both implementations are the outbox's deliverer of the record kinds, and idempotent under its
+idempotency key: delivering the same entry twice leaves one record.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,37 +16,25 @@ from sqlalchemy.exc import IntegrityError
 from clinical import fhir
 from clinical.models import RecordEncounter, RecordNote, RecordPrescription
 from config.database import Database
+from outbox.deliverer import Deliverer, Delivery
 from rooms.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One outbox entry to write.
-
-    :param kind: ``note``, ``prescription`` or ``prescription_review``.
-    :param idempotency_key: the same for every attempt of this entry.
-    :param payload: the signed document, its signature and the consult, as when signed.
-    """
-
-    kind: str
-    idempotency_key: str
-    payload: dict[str, Any]
+#: The outbox kinds the record store delivers: a signed note, a signed prescription, a review.
+RECORD_KINDS = ("note", "prescription", "prescription_review")
 
 
 class DeliveryFailed(Exception):
     """The record store did not acknowledge a delivery (the message names no clinical content)."""
 
 
-class RecordStore(Protocol):
-    """Where signed notes and prescriptions end up: the hospital's medical record."""
+class RecordStore(Deliverer, Protocol):
+    """Where signed notes and prescriptions end up: the hospital's medical record.
 
-    async def deliver(self, delivery: Delivery) -> None:
-        """Write one entry; return only once the store has acknowledged it.
-
-        :raises Exception: anything, when it was not acknowledged (the outbox retries).
-        """
+    The outbox's deliverer of :data:`RECORD_KINDS`.
+    """
 
     async def close(self) -> None:
         """Release connections."""

@@ -6,13 +6,17 @@ import logging
 from dataclasses import dataclass
 
 from clinical.allergies import AllergyRegistry
+from clinical.changes import ChangeFeed, DocumentChange
+from clinical.documents import DocumentContext
 from clinical.notes import NoteService
-from clinical.outbox import Outbox, OutboxPolicy, OutboxWorker
+from clinical.outbox_admin import OutboxAdmin
 from clinical.prescriptions import PrescriptionService
-from clinical.record_store import FhirRecordStore, RecordStore, SqlRecordStore
+from clinical.record_store import RECORD_KINDS, FhirRecordStore, RecordStore, SqlRecordStore
 from clinical.signing import DocumentSigner
 from config.database import Database
 from config.settings import Settings
+from outbox.models import OutboxEntry
+from outbox.queue import Outbox
 from rooms.audit import AuditLog
 from rooms.service import ConsultService
 
@@ -21,15 +25,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ClinicalServices:
-    """Notes, prescriptions, allergies, the signing key and the outbox with its worker."""
+    """Notes, prescriptions, allergies, the signing key, the record store and the outbox's admin.
+
+    :param changes: committed changes of the documents, for the edge to tell the consult's pages.
+    """
 
     notes: NoteService
     prescriptions: PrescriptionService
     allergies: AllergyRegistry
     signer: DocumentSigner
-    outbox: Outbox
-    worker: OutboxWorker
+    store: RecordStore
+    outbox: OutboxAdmin
+    changes: ChangeFeed
     audit: AuditLog
+
+    async def close(self) -> None:
+        """Release the record store's connections (after the outbox worker has stopped)."""
+        await self.store.close()
 
 
 def record_store_from_settings(settings: Settings, database: Database) -> RecordStore:
@@ -45,39 +57,43 @@ def record_store_from_settings(settings: Settings, database: Database) -> Record
 
 
 def build_clinical(
-    settings: Settings, database: Database, consults: ConsultService
+    settings: Settings, database: Database, consults: ConsultService, outbox: Outbox
 ) -> ClinicalServices:
-    """Build the clinical services; the worker starts with the application.
+    """Build the clinical services and register the record store as the outbox's deliverer.
 
     :param settings: this deployment's settings.
     :param database: the shared database.
     :param consults: the consult service (for timeline entries).
+    :param outbox: the outbox signed documents are queued in.
     """
     audit = AuditLog(database)
     signer = DocumentSigner.from_file(settings.clinical_key_path)
-    outbox = Outbox(database)
+    store = record_store_from_settings(settings, database)
+    for kind in RECORD_KINDS:
+        outbox.register(kind, store)
     allergies = AllergyRegistry(database, audit)
-    worker = OutboxWorker(
-        database,
-        record_store_from_settings(settings, database),
-        OutboxPolicy(
-            max_attempts=settings.outbox_max_attempts,
-            backoff_seconds=settings.outbox_backoff_seconds,
-            lease_seconds=settings.outbox_lease_seconds,
-            poll_seconds=settings.outbox_poll_seconds,
-        ),
-    )
-    outbox.on_enqueue(worker.wake)
+    changes = ChangeFeed()
+
+    async def tell_delivered(entry: OutboxEntry) -> None:
+        if entry.kind in RECORD_KINDS:
+            document = "note" if entry.kind == "note" else "prescription"
+            await changes.publish(
+                DocumentChange(entry.consult_id, document, entry.document_id, "delivered")
+            )
+
+    outbox.on_delivered(tell_delivered)
+    context = DocumentContext(database, audit, signer, outbox, consults, changes)
     logger.info(
         "clinical services ready",
         extra={"record_store": settings.record_store, "signing_key_id": signer.key_id},
     )
     return ClinicalServices(
-        notes=NoteService(database, audit, signer, outbox, consults),
-        prescriptions=PrescriptionService(database, audit, signer, outbox, allergies, consults),
+        notes=NoteService(context),
+        prescriptions=PrescriptionService(context, allergies),
         allergies=allergies,
         signer=signer,
-        outbox=outbox,
-        worker=worker,
+        store=store,
+        outbox=OutboxAdmin(outbox),
+        changes=changes,
         audit=audit,
     )

@@ -16,6 +16,8 @@ from config.redis import connect_redis
 from config.settings import Settings
 from media.peer import MediaConfig
 from media.server import MediaServer
+from outbox.queue import Outbox
+from outbox.worker import OutboxPolicy, OutboxWorker
 from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
@@ -36,6 +38,7 @@ from signaling.api import (
     recordings,
 )
 from signaling.auth import issuer_from_settings, verifier_from_settings
+from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
@@ -64,6 +67,7 @@ def build_services(settings: Settings) -> Services:
         )
     )
     consult_service = ConsultService(database)
+    outbox = Outbox(database)
     return Services(
         settings=settings,
         database=database,
@@ -73,8 +77,9 @@ def build_services(settings: Settings) -> Services:
         verifier=verifier_from_settings(settings),
         issuer=issuer_from_settings(settings),
         sio=sio,
-        clinical=build_clinical(settings, database, consult_service),
+        clinical=build_clinical(settings, database, consult_service, outbox),
         recordings=build_recordings(settings, database, media, consult_service),
+        outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
         redis=redis_client,
     )
 
@@ -107,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(pages.routes)
     pages.add_static(app)
     RecordingEvents(app[LIVE_CONSULTS])
+    forward_clinical_changes(svc)
 
     async def open_recordings(_: web.Application) -> None:
         await svc.recordings.open()
@@ -146,10 +152,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(start_background)
 
     async def start_outbox(_: web.Application) -> None:
-        svc.clinical.worker.start()
+        svc.outbox_worker.start()
 
     async def stop_outbox(_: web.Application) -> None:
-        await svc.clinical.worker.stop()
+        await svc.outbox_worker.stop()
+        await svc.clinical.close()
 
     app.on_startup.append(start_outbox)
     app.on_cleanup.append(stop_outbox)

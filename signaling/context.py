@@ -13,6 +13,7 @@ from clinical.services import ClinicalServices
 from config.database import Database
 from config.settings import Settings
 from media.server import MediaServer
+from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
@@ -33,6 +34,7 @@ class Services:
     sio: socketio.AsyncServer
     clinical: ClinicalServices
     recordings: RecordingService
+    outbox_worker: OutboxWorker
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from clinical.access import audited
-from clinical.outbox import entry_as_dict
+from outbox.queue import entry_as_dict
 from rooms.identity import Identity
 from signaling.api.declare import ApiRoutes
 from signaling.context import services

@@ -106,6 +106,7 @@ SERVER_EVENTS = (
     "muted_by_host",
     "removed",
     "chat_message",
+    "clinical_updated",
 )
 
 

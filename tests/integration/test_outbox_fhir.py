@@ -17,10 +17,11 @@ from aiohttp.test_utils import TestServer
 from fhir.resources.R4B import get_fhir_model_class
 from prometheus_client import REGISTRY
 
-from clinical.record_store import Delivery, SqlRecordStore
+from clinical.record_store import SqlRecordStore
 from config.database import Database
 from config.settings import Settings
 from migrations.runner import upgrade
+from outbox.deliverer import Delivery
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from tests.integration.clinical_helpers import NOTE, item
@@ -299,7 +300,8 @@ async def test_sql_record_store_writes_each_entry_once(live_server: LiveServer) 
     # Deliver the same entries again, as a retry after a lost acknowledgement would.
     from sqlalchemy import func, select
 
-    from clinical.models import OutboxEntry, RecordNote, RecordPrescription
+    from clinical.models import RecordNote, RecordPrescription
+    from outbox.models import OutboxEntry
 
     database = Database(live_server.settings.effective_database_url)
     try:
