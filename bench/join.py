@@ -187,8 +187,8 @@ async def run_arm(server: Server, arm: str, rounds: int) -> dict[str, Any]:
                     steps.setdefault(step, []).append(at - report.joined_at)
                 everyone.append(max(f if f is not None else HANG_GUARD for f in firsts))
                 print(
-                    f"{arm}: {sub} join acknowledged {acks[-1]:.3f} s, video from all "
-                    f"{len(publishers)} senders {everyone[-1]:.3f} s",
+                    f"{arm}: {sub} join acknowledged {acks[-1]:.3f} s, first frame per sender "
+                    + " ".join(f"{f:.3f}" for f in sorted(f or HANG_GUARD for f in firsts)),
                     flush=True,
                 )
             finally:
