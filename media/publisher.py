@@ -135,7 +135,8 @@ class Publisher:
         transceiver = next(t for t in self._pc.getTransceivers() if t.receiver.track is track)
         receiver = transceiver.receiver
         codec = negotiated_codec(transceiver)
-        if codec is None:
+        mid = transceiver.mid
+        if codec is None or mid is None:
             return
 
         async def picture_loss() -> bool:
@@ -144,7 +145,6 @@ class Publisher:
         forwarder = TrackForwarder(codec, KeyframeRequester(picture_loss))
         tap_rtp_packets(receiver, forwarder.on_packet)
         tap_encoded_frames(receiver, forwarder.on_frame, forwarder.end)
-        mid = transceiver.mid
         self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", forwarder)
 
     def _update_published(
