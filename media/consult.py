@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .errors import MediaError
+from .errors import AlreadyRecording
 from .participant import ParticipantMedia
 from .peer import MediaConfig, SignalSender
 from .publisher import PublishedTrack, Source
@@ -98,10 +98,10 @@ class ConsultMedia:
 
         :param recording_dir: The recording's own folder (created).
         :param manifest: Its manifest: recording id, consult, participants, consent.
-        :raises MediaError: ``already_recording``.
+        :raises AlreadyRecording: when a recording of this consult runs.
         """
         if self._recorder is not None:
-            raise MediaError("already_recording", "this consult is already being recorded")
+            raise AlreadyRecording("this consult is already being recorded")
         recorder = ConsultRecorder(recording_dir, manifest)
         recorder.start()
         self._recorder = recorder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .errors import MediaError
+from .errors import InvalidCandidate
 from .peer import MediaConfig, SignalSender, parse_candidate
 from .publisher import Publisher, Source
 from .subscriber import Subscriber
@@ -42,7 +42,7 @@ class ParticipantMedia:
         :param sources: Optional ``{mid: "camera"|"microphone"|"screen"}`` naming what each
             media section carries; by default the first audio section is the microphone,
             the first video section the camera and any further one the screen.
-        :raises MediaError: ``invalid_sdp``.
+        :raises InvalidSdp: when the offer cannot be applied.
         """
         return await self.publisher.handle_offer(sdp, sources)
 
@@ -51,7 +51,8 @@ class ParticipantMedia:
         Apply the answer to the outstanding subscriber offer.
 
         :param sdp: The answer SDP.
-        :raises MediaError: ``no_pending_offer`` or ``invalid_sdp``.
+        :raises NoPendingOffer: without an outstanding subscriber offer.
+        :raises InvalidSdp: when the answer cannot be applied.
         """
         await self.subscriber.handle_answer(sdp)
 
@@ -66,14 +67,14 @@ class ParticipantMedia:
         :param sdp_mid: The media section's mid.
         :param sdp_mline_index: The media section's index.
         :return: False when the candidate is ignored (mDNS ``.local`` or not UDP).
-        :raises MediaError: ``invalid_candidate``.
+        :raises InvalidCandidate: when it cannot be parsed or names no connection.
         """
         if pc == "publisher":
             connection: Publisher | Subscriber = self.publisher
         elif pc == "subscriber":
             connection = self.subscriber
         else:
-            raise MediaError("invalid_candidate", f"unknown peer connection {pc!r}")
+            raise InvalidCandidate(f"unknown peer connection {pc!r}")
         if not candidate.strip():
             await connection.add_candidate(None)
             return True

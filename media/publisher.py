@@ -12,7 +12,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
-from .errors import MediaError
+from .errors import InvalidSdp
 from .forwarder import KeyframeRequester, TrackForwarder
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 
@@ -100,10 +100,10 @@ class Publisher:
 
         :param sdp: The offer SDP; a renegotiation is simply another offer.
         :param sources: Optional ``{mid: source}``; see :func:`default_sources`.
-        :raises MediaError: ``invalid_sdp`` when the offer cannot be applied.
+        :raises InvalidSdp: when the offer cannot be applied.
         """
         if not sdp.startswith("v=0"):
-            raise MediaError("invalid_sdp", "the offer is not an SDP description")
+            raise InvalidSdp("the offer is not an SDP description")
         try:
             description = SessionDescription.parse(sdp)
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -111,7 +111,7 @@ class Publisher:
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
-            raise MediaError("invalid_sdp", f"cannot apply the offer: {exc}") from exc
+            raise InvalidSdp(f"cannot apply the offer: {exc}") from exc
         self._update_published(description, {**default_sources(description), **(sources or {})})
         return self._pc.localDescription.sdp
 

@@ -17,7 +17,7 @@ from aiortc import (
 )
 
 from .aiortc_hooks import RtpOutlet, on_keyframe_request, on_retransmission_request
-from .errors import MediaError
+from .errors import InvalidSdp, NoPendingOffer
 from .forwarded_track import ForwardedTrack
 from .peer import MediaConfig, RemoteCandidates, SignalSender, create_peer_connection
 from .publisher import PublishedTrack
@@ -136,17 +136,17 @@ class Subscriber:
         Apply the client's answer to the outstanding offer.
 
         :param sdp: The answer SDP.
-        :raises MediaError: ``no_pending_offer`` without an outstanding offer,
-            ``invalid_sdp`` when the answer cannot be applied.
+        :raises NoPendingOffer: without an outstanding offer.
+        :raises InvalidSdp: when the answer cannot be applied.
         """
         if not self._pending_offer:
-            raise MediaError("no_pending_offer", "there is no subscriber offer to answer")
+            raise NoPendingOffer("there is no subscriber offer to answer")
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             await self._candidates.flush()
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
-            raise MediaError("invalid_sdp", f"cannot apply the answer: {exc}") from exc
+            raise InvalidSdp(f"cannot apply the answer: {exc}") from exc
         self._pending_offer = False
         self._answered = self._offered
         self._attach_answered()

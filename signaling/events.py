@@ -57,6 +57,10 @@ class MediaOnOtherNode(DomainError):
     code, status = "media_on_other_node", 503
 
 
+class UnknownEvent(DomainError):
+    code, status = "unknown_event", 400
+
+
 def consult_room(consult_id: str) -> str:
     """The Socket.IO room of a consult's joined participants."""
     return f"consult:{consult_id}"
@@ -178,8 +182,7 @@ class ConsultSignaling:
         self.sio.on(name, on_event)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
-        error = DomainError(f"Unknown event {event!r}")
-        error.code = "unknown_event"
+        error = UnknownEvent(f"Unknown event {event!r}")
         return ack_error("unknown", error, sid=sid, event=event[:64])
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
