@@ -10,7 +10,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from .aiortc_hooks import RtpOutlet
-from .rewriter import RtpRewriter, Vp8Descriptor
+from .codecs import PictureNumbers
+from .rewriter import RtpRewriter
 
 if TYPE_CHECKING:
     from .forwarder import TrackForwarder
@@ -28,7 +29,7 @@ class ForwardedTrack(MediaStreamTrack):
 
     The packets are already packetized by the publisher: per subscriber only the header
     is rebuilt (SSRC, payload type, sequence number, timestamp, header extensions) and
-    the VP8 picture numbers are moved, by this track's :class:`RtpRewriter`, so the
+    the picture numbers are moved, by this track's :class:`RtpRewriter`, so the
     stream stays continuous when :meth:`attach` switches it to another source. The
     packets leave through an :class:`RtpOutlet`; aiortc's sender reads nothing from
     :meth:`recv`, which only waits for the end.
@@ -106,7 +107,7 @@ class ForwardedTrack(MediaStreamTrack):
         self,
         packet: RtpPacket,
         keyframe: bool,
-        vp8: Vp8Descriptor | None,
+        pictures: PictureNumbers | None,
         now: float,
         ntp_time: int,
         abs_send_time: bytes,
@@ -116,7 +117,7 @@ class ForwardedTrack(MediaStreamTrack):
 
         :param packet: The source's packet, as received.
         :param keyframe: Whether a decoder can start at this packet.
-        :param vp8: Its VP8 descriptor, if it has a PictureID.
+        :param pictures: Its picture numbers, if its codec has them (a VP8 PictureID).
         :param now: Its arrival time in seconds (monotonic clock).
         :param ntp_time: The current time as a 64-bit NTP time.
         :param abs_send_time: The current time as a 3-byte abs-send-time value.
@@ -129,10 +130,10 @@ class ForwardedTrack(MediaStreamTrack):
                 return
             self._needs_keyframe = False
         rewriter = self._rewriter
-        seq, ts = rewriter.rewrite(packet.sequence_number, packet.timestamp, now, vp8)
+        seq, ts = rewriter.rewrite(packet.sequence_number, packet.timestamp, now, pictures)
         payload = packet.payload
-        if vp8 is not None:
-            payload = vp8.rewrite(payload, rewriter.picture_offset, rewriter.tl0_offset)
+        if pictures is not None:
+            payload = pictures.rewrite(payload, rewriter.picture_offset, rewriter.tl0_offset)
         elements = self._mid_element
         if self._abs_send_time_prefix:
             elements += self._abs_send_time_prefix + abs_send_time

@@ -12,8 +12,7 @@ from aiortc import RTCRtpCodecParameters, clock
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
-from .keyframes import keyframe_detector, packet_keyframe_detector
-from .rewriter import Vp8Descriptor
+from .codecs import codec_for
 
 if TYPE_CHECKING:
     from .forwarded_track import ForwardedTrack
@@ -80,29 +79,27 @@ class TrackForwarder:
     Forwards one published track's RTP packets to any number of subscriber tracks.
 
     Packets go out as they arrive (no jitter buffer on the way), each subscriber track
-    rewriting only the header and VP8 picture numbers; nothing is decoded or logged per
+    rewriting only the header and the picture numbers; nothing is decoded or logged per
     packet. Sinks (recorders) get whole reassembled frames instead. A track added later,
     or unmuted, waits for the next keyframe, which is requested at once.
 
     :param codec: The codec the publisher sends.
     :param keyframes: Asks the publisher for a keyframe.
+    :raises UnsupportedCodec: when the codec has no strategy in :mod:`media.codecs`.
     """
 
     def __init__(self, codec: RTCRtpCodecParameters, keyframes: KeyframeRequester) -> None:
+        strategy = codec_for(codec.mimeType)
         self.codec = codec
+        self.kind = strategy.kind
         self.muted = False
         self._keyframes = keyframes
-        self._is_keyframe = keyframe_detector(codec.mimeType)
-        self._starts_keyframe = packet_keyframe_detector(codec.mimeType)
-        self._vp8 = codec.mimeType.lower() == "video/vp8"
+        self._is_keyframe = strategy.is_keyframe
+        self._starts_keyframe = strategy.starts_keyframe
+        self._picture_numbers = strategy.picture_numbers if strategy.numbers_pictures else None
         self._tracks: tuple[ForwardedTrack, ...] = ()
         self._sinks: tuple[FrameSink, ...] = ()
         self._ended = False
-
-    @property
-    def kind(self) -> str:
-        """``audio`` or ``video``."""
-        return self.codec.mimeType.split("/")[0].lower()
 
     @property
     def tracks(self) -> tuple[ForwardedTrack, ...]:
@@ -176,12 +173,13 @@ class TrackForwarder:
         if self.muted or not tracks or packet.payload_type != self.codec.payloadType:
             return
         keyframe = self._starts_keyframe(packet.payload, data)
-        vp8 = Vp8Descriptor.parse(packet.payload) if self._vp8 else None
+        parse = self._picture_numbers
+        pictures = parse(packet.payload) if parse is not None else None
         now = time.monotonic()
         ntp_time = clock.current_ntp_time()
         abs_send_time = ((ntp_time >> 14) & 0xFFFFFF).to_bytes(3, "big")
         for track in tracks:
-            track.forward(packet, keyframe, vp8, now, ntp_time, abs_send_time)
+            track.forward(packet, keyframe, pictures, now, ntp_time, abs_send_time)
 
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """

@@ -10,9 +10,9 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.codecs import depayload
 from aiortc.rtp import RtpPacket
 
+from media.codecs import Vp8Descriptor
 from media.forwarded_track import ForwardedTrack
 from media.forwarder import KeyframeRequester, TrackForwarder
-from media.rewriter import Vp8Descriptor
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 
