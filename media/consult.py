@@ -85,7 +85,7 @@ class ConsultMedia:
         if participant is not None:
             for track in participant.publisher.tracks:
                 if track.source == source:
-                    track.forwarder.set_muted(muted)
+                    track.receiver.set_muted(muted)
 
     @property
     def recorder(self) -> ConsultRecorder | None:
@@ -124,7 +124,7 @@ class ConsultMedia:
         if participant is None:
             return
         for track in participant.publisher.tracks:
-            track.forwarder.set_muted((participant_id, track.source) in self._muted)
+            track.receiver.set_muted((participant_id, track.source) in self._muted)
         self._update_subscribers()
 
     def _tracks_for(self, participant_id: str) -> list[PublishedTrack]:

@@ -13,8 +13,8 @@ from aiortc.sdp import SessionDescription
 
 from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
 from .errors import InvalidSdp
-from .forwarder import KeyframeRequester, TrackForwarder
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
+from .receiver import KeyframeRequester, TrackReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -26,23 +26,23 @@ SENDING = ("sendonly", "sendrecv")
 @dataclass(eq=False)
 class PublishedTrack:
     """
-    One track a participant publishes, and the forwarder that fans it out.
+    One track a participant publishes, and the receiver that fans it out.
 
     :param participant_id: Who publishes it.
     :param mid: Its media section in the publisher connection.
     :param source: ``camera``, ``microphone`` or ``screen``.
-    :param forwarder: Hands its frames to the subscribers.
+    :param receiver: Receives its packets and hands them to the subscribers' down tracks.
     """
 
     participant_id: str
     mid: str
     source: Source
-    forwarder: TrackForwarder
+    receiver: TrackReceiver
 
     @property
     def kind(self) -> str:
         """``audio`` or ``video``."""
-        return self.forwarder.kind
+        return self.receiver.kind
 
 
 def default_sources(description: SessionDescription) -> dict[str, Source]:
@@ -70,7 +70,7 @@ class Publisher:
     The server end of one participant's publishing peer connection.
 
     Each received track is tapped before decoding and handed to a
-    :class:`TrackForwarder`: its RTP packets as they arrive, its reassembled frames for
+    :class:`TrackReceiver`: its RTP packets as they arrive, its reassembled frames for
     recording; nothing is decoded.
 
     :param participant_id: The publishing participant.
@@ -126,26 +126,26 @@ class Publisher:
     async def close(self) -> None:
         """Close the connection and end every published track."""
         for track in self._received.values():
-            track.forwarder.end()
+            track.receiver.end()
         self._published = []
         await self._pc.close()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Emitted inside setRemoteDescription, before the receiver can start decoding.
         transceiver = next(t for t in self._pc.getTransceivers() if t.receiver.track is track)
-        receiver = transceiver.receiver
+        rtp_receiver = transceiver.receiver
         codec = negotiated_codec(transceiver)
         mid = transceiver.mid
         if codec is None or mid is None:
             return
 
         async def picture_loss() -> bool:
-            return await send_picture_loss(receiver)
+            return await send_picture_loss(rtp_receiver)
 
-        forwarder = TrackForwarder(codec, KeyframeRequester(picture_loss))
-        tap_rtp_packets(receiver, forwarder.on_packet)
-        tap_encoded_frames(receiver, forwarder.on_frame, forwarder.end)
-        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", forwarder)
+        receiver = TrackReceiver(codec, KeyframeRequester(picture_loss))
+        tap_rtp_packets(rtp_receiver, receiver.on_packet)
+        tap_encoded_frames(rtp_receiver, receiver.on_frame, receiver.end)
+        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", receiver)
 
     def _update_published(
         self, description: SessionDescription, sources: Mapping[str, Source]
@@ -166,6 +166,6 @@ class Publisher:
             logger.info(
                 "%s publishes %s",
                 self.participant_id,
-                [f"{t.mid}:{t.source}:{t.forwarder.codec.mimeType}" for t in published],
+                [f"{t.mid}:{t.source}:{t.receiver.codec.mimeType}" for t in published],
             )
             self._on_change()

@@ -17,21 +17,21 @@ from aiortc import (
 )
 
 from .aiortc_hooks import RtpOutlet, on_keyframe_request, on_retransmission_request
+from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
-from .forwarded_track import ForwardedTrack
 from .peer import MediaConfig, RemoteCandidates, SignalSender, create_peer_connection
 from .publisher import PublishedTrack
 
 logger = logging.getLogger(__name__)
 
 
-def codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
+def codec_preferences(kind: str, codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
     """
     Return the codec preferences that make a subscriber transceiver send `codec` only.
 
+    :param kind: ``audio`` or ``video``.
     :param codec: The codec a publisher sends; video keeps RTX for retransmissions.
     """
-    kind = codec.mimeType.split("/")[0].lower()
     capabilities = RTCRtpSender.getCapabilities(kind).codecs
     chosen = [
         c
@@ -46,20 +46,20 @@ def codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapabilit
 @dataclass(eq=False)
 class SubscriberSlot:
     """
-    One sending transceiver of a subscriber connection and the track it sends.
+    One sending transceiver of a subscriber connection and the down track it sends.
 
     A slot outlives the published tracks it carries: when one goes away the slot turns
     inactive and is reused for the next track of the same kind and codec, so the SDP
     does not grow with every join and leave.
 
     :param transceiver: The sending transceiver.
-    :param track: The track its sender reads.
+    :param down_track: The track its sender reads.
     :param codec: The codec it was negotiated for.
     :param published: The published track it carries, if any.
     """
 
     transceiver: RTCRtpTransceiver
-    track: ForwardedTrack
+    down_track: DownTrack
     codec: RTCRtpCodecParameters
     published: PublishedTrack | None = None
 
@@ -69,7 +69,7 @@ class SubscriberSlot:
 
         :param published: A published track.
         """
-        codec = published.forwarder.codec
+        codec = published.receiver.codec
         return (
             self.published is None
             and self.codec.mimeType.lower() == codec.mimeType.lower()
@@ -122,7 +122,7 @@ class Subscriber:
         carried = set()
         for slot in self._slots:
             if slot.published is not None and slot.published not in self._wanted:
-                slot.track.detach()
+                slot.down_track.detach()
                 slot.published = None
                 self._dirty = True
             elif slot.published is not None:
@@ -166,7 +166,7 @@ class Subscriber:
         if self._task is not None:
             self._task.cancel()
         for slot in self._slots:
-            slot.track.stop()
+            slot.down_track.stop()
         await self._pc.close()
 
     def _schedule_negotiation(self) -> None:
@@ -208,7 +208,7 @@ class Subscriber:
                 continue
             slot = next((s for s in self._slots if s.fits(published)), None)
             if slot is None:
-                slot = self._add_slot(published.forwarder.codec)
+                slot = self._add_slot(published)
             slot.published = published
         offered = {}
         for slot in self._slots:
@@ -217,14 +217,14 @@ class Subscriber:
                 offered[slot] = slot.published
         return offered
 
-    def _add_slot(self, codec: RTCRtpCodecParameters) -> SubscriberSlot:
-        kind = codec.mimeType.split("/")[0].lower()
-        track = ForwardedTrack(kind, codec.clockRate)
-        transceiver = self._pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(codec_preferences(codec))
-        on_keyframe_request(transceiver.sender, track.request_keyframe)
-        on_retransmission_request(transceiver.sender, track.retransmit)
-        slot = SubscriberSlot(transceiver, track, codec)
+    def _add_slot(self, published: PublishedTrack) -> SubscriberSlot:
+        kind, codec = published.kind, published.receiver.codec
+        down_track = DownTrack(kind, codec.clockRate)
+        transceiver = self._pc.addTransceiver(down_track, direction="sendonly")
+        transceiver.setCodecPreferences(codec_preferences(kind, codec))
+        on_keyframe_request(transceiver.sender, down_track.request_keyframe)
+        on_retransmission_request(transceiver.sender, down_track.retransmit)
+        slot = SubscriberSlot(transceiver, down_track, codec)
         self._slots.append(slot)
         return slot
 
@@ -233,5 +233,5 @@ class Subscriber:
             return
         for slot, published in self._answered.items():
             if slot.published is published:
-                slot.track.connect(RtpOutlet(slot.transceiver))
-                slot.track.attach(published.forwarder)
+                slot.down_track.connect(RtpOutlet(slot.transceiver))
+                slot.down_track.attach(published.receiver)

@@ -213,7 +213,7 @@ class TrackRecording:
         self._queue = writer.queue
         self._waiting_keyframe = True
         self._monotonic = time.monotonic
-        # One bound method, kept: the forwarder recognises a sink by identity.
+        # One bound method, kept: the track's receiver recognises a sink by identity.
         self._sink = self.sink
 
     def sink(
@@ -237,16 +237,16 @@ class TrackRecording:
             # The disk is slower than the media: skip to the next keyframe rather than block.
             self.dropped += 1
             self._waiting_keyframe = True
-            self.published.forwarder.request_keyframe()
+            self.published.receiver.request_keyframe()
 
     def attach(self) -> None:
         """Start receiving the track's frames, from a keyframe asked for now."""
-        self.published.forwarder.add_sink(self._sink)
-        self.published.forwarder.request_keyframe()
+        self.published.receiver.add_sink(self._sink)
+        self.published.receiver.request_keyframe()
 
     def detach(self) -> None:
         """Stop receiving the track's frames."""
-        self.published.forwarder.remove_sink(self._sink)
+        self.published.receiver.remove_sink(self._sink)
 
 
 def utc_iso(moment: datetime | None = None) -> str:
@@ -344,7 +344,7 @@ class ConsultRecorder:
                     self._tracks[key] = recording
 
     def _open(self, published: PublishedTrack) -> TrackRecording | None:
-        codec = published.forwarder.codec
+        codec = published.receiver.codec
         strategy = codec_for(codec.mimeType)
         track_format = strategy.recording
         if track_format is None:
