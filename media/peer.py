@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +15,6 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from .errors import InvalidCandidate
-
-SignalSender = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""Sends one event ``(name, payload)`` to one participant."""
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from aiortc import RTCIceCandidate, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
+from .api import Source
 from .errors import InvalidSdp
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .receiver import KeyframeRequester, TrackReceiver
 
 logger = logging.getLogger(__name__)
 
-Source = Literal["camera", "microphone", "screen"]
-SOURCES: tuple[Source, ...] = ("camera", "microphone", "screen")
 SENDING = ("sendonly", "sendrecv")
 
 

@@ -17,9 +17,10 @@ from aiortc import (
 )
 
 from .aiortc_hooks import RtpOutlet, on_keyframe_request, on_retransmission_request
+from .api import SignalSender
 from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
-from .peer import MediaConfig, RemoteCandidates, SignalSender, create_peer_connection
+from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .publisher import PublishedTrack
 
 logger = logging.getLogger(__name__)

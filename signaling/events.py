@@ -16,8 +16,7 @@ import socketio
 from aiohttp import web
 from pydantic import BaseModel
 
-from media.participant import ParticipantMedia
-from media.publisher import Source
+from media import ParticipantSession, Source
 from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
 from rooms.grants import NO_GRANTS, ConsultGrants
 from rooms.identity import Identity
@@ -117,7 +116,7 @@ class Connection:
     participant: ParticipantView | None = None
     grants: ConsultGrants = NO_GRANTS
     waiting: bool = False
-    media: ParticipantMedia | None = None
+    media: ParticipantSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def joined(self) -> tuple[str, ParticipantView]:
@@ -220,7 +219,7 @@ class ConsultSignaling:
         waiting = waiting_payload(consult, presence)
         await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
 
-    async def _open_media(self, sid: str, connection: Connection) -> ParticipantMedia:
+    async def _open_media(self, sid: str, connection: Connection) -> ParticipantSession:
         consult_id, participant = connection.joined()
         if connection.media is None:
 
