@@ -1,18 +1,41 @@
-"""WebRTC media: per-participant server peers, the forwarding SFU, recording."""
+"""WebRTC media: the typed seam signaling uses, and the forwarding SFU behind it in this process."""
 
+from .api import (
+    ConsultMediaSession,
+    MediaHost,
+    ParticipantSession,
+    RecordingHandle,
+    SignalSender,
+    Source,
+)
 from .consult import ConsultMedia
-from .errors import MediaError
+from .errors import (
+    AlreadyRecording,
+    InvalidCandidate,
+    InvalidSdp,
+    MediaError,
+    NoPendingOffer,
+    UnsupportedCodec,
+)
 from .participant import ParticipantMedia
-from .peer import MediaConfig, SignalSender
-from .publisher import Source
+from .peer import MediaConfig
 from .server import MediaServer
 
 __all__ = [
+    "AlreadyRecording",
     "ConsultMedia",
+    "ConsultMediaSession",
+    "InvalidCandidate",
+    "InvalidSdp",
     "MediaConfig",
     "MediaError",
+    "MediaHost",
     "MediaServer",
+    "NoPendingOffer",
     "ParticipantMedia",
+    "ParticipantSession",
+    "RecordingHandle",
     "SignalSender",
     "Source",
+    "UnsupportedCodec",
 ]

@@ -45,7 +45,7 @@ import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpReceiver
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import RtpPacket
@@ -89,7 +89,7 @@ def use_host_addresses(addresses: Sequence[str]) -> None:
 
 
 def _register_rtp_receiver_and_rtx(
-    transport: RTCDtlsTransport, receiver: RTCRtpReceiver, parameters: RTCRtpReceiveParameters
+    transport: RTCDtlsTransport, receiver: RtpReceiver, parameters: RTCRtpReceiveParameters
 ) -> None:
     """Replacement for ``RTCDtlsTransport._register_rtp_receiver`` that routes RTX too."""
     _original_register_rtp_receiver(transport, receiver, parameters)
@@ -107,10 +107,12 @@ def route_retransmissions() -> None:
     never repairs a loss there. Receivers registered after this call also own their RTX
     SSRCs (from the remote description's ``ssrc-group:FID``). Calling it again is harmless.
     """
-    RTCDtlsTransport._register_rtp_receiver = _register_rtp_receiver_and_rtx  # type: ignore[method-assign]
+    # Replacing a method of aiortc's class is the point here; mypy refuses it by default, and
+    # compares the plain function with the method as bound to an instance.
+    RTCDtlsTransport._register_rtp_receiver = _register_rtp_receiver_and_rtx  # type: ignore[method-assign,assignment]
 
 
-class _EncodedFrameTap(queue.Queue):
+class _EncodedFrameTap(queue.Queue[tuple[RTCRtpCodecParameters, JitterFrame] | None]):
     """
     Stands in for a receiver's decoder queue and hands frames to a sink instead.
 
@@ -126,7 +128,12 @@ class _EncodedFrameTap(queue.Queue):
         self._sink = sink
         self._on_end = on_end
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(
+        self,
+        item: tuple[RTCRtpCodecParameters, JitterFrame] | None,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> None:
         if item is None:
             self._on_end()
         else:
@@ -135,8 +142,8 @@ class _EncodedFrameTap(queue.Queue):
 
 def _decoder_worker(
     loop: asyncio.AbstractEventLoop,
-    input_q: queue.Queue,
-    output_q: asyncio.Queue,
+    input_q: queue.Queue[Any],
+    output_q: asyncio.Queue[Any],
     decode_error: threading.Event,
 ) -> None:
     """Replacement for aiortc's ``decoder_worker``: a tapped receiver decodes nothing."""
@@ -159,6 +166,7 @@ def tap_encoded_frames(
     :param sink: Called on the event loop with ``(codec, JitterFrame)`` per frame.
     :param on_end: Called once when the receiver stops (BYE, disconnect or close).
     """
+    # Name-mangled private attributes (see the module docstring): undeclared for mypy.
     if receiver._RTCRtpReceiver__decoder_thread is not None:  # type: ignore[attr-defined]
         raise RuntimeError("the receiver already started decoding")
     aiortc.rtcrtpreceiver.decoder_worker = _decoder_worker
@@ -184,6 +192,7 @@ class _RtpPacketTap:
         return self._buffer.capacity
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        # aiortc's receiver sets _data on each packet without declaring it in RtpPacket.
         self._sink(packet, packet._data)  # type: ignore[attr-defined]
         if self._assemble:
             return self._buffer.add(packet)
@@ -213,6 +222,7 @@ async def send_picture_loss(receiver: RTCRtpReceiver) -> bool:
     :param receiver: A started :class:`RTCRtpReceiver`.
     :return: False when no media has been received yet, so there is nobody to ask.
     """
+    # Name-mangled private attribute (see the module docstring): undeclared for mypy.
     rtx_ssrcs = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
     sources = [s for s in receiver.getSynchronizationSources() if s.source not in rtx_ssrcs]
     if not sources:
@@ -232,6 +242,7 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     :param sender: An :class:`RTCRtpSender`.
     :param callback: Called on the event loop for every PLI or FIR.
     """
+    # Replacing the sender's method is the point here; mypy refuses it by default.
     sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
@@ -261,6 +272,8 @@ class RtpOutlet:
         codecs = transceiver._codecs
         media = next(c for c in codecs if not is_rtx(c))
         extensions = {e.uri: e.id for e in transceiver._headerExtensions}
+        if media.payloadType is None:
+            raise RuntimeError("the transceiver's codec has no payload type: negotiate first")
         self.payload_type: int = media.payloadType
         self.rtx_payload_type: int | None = next(
             (
@@ -299,6 +312,7 @@ class RtpOutlet:
         self._packets += 1
         self._octets += payload_size
         sender = self._sender
+        # Name-mangled private attributes (see the module docstring): undeclared for mypy.
         sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
         sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count = self._packets  # type: ignore[attr-defined]
@@ -329,6 +343,7 @@ def on_retransmission_request(sender: RTCRtpSender, callback: Callable[[int], No
     async def retransmit(sequence_number: int) -> None:
         callback(sequence_number)
 
+    # Replacing the sender's method is the point here; mypy refuses it by default.
     sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
@@ -381,4 +396,5 @@ def tolerate_consent_delays(
                 await connection.close()
                 return
 
+    # Replacing aioice's method is the point here; mypy refuses it, and its self type differs.
     aioice.ice.Connection.query_consent = query_consent  # type: ignore[method-assign,assignment]

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .errors import MediaError
+from .api import ConsultMediaSession, SignalSender, Source
+from .errors import AlreadyRecording
 from .participant import ParticipantMedia
-from .peer import MediaConfig, SignalSender
-from .publisher import PublishedTrack, Source
+from .peer import MediaConfig
+from .publisher import PublishedTrack
 from .recording import ConsultRecorder, Manifest
 
 logger = logging.getLogger(__name__)
 
 
-class ConsultMedia:
+class ConsultMedia(ConsultMediaSession):
     """
-    The SFU of one consult: every participant receives every other participant's tracks.
+    The SFU of one consult, in this process: every participant receives every other's tracks.
+
+    The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
 
     :param consult_id: The consult.
     :param config: The media configuration.
@@ -35,14 +38,7 @@ class ConsultMedia:
         return self._participants
 
     async def join(self, participant_id: str, send: SignalSender) -> ParticipantMedia:
-        """
-        Give a participant its connections; it is offered the others' tracks at once.
-
-        Joining again replaces the participant's previous connections.
-
-        :param participant_id: The participant.
-        :param send: Sends events (``subscriber_offer``) to this participant.
-        """
+        """Give a participant its two connections and offer it the others' tracks."""
         if participant_id in self._participants:
             await self.leave(participant_id)
         participant = ParticipantMedia(
@@ -54,11 +50,7 @@ class ConsultMedia:
         return participant
 
     async def leave(self, participant_id: str) -> None:
-        """
-        Close a participant's connections and withdraw its tracks from the others.
-
-        :param participant_id: The participant; unknown ids are ignored.
-        """
+        """Close a participant's connections and withdraw its tracks from the others."""
         participant = self._participants.pop(participant_id, None)
         self._muted = {key for key in self._muted if key[0] != participant_id}
         if participant is None:
@@ -68,15 +60,7 @@ class ConsultMedia:
         self._update_subscribers()
 
     def set_muted(self, participant_id: str, source: Source, muted: bool) -> None:
-        """
-        Stop or resume forwarding a participant's source to everyone.
-
-        The state is kept for tracks the participant publishes later.
-
-        :param participant_id: The participant.
-        :param source: ``camera``, ``microphone`` or ``screen``.
-        :param muted: True to stop forwarding.
-        """
+        """Mute or unmute the receivers of that source; kept for tracks published later."""
         if muted:
             self._muted.add((participant_id, source))
         else:
@@ -85,7 +69,7 @@ class ConsultMedia:
         if participant is not None:
             for track in participant.publisher.tracks:
                 if track.source == source:
-                    track.forwarder.set_muted(muted)
+                    track.receiver.set_muted(muted)
 
     @property
     def recorder(self) -> ConsultRecorder | None:
@@ -93,15 +77,9 @@ class ConsultMedia:
         return self._recorder
 
     def start_recording(self, recording_dir: Path, manifest: Manifest) -> ConsultRecorder:
-        """
-        Record every published track (and tracks published later) until :meth:`stop_recording`.
-
-        :param recording_dir: The recording's own folder (created).
-        :param manifest: Its manifest: recording id, consult, participants, consent.
-        :raises MediaError: ``already_recording``.
-        """
+        """Start a :class:`ConsultRecorder` on every track published now and later."""
         if self._recorder is not None:
-            raise MediaError("already_recording", "this consult is already being recorded")
+            raise AlreadyRecording("this consult is already being recorded")
         recorder = ConsultRecorder(recording_dir, manifest)
         recorder.start()
         self._recorder = recorder
@@ -124,7 +102,7 @@ class ConsultMedia:
         if participant is None:
             return
         for track in participant.publisher.tracks:
-            track.forwarder.set_muted((participant_id, track.source) in self._muted)
+            track.receiver.set_muted((participant_id, track.source) in self._muted)
         self._update_subscribers()
 
     def _tracks_for(self, participant_id: str) -> list[PublishedTrack]:

@@ -1,17 +1,41 @@
-"""The errors the media core reports to the signaling layer."""
+"""The errors the media core reports to the signaling layer, each with its protocol code."""
 
 from __future__ import annotations
 
+from rooms.errors import DomainError
 
-class MediaError(Exception):
-    """
-    A media request that could not be carried out, with a protocol error code.
 
-    :param code: One of ``invalid_sdp``, ``invalid_candidate``, ``no_pending_offer``.
-    :param message: A sentence for humans.
-    """
+class MediaError(DomainError):
+    """A media request that could not be carried out; the subclasses say why."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    code, status = "media_error", 422
+
+
+class InvalidSdp(MediaError):
+    """An offer or answer that is not SDP, or that the peer connection cannot apply."""
+
+    code, status = "invalid_sdp", 422
+
+
+class InvalidCandidate(MediaError):
+    """A trickled ICE candidate that cannot be parsed, or names no media section."""
+
+    code, status = "invalid_candidate", 422
+
+
+class NoPendingOffer(MediaError):
+    """A subscriber answer while the server has no offer outstanding."""
+
+    code, status = "no_pending_offer", 409
+
+
+class AlreadyRecording(MediaError):
+    """A second recording of a consult whose media is already being recorded."""
+
+    code, status = "already_recording", 409
+
+
+class UnsupportedCodec(MediaError, ValueError):
+    """A codec the forwarding core has no strategy for (see :mod:`media.codecs`)."""
+
+    code, status = "unsupported_codec", 422

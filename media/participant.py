@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .errors import MediaError
-from .peer import MediaConfig, SignalSender, parse_candidate
-from .publisher import Publisher, Source
+from .api import ParticipantSession, SignalSender, Source
+from .errors import InvalidCandidate
+from .peer import MediaConfig, parse_candidate
+from .publisher import Publisher
 from .subscriber import Subscriber
 
 
-class ParticipantMedia:
+class ParticipantMedia(ParticipantSession):
     """
     The two peer connections of one participant: it publishes on one, the server
     offers it everyone else's tracks on the other.
+
+    The in-process :class:`~media.api.ParticipantSession`, where its methods are documented.
 
     :param participant_id: The participant.
     :param config: The media configuration.
@@ -35,45 +38,23 @@ class ParticipantMedia:
     async def handle_publisher_offer(
         self, sdp: str, sources: Mapping[str, Source] | None = None
     ) -> str:
-        """
-        Apply an offer on the publisher connection and return the answer SDP.
-
-        :param sdp: The offer; adding or removing a track is another offer.
-        :param sources: Optional ``{mid: "camera"|"microphone"|"screen"}`` naming what each
-            media section carries; by default the first audio section is the microphone,
-            the first video section the camera and any further one the screen.
-        :raises MediaError: ``invalid_sdp``.
-        """
+        """Apply the offer on the publisher connection; unnamed sections get default sources."""
         return await self.publisher.handle_offer(sdp, sources)
 
     async def handle_subscriber_answer(self, sdp: str) -> None:
-        """
-        Apply the answer to the outstanding subscriber offer.
-
-        :param sdp: The answer SDP.
-        :raises MediaError: ``no_pending_offer`` or ``invalid_sdp``.
-        """
+        """Apply the answer on the subscriber connection."""
         await self.subscriber.handle_answer(sdp)
 
     async def add_ice_candidate(
         self, pc: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
     ) -> bool:
-        """
-        Add a trickled candidate of the client; an empty one ends its candidates.
-
-        :param pc: ``publisher`` or ``subscriber``.
-        :param candidate: The candidate attribute, with or without ``candidate:``.
-        :param sdp_mid: The media section's mid.
-        :param sdp_mline_index: The media section's index.
-        :return: False when the candidate is ignored (mDNS ``.local`` or not UDP).
-        :raises MediaError: ``invalid_candidate``.
-        """
+        """Add the candidate to the connection `pc` names, held until it has an offer."""
         if pc == "publisher":
             connection: Publisher | Subscriber = self.publisher
         elif pc == "subscriber":
             connection = self.subscriber
         else:
-            raise MediaError("invalid_candidate", f"unknown peer connection {pc!r}")
+            raise InvalidCandidate(f"unknown peer connection {pc!r}")
         if not candidate.strip():
             await connection.add_candidate(None)
             return True

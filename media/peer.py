@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +14,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from .errors import MediaError
-
-SignalSender = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""Sends one event ``(name, payload)`` to one participant."""
+from .errors import InvalidCandidate
 
 
 @dataclass(frozen=True)
@@ -68,15 +64,15 @@ def parse_candidate(
     :param candidate: The ``candidate:`` attribute value, with or without that prefix.
     :param sdp_mid: The media section's mid.
     :param sdp_mline_index: The media section's index.
-    :raises MediaError: ``invalid_candidate`` when it cannot be parsed.
+    :raises InvalidCandidate: when it cannot be parsed.
     """
     if sdp_mid is None and sdp_mline_index is None:
-        raise MediaError("invalid_candidate", "sdpMid or sdpMLineIndex is required")
+        raise InvalidCandidate("sdpMid or sdpMLineIndex is required")
     text = candidate.strip().removeprefix("candidate:")
     try:
         parsed = candidate_from_sdp(text)
     except (AssertionError, ValueError, IndexError) as exc:
-        raise MediaError("invalid_candidate", f"cannot parse candidate: {candidate!r}") from exc
+        raise InvalidCandidate(f"cannot parse candidate: {candidate!r}") from exc
     if parsed.ip.lower().endswith(".local") or parsed.protocol.lower() != "udp":
         return None
     parsed.sdpMid = sdp_mid

@@ -5,44 +5,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from aiortc import RTCIceCandidate, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
-from .errors import MediaError
-from .forwarder import KeyframeRequester, TrackForwarder
+from .api import Source
+from .errors import InvalidSdp
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
+from .receiver import KeyframeRequester, TrackReceiver
 
 logger = logging.getLogger(__name__)
 
-Source = Literal["camera", "microphone", "screen"]
-SOURCES: tuple[Source, ...] = ("camera", "microphone", "screen")
 SENDING = ("sendonly", "sendrecv")
 
 
 @dataclass(eq=False)
 class PublishedTrack:
     """
-    One track a participant publishes, and the forwarder that fans it out.
+    One track a participant publishes, and the receiver that fans it out.
 
     :param participant_id: Who publishes it.
     :param mid: Its media section in the publisher connection.
     :param source: ``camera``, ``microphone`` or ``screen``.
-    :param forwarder: Hands its frames to the subscribers.
+    :param receiver: Receives its packets and hands them to the subscribers' down tracks.
     """
 
     participant_id: str
     mid: str
     source: Source
-    forwarder: TrackForwarder
+    receiver: TrackReceiver
 
     @property
     def kind(self) -> str:
         """``audio`` or ``video``."""
-        return self.forwarder.kind
+        return self.receiver.kind
 
 
 def default_sources(description: SessionDescription) -> dict[str, Source]:
@@ -70,7 +68,7 @@ class Publisher:
     The server end of one participant's publishing peer connection.
 
     Each received track is tapped before decoding and handed to a
-    :class:`TrackForwarder`: its RTP packets as they arrive, its reassembled frames for
+    :class:`TrackReceiver`: its RTP packets as they arrive, its reassembled frames for
     recording; nothing is decoded.
 
     :param participant_id: The publishing participant.
@@ -100,10 +98,10 @@ class Publisher:
 
         :param sdp: The offer SDP; a renegotiation is simply another offer.
         :param sources: Optional ``{mid: source}``; see :func:`default_sources`.
-        :raises MediaError: ``invalid_sdp`` when the offer cannot be applied.
+        :raises InvalidSdp: when the offer cannot be applied.
         """
         if not sdp.startswith("v=0"):
-            raise MediaError("invalid_sdp", "the offer is not an SDP description")
+            raise InvalidSdp("the offer is not an SDP description")
         try:
             description = SessionDescription.parse(sdp)
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -111,7 +109,7 @@ class Publisher:
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
-            raise MediaError("invalid_sdp", f"cannot apply the offer: {exc}") from exc
+            raise InvalidSdp(f"cannot apply the offer: {exc}") from exc
         self._update_published(description, {**default_sources(description), **(sources or {})})
         return self._pc.localDescription.sdp
 
@@ -126,26 +124,26 @@ class Publisher:
     async def close(self) -> None:
         """Close the connection and end every published track."""
         for track in self._received.values():
-            track.forwarder.end()
+            track.receiver.end()
         self._published = []
         await self._pc.close()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Emitted inside setRemoteDescription, before the receiver can start decoding.
         transceiver = next(t for t in self._pc.getTransceivers() if t.receiver.track is track)
-        receiver = transceiver.receiver
+        rtp_receiver = transceiver.receiver
         codec = negotiated_codec(transceiver)
-        if codec is None:
+        mid = transceiver.mid
+        if codec is None or mid is None:
             return
 
         async def picture_loss() -> bool:
-            return await send_picture_loss(receiver)
+            return await send_picture_loss(rtp_receiver)
 
-        forwarder = TrackForwarder(codec, KeyframeRequester(picture_loss))
-        tap_rtp_packets(receiver, forwarder.on_packet)
-        tap_encoded_frames(receiver, forwarder.on_frame, forwarder.end)
-        mid = transceiver.mid
-        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", forwarder)
+        receiver = TrackReceiver(codec, KeyframeRequester(picture_loss))
+        tap_rtp_packets(rtp_receiver, receiver.on_packet)
+        tap_encoded_frames(rtp_receiver, receiver.on_frame, receiver.end)
+        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", receiver)
 
     def _update_published(
         self, description: SessionDescription, sources: Mapping[str, Source]
@@ -166,6 +164,6 @@ class Publisher:
             logger.info(
                 "%s publishes %s",
                 self.participant_id,
-                [f"{t.mid}:{t.source}:{t.forwarder.codec.mimeType}" for t in published],
+                [f"{t.mid}:{t.source}:{t.receiver.codec.mimeType}" for t in published],
             )
             self._on_change()

@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 
 from .aiortc_hooks import route_retransmissions, tolerate_consent_delays, use_host_addresses
+from .api import MediaHost
 from .consult import ConsultMedia
 from .peer import MediaConfig
 
 logger = logging.getLogger(__name__)
 
 
-class MediaServer:
+class MediaServer(MediaHost):
     """
     Hosts the media of consults in this process; one per process.
 
     Creating it makes ICE gather host candidates on ``config.addresses``, aiortc deliver
     retransmissions to receivers that share a transport with other video, and ICE keep
-    consent while its answers merely come late (a busy event loop).
+    consent while its answers merely come late (a busy event loop). It is the in-process
+    :class:`~media.api.MediaHost`, where its methods are documented.
 
     :param config: The media configuration.
     """
@@ -36,22 +38,14 @@ class MediaServer:
         return list(self._rooms)
 
     def room(self, consult_id: str) -> ConsultMedia:
-        """
-        Return the media of a consult, creating it on first use.
-
-        :param consult_id: The consult.
-        """
+        """Return the media of a consult, creating it on first use."""
         room = self._rooms.get(consult_id)
         if room is None:
             room = self._rooms[consult_id] = ConsultMedia(consult_id, self._config)
         return room
 
     async def close_room(self, consult_id: str) -> None:
-        """
-        Close a consult's media (the consult ended).
-
-        :param consult_id: The consult; unknown ids are ignored.
-        """
+        """Close a consult's media and forget it."""
         room = self._rooms.pop(consult_id, None)
         if room is not None:
             await room.close()

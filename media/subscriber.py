@@ -17,21 +17,22 @@ from aiortc import (
 )
 
 from .aiortc_hooks import RtpOutlet, on_keyframe_request, on_retransmission_request
-from .errors import MediaError
-from .forwarded_track import ForwardedTrack
-from .peer import MediaConfig, RemoteCandidates, SignalSender, create_peer_connection
+from .api import SignalSender
+from .down_track import DownTrack
+from .errors import InvalidSdp, NoPendingOffer
+from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .publisher import PublishedTrack
 
 logger = logging.getLogger(__name__)
 
 
-def codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
+def codec_preferences(kind: str, codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
     """
     Return the codec preferences that make a subscriber transceiver send `codec` only.
 
+    :param kind: ``audio`` or ``video``.
     :param codec: The codec a publisher sends; video keeps RTX for retransmissions.
     """
-    kind = codec.mimeType.split("/")[0].lower()
     capabilities = RTCRtpSender.getCapabilities(kind).codecs
     chosen = [
         c
@@ -46,20 +47,20 @@ def codec_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapabilit
 @dataclass(eq=False)
 class SubscriberSlot:
     """
-    One sending transceiver of a subscriber connection and the track it sends.
+    One sending transceiver of a subscriber connection and the down track it sends.
 
     A slot outlives the published tracks it carries: when one goes away the slot turns
     inactive and is reused for the next track of the same kind and codec, so the SDP
     does not grow with every join and leave.
 
     :param transceiver: The sending transceiver.
-    :param track: The track its sender reads.
+    :param down_track: The track its sender reads.
     :param codec: The codec it was negotiated for.
     :param published: The published track it carries, if any.
     """
 
     transceiver: RTCRtpTransceiver
-    track: ForwardedTrack
+    down_track: DownTrack
     codec: RTCRtpCodecParameters
     published: PublishedTrack | None = None
 
@@ -69,7 +70,7 @@ class SubscriberSlot:
 
         :param published: A published track.
         """
-        codec = published.forwarder.codec
+        codec = published.receiver.codec
         return (
             self.published is None
             and self.codec.mimeType.lower() == codec.mimeType.lower()
@@ -122,7 +123,7 @@ class Subscriber:
         carried = set()
         for slot in self._slots:
             if slot.published is not None and slot.published not in self._wanted:
-                slot.track.detach()
+                slot.down_track.detach()
                 slot.published = None
                 self._dirty = True
             elif slot.published is not None:
@@ -136,17 +137,17 @@ class Subscriber:
         Apply the client's answer to the outstanding offer.
 
         :param sdp: The answer SDP.
-        :raises MediaError: ``no_pending_offer`` without an outstanding offer,
-            ``invalid_sdp`` when the answer cannot be applied.
+        :raises NoPendingOffer: without an outstanding offer.
+        :raises InvalidSdp: when the answer cannot be applied.
         """
         if not self._pending_offer:
-            raise MediaError("no_pending_offer", "there is no subscriber offer to answer")
+            raise NoPendingOffer("there is no subscriber offer to answer")
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             await self._candidates.flush()
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
-            raise MediaError("invalid_sdp", f"cannot apply the answer: {exc}") from exc
+            raise InvalidSdp(f"cannot apply the answer: {exc}") from exc
         self._pending_offer = False
         self._answered = self._offered
         self._attach_answered()
@@ -166,7 +167,7 @@ class Subscriber:
         if self._task is not None:
             self._task.cancel()
         for slot in self._slots:
-            slot.track.stop()
+            slot.down_track.stop()
         await self._pc.close()
 
     def _schedule_negotiation(self) -> None:
@@ -208,7 +209,7 @@ class Subscriber:
                 continue
             slot = next((s for s in self._slots if s.fits(published)), None)
             if slot is None:
-                slot = self._add_slot(published.forwarder.codec)
+                slot = self._add_slot(published)
             slot.published = published
         offered = {}
         for slot in self._slots:
@@ -217,14 +218,14 @@ class Subscriber:
                 offered[slot] = slot.published
         return offered
 
-    def _add_slot(self, codec: RTCRtpCodecParameters) -> SubscriberSlot:
-        kind = codec.mimeType.split("/")[0].lower()
-        track = ForwardedTrack(kind, codec.clockRate)
-        transceiver = self._pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(codec_preferences(codec))
-        on_keyframe_request(transceiver.sender, track.request_keyframe)
-        on_retransmission_request(transceiver.sender, track.retransmit)
-        slot = SubscriberSlot(transceiver, track, codec)
+    def _add_slot(self, published: PublishedTrack) -> SubscriberSlot:
+        kind, codec = published.kind, published.receiver.codec
+        down_track = DownTrack(kind, codec.clockRate)
+        transceiver = self._pc.addTransceiver(down_track, direction="sendonly")
+        transceiver.setCodecPreferences(codec_preferences(kind, codec))
+        on_keyframe_request(transceiver.sender, down_track.request_keyframe)
+        on_retransmission_request(transceiver.sender, down_track.retransmit)
+        slot = SubscriberSlot(transceiver, down_track, codec)
         self._slots.append(slot)
         return slot
 
@@ -233,5 +234,5 @@ class Subscriber:
             return
         for slot, published in self._answered.items():
             if slot.published is published:
-                slot.track.connect(RtpOutlet(slot.transceiver))
-                slot.track.attach(published.forwarder)
+                slot.down_track.connect(RtpOutlet(slot.transceiver))
+                slot.down_track.attach(published.receiver)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis.asyncio as aioredis
 
@@ -122,7 +122,8 @@ class RedisRegistry:
         await self._redis.hdel(self._presence_key(consult_id), participant_id)
 
     async def presence(self, consult_id: str) -> dict[str, Presence]:
-        raw = await self._redis.hgetall(self._presence_key(consult_id))
+        # The client decodes replies (``decode_responses``): str, though typed bytes | str.
+        raw = cast(dict[str, str], await self._redis.hgetall(self._presence_key(consult_id)))
         return {pid: Presence(**json.loads(value)) for pid, value in raw.items()}
 
     async def clear_consult(self, consult_id: str) -> None:
@@ -132,7 +133,7 @@ class RedisRegistry:
         key = self._media_key(consult_id)
         if await self._redis.set(key, node_id, nx=True, ex=self._media_ttl):
             return node_id
-        owner = await self._redis.get(key)
+        owner = cast(str | None, await self._redis.get(key))  # a decoded reply, as above
         if owner == node_id:
             await self._redis.expire(key, self._media_ttl)
             return node_id

@@ -33,12 +33,14 @@ TSC=node_modules/.bin/tsc
 
 [ -x "$PYTEST" ] || { echo "test.sh: $PYTEST is missing; run make install" >&2; exit 1; }
 
-# The house rules are checked first: ruff's lint and format, and tsc on the web client's
-# JSDoc types (a failure fails the run).
+# The house rules are checked first: ruff's lint and format, mypy (strict on the domain packages
+# and the media core, pyproject.toml), and tsc on the web client's JSDoc types (a failure fails
+# the run).
 if [ "$which_phases" = all ]; then
-    echo "=== lint: ruff check, ruff format --check, tsc" >&2
+    echo "=== lint: ruff check, ruff format --check, mypy, tsc" >&2
     .venv/bin/ruff check --quiet . || { echo "test.sh: ruff check failed" >&2; exit 1; }
     .venv/bin/ruff format --check --quiet . || { echo "test.sh: ruff format found unformatted files" >&2; exit 1; }
+    .venv/bin/mypy || { echo "test.sh: mypy found type errors" >&2; exit 1; }
     [ -x "$TSC" ] || { echo "test.sh: $TSC is missing; run make install" >&2; exit 1; }
     "$TSC" -p tsconfig.json || { echo "test.sh: tsc found type errors in web_client/static" >&2; exit 1; }
     "$TSC" -p tests/js/tsconfig.json || { echo "test.sh: tsc found type errors in tests/js" >&2; exit 1; }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clinical.changes import DocumentChange
 from signaling.context import Services
-from signaling.events import consult_room
+from signaling.protocol import consult_room
 
 
 def forward_clinical_changes(services: Services) -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 from clinical.services import ClinicalServices
 from config.database import Database
 from config.settings import Settings
-from media.server import MediaServer
+from media import MediaHost
 from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
@@ -28,7 +28,7 @@ class Services:
     database: Database
     consults: ConsultService
     registry: RoomRegistry
-    media: MediaServer
+    media: MediaHost
     verifier: JwtVerifier
     issuer: TokenIssuer | None
     sio: socketio.AsyncServer

@@ -10,7 +10,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from media.errors import MediaError
 from rooms.errors import DomainError, InvalidPayload
 from signaling.metrics import REFUSALS
 
@@ -27,20 +26,32 @@ def field_errors(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+class InternalError(DomainError):
+    """The server failed on something unexpected; nothing was changed."""
+
+    code, status = "internal_error", 500
+
+
+class HttpRefusal(DomainError):
+    """
+    A refusal aiohttp raised itself (an unknown route, a method not allowed), with its code.
+
+    :param exc: aiohttp's exception; its reason, in snake case, is the code.
+    """
+
+    def __init__(self, exc: web.HTTPException) -> None:
+        super().__init__(exc.reason)
+        self.code = exc.reason.lower().replace(" ", "_")
+        self.status = exc.status
+
+
 def as_domain_error(exc: Exception) -> DomainError:
-    """The domain error that ``exc`` means; anything unexpected is an internal error."""
+    """The domain error that ``exc`` means (media errors are ones); anything else is internal."""
     if isinstance(exc, DomainError):
         return exc
-    if isinstance(exc, MediaError):
-        error = DomainError(exc.message)
-        error.code = exc.code
-        error.status = 409 if exc.code == "no_pending_offer" else 422
-        return error
     if isinstance(exc, ValidationError):
         return InvalidPayload("The payload is not valid", details=field_errors(exc))
-    internal = DomainError("The server failed; nothing was changed")
-    internal.code, internal.status = "internal_error", 500
-    return internal
+    return InternalError("The server failed; nothing was changed")
 
 
 def problem_body(error: DomainError) -> dict[str, Any]:
@@ -76,9 +87,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        error = DomainError(exc.reason)
-        error.code, error.status = exc.reason.lower().replace(" ", "_"), exc.status
-        return web.json_response(problem_body(error), status=exc.status)
+        return web.json_response(problem_body(HttpRefusal(exc)), status=exc.status)
     except Exception as exc:
         error = as_domain_error(exc)
         log_refusal(f"{request.method} {request.path}", exc, error)

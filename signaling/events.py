@@ -1,31 +1,43 @@
-"""Socket.IO events: join, lobby and admit, offer/answer/ICE, mute, leave and end.
+"""Socket.IO event handlers of live consults: join, lobby and admit, offer/answer/ICE, mute,
+moderation, chat, leave and end.
 
-Every event is validated with its schema and authorised with the caller's grants; the ack is
-``{"ok": true, ...}`` or ``{"ok": false, "error": {code, message}}`` (docs/protocol.md).
+Each handler is registered with its schema through :class:`signaling.protocol.ClientEvents`,
+which validates, acks and maps errors (docs/protocol.md). Media is reached only through the
+protocols of :mod:`media.api`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
 from aiohttp import web
-from pydantic import BaseModel
 
-from media.participant import ParticipantMedia
-from media.publisher import Source
+from media import ParticipantSession, Source
 from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
-from rooms.grants import NO_GRANTS, ConsultGrants
 from rooms.identity import Identity
-from rooms.registry import UNMUTED, Presence
-from rooms.views import ConsultView, ParticipantView, TimelineEntry
+from rooms.registry import Presence
+from rooms.views import ConsultView, ParticipantView
 from signaling.context import Services
-from signaling.errors import ack_error, as_domain_error, problem_body
+from signaling.errors import as_domain_error, problem_body
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
+from signaling.protocol import (
+    CHAT_HISTORY,
+    AlreadyJoined,
+    ClientEvents,
+    Connection,
+    InLobby,
+    MediaOnOtherNode,
+    NotJoined,
+    chat_payload,
+    consult_room,
+    hosts_room,
+    lobby_room,
+    participant_payload,
+    participants_payload,
+    waiting_payload,
+)
 from signaling.schemas import (
     ChatIn,
     EmptyIn,
@@ -41,94 +53,6 @@ from signaling.schemas import (
 logger = logging.getLogger(__name__)
 
 
-class AlreadyJoined(DomainError):
-    code, status = "already_joined", 409
-
-
-class NotJoined(DomainError):
-    code, status = "not_joined", 409
-
-
-class InLobby(DomainError):
-    code, status = "in_lobby", 409
-
-
-class MediaOnOtherNode(DomainError):
-    code, status = "media_on_other_node", 503
-
-
-def consult_room(consult_id: str) -> str:
-    """The Socket.IO room of a consult's joined participants."""
-    return f"consult:{consult_id}"
-
-
-def lobby_room(consult_id: str) -> str:
-    """The Socket.IO room of a consult's waiting participants."""
-    return f"lobby:{consult_id}"
-
-
-def hosts_room(consult_id: str) -> str:
-    """The Socket.IO room of a consult's hosts (they see the lobby)."""
-    return f"hosts:{consult_id}"
-
-
-def participant_payload(view: ParticipantView, presence: Presence | None) -> dict[str, Any]:
-    """The protocol's Participant: the invitation plus live presence."""
-    if presence is not None:
-        status, muted = presence.status, presence.muted
-    else:
-        status, muted = ("removed" if view.removed else "invited"), dict(UNMUTED)
-    return {**view.as_dict(), "status": status, "muted": muted}
-
-
-def waiting_payload(consult: ConsultView, presence: dict[str, Presence]) -> list[dict[str, Any]]:
-    """The protocol's lobby: the consult's participants waiting to be admitted."""
-    return [
-        participant_payload(p, presence[p.id])
-        for p in consult.participants
-        if p.id in presence and presence[p.id].status == "waiting"
-    ]
-
-
-#: How many earlier chat messages a joining participant receives.
-CHAT_HISTORY = 100
-
-
-def chat_payload(entry: TimelineEntry) -> dict[str, Any]:
-    """The protocol's ChatMessage, from its timeline entry."""
-    return {
-        "participant_id": entry.detail.get("participant_id"),
-        "name": entry.actor_name,
-        "text": entry.detail.get("text", ""),
-        "at": entry.at.isoformat(),
-    }
-
-
-@dataclass
-class Connection:
-    """One Socket.IO connection: who it is and where it stands in its consult."""
-
-    identity: Identity
-    consult_id: str | None = None
-    participant: ParticipantView | None = None
-    grants: ConsultGrants = NO_GRANTS
-    waiting: bool = False
-    media: ParticipantMedia | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def joined(self) -> tuple[str, ParticipantView]:
-        """The consult and participant of a joined connection.
-
-        :raises NotJoined: before ``join``.
-        """
-        if self.consult_id is None or self.participant is None:
-            raise NotJoined("Join a consult first")
-        return self.consult_id, self.participant
-
-
-EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]]
-
-
 class ConsultSignaling:
     """The Socket.IO side of live consults, bound to one ``socketio.AsyncServer``.
 
@@ -141,46 +65,22 @@ class ConsultSignaling:
         self._connections: dict[str, Connection] = {}
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("*", self._on_unknown)
-        self.register("join", JoinIn, self._join)
-        self.register("admit", ParticipantRef, self._admit)
-        self.register("publish", PublishIn, self._publish)
-        self.register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
-        self.register("ice_candidate", IceCandidateIn, self._ice_candidate)
-        self.register("mute", MuteIn, self._mute)
-        self.register("leave", EmptyIn, self._leave)
-        self.register("end", EmptyIn, self._end)
-        self.register("mute_participant", ModerateMuteIn, self._mute_participant)
-        self.register("remove_participant", ParticipantRef, self._remove_participant)
-        self.register("chat", ChatIn, self._chat)
+        #: Registers client events; :mod:`signaling.recording_events` adds its own here.
+        self.client_events = ClientEvents(self.sio, self._connections)
+        register = self.client_events.register
+        register("join", JoinIn, self._join)
+        register("admit", ParticipantRef, self._admit)
+        register("publish", PublishIn, self._publish)
+        register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
+        register("ice_candidate", IceCandidateIn, self._ice_candidate)
+        register("mute", MuteIn, self._mute)
+        register("leave", EmptyIn, self._leave)
+        register("end", EmptyIn, self._end)
+        register("mute_participant", ModerateMuteIn, self._mute_participant)
+        register("remove_participant", ParticipantRef, self._remove_participant)
+        register("chat", ChatIn, self._chat)
 
-    # --- plumbing ---------------------------------------------------------------------------
-
-    def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
-        """Handle the client event ``name``: validate with ``schema``, run ``handler``, ack.
-
-        The handler runs under the connection's lock as ``handler(sid, connection, payload)`` and
-        returns the ack's result fields (or None); a raised error becomes a coded ``ok: false`` ack.
-        """
-
-        async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
-            connection = self._connections.get(sid)
-            try:
-                if connection is None:
-                    raise NotJoined("The connection is not authenticated")
-                payload = schema.model_validate({} if data is None else data)
-                async with connection.lock:
-                    result = await handler(sid, connection, payload)
-            except Exception as exc:
-                return ack_error(name, exc, sid=sid)
-            return {"ok": True, **(result or {})}
-
-        self.sio.on(name, on_event)
-
-    async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
-        error = DomainError(f"Unknown event {event!r}")
-        error.code = "unknown_event"
-        return ack_error("unknown", error, sid=sid, event=event[:64])
+    # --- connection and helpers -------------------------------------------------------------
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -206,8 +106,7 @@ class ConsultSignaling:
                 await self._depart(sid, connection, "disconnected")
 
     async def _participants(self, consult: ConsultView) -> list[dict[str, Any]]:
-        presence = await self.services.registry.presence(consult.id)
-        return [participant_payload(p, presence.get(p.id)) for p in consult.participants]
+        return participants_payload(consult, await self.services.registry.presence(consult.id))
 
     async def _broadcast_lobby(
         self, consult: ConsultView, presence: dict[str, Presence] | None = None
@@ -217,7 +116,7 @@ class ConsultSignaling:
         waiting = waiting_payload(consult, presence)
         await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
 
-    async def _open_media(self, sid: str, connection: Connection) -> ParticipantMedia:
+    async def _open_media(self, sid: str, connection: Connection) -> ParticipantSession:
         consult_id, participant = connection.joined()
         if connection.media is None:
 
@@ -271,9 +170,7 @@ class ConsultSignaling:
             "participant": participant_payload(participant, mine),
             "consult": consult.as_dict(),
             "grants": arrival.grants.as_dict(),
-            "participants": [
-                participant_payload(p, presence.get(p.id)) for p in consult.participants
-            ],
+            "participants": participants_payload(consult, presence),
             "waiting": waiting_payload(consult, presence) if arrival.grants.admit else [],
             "chat": [chat_payload(entry) for entry in chat],
             "ice_servers": [s.model_dump(exclude_none=True) for s in services.settings.ice_servers],
@@ -475,8 +372,7 @@ class ConsultSignaling:
         await services.registry.clear_consult(consult_id)
         for connection in self._connections.values():
             if connection.consult_id == consult_id:
-                connection.consult_id, connection.participant, connection.media = None, None, None
-                connection.grants, connection.waiting = NO_GRANTS, False
+                connection.leave_consult()
         return consult
 
     async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
@@ -490,8 +386,7 @@ class ConsultSignaling:
             await services.registry.clear_presence(consult_id, participant.id)
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
             await self.sio.leave_room(sid, room)
-        connection.consult_id, connection.participant, connection.media = None, None, None
-        connection.grants, connection.waiting = NO_GRANTS, False
+        connection.leave_consult()
         await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )

@@ -1,7 +1,7 @@
 """Socket.IO events of recording: the patient's consent, and the host's start and stop.
 
-Registered on :class:`signaling.events.ConsultSignaling`; documented in docs/protocol.md
-("Recording"). Consent lives in the consult's timeline, where reviewers see it too.
+Registered with the client events of :class:`signaling.events.ConsultSignaling`; documented in
+docs/protocol.md ("Recording"). Consent lives in the consult's timeline, where reviewers see it too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pydantic import Field
 from recordings.errors import ConsentRequired
 from rooms.errors import Forbidden
 from rooms.identity import Role
-from signaling.events import Connection, ConsultSignaling, consult_room, lobby_room
+from signaling.events import ConsultSignaling
+from signaling.protocol import Connection, consult_room, lobby_room
 from signaling.schemas import Strict
 
 logger = logging.getLogger(__name__)
@@ -53,9 +54,10 @@ class RecordingEvents:
     def __init__(self, signaling: ConsultSignaling) -> None:
         self._signaling = signaling
         self._services = signaling.services
-        signaling.register("recording_consent", RecordingConsentIn, self._consent)
-        signaling.register("start_recording", StartRecordingIn, self._start)
-        signaling.register("stop_recording", EmptyRecordingIn, self._stop)
+        register = signaling.client_events.register
+        register("recording_consent", RecordingConsentIn, self._consent)
+        register("start_recording", StartRecordingIn, self._start)
+        register("stop_recording", EmptyRecordingIn, self._stop)
 
     async def _broadcast(self, consult_id: str) -> dict[str, Any]:
         state = await self._services.recordings.state(consult_id)

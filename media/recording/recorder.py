@@ -18,7 +18,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +25,8 @@ from typing import IO, Any
 import av
 from aiortc import RTCRtpCodecParameters
 
+from ..codecs import CodecStrategy, RecordingFormat, codec_for
 from ..publisher import PublishedTrack
-from .bitstream import picture_dimensions
 from .manifest import Manifest, TrackEntry, complete_track
 
 logger = logging.getLogger(__name__)
@@ -40,23 +39,6 @@ MILLISECONDS = fractions.Fraction(1, 1000)
 CONTAINER_OPTIONS = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 
-@dataclass(frozen=True)
-class TrackFormat:
-    """How a codec is stored: the PyAV codec name, the container format and the extension."""
-
-    codec: str
-    container: str
-    extension: str
-
-
-#: Codecs the recorder stores, by RTP MIME type (lower case).
-FORMATS = {
-    "video/vp8": TrackFormat("vp8", "webm", "webm"),
-    "video/h264": TrackFormat("h264", "matroska", "mkv"),
-    "audio/opus": TrackFormat("opus", "webm", "webm"),
-}
-
-
 class TrackFile:
     """
     One track's file: encoded frames muxed into Matroska/WebM (used by the writer thread only).
@@ -66,14 +48,25 @@ class TrackFile:
 
     :param path: Where to write.
     :param entry: The track's manifest entry (its size and start offset are filled here).
+    :param codec: The track's codec.
+    :param storage: How that codec is stored (its :attr:`CodecStrategy.recording`).
     :param clock_rate: The codec's RTP clock rate.
     :param started: The monotonic time the recording started.
     """
 
-    def __init__(self, path: Path, entry: TrackEntry, clock_rate: int, started: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        entry: TrackEntry,
+        codec: CodecStrategy,
+        storage: RecordingFormat,
+        clock_rate: int,
+        started: float,
+    ) -> None:
         self.path = path
         self.entry = entry
-        self._format = FORMATS[entry.codec.lower()]
+        self._codec = codec
+        self._format = storage
         self._clock_rate = clock_rate
         self._started = started
         self._container: Any = None
@@ -124,7 +117,7 @@ class TrackFile:
     def _open(self, keyframe: bytes) -> bool:
         options: dict[str, Any] = {}
         if self.entry.kind == "video":
-            size = picture_dimensions(self.entry.codec, keyframe)
+            size = self._codec.picture_size(keyframe)
             if size is None:
                 return False
             options["width"], options["height"] = size
@@ -220,7 +213,7 @@ class TrackRecording:
         self._queue = writer.queue
         self._waiting_keyframe = True
         self._monotonic = time.monotonic
-        # One bound method, kept: the forwarder recognises a sink by identity.
+        # One bound method, kept: the track's receiver recognises a sink by identity.
         self._sink = self.sink
 
     def sink(
@@ -244,16 +237,16 @@ class TrackRecording:
             # The disk is slower than the media: skip to the next keyframe rather than block.
             self.dropped += 1
             self._waiting_keyframe = True
-            self.published.forwarder.request_keyframe()
+            self.published.receiver.request_keyframe()
 
     def attach(self) -> None:
         """Start receiving the track's frames, from a keyframe asked for now."""
-        self.published.forwarder.add_sink(self._sink)
-        self.published.forwarder.request_keyframe()
+        self.published.receiver.add_sink(self._sink)
+        self.published.receiver.request_keyframe()
 
     def detach(self) -> None:
         """Stop receiving the track's frames."""
-        self.published.forwarder.remove_sink(self._sink)
+        self.published.receiver.remove_sink(self._sink)
 
 
 def utc_iso(moment: datetime | None = None) -> str:
@@ -351,8 +344,9 @@ class ConsultRecorder:
                     self._tracks[key] = recording
 
     def _open(self, published: PublishedTrack) -> TrackRecording | None:
-        codec = published.forwarder.codec
-        track_format = FORMATS.get(codec.mimeType.lower())
+        codec = published.receiver.codec
+        strategy = codec_for(codec.mimeType)
+        track_format = strategy.recording
         if track_format is None:
             logger.warning("codec not recorded", extra={"codec": codec.mimeType})
             return None
@@ -365,7 +359,14 @@ class ConsultRecorder:
             kind=published.kind,
             codec=codec.mimeType,
         )
-        file = TrackFile(self.directory / entry.name, entry, codec.clockRate, self.started)
+        file = TrackFile(
+            self.directory / entry.name,
+            entry,
+            strategy,
+            track_format,
+            codec.clockRate,
+            self.started,
+        )
 
         def add_entry() -> None:
             self.manifest.tracks.append(entry)

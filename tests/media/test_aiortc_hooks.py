@@ -34,7 +34,7 @@ from aiortc.rtp import (
 )
 
 from media import aiortc_hooks
-from media.keyframes import is_vp8_keyframe
+from media.codecs import VP8
 
 
 def parameters(function: object) -> list[str]:
@@ -158,7 +158,7 @@ async def test_tapped_receiver_delivers_encoded_frames_and_never_decodes() -> No
                 break
             await asyncio.sleep(0.05)
         assert len(frames) >= 5
-        assert is_vp8_keyframe(frames[0].data)
+        assert VP8.is_keyframe(frames[0].data)
         assert not any(t.name == "video-decoder" and t.is_alive() for t in threading.enumerate())
         with pytest.raises(RuntimeError):
             aiortc_hooks.tap_encoded_frames(receivers[0], lambda c, f: None, lambda: None)

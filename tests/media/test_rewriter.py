@@ -1,10 +1,11 @@
-"""A subscriber's RTP stream stays continuous across source switches and wrap-around."""
+"""A down track's RTP stream stays continuous across upstream switches and wrap-around."""
 
 from __future__ import annotations
 
 import itertools
 
-from media.rewriter import RtpRewriter, Vp8Descriptor
+from media.codecs import Vp8Descriptor
+from media.rewriter import RtpRewriter
 
 FRAME = 3000  # 30 fps at 90 kHz
 

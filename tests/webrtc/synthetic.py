@@ -30,7 +30,7 @@ from media.aiortc_hooks import (
     tap_encoded_frames,
     tap_rtp_packets,
 )
-from media.keyframes import starts_vp8_keyframe
+from media.codecs import VP8
 from tests.integration.live import SignalingClient, connect
 
 logger = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class VideoFrameCounter:
         if behind and got is not None:
             got.recovered_packets += 1
             got.missing_packets -= 1
-        self._buffer[seq] = _Piece(packet.marker, starts, starts_vp8_keyframe(payload, data), data)
+        self._buffer[seq] = _Piece(packet.marker, starts, VP8.starts_keyframe(payload, data), data)
         self._assemble(time.monotonic())
 
     def _assemble(self, now: float) -> None:

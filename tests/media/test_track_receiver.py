@@ -10,15 +10,15 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.codecs import depayload
 from aiortc.rtp import RtpPacket
 
-from media.forwarded_track import ForwardedTrack
-from media.forwarder import KeyframeRequester, TrackForwarder
-from media.rewriter import Vp8Descriptor
+from media.codecs import Vp8Descriptor
+from media.down_track import DownTrack
+from media.receiver import KeyframeRequester, TrackReceiver
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 
 
 class PictureLoss:
-    """Counts the PLIs a forwarder sends to its publisher."""
+    """Counts the PLIs a track receiver sends to its publisher."""
 
     def __init__(self) -> None:
         self.sent = 0
@@ -51,23 +51,23 @@ class Wire:
         self.resent.append(RtpPacket.parse(packet))
 
 
-def make_forwarder(interval: float = 0.5) -> tuple[TrackForwarder, PictureLoss]:
+def make_receiver(interval: float = 0.5) -> tuple[TrackReceiver, PictureLoss]:
     pli = PictureLoss()
-    return TrackForwarder(VP8, KeyframeRequester(pli, interval)), pli
+    return TrackReceiver(VP8, KeyframeRequester(pli, interval)), pli
 
 
-def subscriber() -> tuple[ForwardedTrack, Wire]:
-    track, wire = ForwardedTrack("video", 90000), Wire()
+def subscriber() -> tuple[DownTrack, Wire]:
+    track, wire = DownTrack("video", 90000), Wire()
     track.connect(wire)  # type: ignore[arg-type]
     return track, wire
 
 
-def send(forwarder: TrackForwarder, seq: int, ts: int, picture: int, key: bool) -> None:
+def send(receiver: TrackReceiver, seq: int, ts: int, picture: int, key: bool) -> None:
     """One single-packet VP8 frame from the publisher."""
     payload = bytes([0x90, 0x80, 0x80 | picture >> 8, picture & 0xFF, 0x10 if key else 0x11])
     packet = RtpPacket(payload_type=97, sequence_number=seq, timestamp=ts, payload=payload)
     packet.marker = 1
-    forwarder.on_packet(packet, depayload(VP8, payload))
+    receiver.on_packet(packet, depayload(VP8, payload))
 
 
 def picture_ids(wire: Wire) -> list[int]:
@@ -75,15 +75,15 @@ def picture_ids(wire: Wire) -> list[int]:
 
 
 async def test_new_subscriber_starts_at_a_keyframe_requested_at_once() -> None:
-    forwarder, pli = make_forwarder()
+    receiver, pli = make_receiver()
     track, wire = subscriber()
-    track.attach(forwarder)
+    track.attach(receiver)
     await asyncio.sleep(0)
     assert pli.sent == 1
 
-    send(forwarder, 10, 0, 7, key=False)
-    send(forwarder, 11, 3000, 8, key=True)
-    send(forwarder, 12, 6000, 9, key=False)
+    send(receiver, 10, 0, 7, key=False)
+    send(receiver, 11, 3000, 8, key=True)
+    send(receiver, 12, 6000, 9, key=False)
 
     assert [p.payload[-1] for p in wire.sent] == [0x10, 0x11]
     assert {(p.ssrc, p.payload_type, p.marker) for p in wire.sent} == {(1111, 96, 1)}
@@ -94,10 +94,10 @@ async def test_new_subscriber_starts_at_a_keyframe_requested_at_once() -> None:
 
 
 async def test_keyframe_requests_are_rate_limited_and_shared() -> None:
-    forwarder, pli = make_forwarder(interval=0.2)
+    receiver, pli = make_receiver(interval=0.2)
     tracks = [subscriber()[0] for _ in range(5)]
     for track in tracks:
-        track.attach(forwarder)
+        track.attach(receiver)
     await asyncio.sleep(0)
     assert pli.sent == 1
 
@@ -110,14 +110,14 @@ async def test_keyframe_requests_are_rate_limited_and_shared() -> None:
 
 
 async def test_switching_a_track_to_another_publisher_keeps_its_numbering() -> None:
-    first, _ = make_forwarder()
-    second, _ = make_forwarder()
+    first, _ = make_receiver()
+    second, _ = make_receiver()
     track, wire = subscriber()
     track.attach(first)
     send(first, 100, 1_000, 5000, key=True)
     send(first, 101, 4_000, 5001, key=False)
     track.attach(second)
-    assert first.tracks == ()
+    assert first.down_tracks == ()
     send(second, 40_000, 777_000, 12, key=False)
     send(second, 40_001, 780_000, 13, key=True)
     send(second, 40_002, 783_000, 14, key=False)
@@ -131,29 +131,29 @@ async def test_switching_a_track_to_another_publisher_keeps_its_numbering() -> N
 
 
 async def test_muted_source_forwards_nothing_and_resumes_at_a_keyframe() -> None:
-    forwarder, pli = make_forwarder(interval=0)
+    receiver, pli = make_receiver(interval=0)
     track, wire = subscriber()
-    track.attach(forwarder)
-    send(forwarder, 1, 0, 1, key=True)
-    forwarder.set_muted(True)
-    send(forwarder, 2, 3000, 2, key=True)
+    track.attach(receiver)
+    send(receiver, 1, 0, 1, key=True)
+    receiver.set_muted(True)
+    send(receiver, 2, 3000, 2, key=True)
     assert len(wire.sent) == 1
 
-    forwarder.set_muted(False)
+    receiver.set_muted(False)
     await asyncio.sleep(0)
     assert pli.sent == 2
-    send(forwarder, 3, 6000, 3, key=False)
-    send(forwarder, 4, 9000, 4, key=True)
+    send(receiver, 3, 6000, 3, key=False)
+    send(receiver, 4, 9000, 4, key=True)
     assert [p.payload[-1] for p in wire.sent] == [0x10, 0x10]
     assert wire.sent[1].sequence_number - wire.sent[0].sequence_number == 1
 
 
 async def test_lost_packet_is_sent_again_as_rtx() -> None:
-    forwarder, _ = make_forwarder()
+    receiver, _ = make_receiver()
     track, wire = subscriber()
-    track.attach(forwarder)
-    send(forwarder, 50, 0, 1, key=True)
-    send(forwarder, 51, 3000, 2, key=False)
+    track.attach(receiver)
+    send(receiver, 50, 0, 1, key=True)
+    send(receiver, 51, 3000, 2, key=False)
     lost = wire.sent[1]
 
     track.retransmit(lost.sequence_number)
@@ -167,9 +167,9 @@ async def test_lost_packet_is_sent_again_as_rtx() -> None:
 
 
 async def test_ended_publication_releases_its_subscribers() -> None:
-    forwarder, _ = make_forwarder()
+    receiver, _ = make_receiver()
     track, _ = subscriber()
-    track.attach(forwarder)
-    forwarder.end()
-    assert track.source is None
+    track.attach(receiver)
+    receiver.end()
+    assert track.receiver is None
     track.stop()

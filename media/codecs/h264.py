@@ -1,29 +1,37 @@
-"""Picture sizes read from encoded frames (VP8 keyframe header, H.264 SPS), without decoding."""
+"""H.264 (RFC 6184): keyframes from NAL unit types, the picture size from the SPS."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+
+from .base import CodecStrategy, RecordingFormat
 
 logger = logging.getLogger(__name__)
 
-VP8_START_CODE = b"\x9d\x01\x2a"
-H264_SPS = 7
+START_CODE = b"\x00\x00\x01"
+SPS = 7
+KEYFRAME_NAL_TYPES = frozenset((5, SPS))  # IDR slice, sequence parameter set
 #: H.264 profiles whose SPS carries chroma format, bit depths and scaling matrices.
-H264_HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
+HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
 
 
-def vp8_dimensions(frame: bytes) -> tuple[int, int] | None:
-    """
-    The picture size a VP8 keyframe announces (RFC 6386 section 9.1).
+def _nal_starts(access_unit: bytes) -> Iterator[int]:
+    """The offsets of the NAL units behind the start codes of an Annex B access unit."""
+    position = access_unit.find(START_CODE)
+    while position != -1:
+        yield position + 3
+        position = access_unit.find(START_CODE, position + 3)
 
-    :param frame: A VP8 frame without its RTP payload descriptor.
-    :return: ``(width, height)``, or None for an interframe or a malformed frame.
-    """
-    if len(frame) < 10 or frame[0] & 1 or frame[3:6] != VP8_START_CODE:
-        return None
-    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
-    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
-    return (width, height) if width and height else None
+
+def _nal_units(access_unit: bytes) -> list[bytes]:
+    starts = list(_nal_starts(access_unit))
+    ends = [start - 3 for start in starts[1:]] + [len(access_unit)]
+    return [access_unit[start:end].rstrip(b"\x00") for start, end in zip(starts, ends, strict=True)]
+
+
+def _rbsp(nal: bytes) -> bytes:
+    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
 
 
 class _BitReader:
@@ -58,23 +66,6 @@ class _BitReader:
         return (code + 1) // 2 if code & 1 else -(code // 2)
 
 
-def _nal_units(access_unit: bytes) -> list[bytes]:
-    units: list[bytes] = []
-    starts: list[int] = []
-    position = access_unit.find(b"\x00\x00\x01")
-    while position != -1:
-        starts.append(position + 3)
-        position = access_unit.find(b"\x00\x00\x01", position + 3)
-    for index, start in enumerate(starts):
-        end = starts[index + 1] - 3 if index + 1 < len(starts) else len(access_unit)
-        units.append(access_unit[start:end].rstrip(b"\x00"))
-    return units
-
-
-def _rbsp(nal: bytes) -> bytes:
-    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
 def _skip_scaling_list(reader: _BitReader, size: int) -> None:
     last, following = 8, 8
     for _ in range(size):
@@ -83,7 +74,7 @@ def _skip_scaling_list(reader: _BitReader, size: int) -> None:
         last = following or last
 
 
-def h264_sps_dimensions(sps: bytes) -> tuple[int, int]:
+def sps_picture_size(sps: bytes) -> tuple[int, int]:
     """
     The cropped picture size of an H.264 sequence parameter set (ITU-T H.264 7.3.2.1.1).
 
@@ -96,7 +87,7 @@ def h264_sps_dimensions(sps: bytes) -> tuple[int, int]:
     reader.ue()  # seq_parameter_set_id
     chroma_format = 1
     separate_planes = 0
-    if profile in H264_HIGH_PROFILES:
+    if profile in HIGH_PROFILES:
         chroma_format = reader.ue()
         if chroma_format == 3:
             separate_planes = reader.bit()
@@ -140,33 +131,49 @@ def h264_sps_dimensions(sps: bytes) -> tuple[int, int]:
     return width, height
 
 
-def h264_dimensions(access_unit: bytes) -> tuple[int, int] | None:
-    """
-    The picture size of the SPS in an H.264 access unit, if it carries one.
+class H264Codec(CodecStrategy):
+    """H.264: a decoder can start at an IDR slice or a sequence parameter set."""
 
-    :param access_unit: Annex B NAL units behind start codes.
-    :return: ``(width, height)``, or None without a (valid) SPS.
-    """
-    for nal in _nal_units(access_unit):
-        if nal and nal[0] & 0x1F == H264_SPS:
-            try:
-                return h264_sps_dimensions(_rbsp(nal))
-            except (ValueError, IndexError):
-                logger.warning("an H.264 SPS could not be parsed")
-                return None
-    return None
+    def __init__(self) -> None:
+        super().__init__("video/H264", RecordingFormat("h264", "matroska", "mkv"))
+
+    def is_keyframe(self, frame: bytes) -> bool:
+        """
+        Tell whether an H.264 access unit starts a decodable picture (an IDR slice or an SPS).
+
+        :param frame: An Annex B access unit (NAL units behind start codes).
+        """
+        size = len(frame)
+        return any(
+            start < size and frame[start] & 0x1F in KEYFRAME_NAL_TYPES
+            for start in _nal_starts(frame)
+        )
+
+    def starts_keyframe(self, payload: bytes, data: bytes) -> bool:
+        """
+        Tell whether an H.264 RTP packet carries the start of an IDR slice or an SPS.
+
+        :param payload: The RTP payload (a NAL unit, STAP-A or FU-A).
+        :param data: The NAL units it starts, behind start codes.
+        """
+        return self.is_keyframe(data)
+
+    def picture_size(self, keyframe: bytes) -> tuple[int, int] | None:
+        """
+        The picture size of the SPS in an H.264 access unit, if it carries one.
+
+        :param keyframe: Annex B NAL units behind start codes.
+        :return: ``(width, height)``, or None without a (valid) SPS.
+        """
+        for nal in _nal_units(keyframe):
+            if nal and nal[0] & 0x1F == SPS:
+                try:
+                    return sps_picture_size(_rbsp(nal))
+                except (ValueError, IndexError):
+                    logger.warning("an H.264 SPS could not be parsed")
+                    return None
+        return None
 
 
-def picture_dimensions(mime_type: str, frame: bytes) -> tuple[int, int] | None:
-    """
-    The picture size announced by a video keyframe.
-
-    :param mime_type: ``video/VP8`` or ``video/H264``.
-    :param frame: An encoded keyframe.
-    """
-    name = mime_type.lower()
-    if name == "video/vp8":
-        return vp8_dimensions(frame)
-    if name == "video/h264":
-        return h264_dimensions(frame)
-    return None
+H264 = H264Codec()
+"""The H.264 strategy."""

@@ -1,4 +1,4 @@
-"""One subscriber stream: a publisher's RTP packets, renumbered and sent to one subscriber."""
+"""A down track: one published track's RTP packets, renumbered and sent to one subscriber."""
 
 from __future__ import annotations
 
@@ -10,28 +10,30 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from .aiortc_hooks import RtpOutlet
-from .rewriter import RtpRewriter, Vp8Descriptor
+from .codecs import PictureNumbers
+from .rewriter import RtpRewriter
 
 if TYPE_CHECKING:
-    from .forwarder import TrackForwarder
+    from .receiver import TrackReceiver
 
 HISTORY = 512
-"""Packets kept per subscriber stream for retransmission (about 3 s of video)."""
+"""Packets kept per down track for retransmission (about 3 s of video)."""
 
 _HEADER = struct.Struct("!BBHII")
 _EXTENSION_PROFILE = b"\xbe\xde"  # RFC 8285 one-byte header extensions
 
 
-class ForwardedTrack(MediaStreamTrack):
+class DownTrack(MediaStreamTrack):
     """
     The track of one subscriber transceiver, fed with a published track's RTP packets.
 
-    The packets are already packetized by the publisher: per subscriber only the header
-    is rebuilt (SSRC, payload type, sequence number, timestamp, header extensions) and
-    the VP8 picture numbers are moved, by this track's :class:`RtpRewriter`, so the
-    stream stays continuous when :meth:`attach` switches it to another source. The
-    packets leave through an :class:`RtpOutlet`; aiortc's sender reads nothing from
-    :meth:`recv`, which only waits for the end.
+    LiveKit calls it a down track, mediasoup a consumer. The packets are already
+    packetized by the publisher: per subscriber only the header is rebuilt (SSRC, payload
+    type, sequence number, timestamp, header extensions) and the picture numbers are
+    moved, by this track's :class:`RtpRewriter`, so the stream stays continuous when
+    :meth:`attach` switches it to another published track. The packets leave through an
+    :class:`RtpOutlet`; aiortc's sender reads nothing from :meth:`recv`, which only waits
+    for the end.
 
     :param kind: ``audio`` or ``video``.
     :param clock_rate: The codec's RTP clock rate in Hz.
@@ -41,7 +43,7 @@ class ForwardedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._rewriter = RtpRewriter(clock_rate)
-        self._source: TrackForwarder | None = None
+        self._receiver: TrackReceiver | None = None
         self._outlet: RtpOutlet | None = None
         self._needs_keyframe = True
         self._ended = asyncio.Event()
@@ -52,9 +54,9 @@ class ForwardedTrack(MediaStreamTrack):
         self._audio_level_id = 0
 
     @property
-    def source(self) -> TrackForwarder | None:
-        """The published track feeding this one, if any."""
-        return self._source
+    def receiver(self) -> TrackReceiver | None:
+        """The receiver of the published track feeding this one, if any."""
+        return self._receiver
 
     def connect(self, outlet: RtpOutlet) -> None:
         """
@@ -72,24 +74,24 @@ class ForwardedTrack(MediaStreamTrack):
         )
         self._audio_level_id = outlet.audio_level_id or 0
 
-    def attach(self, source: TrackForwarder) -> None:
+    def attach(self, receiver: TrackReceiver) -> None:
         """
-        Feed this track from `source`, starting at its next keyframe.
+        Feed this track from `receiver`, starting at its next keyframe.
 
-        :param source: The forwarder of a published track.
+        :param receiver: The receiver of a published track.
         """
-        if source is self._source:
+        if receiver is self._receiver:
             return
         self.detach()
-        self._source = source
+        self._receiver = receiver
         self.resync()
-        source.add(self)
+        receiver.add(self)
 
     def detach(self) -> None:
         """Stop feeding this track; the subscriber sees a pause."""
-        if self._source is not None:
-            self._source.remove(self)
-            self._source = None
+        if self._receiver is not None:
+            self._receiver.remove(self)
+            self._receiver = None
             self.resync()
 
     def resync(self) -> None:
@@ -98,25 +100,25 @@ class ForwardedTrack(MediaStreamTrack):
         self._rewriter.restart()
 
     def request_keyframe(self) -> None:
-        """The subscriber asked for a keyframe (PLI or FIR): ask the source."""
-        if self._source is not None:
-            self._source.request_keyframe()
+        """The subscriber asked for a keyframe (PLI or FIR): ask the publisher."""
+        if self._receiver is not None:
+            self._receiver.request_keyframe()
 
     def forward(
         self,
         packet: RtpPacket,
         keyframe: bool,
-        vp8: Vp8Descriptor | None,
+        pictures: PictureNumbers | None,
         now: float,
         ntp_time: int,
         abs_send_time: bytes,
     ) -> None:
         """
-        Rewrite one packet of the source for this subscriber and send it.
+        Rewrite one packet of the published track for this subscriber and send it.
 
-        :param packet: The source's packet, as received.
+        :param packet: The publisher's packet, as received.
         :param keyframe: Whether a decoder can start at this packet.
-        :param vp8: Its VP8 descriptor, if it has a PictureID.
+        :param pictures: Its picture numbers, if its codec has them (a VP8 PictureID).
         :param now: Its arrival time in seconds (monotonic clock).
         :param ntp_time: The current time as a 64-bit NTP time.
         :param abs_send_time: The current time as a 3-byte abs-send-time value.
@@ -129,10 +131,10 @@ class ForwardedTrack(MediaStreamTrack):
                 return
             self._needs_keyframe = False
         rewriter = self._rewriter
-        seq, ts = rewriter.rewrite(packet.sequence_number, packet.timestamp, now, vp8)
+        seq, ts = rewriter.rewrite(packet.sequence_number, packet.timestamp, now, pictures)
         payload = packet.payload
-        if vp8 is not None:
-            payload = vp8.rewrite(payload, rewriter.picture_offset, rewriter.tl0_offset)
+        if pictures is not None:
+            payload = pictures.rewrite(payload, rewriter.picture_offset, rewriter.tl0_offset)
         elements = self._mid_element
         if self._abs_send_time_prefix:
             elements += self._abs_send_time_prefix + abs_send_time

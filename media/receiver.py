@@ -1,4 +1,4 @@
-"""Fan-out of one published track's RTP packets to its subscribers, without decoding."""
+"""The receiving end of one published track: its RTP packets fanned out, never decoded."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from aiortc import RTCRtpCodecParameters, clock
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
-from .keyframes import keyframe_detector, packet_keyframe_detector
-from .rewriter import Vp8Descriptor
+from .codecs import codec_for
 
 if TYPE_CHECKING:
-    from .forwarded_track import ForwardedTrack
+    from .down_track import DownTrack
 
 logger = logging.getLogger(__name__)
 
@@ -75,57 +74,56 @@ class KeyframeRequester:
         self._task = asyncio.ensure_future(self._send())
 
 
-class TrackForwarder:
+class TrackReceiver:
     """
-    Forwards one published track's RTP packets to any number of subscriber tracks.
+    Receives one published track and fans its RTP packets out to its down tracks.
 
-    Packets go out as they arrive (no jitter buffer on the way), each subscriber track
-    rewriting only the header and VP8 picture numbers; nothing is decoded or logged per
-    packet. Sinks (recorders) get whole reassembled frames instead. A track added later,
-    or unmuted, waits for the next keyframe, which is requested at once.
+    LiveKit calls it the track's receiver, mediasoup its producer. Packets go out as they
+    arrive (no jitter buffer on the way), each down track rewriting only the header and
+    the picture numbers; nothing is decoded or logged per packet. Sinks (recorders) get
+    whole reassembled frames instead. A down track added later, or unmuted, waits for the
+    next keyframe, which is requested at once.
 
     :param codec: The codec the publisher sends.
     :param keyframes: Asks the publisher for a keyframe.
+    :raises UnsupportedCodec: when the codec has no strategy in :mod:`media.codecs`.
     """
 
     def __init__(self, codec: RTCRtpCodecParameters, keyframes: KeyframeRequester) -> None:
+        strategy = codec_for(codec.mimeType)
         self.codec = codec
+        self.kind = strategy.kind
         self.muted = False
         self._keyframes = keyframes
-        self._is_keyframe = keyframe_detector(codec.mimeType)
-        self._starts_keyframe = packet_keyframe_detector(codec.mimeType)
-        self._vp8 = codec.mimeType.lower() == "video/vp8"
-        self._tracks: tuple[ForwardedTrack, ...] = ()
+        self._is_keyframe = strategy.is_keyframe
+        self._starts_keyframe = strategy.starts_keyframe
+        self._picture_numbers = strategy.picture_numbers if strategy.numbers_pictures else None
+        self._down_tracks: tuple[DownTrack, ...] = ()
         self._sinks: tuple[FrameSink, ...] = ()
         self._ended = False
 
     @property
-    def kind(self) -> str:
-        """``audio`` or ``video``."""
-        return self.codec.mimeType.split("/")[0].lower()
+    def down_tracks(self) -> tuple[DownTrack, ...]:
+        """The down tracks currently fed."""
+        return self._down_tracks
 
-    @property
-    def tracks(self) -> tuple[ForwardedTrack, ...]:
-        """The subscriber tracks currently fed."""
-        return self._tracks
-
-    def add(self, track: ForwardedTrack) -> None:
+    def add(self, down_track: DownTrack) -> None:
         """
-        Start feeding a subscriber track, from the next keyframe.
+        Start feeding a down track, from the next keyframe.
 
-        :param track: A :class:`ForwardedTrack` that waits for a keyframe.
+        :param down_track: A :class:`DownTrack` that waits for a keyframe.
         """
-        if track not in self._tracks:
-            self._tracks = (*self._tracks, track)
+        if down_track not in self._down_tracks:
+            self._down_tracks = (*self._down_tracks, down_track)
         self.request_keyframe()
 
-    def remove(self, track: ForwardedTrack) -> None:
+    def remove(self, down_track: DownTrack) -> None:
         """
-        Stop feeding a subscriber track.
+        Stop feeding a down track.
 
-        :param track: A track previously added.
+        :param down_track: A down track previously added.
         """
-        self._tracks = tuple(t for t in self._tracks if t is not track)
+        self._down_tracks = tuple(t for t in self._down_tracks if t is not down_track)
 
     def add_sink(self, sink: FrameSink) -> None:
         """
@@ -148,7 +146,7 @@ class TrackForwarder:
 
     def set_muted(self, muted: bool) -> None:
         """
-        Stop or resume forwarding; on resume every track restarts at a keyframe.
+        Stop or resume forwarding; on resume every down track restarts at a keyframe.
 
         :param muted: True to stop forwarding.
         """
@@ -156,8 +154,8 @@ class TrackForwarder:
             return
         self.muted = muted
         if not muted:
-            for track in self._tracks:
-                track.resync()
+            for down_track in self._down_tracks:
+                down_track.resync()
             self.request_keyframe()
 
     def request_keyframe(self) -> None:
@@ -167,21 +165,22 @@ class TrackForwarder:
 
     def on_packet(self, packet: RtpPacket, data: bytes) -> None:
         """
-        Forward one RTP packet from the publisher, as it arrives, to every subscriber track.
+        Forward one RTP packet from the publisher, as it arrives, to every down track.
 
         :param packet: The packet (retransmissions arrive late under their own number).
         :param data: Its payload without the RTP payload descriptor.
         """
-        tracks = self._tracks
-        if self.muted or not tracks or packet.payload_type != self.codec.payloadType:
+        down_tracks = self._down_tracks
+        if self.muted or not down_tracks or packet.payload_type != self.codec.payloadType:
             return
         keyframe = self._starts_keyframe(packet.payload, data)
-        vp8 = Vp8Descriptor.parse(packet.payload) if self._vp8 else None
+        parse = self._picture_numbers
+        pictures = parse(packet.payload) if parse is not None else None
         now = time.monotonic()
         ntp_time = clock.current_ntp_time()
         abs_send_time = ((ntp_time >> 14) & 0xFFFFFF).to_bytes(3, "big")
-        for track in tracks:
-            track.forward(packet, keyframe, vp8, now, ntp_time, abs_send_time)
+        for down_track in down_tracks:
+            down_track.forward(packet, keyframe, pictures, now, ntp_time, abs_send_time)
 
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """
@@ -198,10 +197,10 @@ class TrackForwarder:
             sink(codec, data, frame.timestamp, keyframe)
 
     def end(self) -> None:
-        """The published track is gone: detach every subscriber track."""
+        """The published track is gone: detach every down track."""
         self._ended = True
         self._keyframes.close()
-        for track in self._tracks:
-            track.detach()
-        self._tracks = ()
+        for down_track in self._down_tracks:
+            down_track.detach()
+        self._down_tracks = ()
         self._sinks = ()

@@ -1,0 +1,186 @@
+"""The Socket.IO protocol's helpers: event registration and acks, error codes, payloads, rooms.
+
+docs/protocol.md is the contract these build; the event handlers live in
+:mod:`signaling.events` and :mod:`signaling.recording_events`. Every client event is validated
+with its schema and answered with ``{"ok": true, ...}`` or ``{"ok": false, "error": {code,
+message}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from pydantic import BaseModel
+
+from media import ParticipantSession
+from rooms.errors import DomainError
+from rooms.grants import NO_GRANTS, ConsultGrants
+from rooms.identity import Identity
+from rooms.registry import UNMUTED, Presence
+from rooms.views import ConsultView, ParticipantView, TimelineEntry
+from signaling.errors import ack_error
+
+# --- error codes of the live consult (docs/protocol.md, "Error codes") ---------------------------
+
+
+class AlreadyJoined(DomainError):
+    code, status = "already_joined", 409
+
+
+class NotJoined(DomainError):
+    code, status = "not_joined", 409
+
+
+class InLobby(DomainError):
+    code, status = "in_lobby", 409
+
+
+class MediaOnOtherNode(DomainError):
+    code, status = "media_on_other_node", 503
+
+
+class UnknownEvent(DomainError):
+    code, status = "unknown_event", 400
+
+
+# --- Socket.IO rooms --------------------------------------------------------------------------
+
+
+def consult_room(consult_id: str) -> str:
+    """The Socket.IO room of a consult's joined participants."""
+    return f"consult:{consult_id}"
+
+
+def lobby_room(consult_id: str) -> str:
+    """The Socket.IO room of a consult's waiting participants."""
+    return f"lobby:{consult_id}"
+
+
+def hosts_room(consult_id: str) -> str:
+    """The Socket.IO room of a consult's hosts (they see the lobby)."""
+    return f"hosts:{consult_id}"
+
+
+# --- payloads (docs/protocol.md, "Shapes") ------------------------------------------------------
+
+#: How many earlier chat messages a joining participant receives.
+CHAT_HISTORY = 100
+
+
+def participant_payload(view: ParticipantView, presence: Presence | None) -> dict[str, Any]:
+    """The protocol's Participant: the invitation plus live presence."""
+    if presence is not None:
+        status, muted = presence.status, presence.muted
+    else:
+        status, muted = ("removed" if view.removed else "invited"), dict(UNMUTED)
+    return {**view.as_dict(), "status": status, "muted": muted}
+
+
+def participants_payload(
+    consult: ConsultView, presence: Mapping[str, Presence]
+) -> list[dict[str, Any]]:
+    """Every participant of a consult, as the protocol's Participant."""
+    return [participant_payload(p, presence.get(p.id)) for p in consult.participants]
+
+
+def waiting_payload(consult: ConsultView, presence: Mapping[str, Presence]) -> list[dict[str, Any]]:
+    """The protocol's lobby: the consult's participants waiting to be admitted."""
+    return [
+        participant_payload(p, presence[p.id])
+        for p in consult.participants
+        if p.id in presence and presence[p.id].status == "waiting"
+    ]
+
+
+def chat_payload(entry: TimelineEntry) -> dict[str, Any]:
+    """The protocol's ChatMessage, from its timeline entry."""
+    return {
+        "participant_id": entry.detail.get("participant_id"),
+        "name": entry.actor_name,
+        "text": entry.detail.get("text", ""),
+        "at": entry.at.isoformat(),
+    }
+
+
+# --- connections and their events -------------------------------------------------------------
+
+
+@dataclass
+class Connection:
+    """One Socket.IO connection: who it is and where it stands in its consult."""
+
+    identity: Identity
+    consult_id: str | None = None
+    participant: ParticipantView | None = None
+    grants: ConsultGrants = NO_GRANTS
+    waiting: bool = False
+    media: ParticipantSession | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def joined(self) -> tuple[str, ParticipantView]:
+        """The consult and participant of a joined connection.
+
+        :raises NotJoined: before ``join``.
+        """
+        if self.consult_id is None or self.participant is None:
+            raise NotJoined("Join a consult first")
+        return self.consult_id, self.participant
+
+    def leave_consult(self) -> None:
+        """Forget the consult: the connection may join one again."""
+        self.consult_id, self.participant, self.media = None, None, None
+        self.grants, self.waiting = NO_GRANTS, False
+
+
+EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]]
+"""Handles one client event as ``handler(sid, connection, payload)``; returns the ack's fields."""
+
+
+class ClientEvents:
+    """
+    The client events a server answers: each validated, run under its connection's lock, acked.
+
+    An event nobody registered is answered with ``unknown_event``.
+
+    :param sio: The Socket.IO server.
+    :param connections: The authenticated connections, by Socket.IO session id.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, connections: Mapping[str, Connection]) -> None:
+        self._sio = sio
+        self._connections = connections
+        sio.on("*", self._on_unknown)
+
+    def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
+        """
+        Handle the client event `name`: validate with `schema`, run `handler`, ack.
+
+        The handler runs under the connection's lock and returns the ack's result fields (or
+        None); a raised error becomes a coded ``ok: false`` ack.
+
+        :param name: The event's name.
+        :param schema: Its payload's schema.
+        :param handler: Called as ``handler(sid, connection, payload)``.
+        """
+
+        async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
+            connection = self._connections.get(sid)
+            try:
+                if connection is None:
+                    raise NotJoined("The connection is not authenticated")
+                payload = schema.model_validate({} if data is None else data)
+                async with connection.lock:
+                    result = await handler(sid, connection, payload)
+            except Exception as exc:
+                return ack_error(name, exc, sid=sid)
+            return {"ok": True, **(result or {})}
+
+        self._sio.on(name, on_event)
+
+    async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        error = UnknownEvent(f"Unknown event {event!r}")
+        return ack_error("unknown", error, sid=sid, event=event[:64])
