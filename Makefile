@@ -19,7 +19,7 @@ help:
 	@echo "make test-js      only the web client's unit tests (node --test tests/js/)"
 	@echo "make test-host    only the host phase   (PYTEST_ARGS=... to pass pytest options)"
 	@echo "make test-webrtc  only the WebRTC phase (PYTEST_ARGS=... to pass pytest options)"
-	@echo "make lint         ruff check, ruff format --check, and tsc on the web client's JSDoc types"
+	@echo "make lint         ruff check, ruff format --check, mypy, and tsc on the web client's JSDoc types"
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
