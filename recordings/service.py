@@ -17,11 +17,11 @@ from typing import Any
 
 from config.database import Database
 from config.settings import Settings
-from media.recording import ConsultRecorder, Manifest
+from media import MediaHost, RecordingHandle
+from media.recording import Manifest
 from media.recording.manifest import MANIFEST_NAME
 from media.recording.recorder import utc_iso
 from media.recording.recovery import folder_busy, recover_folder
-from media.server import MediaServer
 from rooms.audit import AuditLog
 from rooms.identity import Identity
 from rooms.service import ConsultService
@@ -73,7 +73,7 @@ class RecordingService:
     def __init__(
         self,
         database: Database,
-        media: MediaServer,
+        media: MediaHost,
         consults: ConsultService,
         audit: AuditLog,
         files: RecordingFiles,
@@ -214,7 +214,7 @@ class RecordingService:
             await asyncio.gather(watcher, return_exceptions=True)
         return await self.catalogue.get(recording.id)
 
-    async def _watch(self, consult_id: str, recorder: ConsultRecorder) -> None:
+    async def _watch(self, consult_id: str, recorder: RecordingHandle) -> None:
         """Complete the catalogue when a recording stops, however it stops (consult end too)."""
         recording_id = recorder.recording_id
         try:
@@ -339,7 +339,7 @@ class RecordingService:
 def build_recordings(
     settings: Settings,
     database: Database,
-    media: MediaServer,
+    media: MediaHost,
     consults: ConsultService,
 ) -> RecordingService:
     """
