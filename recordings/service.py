@@ -111,8 +111,8 @@ class RecordingService:
 
         :param consult_id: The consult.
         """
-        entry = await self._consults.last_event(consult_id, CONSENT_KINDS)
-        return entry if entry is not None and entry.kind == "recording_consent" else None
+        latest = await self._consults.latest_events(consult_id, CONSENT_KINDS)
+        return latest[0] if latest and latest[0].kind == "recording_consent" else None
 
     async def state(self, consult_id: str) -> dict[str, Any]:
         """

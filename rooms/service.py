@@ -216,20 +216,6 @@ class ConsultService:
         assert arrived is not None  # it is one of the rows the view was made of
         return Arrival(consult, arrived, grants)
 
-    async def chat_history(self, consult_id: str, limit: int) -> list[TimelineEntry]:
-        """The consult's last ``limit`` chat messages, oldest first (the caller is authorised).
-
-        One indexed query: a join reads this, and must not read the whole timeline.
-        """
-        async with self._database.sessions() as session:
-            rows = await session.scalars(
-                select(TimelineEvent)
-                .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind == "chat")
-                .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
-                .limit(limit)
-            )
-            return [TimelineEntry.of(row) for row in reversed(rows.all())]
-
     async def admit(
         self, caller: Identity, consult_id: str, participant_id: str
     ) -> ParticipantView:
@@ -308,20 +294,26 @@ class ConsultService:
             )
             return [TimelineEntry.of(row) for row in rows]
 
-    async def last_event(self, consult_id: str, kinds: Collection[str]) -> TimelineEntry | None:
-        """The consult's latest timeline entry of one of `kinds`, if any.
+    async def latest_events(
+        self, consult_id: str, kinds: Collection[str], limit: int = 1
+    ) -> list[TimelineEntry]:
+        """The consult's last ``limit`` timeline entries of `kinds`, oldest first.
+
+        One short scan of the (consult, kind, at) index, however long the timeline: a join reads
+        its chat history and recording consent this way.
 
         :param consult_id: the consult.
         :param kinds: the timeline kinds to look for.
+        :param limit: how many of the latest to return.
         """
         async with self._database.sessions() as session:
-            row = await session.scalar(
+            rows = await session.scalars(
                 select(TimelineEvent)
                 .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind.in_(kinds))
                 .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
-                .limit(1)
+                .limit(limit)
             )
-        return TimelineEntry.of(row) if row is not None else None
+            return [TimelineEntry.of(row) for row in reversed(rows.all())]
 
     async def invitation(self, consult_id: str, sub: str) -> ParticipantView | None:
         """`sub`'s invitation to a consult (removed or not), or None when not invited."""

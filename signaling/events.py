@@ -148,7 +148,8 @@ class ConsultSignaling:
         if owner != services.node_id:
             raise MediaOnOtherNode("This consult's media is served by another server process")
         registry = services.registry
-        previous = (await registry.presence(consult.id)).get(participant.id)
+        present = await registry.presence(consult.id)
+        previous = present.get(participant.id)
         if previous is not None and previous.sid != sid:
             # A participant holds one connection: a rejoin (new tab, reconnect) replaces the old.
             await self.sio.disconnect(previous.sid)
@@ -156,7 +157,7 @@ class ConsultSignaling:
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
         mine = Presence("waiting" if connection.waiting else "joined", sid)
         await registry.set_presence(consult.id, participant.id, mine)
-        presence = await registry.presence(consult.id)
+        presence = {**present, participant.id: mine}
         if connection.waiting:
             await self.sio.enter_room(sid, lobby_room(consult.id))
             await self._broadcast_lobby(consult, presence)
@@ -164,7 +165,7 @@ class ConsultSignaling:
             await self._enter_consult(sid, consult, participant, mine)
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
-        chat = await services.consults.chat_history(consult.id, CHAT_HISTORY)
+        chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
         return {
             "status": "lobby" if connection.waiting else "joined",
             "participant": participant_payload(participant, mine),
