@@ -120,6 +120,8 @@ class Connection:
     waiting: bool = False
     media: ParticipantSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Closes the connection when its token expires.
+    expiry: asyncio.TimerHandle | None = None
 
     def joined(self) -> tuple[str, ParticipantView]:
         """The consult and participant of a joined connection.

@@ -35,9 +35,17 @@ class LiveServer:
     def token(
         self, sub: str, role: Role | str, hospital: str = HOSPITAL, ttl: int = 600, **extra: Any
     ) -> str:
-        """A token for a person of a hospital."""
-        identity = Identity(sub, extra.get("name", sub), Role(role), hospital, extra.get("consult"))
+        """An identity token of a person of a hospital (their identity provider's)."""
+        identity = Identity(sub, extra.get("name", sub), Role(role), hospital)
         return self.issuer.mint(identity, ttl)
+
+    def token_of(self, consult: dict[str, Any], sub: str) -> str:
+        """What a participant of a scheduled consult opens its link with: the join link's token
+        for a patient, their own identity token (as the hospital portal passes it) for staff."""
+        invited = next(p for p in consult["participants"] if p["sub"] == sub)
+        if "token=" in invited["join_url"]:
+            return join_token(consult, sub)
+        return self.token(sub, invited["role"], invited["hospital"], name=invited["name"])
 
     def headers(self, token: str) -> dict[str, str]:
         """The Authorization header of ``token``."""
@@ -63,8 +71,9 @@ class LiveServer:
 
 
 def join_token(consult: dict[str, Any], sub: str) -> str:
-    """The token carried by a participant's join link."""
+    """The token carried by a participant's join link (patients: staff links carry none)."""
     participant = next(p for p in consult["participants"] if p["sub"] == sub)
+    assert "token=" in participant["join_url"], f"{sub}'s link carries no token: staff use theirs"
     return participant["join_url"].split("token=", 1)[1]
 
 

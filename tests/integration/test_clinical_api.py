@@ -28,7 +28,7 @@ class Api:
 async def visit(live_server: LiveServer) -> tuple[dict[str, Any], Api, Api]:
     """A scheduled visit, with the doctor's and the patient's join-link sessions."""
     consult = await live_server.schedule_visit()
-    doctor = Api(live_server, join_token(consult, "dr-wang"))
+    doctor = Api(live_server, live_server.token_of(consult, "dr-wang"))
     patient = Api(live_server, join_token(consult, "pt-li"))
     return consult, doctor, patient
 

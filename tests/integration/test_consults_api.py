@@ -21,7 +21,7 @@ async def test_scheduling_a_visit_returns_a_join_link_per_participant(
     verifier = verifier_from_settings(live_server.settings)
     for participant in consult["participants"]:
         assert participant["join_url"].startswith(f"{live_server.settings.base_url()}/join/")
-        identity = verifier.verify(join_token(consult, participant["sub"]))
+        identity = verifier.verify(live_server.token_of(consult, participant["sub"]))
         assert identity.sub == participant["sub"]
         assert identity.consult_id == consult["id"]
 
@@ -149,15 +149,15 @@ async def test_the_host_ends_the_consult_once(live_server: LiveServer) -> None:
     path = f"/api/consults/{consult['id']}/end"
     status, body = await post(live_server, path, join_token(consult, "pt-li"))
     assert (status, body["error"]["code"]) == (403, "forbidden")
-    status, body = await post(live_server, path, join_token(consult, "dr-wang"))
+    status, body = await post(live_server, path, live_server.token_of(consult, "dr-wang"))
     assert status == 200
     assert body["state"] == "ended"
     assert body["ended_at"] is not None
-    status, body = await post(live_server, path, join_token(consult, "dr-wang"))
+    status, body = await post(live_server, path, live_server.token_of(consult, "dr-wang"))
     assert (status, body["error"]["code"]) == (409, "consult_ended")
     async with live_server.http.get(
         f"{live_server.url}/api/consults/{consult['id']}/timeline",
-        headers=live_server.headers(join_token(consult, "dr-wang")),
+        headers=live_server.headers(live_server.token_of(consult, "dr-wang")),
     ) as response:
         kinds = [event["kind"] for event in (await response.json())["events"]]
     assert kinds == ["scheduled", "ended"]

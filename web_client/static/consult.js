@@ -207,6 +207,7 @@ session.on("view", (view) => {
       token: token ?? "",
       role: state.participant?.role,
       isHost: state.participant?.is_host,
+      joinLink: claims?.purpose === "join",
       updates: session,
     });
   }
