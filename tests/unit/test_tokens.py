@@ -138,7 +138,9 @@ def test_an_hs256_secret_shorter_than_32_bytes_refuses_to_start(
     monkeypatch.setenv("TELECONSULT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TELECONSULT_JWT_SECRET", "too-short-secret")
     assert main(["token", "--sub", "x", "--role", "doctor", "--hospital", "h1"]) == 2
-    assert "TELECONSULT_JWT_SECRET: an HS256 secret needs at least 32 bytes" in capsys.readouterr().err
+    assert (
+        "TELECONSULT_JWT_SECRET: an HS256 secret needs at least 32 bytes" in capsys.readouterr().err
+    )
 
 
 def test_a_trusted_issuer_with_a_short_secret_refuses_to_start(
