@@ -149,7 +149,7 @@ def test_a_trusted_issuer_with_a_short_secret_refuses_to_start(
     issuers = tmp_path / "issuers.json"
     entry = {"iss": "north-idp", "algorithm": "HS256", "secret": "short", "hospitals": ["north"]}
     issuers.write_text(json.dumps({"issuers": [entry]}))
-    with pytest.raises(ConfigurationError, match="north-idp.*at least 32 bytes"):
+    with pytest.raises(ConfigurationError, match=r"north-idp.*at least 32 bytes"):
         verifier_from_settings(settings_factory(trusted_issuers=issuers))
 
 
