@@ -118,6 +118,7 @@ SERVER_EVENTS = (
     "removed",
     "chat_message",
     "clinical_updated",
+    "session_expired",
 )
 
 
