@@ -95,3 +95,35 @@ async def test_a_coordinator_cannot_sign_amend_or_review_with_the_tokens_schedul
         assert refused == {"pt-li", "dr-wang", "coord-1"}, (resource_id, log["entries"])
         by_link = [e for e in log["entries"] if e["outcome"] == "refused:identity_token_required"]
         assert {e["actor"]["sub"] for e in by_link} == {"pt-li", "dr-wang"}
+
+
+async def test_a_namesake_at_another_hospital_is_not_the_doctor(
+    live_server: LiveServer, clients: Any
+) -> None:
+    """Identity is (hospital, sub): "dr-wang" of another hospital neither joins nor writes."""
+    live = live_server
+    consult = await live.schedule_visit()
+    cid = consult["id"]
+    namesake = live.token("dr-wang", Role.DOCTOR, hospital="h-west", name="Dr. Wang Fang")
+    connection = await clients(live.url, namesake)
+    ack = await connection.call("join", {"consult_id": cid})
+    assert ack["error"]["code"] == "not_invited"
+    status, problem = await call(live, namesake, "POST", f"/api/consults/{cid}/notes", NOTE)
+    assert (status, problem["error"]["code"]) == (404, "consult_not_found")
+    doctor = live.token("dr-wang", Role.DOCTOR, name="Dr. Wang Fang")
+    _, note = await call(live, doctor, "POST", f"/api/consults/{cid}/notes", NOTE)
+    status, _ = await call(live, namesake, "POST", f"/api/notes/{note['id']}/sign")
+    assert status == 404
+    status, _ = await call(live, namesake, "GET", f"/api/consults/{cid}")
+    assert status == 404
+    # In the audit log the namesake is someone else than the doctor.
+    admin = live.token("admin-1", Role.ADMIN)
+    outcomes = {}
+    for hospital in (HOSPITAL, "h-west"):
+        query = f"resource_id={note['id']}&actor=dr-wang&actor_hospital={hospital}"
+        _, log = await call(live, admin, "GET", f"/api/audit?{query}")
+        outcomes[hospital] = {(e["action"], e["outcome"]) for e in log["entries"]}
+    assert outcomes == {
+        HOSPITAL: {("create", "allowed")},
+        "h-west": {("sign", "refused:consult_not_found")},
+    }
