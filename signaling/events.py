@@ -8,7 +8,9 @@ protocols of :mod:`media.api`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 from typing import Any
 
 import socketio
@@ -17,10 +19,10 @@ from aiohttp import web
 from media import ParticipantSession, Source
 from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
 from rooms.identity import Identity
-from rooms.registry import Presence
+from rooms.registry import PRESENCE_REFRESH_SECONDS, Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.context import Services
-from signaling.errors import as_domain_error, problem_body
+from signaling.errors import as_domain_error, is_outage, problem_body
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -116,6 +118,30 @@ class ConsultSignaling:
         waiting = waiting_payload(consult, presence)
         await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
 
+    async def _store_presence(
+        self, consult_id: str, participant_id: str, presence: Presence
+    ) -> None:
+        """Store a participant's presence, and remember it on its connection when it is ours
+        (:meth:`refresh_presence` asserts it again)."""
+        await self.services.registry.set_presence(consult_id, participant_id, presence)
+        connection = self._connections.get(presence.sid)
+        if connection is not None and connection.consult_id == consult_id:
+            connection.presence = presence
+
+    async def refresh_presence(self) -> None:
+        """Assert the presence of this process's participants again, every
+        :data:`~rooms.registry.PRESENCE_REFRESH_SECONDS`, until cancelled: it keeps them from
+        expiring in Redis and restores them after Redis lost them (a restart). Raises on a
+        registry fault (the supervisor runs it again)."""
+        while True:
+            await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
+            held: dict[str, dict[str, Presence]] = defaultdict(dict)
+            for connection in list(self._connections.values()):
+                if connection.consult_id and connection.participant and connection.presence:
+                    held[connection.consult_id][connection.participant.id] = connection.presence
+            for consult_id, presence in held.items():
+                await self.services.registry.refresh_presence(consult_id, presence)
+
     async def _open_media(self, sid: str, connection: Connection) -> ParticipantSession:
         consult_id, participant = connection.joined()
         if connection.media is None:
@@ -156,7 +182,7 @@ class ConsultSignaling:
         connection.consult_id, connection.participant = consult.id, participant
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
         mine = Presence("waiting" if connection.waiting else "joined", sid)
-        await registry.set_presence(consult.id, participant.id, mine)
+        await self._store_presence(consult.id, participant.id, mine)
         presence = {**present, participant.id: mine}
         if connection.waiting:
             await self.sio.enter_room(sid, lobby_room(consult.id))
@@ -201,7 +227,7 @@ class ConsultSignaling:
         presence = (await services.registry.presence(consult_id)).get(admitted.id)
         if presence is not None and presence.status == "waiting":
             joined = Presence("joined", presence.sid, presence.muted)
-            await services.registry.set_presence(consult_id, admitted.id, joined)
+            await self._store_presence(consult_id, admitted.id, joined)
             await self.sio.leave_room(presence.sid, lobby_room(consult_id))
             await self._enter_consult(presence.sid, consult, admitted, joined)
             await self.sio.emit(
@@ -277,7 +303,7 @@ class ConsultSignaling:
         """Stop (or resume) forwarding a source and show the new state to everyone."""
         self.services.media.room(consult_id).set_muted(participant.id, source, muted)
         updated = presence.with_muted(source, muted)
-        await self.services.registry.set_presence(consult_id, participant.id, updated)
+        await self._store_presence(consult_id, participant.id, updated)
         await self.sio.emit(
             "participant_updated",
             participant_payload(participant, updated),
@@ -377,17 +403,29 @@ class ConsultSignaling:
         return consult
 
     async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
-        """Take a connection out of its consult; ``how`` goes on the timeline (None: already)."""
+        """Take a connection out of its consult; ``how`` goes on the timeline (None: already).
+
+        Idempotent and outage-proof: the connection leaves its consult, its media and its rooms
+        whatever the registry or the database answer; a presence Redis could not clear expires
+        by itself (``rooms.registry.PRESENCE_TTL_SECONDS``).
+        """
         consult_id, participant = connection.joined()
+        media = connection.media
+        connection.leave_consult()
         services = self.services
-        if connection.media is not None:
+        if media is not None:
             await services.media.room(consult_id).leave(participant.id)
-        presence = (await services.registry.presence(consult_id)).get(participant.id)
-        if presence is not None and presence.sid == sid:
-            await services.registry.clear_presence(consult_id, participant.id)
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
             await self.sio.leave_room(sid, room)
-        connection.leave_consult()
+        try:
+            await services.registry.clear_presence(consult_id, participant.id, sid)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning(
+                "presence not cleared; it expires by itself",
+                extra={"consult_id": consult_id, "error": type(exc).__name__},
+            )
         await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )
@@ -395,9 +433,16 @@ class ConsultSignaling:
             if how is not None:
                 await services.consults.note(consult_id, connection.identity, how)
             consult = await services.consults.get(connection.identity, consult_id)
+            await self._broadcast_lobby(consult)
         except DomainError:
             return
-        await self._broadcast_lobby(consult)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning(
+                "departure not noted on the timeline",
+                extra={"consult_id": consult_id, "error": type(exc).__name__},
+            )
 
 
 #: The application's live-consult side, for REST routes that must notify connected participants.

@@ -119,6 +119,8 @@ class Connection:
     grants: ConsultGrants = NO_GRANTS
     waiting: bool = False
     media: ParticipantSession | None = None
+    #: What this process last stored in the registry for it (asserted again periodically).
+    presence: Presence | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def joined(self) -> tuple[str, ParticipantView]:
@@ -133,7 +135,7 @@ class Connection:
     def leave_consult(self) -> None:
         """Forget the consult: the connection may join one again."""
         self.consult_id, self.participant, self.media = None, None, None
-        self.grants, self.waiting = NO_GRANTS, False
+        self.grants, self.waiting, self.presence = NO_GRANTS, False, None
 
 
 EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]]
