@@ -6,17 +6,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from config.database import Database
+from migrations.runner import upgrade
 from outbox.deliverer import Delivery
 from outbox.errors import EntryNotFailed, EntryNotFound
 from outbox.models import OutboxEntry
 from outbox.queue import Outbox
-from migrations.runner import upgrade
 from outbox.worker import OutboxPolicy, OutboxWorker
 from signaling.supervisor import Supervisor
 from tests.outages import PrivatePostgres
