@@ -23,6 +23,9 @@ import redis
 
 from config.settings import Settings
 
+#: Every log line of the run is checked for the secrets tests used (tests/log_scan.py).
+pytest_plugins = ("tests.log_scan",)
+
 TESTS_DIR = Path(__file__).resolve().parent
 PG_SOCKET_DIR = "/var/run/postgresql"
 HOST_REDIS = ("127.0.0.1", 6379)

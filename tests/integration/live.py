@@ -19,6 +19,7 @@ from migrations.runner import upgrade
 from rooms.identity import Identity, Role
 from signaling.app import create_app
 from signaling.auth import TokenIssuer, issuer_from_settings
+from tests.log_scan import register_secret
 
 HOSPITAL = "h-east"
 
@@ -37,7 +38,9 @@ class LiveServer:
     ) -> str:
         """A token for a person of a hospital."""
         identity = Identity(sub, extra.get("name", sub), Role(role), hospital, extra.get("consult"))
-        return self.issuer.mint(identity, ttl)
+        token = self.issuer.mint(identity, ttl)
+        register_secret(token)
+        return token
 
     def headers(self, token: str) -> dict[str, str]:
         """The Authorization header of ``token``."""
@@ -83,7 +86,9 @@ class SignalingClient:
     )
 
     async def call(self, event: str, payload: Any = None, timeout: float = 10) -> dict[str, Any]:
-        """Emit an event and return its acknowledgement."""
+        """Emit an event and return its acknowledgement (chat text is registered as a secret)."""
+        if event == "chat" and isinstance(payload, dict) and isinstance(payload.get("text"), str):
+            register_secret(payload["text"])
         return await self.client.call(event, payload, timeout=timeout)
 
     async def next(self, event: str, timeout: float = 10) -> Any:
