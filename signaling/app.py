@@ -40,6 +40,7 @@ from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
+from signaling.headers import security_headers
 from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
 
@@ -88,7 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     """The whole server as one aiohttp application."""
     svc = build_services(settings)
     app = web.Application(
-        middlewares=[pages.security_headers, problem_middleware], client_max_size=1024**2
+        middlewares=[security_headers, problem_middleware], client_max_size=1024**2
     )
     app[SERVICES] = svc
     app[LIVE_CONSULTS] = ConsultSignaling(svc)

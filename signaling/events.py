@@ -17,10 +17,12 @@ import socketio
 from aiohttp import web
 
 from media import ParticipantSession, Source
+from rooms.audit import AuditRecord
 from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
 from rooms.identity import Identity
 from rooms.registry import PRESENCE_REFRESH_SECONDS, Presence
 from rooms.views import ConsultView, ParticipantView
+from signaling.addresses import client_address
 from signaling.context import Services
 from signaling.errors import as_domain_error, is_outage, problem_body
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
@@ -96,7 +98,7 @@ class ConsultSignaling:
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
-        self._connections[sid] = Connection(identity)
+        self._connections[sid] = Connection(identity, client_address(environ["aiohttp.request"]))
         SOCKET_CONNECTIONS.inc()
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -192,6 +194,13 @@ class ConsultSignaling:
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
         chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
+        if chat:  # the chat history is health data: its reads are audited like a record's
+            await services.clinical.audit.record(
+                connection.identity,
+                AuditRecord("view", "chat", consult.id, consult.id, consult.hospital),
+                connection.address,
+                {"messages": len(chat)},
+            )
         return {
             "status": "lobby" if connection.waiting else "joined",
             "participant": participant_payload(participant, mine),

@@ -114,6 +114,8 @@ class Connection:
     """One Socket.IO connection: who it is and where it stands in its consult."""
 
     identity: Identity
+    #: The client's address (``signaling.addresses.client_address``), for the audit log.
+    address: str | None = None
     consult_id: str | None = None
     participant: ParticipantView | None = None
     grants: ConsultGrants = NO_GRANTS
