@@ -11,15 +11,16 @@ import redis.asyncio as aioredis
 REDIS_TIMEOUT_SECONDS = 2.0
 
 
-def pubsub_options() -> dict[str, Any]:
-    """Options of a Redis connection that waits for published messages (Socket.IO's manager):
-    connecting is bounded, and a silent connection is checked, but waiting for the next
-    message has no limit."""
-    return {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "health_check_interval": 15}
+def redis_options() -> dict[str, Any]:
+    """Options of every Redis connection of the server, Socket.IO's manager included: every
+    call is bounded (redis-py's blocking pub/sub reads wait for the next message regardless)."""
+    return {
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "health_check_interval": 15,
+    }
 
 
 def connect_redis(url: str) -> aioredis.Redis:
     """A Redis client for ``url`` that returns str values, every call with a timeout."""
-    return aioredis.from_url(
-        url, decode_responses=True, socket_timeout=REDIS_TIMEOUT_SECONDS, **pubsub_options()
-    )
+    return aioredis.from_url(url, decode_responses=True, **redis_options())

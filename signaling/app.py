@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import socketio
 from aiohttp import web
 
 from clinical.services import build_clinical
 from config.database import Database
-from config.redis import connect_redis, pubsub_options
+from config.redis import connect_redis, redis_options
 from config.settings import Settings
 from media.peer import MediaConfig
 from media.server import MediaServer
@@ -49,13 +50,16 @@ logger = logging.getLogger(__name__)
 
 def build_services(settings: Settings) -> Services:
     """Pick every seam's implementation from the settings (SQLite or PostgreSQL, local or Redis)."""
+    # Everything the server writes (recordings, renditions, keys, the database) is health data
+    # or a secret: readable by the server's user only, whichever library creates the file.
+    os.umask(0o077)
     settings.prepare_data_dir()
     database = Database(settings.effective_database_url)
     redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
     registry: RoomRegistry = RedisRegistry(redis_client) if redis_client else LocalRegistry()
     client_manager = (
         socketio.AsyncRedisManager(
-            settings.redis_url, channel="teleconsult", redis_options=pubsub_options()
+            settings.redis_url, channel="teleconsult", redis_options=redis_options()
         )
         if settings.redis_url
         else None
