@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -50,6 +51,22 @@ def is_outage(exc: Exception) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return isinstance(exc, OUTAGES)
+
+
+@contextlib.contextmanager
+def outage_tolerated(what: str, **context: Any) -> Iterator[None]:
+    """Go on when the database or Redis is out of reach: log that ``what`` (a warning naming
+    the exception's class); any other exception propagates.
+
+    :param what: what did not happen, for the log.
+    :param context: ids for the log line.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        logger.warning(what, extra={**context, "error": type(exc).__name__})
 
 
 class HttpRefusal(DomainError):

@@ -24,7 +24,7 @@ from rooms.registry import PRESENCE_REFRESH_SECONDS, Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.addresses import client_address
 from signaling.context import Services
-from signaling.errors import as_domain_error, is_outage, problem_body
+from signaling.errors import as_domain_error, outage_tolerated, problem_body
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -405,10 +405,11 @@ class ConsultSignaling:
             await self.sio.close_room(room)
         await self.sio.close_room(hosts_room(consult_id))
         await services.media.close_room(consult_id)
-        await services.registry.clear_consult(consult_id)
         for connection in self._connections.values():
             if connection.consult_id == consult_id:
                 connection.leave_consult()
+        with outage_tolerated("live state of an ended consult not cleared", consult_id=consult_id):
+            await services.registry.clear_consult(consult_id)  # else it expires by itself
         return consult
 
     async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
@@ -426,32 +427,19 @@ class ConsultSignaling:
             await services.media.room(consult_id).leave(participant.id)
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
             await self.sio.leave_room(sid, room)
-        try:
+        with outage_tolerated("presence not cleared", consult_id=consult_id):
             await services.registry.clear_presence(consult_id, participant.id, sid)
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            logger.warning(
-                "presence not cleared; it expires by itself",
-                extra={"consult_id": consult_id, "error": type(exc).__name__},
-            )
         await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )
-        try:
-            if how is not None:
-                await services.consults.note(consult_id, connection.identity, how)
-            consult = await services.consults.get(connection.identity, consult_id)
+        with outage_tolerated("departure not noted", consult_id=consult_id):
+            try:
+                if how is not None:
+                    await services.consults.note(consult_id, connection.identity, how)
+                consult = await services.consults.get(connection.identity, consult_id)
+            except DomainError:
+                return
             await self._broadcast_lobby(consult)
-        except DomainError:
-            return
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            logger.warning(
-                "departure not noted on the timeline",
-                extra={"consult_id": consult_id, "error": type(exc).__name__},
-            )
 
 
 #: The application's live-consult side, for REST routes that must notify connected participants.
