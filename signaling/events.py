@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from typing import Any
 
 import socketio
@@ -134,15 +133,22 @@ class ConsultSignaling:
         """Assert the presence of this process's participants again, every
         :data:`~rooms.registry.PRESENCE_REFRESH_SECONDS`, until cancelled: it keeps them from
         expiring in Redis and restores them after Redis lost them (a restart). Raises on a
-        registry fault (the supervisor runs it again)."""
+        registry fault (the supervisor runs it again).
+
+        Each consult's participants are read just before its refresh, so a departure while an
+        earlier consult refreshes is not asserted again (a race left is a ghost for one TTL).
+        """
         while True:
             await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
-            held: dict[str, dict[str, Presence]] = defaultdict(dict)
-            for connection in list(self._connections.values()):
-                if connection.consult_id and connection.participant and connection.presence:
-                    held[connection.consult_id][connection.participant.id] = connection.presence
-            for consult_id, presence in held.items():
-                await self.services.registry.refresh_presence(consult_id, presence)
+            consults = {c.consult_id for c in self._connections.values() if c.consult_id}
+            for consult_id in consults:
+                held = {
+                    c.participant.id: c.presence
+                    for c in list(self._connections.values())
+                    if c.consult_id == consult_id and c.participant and c.presence
+                }
+                if held:
+                    await self.services.registry.refresh_presence(consult_id, held)
 
     async def _open_media(self, sid: str, connection: Connection) -> ParticipantSession:
         consult_id, participant = connection.joined()
