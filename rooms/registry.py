@@ -143,7 +143,9 @@ class RedisRegistry:
     Each presence carries its expiry (``expires_at``, seconds since the epoch): the process
     holding the participant asserts it again every :data:`PRESENCE_REFRESH_SECONDS`, and readers
     ignore expired ones, so a participant whose departure never reached Redis
-    disappears by itself. The whole hash expires when nobody asserts anything in it.
+    disappears by itself. The whole hash expires when nobody asserts anything in it. Expiry
+    times come from each process's clock: the processes' clocks must agree (NTP) to well
+    within :data:`PRESENCE_TTL_SECONDS`.
 
     :param client: a Redis client returning str values (every call with a timeout:
         ``config.redis.connect_redis``).
