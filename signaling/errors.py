@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -42,8 +43,9 @@ class ServiceUnavailable(DomainError):
     code, status = "service_unavailable", 503
 
 
-#: Exceptions that mean the database or Redis is out of reach (not a bug of ours).
-OUTAGES = (RedisConnectionError, RedisTimeoutError, OSError)
+#: Exceptions that mean the database or Redis is out of reach (not a bug of ours); a file
+#: system's OSError (a missing file, a full disk) is not one.
+OUTAGES = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, socket.gaierror)
 
 
 def is_outage(exc: Exception) -> bool:
