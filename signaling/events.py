@@ -97,7 +97,9 @@ class ConsultSignaling:
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
-        self._connections[sid] = Connection(identity, client_address(environ["aiohttp.request"]))
+        self._connections[sid] = Connection(
+            identity, address=client_address(environ["aiohttp.request"])
+        )
         SOCKET_CONNECTIONS.inc()
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
