@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from config.settings import Settings
 from migrations.runner import upgrade
 from rooms.identity import Identity, Role
+from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import TokenIssuer, issuer_from_settings
 from tests.log_scan import register_secret
@@ -130,10 +131,11 @@ async def connect(url: str, token: str | None) -> SignalingClient:
 async def live_server(
     database_url: str, settings_factory: Callable[..., Settings]
 ) -> AsyncIterator[LiveServer]:
-    """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
+    """The whole server on a fresh, migrated database (SQLite and PostgreSQL), with the access
+    log of `teleconsult serve` (the suite checks every log line: tests/log_scan.py)."""
     await asyncio.to_thread(upgrade, database_url)
     settings = settings_factory(database_url=database_url)
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    server = TestServer(create_app(settings), host="127.0.0.1", access_log_class=AccessLogger)
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from config.settings import Settings
 from migrations.runner import upgrade
 from rooms.identity import Role
+from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from signaling.headers import CONTENT_SECURITY_POLICY
@@ -36,7 +37,7 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 
     settings.prepare_data_dir()
     await asyncio.to_thread(upgrade, settings.effective_database_url)
-    test_server = TestServer(create_app(settings), host="127.0.0.1")
+    test_server = TestServer(create_app(settings), host="127.0.0.1", access_log_class=AccessLogger)
     await test_server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None

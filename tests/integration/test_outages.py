@@ -17,6 +17,7 @@ from config.redis import connect_redis
 from config.settings import Settings
 from migrations.runner import upgrade
 from rooms.registry import RedisRegistry
+from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from tests.integration.clinical_helpers import NOTE
@@ -41,7 +42,7 @@ async def teleconsult(settings: Settings) -> AsyncIterator[LiveServer]:
     """Our whole server on a migrated database, background jobs included."""
     settings.prepare_data_dir()
     await asyncio.to_thread(upgrade, settings.effective_database_url)
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    server = TestServer(create_app(settings), host="127.0.0.1", access_log_class=AccessLogger)
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None
