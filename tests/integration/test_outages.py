@@ -176,7 +176,8 @@ async def test_a_postgresql_outage_while_a_note_is_being_signed(
             status, ready = await readiness(live)
             assert status == 503 and ready["checks"]["database"] == "unavailable"
             await outage  # the visit's media went on for the whole outage
-            assert ready["jobs"]["outbox"]["status"] in ("running", "backing_off")
+            _, ready = await readiness(live)
+            assert ready["jobs"]["outbox"]["last_error"] is not None  # it failed, and says so
 
             await asyncio.to_thread(private_postgres.start)
             admin = live.token("admin-1", "admin", HOSPITAL)
@@ -231,6 +232,8 @@ async def test_a_redis_outage_refuses_new_joins_and_leaves_no_ghost(
             status, ready = await readiness(live)
             assert status == 503 and ready["checks"]["redis"] == "unavailable"
             await outage  # the visit's media went on for the whole outage
+            _, ready = await readiness(live)
+            assert ready["jobs"]["presence"]["last_error"] is not None  # it failed, and says so
             stoppable_redis.thaw()
 
             async def right() -> bool:
