@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8080
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated).
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
+        Field(default_factory=list)
+    )
 
     # Identity: HS256 with a secret (generated in data_dir when not given), or a public key.
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
@@ -95,6 +100,13 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return [ipaddress.ip_network(str(part), strict=False) for part in value]
+
     @field_validator("ice_servers", mode="before")
     @classmethod
     def _parse_ice_servers(cls, value: Any) -> Any:
@@ -113,11 +125,16 @@ class Settings(BaseSettings):
         return self.clinical_signing_key_file or self.data_dir / "clinical-signing-key.pem"
 
     @property
+    def embedded_database_file(self) -> Path:
+        """The SQLite file of the embedded default."""
+        return self.data_dir / "teleconsult.db"
+
+    @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'teleconsult.db').resolve()}"
+        return f"sqlite+aiosqlite:///{self.embedded_database_file.resolve()}"
 
     @property
     def is_embedded_database(self) -> bool:
@@ -129,8 +146,15 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def prepare_data_dir(self) -> None:
-        """Create data_dir and recordings/ when missing."""
-        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        """Create data_dir and recordings/ when missing, readable by this user only (0700), and
+        the embedded database file (0600: SQLite gives its journal files the same mode)."""
+        for folder in (self.data_dir, self.recordings_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
+        if self.is_embedded_database:
+            database = self.embedded_database_file
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+            database.chmod(0o600)
 
     def signing_secret(self) -> str:
         """The HS256 secret: configured, or generated once in data_dir with mode 0600."""
@@ -138,7 +162,7 @@ class Settings(BaseSettings):
             return self.jwt_secret
         path = self.data_dir / "jwt-secret"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))

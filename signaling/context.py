@@ -18,6 +18,7 @@ from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
 from signaling.auth import TokenIssuer, TokenVerifier
+from signaling.supervisor import Supervisor
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Services:
     outbox_worker: OutboxWorker
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Runs the background jobs (outbox, renditions, retention, registry, JWKS), restarting them.
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
 
 SERVICES = web.AppKey("services", Services)

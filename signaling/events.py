@@ -17,6 +17,7 @@ import socketio
 from aiohttp import web
 
 from media import ParticipantSession, Source
+from rooms.audit import AuditRecord
 from rooms.errors import (
     DomainError,
     Forbidden,
@@ -26,10 +27,11 @@ from rooms.errors import (
     TokenMissing,
 )
 from rooms.identity import Identity
-from rooms.registry import Presence
+from rooms.registry import PRESENCE_REFRESH_SECONDS, Presence
 from rooms.views import ConsultView, ParticipantView
+from signaling.addresses import client_address
 from signaling.context import Services
-from signaling.errors import as_domain_error, problem_body
+from signaling.errors import as_domain_error, outage_tolerated, problem_body
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -104,7 +106,7 @@ class ConsultSignaling:
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
-        connection = Connection(identity)
+        connection = Connection(identity, address=client_address(environ["aiohttp.request"]))
         if identity.expires_at is not None:
             # The token's end is the connection's end: nobody stays on a token that expired.
             leeway = self.services.settings.token_leeway_seconds
@@ -149,6 +151,37 @@ class ConsultSignaling:
         waiting = waiting_payload(consult, presence)
         await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
 
+    async def _store_presence(
+        self, consult_id: str, participant_id: str, presence: Presence
+    ) -> None:
+        """Store a participant's presence, and remember it on its connection when it is ours
+        (:meth:`refresh_presence` asserts it again)."""
+        await self.services.registry.set_presence(consult_id, participant_id, presence)
+        connection = self._connections.get(presence.sid)
+        if connection is not None and connection.consult_id == consult_id:
+            connection.presence = presence
+
+    async def refresh_presence(self) -> None:
+        """Assert the presence of this process's participants again, every
+        :data:`~rooms.registry.PRESENCE_REFRESH_SECONDS`, until cancelled: it keeps them from
+        expiring in Redis and restores them after Redis lost them (a restart). Raises on a
+        registry fault (the supervisor runs it again).
+
+        Each consult's participants are read just before its refresh, so a departure while an
+        earlier consult refreshes is not asserted again (a race left is a ghost for one TTL).
+        """
+        while True:
+            await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
+            consults = {c.consult_id for c in self._connections.values() if c.consult_id}
+            for consult_id in consults:
+                held = {
+                    c.participant.id: c.presence
+                    for c in list(self._connections.values())
+                    if c.consult_id == consult_id and c.participant and c.presence
+                }
+                if held:
+                    await self.services.registry.refresh_presence(consult_id, held)
+
     async def _open_media(self, sid: str, connection: Connection) -> ParticipantSession:
         consult_id, participant = connection.joined()
         if connection.media is None:
@@ -189,7 +222,7 @@ class ConsultSignaling:
         connection.consult_id, connection.participant = consult.id, participant
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
         mine = Presence("waiting" if connection.waiting else "joined", sid)
-        await registry.set_presence(consult.id, participant.id, mine)
+        await self._store_presence(consult.id, participant.id, mine)
         presence = {**present, participant.id: mine}
         if connection.waiting:
             await self.sio.enter_room(sid, lobby_room(consult.id))
@@ -199,6 +232,13 @@ class ConsultSignaling:
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
         chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
+        if chat:  # the chat history is health data: its reads are audited like a record's
+            await services.clinical.audit.record(
+                connection.identity,
+                AuditRecord("view", "chat", consult.id, consult.id, consult.hospital),
+                connection.address,
+                {"messages": len(chat)},
+            )
         return {
             "status": "lobby" if connection.waiting else "joined",
             "participant": participant_payload(participant, mine),
@@ -234,7 +274,7 @@ class ConsultSignaling:
         presence = (await services.registry.presence(consult_id)).get(admitted.id)
         if presence is not None and presence.status == "waiting":
             joined = Presence("joined", presence.sid, presence.muted)
-            await services.registry.set_presence(consult_id, admitted.id, joined)
+            await self._store_presence(consult_id, admitted.id, joined)
             await self.sio.leave_room(presence.sid, lobby_room(consult_id))
             await self._enter_consult(presence.sid, consult, admitted, joined)
             await self.sio.emit(
@@ -310,7 +350,7 @@ class ConsultSignaling:
         """Stop (or resume) forwarding a source and show the new state to everyone."""
         self.services.media.room(consult_id).set_muted(participant.id, source, muted)
         updated = presence.with_muted(source, muted)
-        await self.services.registry.set_presence(consult_id, participant.id, updated)
+        await self._store_presence(consult_id, participant.id, updated)
         await self.sio.emit(
             "participant_updated",
             participant_payload(participant, updated),
@@ -403,34 +443,41 @@ class ConsultSignaling:
             await self.sio.close_room(room)
         await self.sio.close_room(hosts_room(consult_id))
         await services.media.close_room(consult_id)
-        await services.registry.clear_consult(consult_id)
         for connection in self._connections.values():
             if connection.consult_id == consult_id:
                 connection.leave_consult()
+        with outage_tolerated("live state of an ended consult not cleared", consult_id=consult_id):
+            await services.registry.clear_consult(consult_id)  # else it expires by itself
         return consult
 
     async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
-        """Take a connection out of its consult; ``how`` goes on the timeline (None: already)."""
+        """Take a connection out of its consult; ``how`` goes on the timeline (None: already).
+
+        Idempotent and outage-proof: the connection leaves its consult, its media and its rooms
+        whatever the registry or the database answer; a presence Redis could not clear expires
+        by itself (``rooms.registry.PRESENCE_TTL_SECONDS``).
+        """
         consult_id, participant = connection.joined()
+        media = connection.media
+        connection.leave_consult()
         services = self.services
-        if connection.media is not None:
+        if media is not None:
             await services.media.room(consult_id).leave(participant.id)
-        presence = (await services.registry.presence(consult_id)).get(participant.id)
-        if presence is not None and presence.sid == sid:
-            await services.registry.clear_presence(consult_id, participant.id)
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
             await self.sio.leave_room(sid, room)
-        connection.leave_consult()
+        with outage_tolerated("presence not cleared", consult_id=consult_id):
+            await services.registry.clear_presence(consult_id, participant.id, sid)
         await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )
-        try:
-            if how is not None:
-                await services.consults.note(consult_id, connection.identity, how)
-            consult = await services.consults.get(connection.identity, consult_id)
-        except DomainError:
-            return
-        await self._broadcast_lobby(consult)
+        with outage_tolerated("departure not noted", consult_id=consult_id):
+            try:
+                if how is not None:
+                    await services.consults.note(consult_id, connection.identity, how)
+                consult = await services.consults.get(connection.identity, consult_id)
+            except DomainError:
+                return
+            await self._broadcast_lobby(consult)
 
 
 #: The application's live-consult side, for REST routes that must notify connected participants.

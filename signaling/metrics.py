@@ -24,6 +24,17 @@ EVENT_LOOP_LAG_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
+JOB_RUNNING = Gauge(
+    "teleconsult_background_job_running",
+    "1 while a supervised background job runs, 0 while it backs off after a failure",
+    ["job"],
+)
+JOB_RESTARTS = Counter(
+    "teleconsult_background_job_restarts_total",
+    "Failures of a supervised background job (each followed by a restart), by exception class",
+    ["job", "error"],
+)
+
 #: How often :func:`watch_event_loop_lag` samples the event loop.
 LAG_SAMPLE_SECONDS = 0.5
 

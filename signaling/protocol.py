@@ -114,11 +114,15 @@ class Connection:
     """One Socket.IO connection: who it is and where it stands in its consult."""
 
     identity: Identity
+    #: The client's address (``signaling.addresses.client_address``), for the audit log.
+    address: str | None = None
     consult_id: str | None = None
     participant: ParticipantView | None = None
     grants: ConsultGrants = NO_GRANTS
     waiting: bool = False
     media: ParticipantSession | None = None
+    #: What this process last stored in the registry for it (asserted again periodically).
+    presence: Presence | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Closes the connection when its token expires.
     expiry: asyncio.TimerHandle | None = None
@@ -135,7 +139,7 @@ class Connection:
     def leave_consult(self) -> None:
         """Forget the consult: the connection may join one again."""
         self.consult_id, self.participant, self.media = None, None, None
-        self.grants, self.waiting = NO_GRANTS, False
+        self.grants, self.waiting, self.presence = NO_GRANTS, False, None
 
 
 EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]]

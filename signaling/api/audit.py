@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import services
 
@@ -67,7 +68,7 @@ async def audit_log(request: web.Request, identity: Identity, query: AuditQuery)
     """The audit log of a hospital, the caller's by default (its administrators), newest first."""
     recordings = services(request).recordings
     hospital = identity.hospital if query.hospital is None else query.hospital
-    await recordings.access.check_admin(identity, hospital, "view_audit", request.remote)
+    await recordings.access.check_admin(identity, hospital, "view_audit", client_address(request))
     entries = await recordings.audit.entries(
         hospital_id=hospital,
         resource_type=query.resource_type,

@@ -9,9 +9,11 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field
 
+from clinical.access import audited
 from rooms.identity import Identity, Role
 from rooms.service import ConsultSpec, Invitee
 from rooms.views import ConsultView
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import Services, services
 from signaling.events import LIVE_CONSULTS
@@ -177,8 +179,16 @@ async def schedule_consult(
     join_link=True,
 )
 async def read_consult(request: web.Request, identity: Identity, consult_id: str) -> ConsultOut:
-    """A consult and its participants."""
-    return consult_out(await services(request).consults.get(identity, consult_id))
+    """A consult and its participants (audited: who sees a patient's consults is health data)."""
+    svc = services(request)
+    address = client_address(request)
+    async with audited(
+        svc.clinical.audit, identity, "view", "consult", consult_id, address
+    ) as scope:
+        scope.about(consult_id, identity.hospital)  # a refusal: the caller's hospital sees it
+        consult = await svc.consults.get(identity, consult_id)
+        scope.about(consult.id, consult.hospital)
+    return consult_out(consult)
 
 
 @routes.post(
@@ -202,6 +212,14 @@ async def end_consult(request: web.Request, identity: Identity, consult_id: str)
 async def consult_timeline(
     request: web.Request, identity: Identity, consult_id: str
 ) -> TimelineOut:
-    """The consult's timeline: who did what, when."""
-    entries = await services(request).consults.timeline(identity, consult_id)
+    """The consult's timeline: who did what, when, chat included (audited)."""
+    svc = services(request)
+    address = client_address(request)
+    async with audited(
+        svc.clinical.audit, identity, "view", "timeline", consult_id, address
+    ) as scope:
+        scope.about(consult_id, identity.hospital)  # a refusal: the caller's hospital sees it
+        consult = await svc.consults.get(identity, consult_id)
+        scope.about(consult.id, consult.hospital)
+        entries = await svc.consults.timeline(identity, consult_id)
     return TimelineOut.model_validate({"events": [entry.as_dict() for entry in entries]})

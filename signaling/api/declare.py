@@ -15,7 +15,7 @@ application; the handler receives its inputs already checked::
         request: web.Request, identity: Identity, note_id: str, body: NoteIn
     ) -> NoteOut:
         '''Save a draft note (its author).'''
-        view = await notes(request).update(identity, note_id, draft(body), request.remote)
+        view = await notes(request).update(identity, note_id, draft(body), client_address(request))
         return NoteOut.model_validate(view.as_dict())
 
     routes.add_to(app)  # the routes, and their operations in /api/openapi.json

@@ -18,8 +18,10 @@ from aiohttp.test_utils import TestServer
 from config.settings import Settings
 from migrations.runner import upgrade
 from rooms.identity import Identity, Role
+from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import TokenIssuer, issuer_from_settings
+from tests.log_scan import register_secret
 
 HOSPITAL = "h-east"
 
@@ -39,7 +41,9 @@ class LiveServer:
     ) -> str:
         """An identity token of a person of a hospital (their identity provider's)."""
         identity = Identity(sub, extra.get("name", sub), Role(role), hospital)
-        return self.issuer.mint(identity, ttl)
+        token = self.issuer.mint(identity, ttl)
+        register_secret(token)
+        return token
 
     def token_of(self, consult: dict[str, Any], sub: str) -> str:
         """What a participant of a scheduled consult opens its link with: the join link's token
@@ -76,7 +80,9 @@ def join_token(consult: dict[str, Any], sub: str) -> str:
     """The token carried by a participant's join link (patients: staff links carry none)."""
     participant = next(p for p in consult["participants"] if p["sub"] == sub)
     assert "token=" in participant["join_url"], f"{sub}'s link carries no token: staff use theirs"
-    return participant["join_url"].split("token=", 1)[1]
+    token = participant["join_url"].split("token=", 1)[1]
+    register_secret(token)
+    return token
 
 
 def participant_id(consult: dict[str, Any], sub: str) -> str:
@@ -94,7 +100,9 @@ class SignalingClient:
     )
 
     async def call(self, event: str, payload: Any = None, timeout: float = 10) -> dict[str, Any]:
-        """Emit an event and return its acknowledgement."""
+        """Emit an event and return its acknowledgement (chat text is registered as a secret)."""
+        if event == "chat" and isinstance(payload, dict) and isinstance(payload.get("text"), str):
+            register_secret(payload["text"])
         return await self.client.call(event, payload, timeout=timeout)
 
     async def next(self, event: str, timeout: float = 10) -> Any:
@@ -135,9 +143,10 @@ async def connect(url: str, token: str | None) -> SignalingClient:
 
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The whole server with ``settings``, on its (fresh) database, migrated first."""
+    """The whole server with ``settings``, on its (fresh) database, migrated first, with the
+    access log of `teleconsult serve` (the suite checks every log line: tests/log_scan.py)."""
     await asyncio.to_thread(upgrade, settings.effective_database_url)
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    server = TestServer(create_app(settings), host="127.0.0.1", access_log_class=AccessLogger)
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None

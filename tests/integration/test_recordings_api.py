@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -201,6 +202,10 @@ async def test_a_recording_with_consent_is_catalogued_with_a_manifest_and_hashes
             data = await response.read()
         assert hashlib.sha256(data).hexdigest() == track["sha256"]
         assert len(data) == track["bytes"]
+    # Recordings are health data: the server's user alone may read them.
+    folder = live_server.settings.recordings_dir / recorded.recording_id
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()} == {0o600}
 
     for filters, count in (
         ({"consult_id": recorded.consult["id"]}, 1),

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from playwright.async_api import expect
 
+from tests.log_scan import register_secret
 from tests.webrtc.conftest import TeleconsultServer
 from tests.webrtc.visit_flow import (
     DOCTOR_SUB,
@@ -48,6 +49,8 @@ async def test_doctor_signs_note_and_prescription_pharmacist_approves_patient_se
 
     # The note: typed in, saved as a draft on its own, then signed.
     panel = doctor.locator("#clinical-panel")
+    # Clinical text: the whole run's logs are checked for it (tests/log_scan.py).
+    register_secret("Headache for three days.", "Start amlodipine; review in two weeks.")
     await panel.get_by_label("Subjective").fill("Headache for three days.")
     await panel.get_by_label("Objective").fill("BP 162/98 mmHg.")
     await panel.get_by_label("Assessment").fill("Uncontrolled essential hypertension.")
