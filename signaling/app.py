@@ -37,11 +37,19 @@ from signaling.api import (
     recording_policies,
     recordings,
 )
+from signaling.api.declare import OPERATIONS
 from signaling.auth import issuer_from_settings, verifier_from_settings
 from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
+from signaling.limits import (
+    LIMITER,
+    ROUTE_LIMITS,
+    Limiter,
+    limits_from_settings,
+    rate_limit_middleware,
+)
 from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
 
@@ -88,10 +96,12 @@ def create_app(settings: Settings) -> web.Application:
     """The whole server as one aiohttp application."""
     svc = build_services(settings)
     app = web.Application(
-        middlewares=[pages.security_headers, problem_middleware], client_max_size=1024**2
+        middlewares=[pages.security_headers, problem_middleware, rate_limit_middleware],
+        client_max_size=1024**2,
     )
     app[SERVICES] = svc
-    app[LIVE_CONSULTS] = ConsultSignaling(svc)
+    app[LIMITER] = Limiter(limits_from_settings(settings), settings.redis_url)
+    app[LIVE_CONSULTS] = ConsultSignaling(svc, app[LIMITER])
     svc.sio.attach(app)
     for resource in (
         health,
@@ -109,6 +119,11 @@ def create_app(settings: Settings) -> web.Application:
         outbox,
     ):
         resource.routes.add_to(app)
+    app[ROUTE_LIMITS] = {
+        (operation.method, operation.path): app[LIMITER].limits[operation.rate_limit].name
+        for operation in app[OPERATIONS]
+        if operation.rate_limit is not None
+    }
     app.add_routes(pages.routes)
     pages.add_static(app)
     RecordingEvents(app[LIVE_CONSULTS])

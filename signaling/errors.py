@@ -32,6 +32,23 @@ class InternalError(DomainError):
     code, status = "internal_error", 500
 
 
+class RateLimited(DomainError):
+    """
+    Too many requests in a while: try again in ``retry_after`` seconds.
+
+    Sent as ``retry_after`` in the problem (and the ``Retry-After`` header on REST).
+
+    :param message: Which limit was reached (never the caller's data).
+    :param retry_after: Whole seconds until a new request would be counted, at least 1.
+    """
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class HttpRefusal(DomainError):
     """
     A refusal aiohttp raised itself (an unknown route, a method not allowed), with its code.
@@ -59,6 +76,8 @@ def problem_body(error: DomainError) -> dict[str, Any]:
     problem: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
         problem["details"] = error.details
+    if isinstance(error, RateLimited):
+        problem["retry_after"] = error.retry_after
     return {"error": problem}
 
 
@@ -91,7 +110,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception as exc:
         error = as_domain_error(exc)
         log_refusal(f"{request.method} {request.path}", exc, error)
-        return web.json_response(problem_body(error), status=error.status)
+        headers = None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
+        return web.json_response(problem_body(error), status=error.status, headers=headers)
 
 
 async def json_body(request: web.Request) -> Any:

@@ -21,6 +21,7 @@ from rooms.registry import Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.context import Services
 from signaling.errors import as_domain_error, problem_body
+from signaling.limits import Limiter, SdpTooLarge, TooManySockets, client_address, identity_key
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -57,28 +58,30 @@ class ConsultSignaling:
     """The Socket.IO side of live consults, bound to one ``socketio.AsyncServer``.
 
     :param services: the process's services (database, registry, media, verifier).
+    :param limiter: counts connections and events against the deployment's limits.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, limiter: Limiter) -> None:
         self.services = services
+        self.limiter = limiter
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
-        self.client_events = ClientEvents(self.sio, self._connections)
+        self.client_events = ClientEvents(self.sio, self._connections, limiter)
         register = self.client_events.register
         register("join", JoinIn, self._join)
         register("admit", ParticipantRef, self._admit)
         register("publish", PublishIn, self._publish)
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
-        register("ice_candidate", IceCandidateIn, self._ice_candidate)
+        register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
         register("leave", EmptyIn, self._leave)
         register("end", EmptyIn, self._end)
         register("mute_participant", ModerateMuteIn, self._mute_participant)
         register("remove_participant", ParticipantRef, self._remove_participant)
-        register("chat", ChatIn, self._chat)
+        register("chat", ChatIn, self._chat, limit="chat")
 
     # --- connection and helpers -------------------------------------------------------------
 
@@ -88,6 +91,7 @@ class ConsultSignaling:
             if not isinstance(token, str) or not token:
                 raise TokenMissing("A token is needed to connect")
             identity = self.services.verifier.verify(token)
+            await self._admit_connection(identity, environ)
         except Exception as exc:
             error = as_domain_error(exc)
             logger.warning("connection refused", extra={"code": error.code})
@@ -96,6 +100,22 @@ class ConsultSignaling:
             ) from exc
         self._connections[sid] = Connection(identity)
         SOCKET_CONNECTIONS.inc()
+
+    async def _admit_connection(self, identity: Identity, environ: dict[str, Any]) -> None:
+        """Count a new connection against the connect rates and the identity's socket quota.
+
+        The quota counts the sockets this process holds (a connection lives in one process).
+        """
+        who = identity_key(identity)
+        await self.limiter.hit("connects_per_address", client_address(environ["aiohttp.request"]))
+        await self.limiter.hit("connects", who)
+        held = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
+        if held >= self.services.settings.max_sockets_per_identity:
+            raise TooManySockets(f"{held} connections of this identity are open already")
+
+    def _check_sdp(self, sdp: str) -> None:
+        if len(sdp.encode()) > self.services.settings.max_sdp_bytes:
+            raise SdpTooLarge("The session description is longer than the server accepts")
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
@@ -229,6 +249,7 @@ class ConsultSignaling:
         await self._admitted_now(connection)
         if payload.type != "offer":
             raise InvalidPayload("publish takes an offer")
+        self._check_sdp(payload.sdp)
         if not connection.grants.publish:
             raise Forbidden("You may not publish media in this consult")
         media = await self._open_media(sid, connection)
@@ -241,6 +262,7 @@ class ConsultSignaling:
         connection.joined()
         if payload.type != "answer":
             raise InvalidPayload("subscriber_answer takes an answer")
+        self._check_sdp(payload.sdp)
         if connection.media is None:
             raise NotJoined("No media session yet: publish first")
         await connection.media.handle_subscriber_answer(payload.sdp)

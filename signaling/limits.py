@@ -1,0 +1,230 @@
+"""Rate limits and quotas of the edge: who may do how much, counted with the ``limits`` library.
+
+Every limit is a setting in the ``limits`` notation (``20 per 4 seconds``, ``30/minute;300/hour``)
+counted in a moving window. Limits per identity and per address are *shared*: counted in Redis
+when ``TELECONSULT_REDIS_URL`` is set, so they hold across processes. Limits per Socket.IO
+connection are counted in the process, where the connection lives.
+
+A Redis outage never turns into a 500 and never lifts the protection: shared limits fall back to
+this process's own counters (with a log line and ``teleconsult_limiter_fallbacks_total``) and try
+Redis again a few seconds later. During the outage a limit holds per process, so it is as many
+times looser as there are processes; failing open instead would leave the database's writes (every
+chat message is one) unguarded exactly when the infrastructure is already in trouble.
+
+Socket.IO events are limited in :class:`signaling.protocol.ClientEvents` (every event, plus an
+event's own limit), REST routes by :func:`rate_limit_middleware` (every write, plus a route's own
+limit named in its declaration).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+
+from config.settings import Settings
+from rooms.errors import DomainError
+from rooms.identity import Identity
+from signaling.api.bearer import caller
+from signaling.errors import RateLimited
+from signaling.metrics import LIMITER_FALLBACKS
+
+logger = logging.getLogger(__name__)
+
+#: How long shared limits are counted in the process after Redis failed, before trying it again.
+REDIS_RETRY_SECONDS = 5.0
+#: How long one Redis call of the limiter may take before it counts as an outage.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+class TooManySockets(DomainError):
+    """An identity already holds as many Socket.IO connections as it may."""
+
+    code, status = "too_many_sockets", 429
+
+
+class TooManyParticipants(DomainError):
+    """A consult would have more participants than a consult may have."""
+
+    code, status = "too_many_participants", 422
+
+
+class SdpTooLarge(DomainError):
+    """A session description longer than the server accepts."""
+
+    code, status = "sdp_too_large", 413
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One named limit: its rates, and whether it is counted across processes.
+
+    :param name: The limit's name, part of its counters' keys.
+    :param rates: Every rate that must hold (``30/minute;300/hour`` is two).
+    :param shared: Counted in Redis when configured (per identity, per address); else in the
+        process (per connection).
+    """
+
+    name: str
+    rates: tuple[RateLimitItem, ...]
+    shared: bool
+
+
+def limits_from_settings(settings: Settings) -> dict[str, Limit]:
+    """The limits of a deployment, by name (a bad rate string is refused at start-up)."""
+
+    def limit(name: str, rates: str, shared: bool = True) -> Limit:
+        return Limit(name, tuple(parse_many(rates)), shared)
+
+    return {
+        entry.name: entry
+        for entry in (
+            limit("rest_writes", settings.rate_limit_rest_writes),
+            limit("rest_writes_per_address", settings.rate_limit_rest_writes_per_address),
+            limit("scheduling", settings.rate_limit_scheduling),
+            limit("connects", settings.rate_limit_connects),
+            limit("connects_per_address", settings.rate_limit_connects_per_address),
+            limit("events", settings.rate_limit_events),
+            limit("chat", settings.rate_limit_chat),
+            limit("ice_candidates", settings.rate_limit_ice_candidates, shared=False),
+        )
+    }
+
+
+def redis_storage_uri(redis_url: str) -> str:
+    """The ``limits`` storage URI of a ``redis://``, ``rediss://`` or ``unix://`` URL."""
+    scheme, _, rest = redis_url.partition("://")
+    return f"async+{'redis+unix' if scheme == 'unix' else scheme}://{rest}"
+
+
+def client_address(request: web.BaseRequest) -> str:
+    """The address a request comes from, as limits count it (the seam for trusted proxies)."""
+    return request.remote or "unknown"
+
+
+def identity_key(identity: Identity) -> str:
+    """An identity's key in counters: ``(hospital, sub)``, never ``sub`` alone."""
+    return f"{identity.hospital}/{identity.sub}"
+
+
+class Limiter:
+    """Counts uses against the deployment's limits and refuses the one too many.
+
+    :param limits: The limits by name (:func:`limits_from_settings`).
+    :param redis_url: Where shared limits are counted; None: in the process.
+    """
+
+    def __init__(self, limits: Mapping[str, Limit], redis_url: str | None = None) -> None:
+        self.limits = dict(limits)
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        if redis_url:
+            storage = RedisStorage(
+                redis_storage_uri(redis_url),
+                wrap_exceptions=True,
+                implementation="redispy",
+                key_prefix="teleconsult:limits",
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+        self._redis_down_until = 0.0
+
+    async def hit(self, name: str, *key: str) -> None:
+        """Count one use of limit ``name`` by ``key``.
+
+        :param name: The limit.
+        :param key: Whose use it is (an identity's key, an address, a connection id).
+        :raises RateLimited: when one of the limit's rates is used up; the use is not counted.
+        """
+        limit = self.limits[name]
+        for rate in limit.rates:
+            allowed = await self._count(limit, rate, key)
+            if not allowed:
+                raise RateLimited(
+                    f"Too many requests ({name}: {rate}); try again later",
+                    await self._retry_after(limit, rate, key),
+                )
+
+    async def _count(self, limit: Limit, rate: RateLimitItem, key: tuple[str, ...]) -> bool:
+        shared = self._shared_limiter(limit)
+        if shared is not None:
+            try:
+                return await shared.hit(rate, limit.name, *key)
+            except StorageError as exc:
+                self._redis_failed(exc)
+        return await self._local.hit(rate, limit.name, *key)
+
+    async def _retry_after(self, limit: Limit, rate: RateLimitItem, key: tuple[str, ...]) -> int:
+        limiter = self._shared_limiter(limit) or self._local
+        try:
+            stats = await limiter.get_window_stats(rate, limit.name, *key)
+        except StorageError as exc:
+            self._redis_failed(exc)
+            return rate.get_expiry()
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _shared_limiter(self, limit: Limit) -> MovingWindowRateLimiter | None:
+        if not limit.shared or time.monotonic() < self._redis_down_until:
+            return None
+        return self._shared
+
+    def _redis_failed(self, exc: StorageError) -> None:
+        self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        LIMITER_FALLBACKS.inc()
+        logger.warning(
+            "Redis is unreachable: limits are counted in this process for %.0f s",
+            REDIS_RETRY_SECONDS,
+            extra={"error": type(exc.storage_error).__name__},
+        )
+
+
+#: The application's limiter.
+LIMITER = web.AppKey("limiter", Limiter)
+
+#: A route's own limit, by ``(method, path)``, from its declaration (``rate_limit=``).
+ROUTE_LIMITS = web.AppKey("route_limits", dict[tuple[str, str], str])
+
+#: Methods that change something: every one counts against the write limits.
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every write to the REST API per address and per identity, and a route's own limit.
+
+    The identity is the bearer token's when it is valid (a bad token is the route's to refuse);
+    a route's own limit counts per identity, or per address without one.
+    """
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else ""
+    own = request.app[ROUTE_LIMITS].get((request.method, path))
+    write = request.method in WRITES and path.startswith("/api/")
+    if write or own is not None:
+        limiter, address = request.app[LIMITER], client_address(request)
+        identity = _bearer_identity(request)
+        caller_key = identity_key(identity) if identity is not None else address
+        if write:
+            await limiter.hit("rest_writes_per_address", address)
+            if identity is not None:
+                await limiter.hit("rest_writes", caller_key)
+        if own is not None:
+            await limiter.hit(own, caller_key)
+    return await handler(request)
+
+
+def _bearer_identity(request: web.Request) -> Identity | None:
+    try:
+        return caller(request)
+    except DomainError:
+        return None
