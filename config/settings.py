@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -94,6 +95,21 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="auto: text when stderr is a terminal, JSON lines otherwise"
     )
+
+    @field_validator(
+        "rate_limit_rest_writes",
+        "rate_limit_rest_writes_per_address",
+        "rate_limit_scheduling",
+        "rate_limit_connects",
+        "rate_limit_connects_per_address",
+        "rate_limit_events",
+        "rate_limit_chat",
+        "rate_limit_ice_candidates",
+    )
+    @classmethod
+    def _check_rates(cls, value: str) -> str:
+        parse_many(value)  # a ValueError names the string it cannot read
+        return value
 
     @field_validator("media_addresses", mode="before")
     @classmethod

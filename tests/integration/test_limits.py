@@ -1,0 +1,334 @@
+"""Rate limits and quotas: a flooding client is cut off with ``rate_limited``, the others go on.
+
+Every server here counts its shared limits in the real Redis, as a deployment of several
+processes does; media flow between real aiortc peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack
+
+from config.settings import Settings
+from migrations.runner import upgrade
+from rooms.identity import Role
+from signaling.app import create_app
+from signaling.auth import issuer_from_settings
+from tests.conftest import free_tcp_port
+from tests.integration.live import LiveServer, SignalingClient, join_token, participant_id
+from tests.integration.media_client import MediaClient
+
+pytestmark = pytest.mark.redis
+
+Connect = Callable[..., Any]
+#: A trickled candidate the server drops (an mDNS name): counted, never tried.
+MDNS_CANDIDATE = "candidate:1 1 udp 2113937151 4f1c7b2e.local 50000 typ host"
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
+    """A whole server with ``settings``, and a client of it."""
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        issuer = issuer_from_settings(settings)
+        assert issuer is not None
+        async with ClientSession() as http:
+            yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def make_server(
+    sqlite_url: str, redis_url: str, settings_factory: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start servers on one migrated database and the test's Redis; ``make_server(**settings)``."""
+    await asyncio.to_thread(upgrade, sqlite_url)
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> LiveServer:
+            values = {"database_url": sqlite_url, "redis_url": redis_url, **overrides}
+            return await stack.enter_async_context(serving(settings_factory(**values)))
+
+        yield make
+
+
+async def visit_in_progress(
+    server: LiveServer, clients: Connect
+) -> tuple[dict[str, Any], SignalingClient, SignalingClient]:
+    """Dr. Wang and Li Hua, joined and admitted: the consult, the doctor's and the patient's."""
+    consult = await server.schedule_visit()
+    doctor = await clients(server.url, server.token("dr-wang", Role.DOCTOR))
+    assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
+    patient = await clients(server.url, join_token(consult, "pt-li"))
+    assert (await patient.call("join", {"consult_id": consult["id"]}))["status"] == "lobby"
+    assert (await doctor.call("admit", {"participant_id": participant_id(consult, "pt-li")}))["ok"]
+    await patient.next("admitted")
+    return consult, doctor, patient
+
+
+async def media_of(*signaling: SignalingClient) -> list[MediaClient]:
+    """Each participant publishes a camera and a microphone, and receives the others'."""
+    media = [MediaClient(client) for client in signaling]
+    for client in media:
+        await client.publish()
+    return media
+
+
+async def chat_texts(client: SignalingClient) -> list[str]:
+    """The chat messages a client received so far."""
+    queue = client.events["chat_message"]
+    return [(queue.get_nowait())["text"] for _ in range(queue.qsize())]
+
+
+async def test_a_chat_flood_is_cut_off_and_the_others_chat_and_see_on(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    server = await make_server()
+    consult, doctor, patient = await visit_in_progress(server, clients)
+    doctor_id, patient_id = participant_id(consult, "dr-wang"), participant_id(consult, "pt-li")
+    media = await media_of(doctor, patient)
+    try:
+        await media[0].wait_for(patient_id, "video", 10, timeout=30)
+
+        acks = [await patient.call("chat", {"text": f"spam {n}"}) for n in range(60)]
+        refused = [ack for ack in acks if not ack["ok"]]
+        assert len(refused) >= 30, "a flood of 60 messages is not cut off"
+        assert {ack["error"]["code"] for ack in refused} == {"rate_limited"}
+        assert all(1 <= ack["error"]["retry_after"] <= 60 for ack in refused)
+        assert acks[0]["ok"]
+
+        ack = await doctor.call("chat", {"text": "Blood pressure today?"})
+        assert ack["ok"], ack
+        await asyncio.sleep(0.2)
+        seen_by_patient = await chat_texts(patient)
+        assert "Blood pressure today?" in seen_by_patient
+        assert len([t for t in seen_by_patient if t.startswith("spam")]) == 60 - len(refused)
+
+        before = media[0].received[(patient_id, "video")], media[1].received[(doctor_id, "video")]
+        await media[0].wait_for(patient_id, "video", before[0] + 10, timeout=30)
+        await media[1].wait_for(doctor_id, "video", before[1] + 10, timeout=30)
+
+        await asyncio.sleep(refused[-1]["error"]["retry_after"])
+        assert (await patient.call("chat", {"text": "140 over 90"}))["ok"]
+    finally:
+        for client in media:
+            await client.close()
+
+
+async def test_an_ice_candidate_flood_is_cut_off_and_the_media_go_on(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    server = await make_server()
+    consult, doctor, patient = await visit_in_progress(server, clients)
+    doctor_id, patient_id = participant_id(consult, "dr-wang"), participant_id(consult, "pt-li")
+    media = await media_of(doctor, patient)
+    try:
+        candidate = {"pc": "publisher", "candidate": MDNS_CANDIDATE, "sdpMid": "0"}
+        acks = [await patient.call("ice_candidate", candidate) for _ in range(150)]
+        assert acks[0] == {"ok": True, "accepted": False}
+        refused = [ack for ack in acks if not ack["ok"]]
+        assert len(refused) >= 40
+        assert {ack["error"]["code"] for ack in refused} == {"rate_limited"}
+
+        before = media[0].received[(patient_id, "audio")], media[1].received[(doctor_id, "audio")]
+        await media[0].wait_for(patient_id, "audio", before[0] + 20, timeout=30)
+        await media[1].wait_for(doctor_id, "audio", before[1] + 20, timeout=30)
+        assert (await doctor.call("chat", {"text": "Can you hear me?"}))["ok"]
+        assert (await patient.call("chat", {"text": "Yes"}))["ok"]
+    finally:
+        for client in media:
+            await client.close()
+
+
+async def test_two_servers_on_one_redis_share_a_schedulers_count(
+    make_server: Callable[..., Any],
+) -> None:
+    first = await make_server(rate_limit_scheduling="3/minute")
+    second = await make_server(rate_limit_scheduling="3/minute")
+    assert first.url != second.url
+    await first.schedule_visit()
+    await second.schedule_visit()
+    await first.schedule_visit()
+    refused = await try_to_schedule(second, second.token("coord-1", Role.COORDINATOR))
+    assert refused["status"] == 429
+    assert refused["body"]["error"]["code"] == "rate_limited"
+    other = await try_to_schedule(second, second.token("coord-2", Role.COORDINATOR))
+    assert other["status"] == 201, "another scheduler is not limited by coord-1's count"
+
+
+async def try_to_schedule(server: LiveServer, token: str) -> dict[str, Any]:
+    """POST a visit; its status, ``Retry-After`` header and JSON body."""
+    body = {
+        "kind": "visit",
+        "hospital": "h-east",
+        "title": "Follow-up",
+        "scheduled_at": "2030-01-01T09:00:00+00:00",
+        "host": {"sub": "dr-wang", "name": "Dr. Wang Fang", "role": "doctor"},
+        "participants": [{"sub": "pt-li", "name": "Li Hua", "role": "patient"}],
+    }
+    async with server.http.post(
+        f"{server.url}/api/consults", json=body, headers=server.headers(token)
+    ) as response:
+        return {
+            "status": response.status,
+            "retry_after": response.headers.get("Retry-After"),
+            "body": await response.json(),
+        }
+
+
+async def test_rest_writes_beyond_the_limit_get_429_with_retry_after(
+    make_server: Callable[..., Any],
+) -> None:
+    server = await make_server(
+        rate_limit_rest_writes="2/minute", rate_limit_rest_writes_per_address="5/minute"
+    )
+    coordinator = server.token("coord-1", Role.COORDINATOR)
+    answers = [await try_to_schedule(server, coordinator) for _ in range(3)]
+    assert [a["status"] for a in answers] == [201, 201, 429]
+    refused = answers[-1]
+    assert refused["body"]["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused["retry_after"]) <= 60
+    assert refused["body"]["error"]["retry_after"] == int(refused["retry_after"])
+
+    # Per address: three more schedulers from the same address reach its five writes.
+    others = [server.token(f"coord-{n}", Role.COORDINATOR) for n in (2, 3, 4)]
+    answers = [await try_to_schedule(server, token) for token in others]
+    assert [a["status"] for a in answers] == [201, 201, 429]
+    async with server.http.get(
+        f"{server.url}/api/consults/nope", headers=server.headers(others[0])
+    ) as response:
+        assert response.status == 404, "reads are not writes"
+
+
+async def test_limits_hold_in_the_process_when_redis_is_down(
+    sqlite_url: str, settings_factory: Callable[..., Settings]
+) -> None:
+    await asyncio.to_thread(upgrade, sqlite_url)
+    nobody = f"redis://127.0.0.1:{free_tcp_port()}/0"
+    settings = settings_factory(
+        database_url=sqlite_url, redis_url=nobody, rate_limit_scheduling="2/minute"
+    )
+    async with serving(settings) as server:
+        coordinator = server.token("coord-1", Role.COORDINATOR)
+        answers = [await try_to_schedule(server, coordinator) for _ in range(3)]
+        assert [a["status"] for a in answers] == [201, 201, 429]
+        assert answers[-1]["body"]["error"]["code"] == "rate_limited"
+        async with server.http.get(f"{server.url}/metrics") as response:
+            metrics = (await response.text()).splitlines()
+        fallbacks = next(m for m in metrics if m.startswith("teleconsult_limiter_fallbacks_total"))
+        assert float(fallbacks.split()[-1]) >= 1, "the outage is not counted"
+
+
+async def test_a_second_camera_is_refused_and_the_first_publishes(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    server = await make_server()
+    _, _, patient = await visit_in_progress(server, clients)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        sources = {"0": "camera", "1": "camera", "2": "microphone"}
+        ack = await patient.call("publish", {"type": "offer", "sdp": sdp, "sources": sources})
+        assert ack["error"]["code"] == "too_many_tracks"
+        sources = {"0": "camera", "1": "screen", "2": "microphone"}
+        ack = await patient.call("publish", {"type": "offer", "sdp": sdp, "sources": sources})
+        assert ack["ok"], "a camera and a screen share are one of each"
+    finally:
+        await pc.close()
+
+
+async def test_an_oversized_sdp_is_refused(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    server = await make_server()
+    _, _, patient = await visit_in_progress(server, clients)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        padded = sdp + "a=x-padding:" + "0" * 70_000 + "\r\n"
+        ack = await patient.call("publish", {"type": "offer", "sdp": padded})
+        assert ack["error"]["code"] == "sdp_too_large"
+        ack = await patient.call("subscriber_answer", {"type": "answer", "sdp": padded})
+        assert ack["error"]["code"] == "sdp_too_large"
+        assert (await patient.call("publish", {"type": "offer", "sdp": sdp}))["ok"]
+    finally:
+        await pc.close()
+
+
+async def test_an_identity_holds_a_bounded_number_of_sockets(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    server = await make_server(max_sockets_per_identity=2)
+    token = server.token("dr-wang", Role.DOCTOR)
+    first = await clients(server.url, token)
+    await clients(server.url, token)
+    assert await refusal(server, token) == "too_many_sockets"
+    await clients(server.url, server.token("dr-chen", Role.DOCTOR))
+    await first.close()
+    await asyncio.sleep(0.2)
+    await clients(server.url, token)
+
+
+async def refusal(server: LiveServer, token: str) -> str:
+    """The code a refused Socket.IO connection gets."""
+    client = socketio.AsyncClient(reconnection=False)
+    refusals: list[Any] = []
+    client.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(
+            server.url, auth={"token": token}, transports=["websocket"], wait_timeout=10
+        )
+    return refusals[0]["data"]["code"]
+
+
+async def test_connections_beyond_the_connect_rate_are_refused(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    server = await make_server(rate_limit_connects="3/minute")
+    token = server.token("dr-wang", Role.DOCTOR)
+    for _ in range(3):
+        await (await clients(server.url, token)).close()
+    assert await refusal(server, token) == "rate_limited"
+
+
+async def test_a_consult_has_a_bounded_number_of_participants(
+    make_server: Callable[..., Any],
+) -> None:
+    server = await make_server(max_participants_per_consult=3)
+    coordinator = server.token("coord-1", Role.COORDINATOR)
+    invitees = [{"sub": f"pt-{n}", "name": f"Patient {n}", "role": "patient"} for n in range(3)]
+    body = {
+        "kind": "visit",
+        "hospital": "h-east",
+        "title": "Group session",
+        "scheduled_at": "2030-01-01T09:00:00+00:00",
+        "host": {"sub": "dr-wang", "name": "Dr. Wang Fang", "role": "doctor"},
+        "participants": invitees,
+    }
+    async with server.http.post(
+        f"{server.url}/api/consults", json=body, headers=server.headers(coordinator)
+    ) as response:
+        assert response.status == 422
+        assert (await response.json())["error"]["code"] == "too_many_participants"
+    body["participants"] = invitees[:2]
+    async with server.http.post(
+        f"{server.url}/api/consults", json=body, headers=server.headers(coordinator)
+    ) as response:
+        assert response.status == 201
