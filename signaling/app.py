@@ -182,4 +182,9 @@ def create_app(settings: Settings) -> web.Application:
         await svc.database.dispose()
 
     app.on_cleanup.append(close_services)
+
+    async def close_limiter(_: web.Application) -> None:
+        await app[LIMITER].close()
+
+    app.on_cleanup.append(close_limiter)
     return app

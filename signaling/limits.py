@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -126,24 +127,36 @@ class Limiter:
         self.limits = dict(limits)
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
+        self._pool: aioredis.ConnectionPool | None = None
         if redis_url:
+            self._pool = aioredis.ConnectionPool.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
             storage = RedisStorage(
                 redis_storage_uri(redis_url),
                 wrap_exceptions=True,
                 implementation="redispy",
                 key_prefix="teleconsult:limits",
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                # A documented option, though limits types its options as scalars.
+                connection_pool=self._pool,  # type: ignore[arg-type]
             )
             self._shared = MovingWindowRateLimiter(storage)
         self._redis_down_until = 0.0
+
+    async def close(self) -> None:
+        """Close the connections to Redis."""
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     async def hit(self, name: str, *key: str) -> None:
         """Count one use of limit ``name`` by ``key``.
 
         :param name: The limit.
         :param key: Whose use it is (an identity's key, an address, a connection id).
-        :raises RateLimited: when one of the limit's rates is used up; the use is not counted.
+        :raises RateLimited: when one of the limit's rates is used up (the use then counts
+            against none of the rates after it).
         """
         limit = self.limits[name]
         for rate in limit.rates:
