@@ -83,8 +83,10 @@ def problem_body(error: DomainError) -> dict[str, Any]:
 
 def log_refusal(where: str, exc: Exception, error: DomainError, **context: Any) -> None:
     """Log a refusal (warning) or a failure (error, with the traceback)."""
-    extra = {"where": where, "code": error.code, **context}
     REFUSALS.labels(error.code).inc()
+    if isinstance(error, RateLimited):
+        return  # signaling.limits logs the first refusal of a flood; the metric counts each.
+    extra = {"where": where, "code": error.code, **context}
     if error.status >= 500:
         logger.error("request failed", extra=extra, exc_info=exc)
     else:

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: How long shared limits are counted in the process after Redis failed, before trying it again.
 REDIS_RETRY_SECONDS = 5.0
+#: How many refused keys are remembered so that a flood is logged once, not per refusal.
+MAX_REFUSALS_REMEMBERED = 10_000
 #: How long one Redis call of the limiter may take before it counts as an outage.
 REDIS_TIMEOUT_SECONDS = 0.5
 
@@ -144,6 +146,8 @@ class Limiter:
             )
             self._shared = MovingWindowRateLimiter(storage)
         self._redis_down_until = 0.0
+        #: Until when each refused ``(limit, *key)`` is known to be refused: logged once a window.
+        self._refusing: dict[tuple[str, ...], float] = {}
 
     async def close(self) -> None:
         """Close the connections to Redis."""
@@ -160,11 +164,11 @@ class Limiter:
         """
         limit = self.limits[name]
         for rate in limit.rates:
-            allowed = await self._count(limit, rate, key)
-            if not allowed:
+            if not await self._count(limit, rate, key):
+                retry_after = await self._retry_after(limit, rate, key)
+                self._log_refusal(name, key, retry_after)
                 raise RateLimited(
-                    f"Too many requests ({name}: {rate}); try again later",
-                    await self._retry_after(limit, rate, key),
+                    f"Too many requests ({name}: {rate}); try again later", retry_after
                 )
 
     async def _count(self, limit: Limit, rate: RateLimitItem, key: tuple[str, ...]) -> bool:
@@ -184,6 +188,19 @@ class Limiter:
             self._redis_failed(exc)
             return rate.get_expiry()
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _log_refusal(self, name: str, key: tuple[str, ...], retry_after: int) -> None:
+        """Log the first refusal of a flood, not each one (a flood of log lines is one more)."""
+        now, marker = time.monotonic(), (name, *key)
+        if self._refusing.get(marker, 0.0) > now:
+            return
+        if len(self._refusing) >= MAX_REFUSALS_REMEMBERED:
+            self._refusing = {k: until for k, until in self._refusing.items() if until > now}
+        self._refusing[marker] = now + retry_after
+        logger.warning(
+            "rate limit reached",
+            extra={"limit": name, "key": "/".join(key), "retry_after": retry_after},
+        )
 
     def _shared_limiter(self, limit: Limit) -> MovingWindowRateLimiter | None:
         if not limit.shared or time.monotonic() < self._redis_down_until:

@@ -92,7 +92,7 @@ async def chat_texts(client: SignalingClient) -> list[str]:
 
 
 async def test_a_chat_flood_is_cut_off_and_the_others_chat_and_see_on(
-    make_server: Callable[..., Any], clients: Connect
+    make_server: Callable[..., Any], clients: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await make_server()
     consult, doctor, patient = await visit_in_progress(server, clients)
@@ -107,6 +107,8 @@ async def test_a_chat_flood_is_cut_off_and_the_others_chat_and_see_on(
         assert {ack["error"]["code"] for ack in refused} == {"rate_limited"}
         assert all(1 <= ack["error"]["retry_after"] <= 60 for ack in refused)
         assert acks[0]["ok"]
+        reached = [r for r in caplog.records if getattr(r, "limit", None) == "chat"]
+        assert 1 <= len(reached) < len(refused), "a flood is logged once, not per message"
 
         ack = await doctor.call("chat", {"text": "Blood pressure today?"})
         assert ack["ok"], ack
