@@ -169,6 +169,19 @@ async def test_two_servers_on_one_redis_share_a_schedulers_count(
     assert other["status"] == 201, "another scheduler is not limited by coord-1's count"
 
 
+async def test_two_servers_on_one_redis_share_an_identitys_event_count(
+    make_server: Callable[..., Any], clients: Connect
+) -> None:
+    first = await make_server(rate_limit_events="10/minute")
+    second = await make_server(rate_limit_events="10/minute")
+    token = first.token("dr-wang", Role.DOCTOR)
+    on_first, on_second = await clients(first.url, token), await clients(second.url, token)
+    codes = [(await on_first.call("leave", {}))["error"]["code"] for _ in range(6)]
+    codes += [(await on_second.call("leave", {}))["error"]["code"] for _ in range(5)]
+    assert codes == ["not_joined"] * 10 + ["rate_limited"]
+    assert (await on_first.call("leave", {}))["error"]["code"] == "rate_limited"
+
+
 async def try_to_schedule(server: LiveServer, token: str) -> dict[str, Any]:
     """POST a visit; its status, ``Retry-After`` header and JSON body."""
     body = {
