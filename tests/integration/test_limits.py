@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import socketio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -239,10 +240,36 @@ async def test_limits_hold_in_the_process_when_redis_is_down(
         answers = [await try_to_schedule(server, coordinator) for _ in range(3)]
         assert [a["status"] for a in answers] == [201, 201, 429]
         assert answers[-1]["body"]["error"]["code"] == "rate_limited"
-        async with server.http.get(f"{server.url}/metrics") as response:
-            metrics = (await response.text()).splitlines()
-        fallbacks = next(m for m in metrics if m.startswith("teleconsult_limiter_fallbacks_total"))
-        assert float(fallbacks.split()[-1]) >= 1, "the outage is not counted"
+        assert await fallbacks(server) >= 1, "the outage is not counted"
+
+
+async def test_limits_hold_in_the_process_while_redis_hangs(
+    private_redis: str, sqlite_url: str, settings_factory: Callable[..., Settings]
+) -> None:
+    await asyncio.to_thread(upgrade, sqlite_url)
+    settings = settings_factory(
+        database_url=sqlite_url, redis_url=private_redis, rate_limit_scheduling="2/minute"
+    )
+    async with serving(settings) as server:
+        coordinator = server.token("coord-1", Role.COORDINATOR)
+        assert (await try_to_schedule(server, coordinator))["status"] == 201
+        before = await fallbacks(server)
+        admin = aioredis.from_url(private_redis)
+        await admin.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+        await admin.aclose()
+        answers = [await try_to_schedule(server, coordinator) for _ in range(3)]
+        # Counted afresh in the process while Redis does not answer: never a 500.
+        assert [a["status"] for a in answers] == [201, 201, 429]
+        assert answers[-1]["body"]["error"]["code"] == "rate_limited"
+        assert await fallbacks(server) > before, "the outage is not counted"
+
+
+async def fallbacks(server: LiveServer) -> float:
+    """How often the server's limiter fell back from Redis to its own counters (``/metrics``)."""
+    async with server.http.get(f"{server.url}/metrics") as response:
+        metrics = (await response.text()).splitlines()
+    line = next(m for m in metrics if m.startswith("teleconsult_limiter_fallbacks_total"))
+    return float(line.split()[-1])
 
 
 async def test_a_second_camera_is_refused_and_the_first_publishes(
