@@ -20,7 +20,7 @@ from rooms.identity import Identity
 from rooms.registry import Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.context import Services
-from signaling.errors import as_domain_error, problem_body
+from signaling.errors import RateLimited, as_domain_error, problem_body
 from signaling.limits import Limiter, SdpTooLarge, TooManySockets, client_address, identity_key
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
@@ -94,7 +94,8 @@ class ConsultSignaling:
             await self._admit_connection(identity, environ)
         except Exception as exc:
             error = as_domain_error(exc)
-            logger.warning("connection refused", extra={"code": error.code})
+            if not isinstance(error, RateLimited):  # the limiter logs a flood once
+                logger.warning("connection refused", extra={"code": error.code})
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
