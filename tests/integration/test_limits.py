@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +27,7 @@ from migrations.runner import upgrade
 from rooms.identity import Role
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
-from tests.conftest import free_tcp_port
+from tests.conftest import clean_environ, free_tcp_port
 from tests.integration.live import LiveServer, SignalingClient, join_token, participant_id
 from tests.integration.media_client import MediaClient
 
@@ -154,33 +157,97 @@ async def test_an_ice_candidate_flood_is_cut_off_and_the_media_go_on(
             await client.close()
 
 
-async def test_two_servers_on_one_redis_share_a_schedulers_count(
-    make_server: Callable[..., Any],
+@pytest.mark.postgres
+async def test_two_server_processes_on_one_redis_share_an_identitys_counts(
+    postgres_url: str,
+    redis_url: str,
+    settings_factory: Callable[..., Settings],
+    clients: Connect,
+    tmp_path: Path,
 ) -> None:
-    first = await make_server(rate_limit_scheduling="3/minute")
-    second = await make_server(rate_limit_scheduling="3/minute")
-    assert first.url != second.url
-    await first.schedule_visit()
-    await second.schedule_visit()
-    await first.schedule_visit()
-    refused = await try_to_schedule(second, second.token("coord-1", Role.COORDINATOR))
-    assert refused["status"] == 429
-    assert refused["body"]["error"]["code"] == "rate_limited"
-    other = await try_to_schedule(second, second.token("coord-2", Role.COORDINATOR))
-    assert other["status"] == 201, "another scheduler is not limited by coord-1's count"
+    await asyncio.to_thread(upgrade, postgres_url)
+    settings = settings_factory(
+        database_url=postgres_url,
+        redis_url=redis_url,
+        rate_limit_scheduling="3/minute",
+        rate_limit_events="10/minute",
+    )
+    async with (
+        serve_process(settings, tmp_path / "first") as first,
+        serve_process(settings, tmp_path / "second") as second,
+    ):
+        await first.schedule_visit()
+        await second.schedule_visit()
+        await first.schedule_visit()
+        refused = await try_to_schedule(second, second.token("coord-1", Role.COORDINATOR))
+        assert refused["status"] == 429, "the other process did not count coord-1's consults"
+        assert refused["body"]["error"]["code"] == "rate_limited"
+        other = await try_to_schedule(second, second.token("coord-2", Role.COORDINATOR))
+        assert other["status"] == 201, "another scheduler is not limited by coord-1's count"
+
+        token = first.token("dr-wang", Role.DOCTOR)
+        on_first, on_second = await clients(first.url, token), await clients(second.url, token)
+        codes = [(await on_first.call("leave", {}))["error"]["code"] for _ in range(6)]
+        codes += [(await on_second.call("leave", {}))["error"]["code"] for _ in range(5)]
+        assert codes == ["not_joined"] * 10 + ["rate_limited"]
+        assert (await on_first.call("leave", {}))["error"]["code"] == "rate_limited"
+        for client in (on_first, on_second):  # before the servers stop: they wait for sockets
+            await client.close()
 
 
-async def test_two_servers_on_one_redis_share_an_identitys_event_count(
-    make_server: Callable[..., Any], clients: Connect
-) -> None:
-    first = await make_server(rate_limit_events="10/minute")
-    second = await make_server(rate_limit_events="10/minute")
-    token = first.token("dr-wang", Role.DOCTOR)
-    on_first, on_second = await clients(first.url, token), await clients(second.url, token)
-    codes = [(await on_first.call("leave", {}))["error"]["code"] for _ in range(6)]
-    codes += [(await on_second.call("leave", {}))["error"]["code"] for _ in range(5)]
-    assert codes == ["not_joined"] * 10 + ["rate_limited"]
-    assert (await on_first.call("leave", {}))["error"]["code"] == "rate_limited"
+@contextlib.asynccontextmanager
+async def serve_process(settings: Settings, data_dir: Path) -> AsyncIterator[LiveServer]:
+    """``teleconsult serve`` in a process of its own, with ``settings`` and its own data folder
+    (logs next to it); a client of it."""
+    port = free_tcp_port()
+    env = {
+        **clean_environ(),
+        **{f"TELECONSULT_{k.upper()}": str(v) for k, v in settings_env(settings).items()},
+        "TELECONSULT_DATA_DIR": str(data_dir),
+        "TELECONSULT_PORT": str(port),
+    }
+    with data_dir.with_suffix(".log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "teleconsult"),
+            "serve",
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with ClientSession() as http:
+                await until_healthy(http, url, process)
+                issuer = issuer_from_settings(settings)
+                assert issuer is not None
+                yield LiveServer(url, settings, issuer, http)
+        finally:
+            process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), 30)
+
+
+def settings_env(settings: Settings) -> dict[str, Any]:
+    """The settings a test chose that a server process must share (database, Redis, key, limits)."""
+    names = (
+        "database_url",
+        "redis_url",
+        "jwt_secret",
+        "rate_limit_scheduling",
+        "rate_limit_events",
+    )
+    return {name: getattr(settings, name) for name in names} | {"media_addresses": "127.0.0.1"}
+
+
+async def until_healthy(http: ClientSession, url: str, process: asyncio.subprocess.Process) -> None:
+    """Wait until a started server answers ``/healthz`` (it stops the test if the server exits)."""
+    async with asyncio.timeout(60):
+        while True:
+            assert process.returncode is None, "teleconsult serve exited while starting"
+            with contextlib.suppress(OSError):
+                async with http.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
 
 
 async def try_to_schedule(server: LiveServer, token: str) -> dict[str, Any]:
