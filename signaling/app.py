@@ -154,6 +154,7 @@ def create_app(settings: Settings) -> web.Application:
         tasks = [
             asyncio.create_task(renew_media_claims()),
             asyncio.create_task(watch_event_loop_lag()),
+            asyncio.create_task(app[LIVE_CONSULTS].keep_socket_claims()),
         ]
         if svc.verifier.jwks is not None:
             tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))

@@ -8,6 +8,7 @@ protocols of :mod:`media.api`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -21,7 +22,13 @@ from rooms.registry import Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.context import Services
 from signaling.errors import RateLimited, as_domain_error, problem_body
-from signaling.limits import Limiter, SdpTooLarge, TooManySockets, client_address, identity_key
+from signaling.limits import (
+    SOCKET_RENEWAL_SECONDS,
+    Limiter,
+    SdpTooLarge,
+    client_address,
+    identity_key,
+)
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -91,7 +98,7 @@ class ConsultSignaling:
             if not isinstance(token, str) or not token:
                 raise TokenMissing("A token is needed to connect")
             identity = self.services.verifier.verify(token)
-            await self._admit_connection(identity, environ)
+            await self._admit_connection(sid, identity, environ)
         except Exception as exc:
             error = as_domain_error(exc)
             if not isinstance(error, RateLimited):  # the limiter logs a flood once
@@ -102,17 +109,26 @@ class ConsultSignaling:
         self._connections[sid] = Connection(identity)
         SOCKET_CONNECTIONS.inc()
 
-    async def _admit_connection(self, identity: Identity, environ: dict[str, Any]) -> None:
-        """Count a new connection against the connect rates and the identity's socket quota.
-
-        The quota counts the sockets this process holds (a connection lives in one process).
-        """
+    async def _admit_connection(
+        self, sid: str, identity: Identity, environ: dict[str, Any]
+    ) -> None:
+        """Count a new connection against the connect rates and the identity's socket quota."""
         who = identity_key(identity)
         await self.limiter.hit("connects_per_address", client_address(environ["aiohttp.request"]))
         await self.limiter.hit("connects", who)
-        held = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
-        if held >= self.services.settings.max_sockets_per_identity:
-            raise TooManySockets(f"{held} connections of this identity are open already")
+        held_here = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
+        bound = self.services.settings.max_sockets_per_identity
+        await self.limiter.open_socket(who, sid, held_here, bound)
+
+    async def keep_socket_claims(self) -> None:
+        """Renew the quota claims of this process's sockets until cancelled (crashed: expire)."""
+        while True:
+            await asyncio.sleep(SOCKET_RENEWAL_SECONDS)
+            held = [(identity_key(c.identity), sid) for sid, c in self._connections.items()]
+            try:
+                await self.limiter.renew_sockets(held)
+            except Exception:
+                logger.exception("renewing the socket claims failed")
 
     def _check_sdp(self, sdp: str) -> None:
         if len(sdp.encode()) > self.services.settings.max_sdp_bytes:
@@ -122,6 +138,7 @@ class ConsultSignaling:
         connection = self._connections.pop(sid, None)
         if connection is not None:
             SOCKET_CONNECTIONS.dec()
+            await self.limiter.close_socket(identity_key(connection.identity), sid)
         if connection is not None and connection.consult_id is not None:
             async with connection.lock:
                 await self._depart(sid, connection, "disconnected")

@@ -11,6 +11,9 @@ Redis again a few seconds later. During the outage a limit holds per process, so
 times looser as there are processes; failing open instead would leave the database's writes (every
 chat message is one) unguarded exactly when the infrastructure is already in trouble.
 
+The sockets an identity holds are a quota, not a rate: each socket is a claim in Redis (renewed
+while the socket lives, so a crashed process's claims expire), or counted in the process.
+
 Socket.IO events are limited in :class:`signaling.protocol.ClientEvents` (every event, plus an
 event's own limit), REST routes by :func:`rate_limit_middleware` (every write, plus a route's own
 limit named in its declaration).
@@ -21,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -44,6 +48,24 @@ logger = logging.getLogger(__name__)
 
 #: How long shared limits are counted in the process after Redis failed, before trying it again.
 REDIS_RETRY_SECONDS = 5.0
+#: How long a socket's claim in Redis lives unless renewed (a crashed process's claims expire).
+SOCKET_CLAIM_SECONDS = 90
+#: How often a process renews the claims of the sockets it holds.
+SOCKET_RENEWAL_SECONDS = 30
+
+# Counts an identity's live sockets (claims not expired) and adds one unless the bound is reached,
+# atomically: KEYS[1] the identity's claims; ARGV now, expiry, bound, member, ttl.
+# Returns the claims held before: the new one was added when that is below the bound.
+_CLAIM_SOCKET = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local held = redis.call('ZCARD', KEYS[1])
+if held < tonumber(ARGV[3]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
+return held
+"""
+
 #: How many refused keys are remembered so that a flood is logged once, not per refusal.
 MAX_REFUSALS_REMEMBERED = 10_000
 #: How long one Redis call of the limiter may take before it counts as an outage.
@@ -121,7 +143,8 @@ def identity_key(identity: Identity) -> str:
 
 
 class Limiter:
-    """Counts uses against the deployment's limits and refuses the one too many.
+    """Counts uses against the deployment's limits, and sockets against their quota; refuses the
+    one too many.
 
     :param limits: The limits by name (:func:`limits_from_settings`).
     :param redis_url: Where shared limits are counted; None: in the process.
@@ -134,12 +157,17 @@ class Limiter:
         self._local = LocalRateLimiter(MemoryStorage())
         self._shared: SharedRateLimiter | None = None
         self._pool: aioredis.ConnectionPool | None = None
+        self._redis: aioredis.Redis | None = None
+        #: Names this process's socket claims in Redis.
+        self._node = uuid.uuid4().hex
         if redis_url:
             self._pool = aioredis.ConnectionPool.from_url(
                 redis_url,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
+            self._redis = aioredis.Redis(connection_pool=self._pool)
+            self._claim_socket = self._redis.register_script(_CLAIM_SOCKET)
             storage = RedisStorage(
                 redis_storage_uri(redis_url),
                 wrap_exceptions=True,
@@ -196,6 +224,64 @@ class Limiter:
             return rate.get_expiry()
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    async def open_socket(self, who: str, sid: str, held_here: int, bound: int) -> None:
+        """Claim one more socket for identity ``who``, unless it holds ``bound`` already.
+
+        Sockets are counted in Redis when configured (a claim per socket, renewed by
+        :meth:`renew_sockets`, so a crashed process's claims expire), else (and while Redis
+        fails) in this process.
+
+        :param who: The identity's key.
+        :param sid: The new socket.
+        :param held_here: How many sockets of ``who`` this process holds.
+        :param bound: How many sockets an identity may hold.
+        :raises TooManySockets: when the identity holds ``bound`` sockets already.
+        """
+        held = held_here
+        if self._redis is not None and time.monotonic() >= self._redis_down_until:
+            now = time.time()
+            key, member = self._sockets_key(who), self._member(sid)
+            expiry = now + SOCKET_CLAIM_SECONDS
+            try:
+                claimed = await self._claim_socket(
+                    keys=[key], args=[now, expiry, bound, member, SOCKET_CLAIM_SECONDS]
+                )
+                held = int(claimed)
+            except aioredis.RedisError as exc:
+                self._redis_failed(exc)
+        if held >= bound:
+            raise TooManySockets(f"{held} connections of this identity are open already")
+
+    async def close_socket(self, who: str, sid: str) -> None:
+        """Give up the claim of a closed socket (a Redis failure leaves it to expire)."""
+        if self._redis is None:
+            return
+        try:
+            await self._redis.zrem(self._sockets_key(who), self._member(sid))
+        except aioredis.RedisError as exc:
+            self._redis_failed(exc)
+
+    async def renew_sockets(self, sockets: Iterable[tuple[str, str]]) -> None:
+        """Renew the claims of the sockets this process holds, as ``(who, sid)``."""
+        if self._redis is None:
+            return
+        expiry = time.time() + SOCKET_CLAIM_SECONDS
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for who, sid in sockets:
+                    pipe.zadd(self._sockets_key(who), {self._member(sid): expiry})
+                    pipe.expire(self._sockets_key(who), SOCKET_CLAIM_SECONDS)
+                await pipe.execute()
+        except aioredis.RedisError as exc:
+            self._redis_failed(exc)
+
+    @staticmethod
+    def _sockets_key(who: str) -> str:
+        return f"teleconsult:sockets:{who}"
+
+    def _member(self, sid: str) -> str:
+        return f"{self._node}:{sid}"
+
     def _log_refusal(self, name: str, key: tuple[str, ...], retry_after: int) -> None:
         """Log the first refusal of a flood, not each one (a flood of log lines is one more)."""
         now, marker = time.monotonic(), (name, *key)
@@ -214,13 +300,14 @@ class Limiter:
             return None
         return self._shared
 
-    def _redis_failed(self, exc: StorageError) -> None:
+    def _redis_failed(self, exc: Exception) -> None:
         self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
         LIMITER_FALLBACKS.inc()
+        cause = exc.storage_error if isinstance(exc, StorageError) else exc
         logger.warning(
             "Redis is unreachable: limits are counted in this process for %.0f s",
             REDIS_RETRY_SECONDS,
-            extra={"error": type(exc.storage_error).__name__},
+            extra={"error": type(cause).__name__},
         )
 
 

@@ -28,7 +28,13 @@ from rooms.identity import Role
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from tests.conftest import clean_environ, free_tcp_port
-from tests.integration.live import LiveServer, SignalingClient, join_token, participant_id
+from tests.integration.live import (
+    LiveServer,
+    SignalingClient,
+    connect,
+    join_token,
+    participant_id,
+)
 from tests.integration.media_client import MediaClient
 
 pytestmark = pytest.mark.redis
@@ -172,6 +178,7 @@ async def test_two_server_processes_on_one_redis_share_an_identitys_counts(
         redis_url=redis_url,
         rate_limit_scheduling="3/minute",
         rate_limit_events="10/minute",
+        max_sockets_per_identity=2,
     )
     async with (
         serve_process(settings, tmp_path / "first") as first,
@@ -192,8 +199,22 @@ async def test_two_server_processes_on_one_redis_share_an_identitys_counts(
         codes += [(await on_second.call("leave", {}))["error"]["code"] for _ in range(5)]
         assert codes == ["not_joined"] * 10 + ["rate_limited"]
         assert (await on_first.call("leave", {}))["error"]["code"] == "rate_limited"
-        for client in (on_first, on_second):  # before the servers stop: they wait for sockets
+
+        assert await refusal(first, token) == "too_many_sockets", "sockets counted per process"
+        await on_second.close()
+        again = await eventually_connect(first.url, token)
+        for client in (on_first, again):  # before the servers stop: they wait for sockets
             await client.close()
+
+
+async def eventually_connect(url: str, token: str) -> SignalingClient:
+    """Connect once the server noticed that a socket of the identity closed (a moment later)."""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                return await connect(url, token)
+            except socketio.exceptions.ConnectionError:
+                await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
@@ -235,6 +256,7 @@ def settings_env(settings: Settings) -> dict[str, Any]:
         "jwt_secret",
         "rate_limit_scheduling",
         "rate_limit_events",
+        "max_sockets_per_identity",
     )
     return {name: getattr(settings, name) for name in names} | {"media_addresses": "127.0.0.1"}
 
@@ -312,7 +334,10 @@ async def test_limits_hold_in_the_process_when_redis_is_down(
 
 
 async def test_limits_hold_in_the_process_while_redis_hangs(
-    private_redis: str, sqlite_url: str, settings_factory: Callable[..., Settings]
+    private_redis: str,
+    sqlite_url: str,
+    settings_factory: Callable[..., Settings],
+    clients: Connect,
 ) -> None:
     await asyncio.to_thread(upgrade, sqlite_url)
     settings = settings_factory(
@@ -330,6 +355,9 @@ async def test_limits_hold_in_the_process_while_redis_hangs(
         assert [a["status"] for a in answers] == [201, 201, 429]
         assert answers[-1]["body"]["error"]["code"] == "rate_limited"
         assert await fallbacks(server) > before, "the outage is not counted"
+        doctor = await clients(server.url, server.token("dr-wang", Role.DOCTOR))
+        assert (await doctor.call("leave", {}))["error"]["code"] == "not_joined"
+        await doctor.close()
 
 
 async def fallbacks(server: LiveServer) -> float:
@@ -392,8 +420,8 @@ async def test_an_identity_holds_a_bounded_number_of_sockets(
     assert await refusal(server, token) == "too_many_sockets"
     await clients(server.url, server.token("dr-chen", Role.DOCTOR))
     await first.close()
-    await asyncio.sleep(0.2)
-    await clients(server.url, token)
+    again = await eventually_connect(server.url, token)
+    await again.close()
 
 
 async def refusal(server: LiveServer, token: str) -> str:
