@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -88,10 +89,39 @@ class Settings(BaseSettings):
     recording_retention_days: int = Field(default=365, ge=0)
     recording_link_ttl_seconds: int = Field(default=300, gt=0)
 
+    # Rate limits (the `limits` notation: "20 per 4 seconds", "30/minute;300/hour"), counted in
+    # Redis when redis_url is set; and quotas. signaling/limits.py applies them.
+    rate_limit_rest_writes: str = "120/minute"
+    rate_limit_rest_writes_per_address: str = "600/minute"
+    rate_limit_scheduling: str = "30/minute;300/hour"
+    rate_limit_connects: str = "30/minute"
+    rate_limit_connects_per_address: str = "300/minute"
+    rate_limit_events: str = "200 per 10 seconds"
+    rate_limit_chat: str = "20 per 4 seconds"
+    rate_limit_ice_candidates: str = "100 per 10 seconds"
+    max_sockets_per_identity: int = Field(default=8, ge=1)
+    max_participants_per_consult: int = Field(default=16, ge=2)
+    max_sdp_bytes: int = Field(default=65_536, ge=4_096)
+
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="auto: text when stderr is a terminal, JSON lines otherwise"
     )
+
+    @field_validator(
+        "rate_limit_rest_writes",
+        "rate_limit_rest_writes_per_address",
+        "rate_limit_scheduling",
+        "rate_limit_connects",
+        "rate_limit_connects_per_address",
+        "rate_limit_events",
+        "rate_limit_chat",
+        "rate_limit_ice_candidates",
+    )
+    @classmethod
+    def _check_rates(cls, value: str) -> str:
+        parse_many(value)  # a ValueError names the string it cannot read
+        return value
 
     @field_validator("media_addresses", mode="before")
     @classmethod

@@ -36,12 +36,20 @@ from signaling.api import (
     recording_policies,
     recordings,
 )
+from signaling.api.declare import OPERATIONS
 from signaling.auth import issuer_from_settings, join_link_issuer, verifier_from_settings
 from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
 from signaling.headers import security_headers
+from signaling.limits import (
+    LIMITER,
+    ROUTE_LIMITS,
+    Limiter,
+    limits_from_settings,
+    rate_limit_middleware,
+)
 from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
 
@@ -94,10 +102,12 @@ def create_app(settings: Settings) -> web.Application:
     """The whole server as one aiohttp application."""
     svc = build_services(settings)
     app = web.Application(
-        middlewares=[security_headers, problem_middleware], client_max_size=1024**2
+        middlewares=[security_headers, problem_middleware, rate_limit_middleware],
+        client_max_size=1024**2,
     )
     app[SERVICES] = svc
-    app[LIVE_CONSULTS] = ConsultSignaling(svc)
+    app[LIMITER] = Limiter(limits_from_settings(settings), settings.redis_url)
+    app[LIVE_CONSULTS] = ConsultSignaling(svc, app[LIMITER])
     svc.sio.attach(app)
     for resource in (
         health,
@@ -115,6 +125,11 @@ def create_app(settings: Settings) -> web.Application:
         outbox,
     ):
         resource.routes.add_to(app)
+    app[ROUTE_LIMITS] = {
+        (operation.method, operation.path): app[LIMITER].limits[operation.rate_limit].name
+        for operation in app[OPERATIONS]
+        if operation.rate_limit is not None
+    }
     app.add_routes(pages.routes)
     pages.add_static(app)
     RecordingEvents(app[LIVE_CONSULTS])
@@ -145,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     supervisor.add("event_loop_lag", watch_event_loop_lag)
     for number, keys in enumerate(svc.verifier.jwks):
         supervisor.add(f"signing_keys_{number}" if number else "signing_keys", keys.keep_fresh)
+    supervisor.add("socket_claims", app[LIVE_CONSULTS].keep_socket_claims)
 
     async def start_jobs(_: web.Application) -> None:
         supervisor.start()
@@ -162,4 +178,9 @@ def create_app(settings: Settings) -> web.Application:
         await svc.database.dispose()
 
     app.on_cleanup.append(close_services)
+
+    async def close_limiter(_: web.Application) -> None:
+        await app[LIMITER].close()
+
+    app.on_cleanup.append(close_limiter)
     return app

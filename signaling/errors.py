@@ -71,6 +71,23 @@ def outage_tolerated(what: str, **context: Any) -> Iterator[None]:
         logger.warning(what, extra={**context, "error": type(exc).__name__})
 
 
+class RateLimited(DomainError):
+    """
+    Too many requests in a while: try again in ``retry_after`` seconds.
+
+    Sent as ``retry_after`` in the problem (and the ``Retry-After`` header on REST).
+
+    :param message: Which limit was reached (never the caller's data).
+    :param retry_after: Whole seconds until a new request would be counted, at least 1.
+    """
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class HttpRefusal(DomainError):
     """
     A refusal aiohttp raised itself (an unknown route, a method not allowed), with its code.
@@ -100,14 +117,18 @@ def problem_body(error: DomainError) -> dict[str, Any]:
     problem: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
         problem["details"] = error.details
+    if isinstance(error, RateLimited):
+        problem["retry_after"] = error.retry_after
     return {"error": problem}
 
 
 def log_refusal(where: str, exc: Exception, error: DomainError, **context: Any) -> None:
     """Log a refusal (warning), an outage (warning, its exception's class) or a failure (error,
     with the traceback)."""
-    extra = {"where": where, "code": error.code, **context}
     REFUSALS.labels(error.code).inc()
+    if isinstance(error, RateLimited):
+        return  # signaling.limits logs the first refusal of a flood; the metric counts each.
+    extra = {"where": where, "code": error.code, **context}
     if isinstance(error, ServiceUnavailable):
         logger.warning(
             "request failed: a service is out of reach",
@@ -138,7 +159,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception as exc:
         error = as_domain_error(exc)
         log_refusal(f"{request.method} {request.path}", exc, error)
-        return web.json_response(problem_body(error), status=error.status)
+        headers = None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
+        return web.json_response(problem_body(error), status=error.status, headers=headers)
 
 
 async def json_body(request: web.Request) -> Any:

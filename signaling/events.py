@@ -31,7 +31,8 @@ from rooms.registry import PRESENCE_REFRESH_SECONDS, Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.addresses import client_address
 from signaling.context import Services
-from signaling.errors import as_domain_error, outage_tolerated, problem_body
+from signaling.errors import RateLimited, as_domain_error, outage_tolerated, problem_body
+from signaling.limits import SOCKET_RENEWAL_SECONDS, Limiter, SdpTooLarge, identity_key
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -68,29 +69,31 @@ class ConsultSignaling:
     """The Socket.IO side of live consults, bound to one ``socketio.AsyncServer``.
 
     :param services: the process's services (database, registry, media, verifier).
+    :param limiter: counts connections and events against the deployment's limits.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, limiter: Limiter) -> None:
         self.services = services
+        self.limiter = limiter
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
         self._expiring: set[asyncio.Task[None]] = set()
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
-        self.client_events = ClientEvents(self.sio, self._connections)
+        self.client_events = ClientEvents(self.sio, self._connections, limiter)
         register = self.client_events.register
         register("join", JoinIn, self._join)
         register("admit", ParticipantRef, self._admit)
         register("publish", PublishIn, self._publish)
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
-        register("ice_candidate", IceCandidateIn, self._ice_candidate)
+        register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
         register("leave", EmptyIn, self._leave)
         register("end", EmptyIn, self._end)
         register("mute_participant", ModerateMuteIn, self._mute_participant)
         register("remove_participant", ParticipantRef, self._remove_participant)
-        register("chat", ChatIn, self._chat)
+        register("chat", ChatIn, self._chat, limit="chat")
 
     # --- connection and helpers -------------------------------------------------------------
 
@@ -100,9 +103,11 @@ class ConsultSignaling:
             if not isinstance(token, str) or not token:
                 raise TokenMissing("A token is needed to connect")
             identity = self.services.verifier.verify(token)
+            await self._admit_connection(sid, identity, environ)
         except Exception as exc:
             error = as_domain_error(exc)
-            logger.warning("connection refused", extra={"code": error.code})
+            if not isinstance(error, RateLimited):  # the limiter logs a flood once
+                logger.warning("connection refused", extra={"code": error.code})
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
@@ -130,12 +135,37 @@ class ConsultSignaling:
         await self.sio.emit("session_expired", problem_body(error)["error"], to=sid)
         await self.sio.disconnect(sid)
 
+    async def _admit_connection(
+        self, sid: str, identity: Identity, environ: dict[str, Any]
+    ) -> None:
+        """Count a new connection against the connect rates and the identity's socket quota."""
+        who = identity_key(identity)
+        address = client_address(environ["aiohttp.request"]) or "unknown"
+        await self.limiter.hit("connects_per_address", address)
+        await self.limiter.hit("connects", who)
+        held_here = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
+        bound = self.services.settings.max_sockets_per_identity
+        await self.limiter.open_socket(who, sid, held_here, bound)
+
+    async def keep_socket_claims(self) -> None:
+        """Renew the quota claims of this process's sockets (a supervised job; a crashed
+        process's claims expire)."""
+        while True:
+            await asyncio.sleep(SOCKET_RENEWAL_SECONDS)
+            held = [(identity_key(c.identity), sid) for sid, c in self._connections.items()]
+            await self.limiter.renew_sockets(held)
+
+    def _check_sdp(self, sdp: str) -> None:
+        if len(sdp.encode()) > self.services.settings.max_sdp_bytes:
+            raise SdpTooLarge("The session description is longer than the server accepts")
+
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
         if connection is not None:
             SOCKET_CONNECTIONS.dec()
             if connection.expiry is not None:
                 connection.expiry.cancel()
+            await self.limiter.close_socket(identity_key(connection.identity), sid)
         if connection is not None and connection.consult_id is not None:
             async with connection.lock:
                 await self._depart(sid, connection, "disconnected")
@@ -302,6 +332,7 @@ class ConsultSignaling:
         await self._admitted_now(connection)
         if payload.type != "offer":
             raise InvalidPayload("publish takes an offer")
+        self._check_sdp(payload.sdp)
         if not connection.grants.publish:
             raise Forbidden("You may not publish media in this consult")
         media = await self._open_media(sid, connection)
@@ -314,6 +345,7 @@ class ConsultSignaling:
         connection.joined()
         if payload.type != "answer":
             raise InvalidPayload("subscriber_answer takes an answer")
+        self._check_sdp(payload.sdp)
         if connection.media is None:
             raise NotJoined("No media session yet: publish first")
         await connection.media.handle_subscriber_answer(payload.sdp)

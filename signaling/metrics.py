@@ -12,6 +12,10 @@ SOCKET_CONNECTIONS = Gauge(
 REFUSALS = Counter(
     "teleconsult_refusals_total", "Requests and events refused, by error code", ["code"]
 )
+LIMITER_FALLBACKS = Counter(
+    "teleconsult_limiter_fallbacks_total",
+    "Times Redis failed the rate limiter, which then counted in the process for a while",
+)
 CONSULTS_SCHEDULED = Counter("teleconsult_consults_scheduled_total", "Consults scheduled")
 JOIN_SECONDS = Histogram(
     "teleconsult_join_seconds",

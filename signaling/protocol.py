@@ -23,6 +23,7 @@ from rooms.identity import Identity
 from rooms.registry import UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
 from signaling.errors import ack_error
+from signaling.limits import Limiter, identity_key
 
 # --- error codes of the live consult (docs/protocol.md, "Error codes") ---------------------------
 
@@ -148,18 +149,26 @@ EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]
 
 class ClientEvents:
     """
-    The client events a server answers: each validated, run under its connection's lock, acked.
+    The client events a server answers: each counted, validated, run under its connection's
+    lock, acked.
 
-    An event nobody registered is answered with ``unknown_event``.
+    Every event counts against the ``events`` limit of its identity, and an event registered
+    with a limit of its own against that one too: per identity, or per connection for a limit
+    counted in the process (see :mod:`signaling.limits`). An event nobody registered is answered
+    with ``unknown_event``.
 
     :param sio: The Socket.IO server.
     :param connections: The authenticated connections, by Socket.IO session id.
+    :param limiter: Counts the events.
     """
 
-    def __init__(self, sio: socketio.AsyncServer, connections: Mapping[str, Connection]) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, connections: Mapping[str, Connection], limiter: Limiter
+    ) -> None:
         self._sio = sio
         self._connections = connections
         self._names: list[str] = []
+        self._limiter = limiter
         sio.on("*", self._on_unknown)
 
     @property
@@ -167,9 +176,11 @@ class ClientEvents:
         """The registered events' names, in the order they were registered."""
         return list(self._names)
 
-    def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
+    def register(
+        self, name: str, schema: type[BaseModel], handler: EventHandler, limit: str | None = None
+    ) -> None:
         """
-        Handle the client event `name`: validate with `schema`, run `handler`, ack.
+        Handle the client event `name`: count, validate with `schema`, run `handler`, ack.
 
         The handler runs under the connection's lock and returns the ack's result fields (or
         None); a raised error becomes a coded ``ok: false`` ack.
@@ -177,13 +188,19 @@ class ClientEvents:
         :param name: The event's name.
         :param schema: Its payload's schema.
         :param handler: Called as ``handler(sid, connection, payload)``.
+        :param limit: The name of a limit of this event's own, besides ``events``.
         """
+        own = self._limiter.limits[limit] if limit is not None else None
 
         async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
             connection = self._connections.get(sid)
             try:
                 if connection is None:
                     raise NotJoined("The connection is not authenticated")
+                who = identity_key(connection.identity)
+                await self._limiter.hit("events", who)
+                if own is not None:
+                    await self._limiter.hit(own.name, who if own.shared else sid)
                 payload = schema.model_validate({} if data is None else data)
                 async with connection.lock:
                     result = await handler(sid, connection, payload)
@@ -195,5 +212,10 @@ class ClientEvents:
         self._names.append(name)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
-        error = UnknownEvent(f"Unknown event {event!r}")
-        return ack_error("unknown", error, sid=sid, event=event[:64])
+        connection = self._connections.get(sid)
+        try:
+            if connection is not None:
+                await self._limiter.hit("events", identity_key(connection.identity))
+            raise UnknownEvent(f"Unknown event {event!r}")
+        except Exception as exc:
+            return ack_error("unknown", exc, sid=sid, event=event[:64])

@@ -17,6 +17,7 @@ from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import Services, services
 from signaling.events import LIVE_CONSULTS
+from signaling.limits import TooManyParticipants
 from signaling.metrics import CONSULTS_SCHEDULED
 from signaling.schemas import Strict
 
@@ -51,7 +52,9 @@ class ConsultCreate(Strict):
     title: str = Text
     scheduled_at: AwareDatetime
     host: HostIn
-    participants: list[InviteeIn] = Field(min_length=1, max_length=15)
+    # Bounded by TELECONSULT_MAX_PARTICIPANTS_PER_CONSULT (too_many_participants); this only
+    # keeps a request's body small.
+    participants: list[InviteeIn] = Field(min_length=1, max_length=200)
 
 
 class ParticipantOut(BaseModel):
@@ -152,11 +155,16 @@ def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
     status=201,
     description="the consult, with a join_url per participant",
     problems=(403,),
+    rate_limit="scheduling",
 )
 async def schedule_consult(
     request: web.Request, identity: Identity, body: ConsultCreate
 ) -> ConsultOut:
     """Schedule a consult (coordinator, doctor or hospital system), with a join link each."""
+    svc = services(request)
+    bound = svc.settings.max_participants_per_consult
+    if len(body.participants) + 1 > bound:
+        raise TooManyParticipants(f"A consult has at most {bound} participants, its host included")
     spec = ConsultSpec(
         kind=body.kind,
         hospital=body.hospital,
@@ -165,7 +173,6 @@ async def schedule_consult(
         host=Invitee(body.host.sub, body.host.name, body.host.role, body.host.hospital),
         participants=[Invitee(p.sub, p.name, p.role, p.hospital) for p in body.participants],
     )
-    svc = services(request)
     consult = await svc.consults.schedule(identity, spec)
     CONSULTS_SCHEDULED.inc()
     return consult_out(consult, join_urls(svc, consult))

@@ -33,7 +33,9 @@ whose parameters differ from its declaration is refused when it is declared.
 The handler returns a value of the ``response`` type (a model, or a type such as
 ``list[Model]``), sent as JSON with ``status``; or a ``web.StreamResponse``, sent as it is (a
 file, or an answer whose status depends on the outcome). ``problems`` are the refusal statuses
-beyond those implied: 401 by a bearer, 422 by a body or a query.
+beyond those implied: 401 by a bearer, 422 by a body or a query, 429 by a write or a
+``rate_limit`` (the name of a limit of the route's own, counted by
+:func:`signaling.limits.rate_limit_middleware`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from signaling.api.bearer import caller, check_join_link
 from signaling.errors import json_body
+from signaling.limits import WRITES
 
 H = TypeVar("H", bound=Callable[..., Awaitable[object]])
 P = ParamSpec("P")
@@ -72,11 +75,14 @@ class Operation:
     :param body: The model of the JSON body, if the route takes one.
     :param body_required: False when an empty body means the model's defaults.
     :param query: The model of the query string, if the route reads one.
-    :param problems: Refusal statuses beyond the implied 401 (bearer) and 422 (body or query).
+    :param problems: Refusal statuses beyond the implied 401 (bearer), 422 (body or query)
+        and 429 (a write, or a ``rate_limit``).
     :param other_statuses: Answers that are neither success nor problem, with their description.
     :param bearer: Whether the route needs a bearer token.
     :param join_link: Whether the join link of the consult in the path (``{consult_id}``) is
         accepted besides identity tokens; every other route refuses join links.
+    :param rate_limit: The name of a limit of the route's own (:mod:`signaling.limits`), counted
+        per caller besides the limits of every write.
     """
 
     method: str
@@ -94,6 +100,7 @@ class Operation:
     other_statuses: Mapping[int, str] = field(default_factory=dict)
     bearer: bool = True
     join_link: bool = False
+    rate_limit: str | None = None
 
     @property
     def path_parameters(self) -> list[str]:
@@ -106,6 +113,8 @@ class Operation:
         implied = {401} if self.bearer else set()
         if self.body is not None or self.query is not None:
             implied.add(422)
+        if self.method in WRITES or self.rate_limit is not None:
+            implied.add(429)
         return sorted(implied | set(self.problems))
 
     @property
@@ -163,6 +172,7 @@ class ApiRoutes:
         other_statuses: Mapping[int, str] | None = None,
         bearer: bool = True,
         join_link: bool = False,
+        rate_limit: str | None = None,
     ) -> Callable[[H], H]:
         """Declare a route; the decorated handler is returned unchanged (see the module's doc)."""
 
@@ -183,6 +193,7 @@ class ApiRoutes:
                 other_statuses=other_statuses or {},
                 bearer=bearer,
                 join_link=join_link,
+                rate_limit=rate_limit,
             )
             _check_parameters(operation, handler)
             self._routes.append((operation, web.route(method, path, _bind(operation, handler))))
