@@ -30,6 +30,7 @@ from signaling.events import LIVE_CONSULTS
 from tests.integration.clinical_helpers import NOTE, item
 from tests.integration.live import (
     HOSPITAL,
+    NO_RATE_LIMITS,
     LiveServer,
     connect,
     join_token,
@@ -477,7 +478,7 @@ async def live(
     north = {"iss": "north-idp", "algorithm": "HS256", "secret": NORTH_SECRET}
     issuers.write_text(json.dumps({"issuers": [{**north, "hospitals": ["north"]}]}))
     async with serving(
-        settings_factory(database_url=database_url, trusted_issuers=issuers)
+        settings_factory(database_url=database_url, trusted_issuers=issuers, **NO_RATE_LIMITS)
     ) as server:
         yield server
 
