@@ -93,6 +93,16 @@ JOIN_BY_ITSELF = """
 """
 SOUND_OFFERED = "sound offered"
 
+# A hospital proxy that lets no WebSocket through: every one is refused (sent to a closed port).
+BLOCK_WEBSOCKET = """
+(() => {
+  const Real = window.WebSocket;
+  window.WebSocket = class extends Real {
+    constructor(url, protocols) { super("ws://127.0.0.1:9/", protocols); }
+  };
+})();
+"""
+
 # The sound the page has played out from the subscriber connection (inbound-rtp, audio).
 AUDIO_ENERGY = """
 async () => {
@@ -136,7 +146,7 @@ PhoneFactory = Callable[..., Awaitable[Page]]
 @pytest.fixture
 async def phone(request: pytest.FixtureRequest) -> AsyncIterator[PhoneFactory]:
     """Opens a link on a phone: ``await phone(url, permissions=["microphone"], cameras=2)``
-    (``join_by_itself=True``: the page joins without a tap).
+    (``scripts``: init scripts that run before the page's own).
 
     Each call launches Chromium (the flags of tests/webrtc/conftest.py, sound only after a user
     activation, `cameras` fake cameras) and opens `url` in a Pixel 7 context that grants only
@@ -153,7 +163,7 @@ async def phone(request: pytest.FixtureRequest) -> AsyncIterator[PhoneFactory]:
             *,
             permissions: Sequence[str] = ("camera", "microphone"),
             cameras: int = 1,
-            join_by_itself: bool = False,
+            scripts: Sequence[str] = (),
         ) -> Page:
             args = [arg for arg in CHROMIUM_ARGS if arg not in (FAKE_UI_ARG, FAKE_DEVICE_ARG)]
             args.append(f"{FAKE_DEVICE_ARG}=device-count={cameras}")
@@ -173,8 +183,8 @@ async def phone(request: pytest.FixtureRequest) -> AsyncIterator[PhoneFactory]:
             )
             context.on("page", _record_console)
             await context.add_init_script(script=PHONE_PROBE)
-            if join_by_itself:
-                await context.add_init_script(script=JOIN_BY_ITSELF)
+            for script in scripts:
+                await context.add_init_script(script=script)
             page = await context.new_page()
             await page.goto(url)
             return page
@@ -288,7 +298,7 @@ async def test_receiving_only_with_sound_held_back_one_tap_makes_the_doctor_hear
     patient_id = participant(consult, PATIENT_SUB)["participant_id"]
     doctor = await doctor_in_consult(new_context, consult)
     patient_of = participant(consult, PATIENT_SUB)
-    patient = await phone(patient_of["join_url"], permissions=[], join_by_itself=True)
+    patient = await phone(patient_of["join_url"], permissions=[], scripts=[JOIN_BY_ITSELF])
 
     # The page joins by itself; nothing touches it until it offers the sound.
     async with patient.expect_console_message(
@@ -346,6 +356,13 @@ async def test_a_denied_camera_joins_with_the_microphone_and_the_doctor_hears_it
     assert kinds == ["audio"]
     assert await inbound_total(doctor, "video", "packetsReceived") == 0
 
+    # The camera allowed afterwards: "Try again" adds it to the call, and the doctor sees them.
+    await patient.context.grant_permissions(["camera", "microphone"])
+    await notice.get_by_role("button", name="Try again").tap()
+    await expect(notice).to_be_hidden()
+    await expect(tile).to_have_attribute("data-has-video", "true")
+    await expect_playing(doctor, patient_id)
+
 
 async def test_switching_camera_changes_what_the_doctor_receives_without_renegotiation(
     server: TeleconsultServer, new_context: NewContext, phone: PhoneFactory
@@ -391,3 +408,19 @@ async def test_switching_camera_changes_what_the_doctor_receives_without_renegot
     assert await received.evaluate("(video) => video.srcObject.getVideoTracks()[0].id") == (
         receiver_track
     )
+
+
+async def test_behind_a_proxy_that_blocks_websocket_the_visit_runs_over_long_polling(
+    server: TeleconsultServer, new_context: NewContext, phone: PhoneFactory
+) -> None:
+    """No WebSocket on the patient's network: Socket.IO falls back to HTTP long-polling."""
+    consult = await schedule(server)
+    doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
+    patient_id = participant(consult, PATIENT_SUB)["participant_id"]
+    doctor = await doctor_in_consult(new_context, consult)
+    patient = await phone(participant(consult, PATIENT_SUB)["join_url"], scripts=[BLOCK_WEBSOCKET])
+    await join(patient)
+    await admit_from_lobby(doctor, patient, PATIENT_NAME)
+    transport = await patient.evaluate("() => window.teleconsult.socket.io.engine.transport.name")
+    assert transport == "polling"
+    await asyncio.gather(expect_playing(patient, doctor_id), expect_playing(doctor, patient_id))
