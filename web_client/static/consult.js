@@ -172,6 +172,7 @@ async function checkDevices(choice) {
   session.setLocalStream(stream);
   for (const track of stream.getTracks()) watchEnded(track);
   ui.elements.preview.srcObject = stream;
+  if (state.view === "lobby") ui.elements.lobbyPreview.srcObject = stream;
   stopMeter = startLevelMeter(stream, ui.setMicLevel);
   await refreshDeviceList();
   checkingDevices = false;
