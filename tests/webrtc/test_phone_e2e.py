@@ -178,8 +178,9 @@ async def phone(request: pytest.FixtureRequest) -> AsyncIterator[PhoneFactory]:
                 executable_path=CHROMIUM, headless=True, args=args
             )
             browsers.append(chromium)
+            # Phone browsers grant the screen wake lock to a visible page; headless asks for it.
             context = await chromium.new_context(
-                **device, locale="en-US", permissions=list(permissions)
+                **device, locale="en-US", permissions=[*permissions, "screen-wake-lock"]
             )
             context.on("page", _record_console)
             await context.add_init_script(script=PHONE_PROBE)
@@ -241,7 +242,8 @@ async def schedule(server: TeleconsultServer) -> dict[str, Any]:
 async def test_the_doctor_fills_the_phone_after_the_lobby_chimes(
     server: TeleconsultServer, new_context: NewContext, phone: PhoneFactory
 ) -> None:
-    """Lobby preview, the admission chime and vibration, the 1:1 layout and touch targets."""
+    """Lobby preview, the admission chime and vibration, the screen kept on, the 1:1 layout
+    and touch targets."""
     consult = await schedule(server)
     doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
     doctor = await doctor_in_consult(new_context, consult)
@@ -256,6 +258,7 @@ async def test_the_doctor_fills_the_phone_after_the_lobby_chimes(
     assert await patient.evaluate("() => [window.vibrations, window.chimeNotes]") == [[], 0]
 
     await admit_from_lobby(doctor, patient, PATIENT_NAME)
+    await patient.wait_for_function("() => window.teleconsult.wakeLockHeld")
     assert await patient.evaluate("() => window.vibrations") == [[200, 100, 200]]
     assert await patient.evaluate("() => window.chimeNotes") == 2
     await expect_playing(patient, doctor_id)

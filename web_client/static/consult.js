@@ -107,7 +107,7 @@ const chat = new ChatPanel(ui.elements.chatPanel, {
   onError: (err) => ui.showError(codeOf(err)),
 });
 
-// Read-only handle for tests (getStats on the peer connections, the view, the socket).
+// Read-only handle for tests (getStats on the peer connections, the view, the socket, the wake lock).
 Object.defineProperty(window, "teleconsult", {
   value: Object.freeze({
     get state() {
@@ -124,6 +124,9 @@ Object.defineProperty(window, "teleconsult", {
     },
     get socket() {
       return session.signaling ? (signaling?.socket ?? null) : null;
+    },
+    get wakeLockHeld() {
+      return wakeLock.held;
     },
   }),
 });
