@@ -146,7 +146,7 @@ PhoneFactory = Callable[..., Awaitable[Page]]
 @pytest.fixture
 async def phone(request: pytest.FixtureRequest) -> AsyncIterator[PhoneFactory]:
     """Opens a link on a phone: ``await phone(url, permissions=["microphone"], cameras=2)``
-    (``scripts``: init scripts that run before the page's own).
+    (``scripts``: init scripts that run before the page's own; ``flags``: more Chromium flags).
 
     Each call launches Chromium (the flags of tests/webrtc/conftest.py, sound only after a user
     activation, `cameras` fake cameras) and opens `url` in a Pixel 7 context that grants only
@@ -164,8 +164,10 @@ async def phone(request: pytest.FixtureRequest) -> AsyncIterator[PhoneFactory]:
             permissions: Sequence[str] = ("camera", "microphone"),
             cameras: int = 1,
             scripts: Sequence[str] = (),
+            flags: Sequence[str] = (),
         ) -> Page:
             args = [arg for arg in CHROMIUM_ARGS if arg not in (FAKE_UI_ARG, FAKE_DEVICE_ARG)]
+            args += flags
             args.append(f"{FAKE_DEVICE_ARG}=device-count={cameras}")
             args.append(AUTOPLAY_ARG)
             if set(permissions) >= {"camera", "microphone"}:
@@ -427,3 +429,28 @@ async def test_behind_a_proxy_that_blocks_websocket_the_visit_runs_over_long_pol
     transport = await patient.evaluate("() => window.teleconsult.socket.io.engine.transport.name")
     assert transport == "polling"
     await asyncio.gather(expect_playing(patient, doctor_id), expect_playing(doctor, patient_id))
+
+
+async def test_a_link_opened_without_https_says_so_and_still_shows_the_doctor(
+    server: TeleconsultServer, new_context: NewContext, phone: PhoneFactory
+) -> None:
+    """Not a secure context (plain http on a host name): no camera or microphone, and why."""
+    consult = await schedule(server)
+    doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
+    doctor = await doctor_in_consult(new_context, consult)
+    link = participant(consult, PATIENT_SUB)["join_url"].replace("127.0.0.1", "clinic.test")
+    patient = await phone(
+        link, permissions=[], flags=["--host-resolver-rules=MAP clinic.test 127.0.0.1"]
+    )
+    assert await patient.evaluate("() => window.isSecureContext") is False
+
+    notice = patient.locator("#media-notice")
+    await expect(notice).to_have_attribute("data-mode", "receive_only")
+    await expect(notice).to_have_attribute("data-problem", "media_insecure")
+    await expect(notice).to_contain_text("This page is not served securely (https)")
+    # No retry can help: the link itself must change.
+    await expect(notice.get_by_role("button", name="Try again")).to_be_hidden()
+
+    await join(patient)
+    await admit_from_lobby(doctor, patient, PATIENT_NAME)
+    await expect_playing(patient, doctor_id)
