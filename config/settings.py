@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     jwt_issuer: str = "teleconsult"
     jwt_audience: str = "teleconsult"
     join_token_ttl_seconds: int = 4 * 3600
+    trusted_issuers: Path | None = Field(
+        default=None,
+        description="JSON file of further identity providers and the hospitals each may assert",
+    )
+    token_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="clock skew allowed on exp, nbf and iat"
+    )
 
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)

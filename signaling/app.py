@@ -37,7 +37,7 @@ from signaling.api import (
     recording_policies,
     recordings,
 )
-from signaling.auth import issuer_from_settings, verifier_from_settings
+from signaling.auth import issuer_from_settings, join_link_issuer, verifier_from_settings
 from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
@@ -76,6 +76,7 @@ def build_services(settings: Settings) -> Services:
         media=media,
         verifier=verifier_from_settings(settings),
         issuer=issuer_from_settings(settings),
+        join_links=join_link_issuer(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service, outbox),
         recordings=build_recordings(settings, database, media, consult_service),
@@ -140,8 +141,7 @@ def create_app(settings: Settings) -> web.Application:
             asyncio.create_task(renew_media_claims()),
             asyncio.create_task(watch_event_loop_lag()),
         ]
-        if svc.verifier.jwks is not None:
-            tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))
+        tasks += [asyncio.create_task(keys.keep_fresh()) for keys in svc.verifier.jwks]
         yield
         for task in tasks:
             task.cancel()

@@ -17,7 +17,7 @@ from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
-from signaling.auth import JwtVerifier, TokenIssuer
+from signaling.auth import TokenIssuer, TokenVerifier
 
 
 @dataclass
@@ -29,8 +29,11 @@ class Services:
     consults: ConsultService
     registry: RoomRegistry
     media: MediaHost
-    verifier: JwtVerifier
+    verifier: TokenVerifier
+    #: Mints identity tokens of the settings' issuer (the demo); None without a private key.
     issuer: TokenIssuer | None
+    #: Mints this server's join links.
+    join_links: TokenIssuer
     sio: socketio.AsyncServer
     clinical: ClinicalServices
     recordings: RecordingService

@@ -8,14 +8,23 @@ protocols of :mod:`media.api`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import socketio
 from aiohttp import web
 
 from media import ParticipantSession, Source
-from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
+from rooms.errors import (
+    DomainError,
+    Forbidden,
+    InvalidPayload,
+    ParticipantNotFound,
+    TokenExpired,
+    TokenMissing,
+)
 from rooms.identity import Identity
 from rooms.registry import Presence
 from rooms.views import ConsultView, ParticipantView
@@ -63,6 +72,7 @@ class ConsultSignaling:
         self.services = services
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
@@ -95,13 +105,36 @@ class ConsultSignaling:
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
-        self._connections[sid] = Connection(identity)
+        connection = Connection(identity)
+        if identity.expires_at is not None:
+            # The token's end is the connection's end: nobody stays on a token that expired.
+            leeway = self.services.settings.token_leeway_seconds
+            delay = max(0.0, identity.expires_at + leeway - time.time())
+            loop = asyncio.get_running_loop()
+            connection.expiry = loop.call_later(delay, self._expire, sid)
+        self._connections[sid] = connection
         SOCKET_CONNECTIONS.inc()
+
+    def _expire(self, sid: str) -> None:
+        """Close a connection whose token has expired (a timer set at connect)."""
+        task = asyncio.create_task(self._close_expired(sid))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _close_expired(self, sid: str) -> None:
+        if sid not in self._connections:
+            return
+        logger.info("connection closed", extra={"reason": "token_expired"})
+        error = TokenExpired("The token has expired: open the link again")
+        await self.sio.emit("session_expired", problem_body(error)["error"], to=sid)
+        await self.sio.disconnect(sid)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
         if connection is not None:
             SOCKET_CONNECTIONS.dec()
+            if connection.expiry is not None:
+                connection.expiry.cancel()
         if connection is not None and connection.consult_id is not None:
             async with connection.lock:
                 await self._depart(sid, connection, "disconnected")

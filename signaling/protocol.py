@@ -120,6 +120,8 @@ class Connection:
     waiting: bool = False
     media: ParticipantSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Closes the connection when its token expires.
+    expiry: asyncio.TimerHandle | None = None
 
     def joined(self) -> tuple[str, ParticipantView]:
         """The consult and participant of a joined connection.
@@ -153,7 +155,13 @@ class ClientEvents:
     def __init__(self, sio: socketio.AsyncServer, connections: Mapping[str, Connection]) -> None:
         self._sio = sio
         self._connections = connections
+        self._names: list[str] = []
         sio.on("*", self._on_unknown)
+
+    @property
+    def names(self) -> list[str]:
+        """The registered events' names, in the order they were registered."""
+        return list(self._names)
 
     def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
         """
@@ -180,6 +188,7 @@ class ClientEvents:
             return {"ok": True, **(result or {})}
 
         self._sio.on(name, on_event)
+        self._names.append(name)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         error = UnknownEvent(f"Unknown event {event!r}")

@@ -21,6 +21,10 @@ class AuditQuery(BaseModel):
     resource_type: str | None = None
     resource_id: str | None = None
     actor: str | None = None
+    actor_hospital: str | None = Field(
+        default=None,
+        description="with `actor`: the actor's hospital (a person is hospital and sub)",
+    )
     limit: int = Field(default=200, description="at most this many entries (1 to 1000)")
 
 
@@ -69,6 +73,7 @@ async def audit_log(request: web.Request, identity: Identity, query: AuditQuery)
         resource_type=query.resource_type,
         resource_id=query.resource_id,
         actor_sub=query.actor,
+        actor_hospital=query.actor_hospital,
         limit=min(max(query.limit, 1), 1000),
     )
     return AuditLogOut(

@@ -114,19 +114,32 @@ def consult_out(consult: ConsultView, join_urls: dict[str, str] | None = None) -
     )
 
 
+#: Who has no identity at the hospital, and so joins with a link that carries a token.
+LINK_HOLDERS = frozenset({Role.PATIENT})
+
+
 def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
-    """A join link per participant, each carrying a short-lived token for that consult only."""
-    if svc.issuer is None:
-        return {}
+    """A join link per participant (docs/security.md).
+
+    A patient's link carries a short-lived join token for this consult only; staff get the page's
+    address alone and open it with their own identity token (the portal adds ``#token=…``), so
+    nothing the scheduler receives can act as them.
+    """
     base = svc.settings.base_url()
     ttl = svc.settings.join_token_ttl_seconds
     urls = {}
     for participant in consult.participants:
-        identity = Identity(
-            participant.sub, participant.name, participant.role, participant.hospital, consult.id
-        )
-        token = svc.issuer.mint(identity, ttl)
-        urls[participant.id] = f"{base}/join/{quote(consult.id)}?token={token}"
+        url = f"{base}/join/{quote(consult.id)}"
+        if participant.role in LINK_HOLDERS:
+            identity = Identity(
+                participant.sub,
+                participant.name,
+                participant.role,
+                participant.hospital,
+                consult.id,
+            )
+            url += f"?token={svc.join_links.mint(identity, ttl)}"
+        urls[participant.id] = url
     return urls
 
 
@@ -160,7 +173,8 @@ async def schedule_consult(
     "/api/consults/{consult_id}",
     response=ConsultOut,
     description="the consult",
-    problems=(404,),
+    problems=(403, 404),
+    join_link=True,
 )
 async def read_consult(request: web.Request, identity: Identity, consult_id: str) -> ConsultOut:
     """A consult and its participants."""
@@ -182,7 +196,8 @@ async def end_consult(request: web.Request, identity: Identity, consult_id: str)
     "/api/consults/{consult_id}/timeline",
     response=TimelineOut,
     description="the events, oldest first",
-    problems=(404,),
+    problems=(403, 404),
+    join_link=True,
 )
 async def consult_timeline(
     request: web.Request, identity: Identity, consult_id: str

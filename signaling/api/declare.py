@@ -22,8 +22,10 @@ application; the handler receives its inputs already checked::
 
 The operation's summary is the first line of the handler's docstring, unless ``summary=`` says
 otherwise. The handler is called with the request and, by keyword: each path parameter (a
-string); ``identity``, the bearer token's verified identity (unless ``bearer=False``); ``query``,
-the query string as the ``query`` model; ``body``, the JSON body as the ``body`` model. They are
+string); ``identity``, the bearer token's verified identity (unless ``bearer=False``; a join
+link only where ``join_link=True``, for the consult in the path; refused and audited elsewhere);
+``query``, the query string as the ``query`` model; ``body``, the JSON body as the ``body``
+model. They are
 checked in that order, so a missing token is refused before a bad body; bad input raises as it
 always has and ``signaling.errors`` answers the usual 422 ``invalid_payload`` problem. A handler
 whose parameters differ from its declaration is refused when it is declared.
@@ -45,7 +47,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from signaling.api.bearer import caller
+from signaling.api.bearer import caller, check_join_link
 from signaling.errors import json_body
 
 H = TypeVar("H", bound=Callable[..., Awaitable[object]])
@@ -73,6 +75,8 @@ class Operation:
     :param problems: Refusal statuses beyond the implied 401 (bearer) and 422 (body or query).
     :param other_statuses: Answers that are neither success nor problem, with their description.
     :param bearer: Whether the route needs a bearer token.
+    :param join_link: Whether the join link of the consult in the path (``{consult_id}``) is
+        accepted besides identity tokens; every other route refuses join links.
     """
 
     method: str
@@ -89,6 +93,7 @@ class Operation:
     problems: tuple[int, ...] = ()
     other_statuses: Mapping[int, str] = field(default_factory=dict)
     bearer: bool = True
+    join_link: bool = False
 
     @property
     def path_parameters(self) -> list[str]:
@@ -157,6 +162,7 @@ class ApiRoutes:
         problems: tuple[int, ...] = (),
         other_statuses: Mapping[int, str] | None = None,
         bearer: bool = True,
+        join_link: bool = False,
     ) -> Callable[[H], H]:
         """Declare a route; the decorated handler is returned unchanged (see the module's doc)."""
 
@@ -176,6 +182,7 @@ class ApiRoutes:
                 problems=problems,
                 other_statuses=other_statuses or {},
                 bearer=bearer,
+                join_link=join_link,
             )
             _check_parameters(operation, handler)
             self._routes.append((operation, web.route(method, path, _bind(operation, handler))))
@@ -209,6 +216,8 @@ def _summary(handler: Callable[..., object]) -> str:
 
 
 def _check_parameters(operation: Operation, handler: Callable[..., object]) -> None:
+    if operation.join_link and "consult_id" not in operation.path_parameters:
+        raise TypeError(f"{handler.__qualname__} accepts join links but names no {{consult_id}}")
     parameters = list(inspect.signature(handler).parameters)[1:]
     if sorted(parameters) != sorted(operation.inputs):
         raise TypeError(
@@ -226,7 +235,12 @@ def _bind(
     async def handle(request: web.Request) -> web.StreamResponse:
         inputs: dict[str, Any] = dict(request.match_info)
         if operation.bearer:
-            inputs["identity"] = caller(request)
+            identity = caller(request)
+            consult_id = request.match_info["consult_id"] if operation.join_link else None
+            await check_join_link(
+                request, identity, operation.operation_id, operation.tag, consult_id
+            )
+            inputs["identity"] = identity
         if operation.query is not None:
             inputs["query"] = operation.query.model_validate(dict(request.query))
         if operation.body is not None:

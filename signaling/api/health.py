@@ -56,8 +56,9 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         logger.warning("database not ready", extra={"error": type(exc).__name__})
         checks["database"] = "unavailable"
-    if svc.verifier.jwks is not None:
-        checks["signing_keys"] = "ok" if svc.verifier.jwks.loaded else "unavailable"
+    if svc.verifier.jwks:
+        loaded = all(key_set.loaded for key_set in svc.verifier.jwks)
+        checks["signing_keys"] = "ok" if loaded else "unavailable"
     redis_client = svc.redis
     if redis_client is not None:
         try:

@@ -48,13 +48,13 @@ async def pharmacy_page(request: web.Request) -> web.FileResponse:
 
 @routes.get("/review")
 async def review_page(request: web.Request) -> web.FileResponse:
-    """The quality review page: recordings, player, timeline, scoring (``?token=`` once)."""
+    """The quality review page: recordings, player, timeline, scoring (``#token=`` once)."""
     return _page("review.html")
 
 
 @routes.get("/audit")
 async def audit_page(request: web.Request) -> web.FileResponse:
-    """The audit log page of a hospital's administrators (``?token=`` once)."""
+    """The audit log page of a hospital's administrators (``#token=`` once)."""
     return _page("audit.html")
 
 

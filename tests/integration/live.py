@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import socketio
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from config.settings import Settings
@@ -25,19 +26,28 @@ HOSPITAL = "h-east"
 
 @dataclass
 class LiveServer:
-    """A running server, a token issuer with its key, and an HTTP client."""
+    """A running server, a token issuer with its key, an HTTP client, and the application."""
 
     url: str
     settings: Settings
     issuer: TokenIssuer
     http: ClientSession
+    app: web.Application
 
     def token(
         self, sub: str, role: Role | str, hospital: str = HOSPITAL, ttl: int = 600, **extra: Any
     ) -> str:
-        """A token for a person of a hospital."""
-        identity = Identity(sub, extra.get("name", sub), Role(role), hospital, extra.get("consult"))
+        """An identity token of a person of a hospital (their identity provider's)."""
+        identity = Identity(sub, extra.get("name", sub), Role(role), hospital)
         return self.issuer.mint(identity, ttl)
+
+    def token_of(self, consult: dict[str, Any], sub: str) -> str:
+        """What a participant of a scheduled consult opens its link with: the join link's token
+        for a patient, their own identity token (as the hospital portal passes it) for staff."""
+        invited = next(p for p in consult["participants"] if p["sub"] == sub)
+        if "token=" in invited["join_url"]:
+            return join_token(consult, sub)
+        return self.token(sub, invited["role"], invited["hospital"], name=invited["name"])
 
     def headers(self, token: str) -> dict[str, str]:
         """The Authorization header of ``token``."""
@@ -63,8 +73,9 @@ class LiveServer:
 
 
 def join_token(consult: dict[str, Any], sub: str) -> str:
-    """The token carried by a participant's join link."""
+    """The token carried by a participant's join link (patients: staff links carry none)."""
     participant = next(p for p in consult["participants"] if p["sub"] == sub)
+    assert "token=" in participant["join_url"], f"{sub}'s link carries no token: staff use theirs"
     return participant["join_url"].split("token=", 1)[1]
 
 
@@ -107,6 +118,7 @@ SERVER_EVENTS = (
     "removed",
     "chat_message",
     "clinical_updated",
+    "session_expired",
 )
 
 
@@ -121,20 +133,26 @@ async def connect(url: str, token: str | None) -> SignalingClient:
     return signaling
 
 
-@pytest.fixture
-async def live_server(
-    database_url: str, settings_factory: Callable[..., Settings]
-) -> AsyncIterator[LiveServer]:
-    """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
-    await asyncio.to_thread(upgrade, database_url)
-    settings = settings_factory(database_url=database_url)
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The whole server with ``settings``, on its (fresh) database, migrated first."""
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
     server = TestServer(create_app(settings), host="127.0.0.1")
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None
     async with ClientSession() as http:
-        yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+        yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app)
     await server.close()
+
+
+@pytest.fixture
+async def live_server(
+    database_url: str, settings_factory: Callable[..., Settings]
+) -> AsyncIterator[LiveServer]:
+    """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
+    async with serving(settings_factory(database_url=database_url)) as live:
+        yield live
 
 
 @pytest.fixture

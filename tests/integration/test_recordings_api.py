@@ -35,7 +35,7 @@ async def join_visit(
     live_server: LiveServer, clients: Callable[..., Any]
 ) -> tuple[dict[str, Any], SignalingClient, SignalingClient]:
     consult = await live_server.schedule_visit()
-    doctor = await clients(live_server.url, join_token(consult, "dr-wang"))
+    doctor = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     patient = await clients(live_server.url, join_token(consult, "pt-li"))
     assert (await patient.call("join", {"consult_id": consult["id"]}))["ok"]
@@ -122,7 +122,7 @@ async def test_the_patient_agrees_from_the_lobby_and_sees_who_records_before_adm
     live_server: LiveServer, clients: Callable[..., Any]
 ) -> None:
     consult = await live_server.schedule_visit()
-    doctor = await clients(live_server.url, join_token(consult, "dr-wang"))
+    doctor = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     doctor_states: list[dict[str, Any]] = []
     doctor.client.on("recording_state", doctor_states.append)

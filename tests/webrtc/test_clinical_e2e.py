@@ -1,5 +1,6 @@
 """In real Chromium: during a visit the doctor writes and signs a note and a prescription in the
-consult page's side panel, a pharmacist approves it in their page, and the patient sees it."""
+consult page's side panel, a pharmacist approves it in their page, and the patient, come through
+the hospital's patient portal, sees it."""
 
 from __future__ import annotations
 
@@ -35,7 +36,10 @@ async def test_doctor_signs_note_and_prescription_pharmacist_approves_patient_se
     doctor = await open_link(new_context, participant(consult, DOCTOR_SUB)["join_url"])
     await join(doctor)
     await expect(doctor.locator("body")).to_have_attribute("data-view", "consult")
-    patient = await open_link(new_context, participant(consult, PATIENT_SUB)["join_url"])
+    # The patient comes through the hospital's patient portal, with their own identity token: a
+    # join link alone reads no clinical document.
+    portal = server.token(PATIENT_SUB, "patient", HOSPITAL, PATIENT_NAME)
+    patient = await open_link(new_context, f"{server.base_url}/join/{consult['id']}#token={portal}")
     await join(patient)
     await admit_from_lobby(doctor, patient, PATIENT_NAME)
     await expect(patient.locator("#patient-prescriptions-empty")).to_have_text(

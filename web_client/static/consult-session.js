@@ -305,6 +305,12 @@ export class ConsultSession extends Emitter {
 
     connection.on("consult_ended", () => this.finish("ended"));
 
+    // Sent just before the server closes a connection whose token expired.
+    connection.on("session_expired", ({ code }) => {
+      this.emit("error", code ?? "token_expired");
+      this.finish("lost");
+    });
+
     connection.on("disconnect", (reason) => {
       if (reason !== "io client disconnect" && state.view !== "ended") {
         this.emit("error", "connection_lost");
