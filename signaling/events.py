@@ -86,6 +86,7 @@ class ConsultSignaling:
         register("join", JoinIn, self._join)
         register("admit", ParticipantRef, self._admit)
         register("publish", PublishIn, self._publish)
+        register("subscribe", EmptyIn, self._subscribe)
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
         register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
@@ -338,6 +339,14 @@ class ConsultSignaling:
         media = await self._open_media(sid, connection)
         answer = await media.handle_publisher_offer(payload.sdp, payload.sources)
         return {"type": "answer", "sdp": answer}
+
+    async def _subscribe(self, sid: str, connection: Connection, payload: EmptyIn) -> None:
+        """Receive the others' media without publishing (no camera or microphone allowed)."""
+        await self._admitted_now(connection)
+        if not connection.grants.subscribe:
+            raise Forbidden("You may not receive media in this consult")
+        await self._open_media(sid, connection)
+        return None
 
     async def _subscriber_answer(
         self, sid: str, connection: Connection, payload: SessionDescriptionIn

@@ -376,6 +376,7 @@ EVENTS: dict[str, dict[str, Answer]] = {
     ),
     "admit": event(patient="forbidden", doctor="ok"),
     "publish": event(patient="in_lobby", doctor="ok"),
+    "subscribe": event(patient="in_lobby", doctor="ok"),
     "subscriber_answer": event(),
     "ice_candidate": event(),
     "mute": event(patient="ok", doctor="ok"),

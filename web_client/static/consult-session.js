@@ -385,10 +385,13 @@ export class ConsultSession extends Emitter {
     if (state.view === "consult" || state.view === "ended") return;
     this.#setView("consult");
     const stream = this.localStream;
-    if (!stream || this.#localTracks().length === 0 || state.grants?.publish === false) return;
-    const publisher = this.ensurePublisher();
     try {
-      await publisher?.publish(stream);
+      if (!stream || this.#localTracks().length === 0 || state.grants?.publish === false) {
+        // Nothing to send (no camera or microphone allowed): receive the others all the same.
+        await this.request("subscribe");
+        return;
+      }
+      await this.ensurePublisher()?.publish(stream);
     } catch (err) {
       if (this.state.view !== "ended") this.emit("error", codeOf(err) ?? "invalid_sdp");
     }

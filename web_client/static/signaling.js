@@ -28,7 +28,8 @@ export class Signaling {
    * @returns {Promise<Signaling>}
    */
   static connect(token) {
-    const socket = io({ auth: { token }, transports: ["websocket"] });
+    // WebSocket first; HTTP long-polling where a proxy blocks it (needs sticky sessions: README).
+    const socket = io({ auth: { token }, transports: ["websocket", "polling"], tryAllTransports: true });
     return new Promise((resolve, reject) => {
       const onConnect = () => {
         socket.off("connect_error", onError);
