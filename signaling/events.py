@@ -9,6 +9,7 @@ protocols of :mod:`media.api`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -63,6 +64,8 @@ class ConsultSignaling:
         self.services = services
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
+        #: Called with the consult's id after each departure (the recording checks its recorders).
+        self.departure_listeners: list[Callable[[str], Awaitable[None]]] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
@@ -391,6 +394,8 @@ class ConsultSignaling:
         await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )
+        for listener in self.departure_listeners:
+            await listener(consult_id)
         try:
             if how is not None:
                 await services.consults.note(consult_id, connection.identity, how)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -121,13 +122,10 @@ async def connect(url: str, token: str | None) -> SignalingClient:
     return signaling
 
 
-@pytest.fixture
-async def live_server(
-    database_url: str, settings_factory: Callable[..., Settings]
-) -> AsyncIterator[LiveServer]:
-    """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
-    await asyncio.to_thread(upgrade, database_url)
-    settings = settings_factory(database_url=database_url)
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The whole server with `settings`, on its database migrated first."""
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
     server = TestServer(create_app(settings), host="127.0.0.1")
     await server.start_server()
     issuer = issuer_from_settings(settings)
@@ -135,6 +133,15 @@ async def live_server(
     async with ClientSession() as http:
         yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
     await server.close()
+
+
+@pytest.fixture
+async def live_server(
+    database_url: str, settings_factory: Callable[..., Settings]
+) -> AsyncIterator[LiveServer]:
+    """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
+    async with serving(settings_factory(database_url=database_url)) as server:
+        yield server
 
 
 @pytest.fixture
