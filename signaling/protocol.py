@@ -153,6 +153,8 @@ class ClientEvents:
     def __init__(self, sio: socketio.AsyncServer, connections: Mapping[str, Connection]) -> None:
         self._sio = sio
         self._connections = connections
+        #: Each registered event's payload schema, by name (the event table tests are built on).
+        self.schemas: dict[str, type[BaseModel]] = {}
         sio.on("*", self._on_unknown)
 
     def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
@@ -179,6 +181,7 @@ class ClientEvents:
                 return ack_error(name, exc, sid=sid)
             return {"ok": True, **(result or {})}
 
+        self.schemas[name] = schema
         self._sio.on(name, on_event)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:

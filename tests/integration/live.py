@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import socketio
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from config.settings import Settings
@@ -32,6 +32,7 @@ class LiveServer:
     settings: Settings
     issuer: TokenIssuer
     http: ClientSession
+    app: web.Application
 
     def token(
         self, sub: str, role: Role | str, hospital: str = HOSPITAL, ttl: int = 600, **extra: Any
@@ -131,7 +132,7 @@ async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
     issuer = issuer_from_settings(settings)
     assert issuer is not None
     async with ClientSession() as http:
-        yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+        yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app)
     await server.close()
 
 

@@ -100,7 +100,9 @@ async def teleconsult(settings: Settings) -> AsyncIterator[LiveServer]:
     assert issuer is not None
     try:
         async with ClientSession() as http:
-            yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+            yield LiveServer(
+                str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app
+            )
     finally:
         await server.close()
 

@@ -85,7 +85,9 @@ async def test_a_server_on_redis_admits_a_patient(
         async with ClientSession() as http:
             issuer = issuer_from_settings(settings)
             assert issuer is not None
-            live = LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+            live = LiveServer(
+                str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app
+            )
             consult = await live.schedule_visit()
             doctor = await clients(live.url, join_token(consult, "dr-wang"))
             assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
