@@ -53,6 +53,15 @@ def threaded_server(
         yield ThreadedServer(live, loop)
     finally:
         run(stack.aclose())
+        run(_cancel_leftovers())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+
+
+async def _cancel_leftovers() -> None:
+    """Cancel what the closed clients left running (Engine.IO's pings) before the loop closes."""
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
