@@ -152,8 +152,16 @@ class RecordingService:
 
         :param consult_id: The consult.
         """
+        return _given(await self.latest_consent(consult_id))
+
+    async def withdrawn(self, consult_id: str) -> bool:
+        """
+        Whether the patient's latest word on recording is a withdrawal (only they can undo it).
+
+        :param consult_id: The consult.
+        """
         latest = await self.latest_consent(consult_id)
-        return latest if latest is not None and latest.kind == "recording_consent" else None
+        return latest is not None and latest.kind == "recording_consent_withdrawn"
 
     async def state(self, consult_id: str) -> dict[str, Any]:
         """
@@ -165,7 +173,7 @@ class RecordingService:
         """
         running = self._active.get(consult_id)
         latest = await self.latest_consent(consult_id)
-        consent = latest if latest is not None and latest.kind == "recording_consent" else None
+        consent = _given(latest)
         return {
             "recording": running is not None,
             "recording_id": running.recording.id if running else None,
@@ -436,6 +444,11 @@ class RecordingService:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _given(latest: TimelineEntry | None) -> TimelineEntry | None:
+    """The patient's latest word on recording if it is an agreement."""
+    return latest if latest is not None and latest.kind == "recording_consent" else None
 
 
 def build_recordings(

@@ -113,10 +113,10 @@ class RecordingEvents:
         services = self._services
         consult = await services.consults.get(identity, consult_id)
         now = datetime.now(UTC).isoformat()
-        patient_consent = await services.recordings.latest_consent(consult_id)
-        if patient_consent is not None and patient_consent.kind == "recording_consent_withdrawn":
+        if await services.recordings.withdrawn(consult_id):
             # The patient's own "no" outweighs any attestation; only the patient can undo it.
             raise ConsentWithdrawn("The patient withdrew consent to the recording")
+        patient_consent = await services.recordings.consent(consult_id)
         if patient_consent is not None:
             consent: dict[str, Any] = {
                 "method": "patient",
@@ -145,6 +145,10 @@ class RecordingEvents:
                 "The patient has not agreed to the recording: ask them, or attest verbal consent"
             )
         await services.recordings.start(identity, consult, consent)
+        if await services.recordings.withdrawn(consult_id):
+            # The patient said no while it started (their event does not wait for this one).
+            await services.recordings.stop(identity, consult_id, "consent_withdrawn")
+            raise ConsentWithdrawn("The patient withdrew consent to the recording")
         return await self._broadcast(consult_id)
 
     async def _stop(
