@@ -45,6 +45,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from rooms.errors import InvalidPayload
 from signaling.api.bearer import caller
 from signaling.errors import json_body
 
@@ -119,6 +120,10 @@ class Operation:
 
 #: The operations an application serves, in the order their tables were added.
 OPERATIONS = web.AppKey("operations", list[Operation])
+
+#: The longest path parameter (an id, a hospital code, a file name) any route takes: the columns
+#: that store them, the audit log's included, hold 64 characters.
+PATH_PARAMETER_MAX = 64
 
 
 def _method(
@@ -227,6 +232,15 @@ def _bind(
         inputs: dict[str, Any] = dict(request.match_info)
         if operation.bearer:
             inputs["identity"] = caller(request)
+        too_long = [n for n, value in request.match_info.items() if len(value) > PATH_PARAMETER_MAX]
+        if too_long:
+            raise InvalidPayload(
+                "A path parameter is too long",
+                details=[
+                    {"field": name, "message": f"at most {PATH_PARAMETER_MAX} characters"}
+                    for name in too_long
+                ],
+            )
         if operation.query is not None:
             inputs["query"] = operation.query.model_validate(dict(request.query))
         if operation.body is not None:

@@ -65,3 +65,7 @@ async def _cancel_leftovers() -> None:
     for task in leftovers:
         task.cancel()
     await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+# The integration tests' live server, for the fuzzers' findings kept as plain tests.
+from tests.integration.live import live_server  # noqa: E402, F401

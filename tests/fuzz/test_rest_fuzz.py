@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from rooms.identity import Role
+from signaling.api.declare import OPERATIONS
 from tests.fuzz.conftest import ThreadedServer
 from tests.integration.live import HOSPITAL, LiveServer, connect, join_token
-
-pytestmark = pytest.mark.postgres
 
 #: Requests per route: half valid for the schema, half not; each with a caller drawn from all.
 EXAMPLES_PER_ROUTE = 24
@@ -104,6 +103,7 @@ def assert_coded_problem(case: schemathesis.Case, response: schemathesis.Respons
     assert isinstance(code, str) and code, f"{where}: no error code in {body!r}"[:500]
 
 
+@pytest.mark.postgres
 def test_every_route_answers_every_caller_without_a_server_error(
     threaded_server: ThreadedServer,
 ) -> None:
@@ -137,3 +137,23 @@ def test_every_route_answers_every_caller_without_a_server_error(
     health = http.get(f"{live.url}/healthz", timeout=10)
     assert health.status_code == 200, "the server still answers"
     assert http.get(f"{live.url}/api/openapi.json", timeout=10).status_code == 200
+
+
+async def test_an_id_longer_than_any_stored_one_is_refused_with_a_code_on_every_route(
+    live_server: LiveServer,
+) -> None:
+    """Found by the fuzzer: a 100-character id reached PostgreSQL (the audit of the refusal)."""
+    admin = live_server.headers(live_server.token("admin-1", Role.ADMIN))
+    routes = [op for op in live_server.app[OPERATIONS] if op.path_parameters]
+    assert routes
+    for operation in routes:
+        path = operation.path
+        for name in operation.path_parameters:
+            path = path.replace(f"{{{name}}}", "x" * 100)
+        async with live_server.http.request(
+            operation.method, f"{live_server.url}{path}", headers=admin, json={}
+        ) as response:
+            body = await response.json()
+        where = f"{operation.method} {operation.path}"
+        assert response.status == 422, f"{where}: {response.status} {body}"
+        assert body["error"]["code"] == "invalid_payload", where
