@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -78,6 +79,8 @@ class ConsultSignaling:
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
         self._expiring: set[asyncio.Task[None]] = set()
+        #: Called with the consult's id after each departure (the recording checks its recorders).
+        self.departure_listeners: list[Callable[[str], Awaitable[None]]] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
@@ -511,6 +514,8 @@ class ConsultSignaling:
         await self.sio.emit(
             "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
         )
+        for listener in self.departure_listeners:
+            await listener(consult_id)
         with outage_tolerated("departure not noted", consult_id=consult_id):
             try:
                 if how is not None:
