@@ -67,7 +67,7 @@ async def seed(live: LiveServer) -> tuple[dict[str, Any], dict[str, str]]:
     ) as response:
         assert response.status == 201, await response.text()
         note = await response.json()
-    doctor = await connect(live.url, join_token(consult, "dr-wang"))
+    doctor = await connect(live.url, live.token_of(consult, "dr-wang"))
     try:
         assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
         attested = {"attested_consent": {"reason": "Patient agreed aloud"}}

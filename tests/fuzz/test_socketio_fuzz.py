@@ -137,7 +137,7 @@ async def stored_rows(live: LiveServer) -> dict[str, list[tuple[Any, ...]]]:
 async def visit_under_fire(live: LiveServer) -> dict[str, SignalingClient]:
     """A visit in progress: its doctor and admitted patient, and a connection that joined none."""
     consult = await live.schedule_visit()
-    doctor = await connect(live.url, join_token(consult, "dr-wang"))
+    doctor = await connect(live.url, live.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     patient = await connect(live.url, join_token(consult, "pt-li"))
     assert (await patient.call("join", {"consult_id": consult["id"]}))["ok"]

@@ -28,7 +28,7 @@ async def join_visit(
 ) -> tuple[dict[str, Any], SignalingClient, SignalingClient]:
     """Dr. Wang and Li Hua in a visit, the patient admitted; both hear the recording state."""
     consult = await server.schedule_visit()
-    doctor = await clients(server.url, join_token(consult, "dr-wang"))
+    doctor = await clients(server.url, server.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     patient = await clients(server.url, join_token(consult, "pt-li"))
     assert (await patient.call("join", {"consult_id": consult["id"]}))["ok"]

@@ -180,8 +180,10 @@ async def test_a_recording_with_consent_is_catalogued_with_a_manifest_and_hashes
     assert entry["id"] == recorded.recording_id
     assert entry["status"] == "complete" and entry["consent"]["method"] == "patient"
     assert entry["doctor"]["sub"] == "dr-wang" and entry["kind"] == "visit"
-    # No longer than it ran; a duration counts its last frame whole (a video frame interval).
-    assert 0 < entry["duration"] <= recorded.wall + 0.1
+    # About as long as it ran: frames captured just before the start may arrive after it when
+    # the event loop runs late, so only a gross error (seconds) fails here; the exact figure is
+    # checked against the manifest below.
+    assert 0 < entry["duration"] <= recorded.wall + 2
     # Everyone saw the consent, the start and the stop.
     assert [s["recording"] for s in recorded.states] == [False, True, False]
     assert recorded.states[0]["consent"] == {
@@ -203,6 +205,10 @@ async def test_a_recording_with_consent_is_catalogued_with_a_manifest_and_hashes
         "microphone",
         "microphone",
     ]
+    # The catalogue's duration is the manifest's: its longest track, from that track's offset.
+    assert entry["duration"] == round(
+        max((t["start_offset"] or 0) + (t["duration"] or 0) for t in manifest["tracks"]), 3
+    )
     for track in manifest["tracks"]:
         link = detail["links"][track["name"]]
         async with live_server.http.get(f"{live_server.url}{link}") as response:
