@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     jwt_audience: str = "teleconsult"
     join_token_ttl_seconds: int = 4 * 3600
 
+    # Reconnection: a participant whose connection drops keeps their seat this long; Socket.IO's
+    # heartbeat notices a dead connection within ping interval + ping timeout.
+    reconnect_grace_seconds: float = Field(default=30.0, gt=0)
+    socket_ping_interval_seconds: float = Field(default=5.0, gt=0)
+    socket_ping_timeout_seconds: float = Field(default=5.0, gt=0)
+
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_servers: Annotated[list[IceServer], NoDecode] = Field(default_factory=list)

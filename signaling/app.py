@@ -59,7 +59,12 @@ def build_services(settings: Settings) -> Services:
         if settings.redis_url
         else None
     )
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=client_manager)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=client_manager,
+        ping_interval=settings.socket_ping_interval_seconds,
+        ping_timeout=settings.socket_ping_timeout_seconds,
+    )
     media = MediaServer(
         MediaConfig(
             addresses=list(settings.media_addresses),
@@ -91,7 +96,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[pages.security_headers, problem_middleware], client_max_size=1024**2
     )
     app[SERVICES] = svc
-    app[LIVE_CONSULTS] = ConsultSignaling(svc)
+    live = app[LIVE_CONSULTS] = ConsultSignaling(svc)
     svc.sio.attach(app)
     for resource in (
         health,
@@ -120,7 +125,11 @@ def create_app(settings: Settings) -> web.Application:
     async def close_recordings(_: web.Application) -> None:
         await svc.recordings.close()
 
+    async def going_away(_: web.Application) -> None:
+        await live.going_away()
+
     app.on_startup.append(open_recordings)
+    app.on_shutdown.append(going_away)
     app.on_shutdown.append(close_recordings)
 
     async def renew_media_claims() -> None:
@@ -139,6 +148,7 @@ def create_app(settings: Settings) -> web.Application:
         tasks = [
             asyncio.create_task(renew_media_claims()),
             asyncio.create_task(watch_event_loop_lag()),
+            asyncio.create_task(live.refresh_resume_tokens()),
         ]
         if svc.verifier.jwks is not None:
             tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))
