@@ -129,11 +129,7 @@ class ConsultSignaling:
         if self._going_away:
             return  # the seats stay as they are: the clients come back to the next process
         async with connection.lock:
-            if connection.consult_id is None:
-                return
-            if connection.waiting:
-                await self._depart(sid, connection, "disconnected")
-            else:
+            if connection.consult_id is not None:
                 await self._hold_seat(sid, connection)
 
     async def _participants(self, consult: ConsultView) -> list[dict[str, Any]]:
@@ -473,10 +469,16 @@ class ConsultSignaling:
     # --- dropped connections, resume, going away ---------------------------------------------
 
     async def _hold_seat(self, sid: str, connection: Connection) -> None:
-        """A joined connection dropped: keep the seat for the grace period, show "reconnecting"."""
+        """A connection dropped: keep a joined seat for the grace period, show "reconnecting".
+
+        Someone waiting in the lobby simply leaves it (they come back to the lobby).
+        """
         consult_id, participant = connection.joined()
         registry = self.services.registry
         presence = (await registry.presence(consult_id)).get(participant.id)
+        if presence is not None and presence.sid == sid and presence.status == "waiting":
+            await self._depart(sid, connection, "disconnected")
+            return
         connection.leave_consult()  # its media stays in the consult until resumed or given up
         if presence is None or presence.sid != sid:
             return  # another connection holds the seat already (a resume overtook the drop)

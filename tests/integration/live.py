@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -107,18 +108,46 @@ SERVER_EVENTS = (
     "removed",
     "chat_message",
     "clinical_updated",
+    "participant_reconnecting",
+    "resume_token",
+    "server_going_away",
 )
 
 
-async def connect(url: str, token: str | None) -> SignalingClient:
-    """Connect a Socket.IO client with ``token`` (raises socketio's ConnectionError if refused)."""
+async def connect(
+    url: str, token: str | None, *, resume_token: str | None = None
+) -> SignalingClient:
+    """Connect a Socket.IO client with ``token`` (raises socketio's ConnectionError if refused).
+
+    With ``resume_token`` the connection presents it instead, as a page coming back does.
+    """
     client = socketio.AsyncClient(reconnection=False)
     signaling = SignalingClient(client)
     for name in SERVER_EVENTS:
         client.on(name, lambda data, name=name: signaling.events[name].put_nowait(data))
-    auth = {"token": token} if token is not None else None
+    auth: dict[str, str] | None = {"token": token} if token is not None else None
+    if resume_token is not None:
+        auth = {"resume_token": resume_token}
     await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
     return signaling
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[LiveServer]:
+    """Run the whole server with `settings` (its database already migrated) until the exit.
+
+    :param settings: The server's settings.
+    :param port: The port to listen on (a restarted server takes its predecessor's); default free.
+    """
+    server = TestServer(create_app(settings), host="127.0.0.1", port=port)
+    await server.start_server()
+    issuer = issuer_from_settings(settings)
+    assert issuer is not None
+    try:
+        async with ClientSession() as http:
+            yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+    finally:
+        await server.close()
 
 
 @pytest.fixture
@@ -127,14 +156,8 @@ async def live_server(
 ) -> AsyncIterator[LiveServer]:
     """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
     await asyncio.to_thread(upgrade, database_url)
-    settings = settings_factory(database_url=database_url)
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    issuer = issuer_from_settings(settings)
-    assert issuer is not None
-    async with ClientSession() as http:
-        yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
-    await server.close()
+    async with serve(settings_factory(database_url=database_url)) as server:
+        yield server
 
 
 @pytest.fixture
@@ -142,8 +165,10 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
     """Connect Socket.IO clients; all of them are disconnected at the end of the test."""
     opened: list[SignalingClient] = []
 
-    async def open_client(url: str, token: str | None) -> SignalingClient:
-        client = await connect(url, token)
+    async def open_client(
+        url: str, token: str | None, *, resume_token: str | None = None
+    ) -> SignalingClient:
+        client = await connect(url, token, resume_token=resume_token)
         opened.append(client)
         return client
 
