@@ -148,6 +148,8 @@ export class ConsultSession extends Emitter {
     this.resumeToken = null;
     /** Whether new peer connections are being set up (one restart at a time). */
     this.restartingMedia = false;
+    /** Counts restarts: a newer one (after a resume) makes an older one's outcome moot. */
+    this.mediaGeneration = 0;
   }
 
   /**
@@ -237,15 +239,19 @@ export class ConsultSession extends Emitter {
   /**
    * Replace both peer connections (the server replaces its side when the new publisher's first
    * offer says `restart`): after a lost ICE connection, or a resumed signaling connection. The
-   * tiles stay; they get the new connection's tracks. One restart at a time; none while the
-   * signaling connection is down (its resume restarts the media).
+   * tiles stay; they get the new connection's tracks. One restart at a time, and none while
+   * the signaling connection is down: its resume restarts the media with `force`, which also
+   * supersedes a restart whose requests were lost with the old connection.
+   * @param {{force?: boolean}} [options]
    * @returns {Promise<void>}
    */
-  async restartMedia() {
+  async restartMedia({ force = false } = {}) {
     const state = this.state;
     const signaling = this.signaling;
-    if (this.restartingMedia || !signaling || state.view !== "consult" || state.reconnecting) return;
-    if (signaling.connected === false) return;
+    if (!signaling || state.view !== "consult") return;
+    if (!force && (this.restartingMedia || state.reconnecting || signaling.connected === false)) return;
+    const generation = ++this.mediaGeneration;
+    const current = () => generation === this.mediaGeneration;
     this.restartingMedia = true;
     try {
       this.publisher?.close();
@@ -256,11 +262,11 @@ export class ConsultSession extends Emitter {
       if (stream && this.#localTracks().length > 0 && state.grants?.publish !== false) {
         await this.ensurePublisher({ restart: true })?.publish(stream);
       }
-      this.emit("media_restarted");
+      if (current()) this.emit("media_restarted");
     } catch (err) {
-      if (this.state.view !== "ended") this.emit("error", codeOf(err) ?? "media_failed");
+      if (current() && this.state.view !== "ended") this.emit("error", codeOf(err) ?? "media_failed");
     } finally {
-      this.restartingMedia = false;
+      if (current()) this.restartingMedia = false;
     }
   }
 
@@ -296,7 +302,7 @@ export class ConsultSession extends Emitter {
     }
     this.emit("reconnected");
     this.emit("change");
-    if (state.view === "consult") await this.restartMedia();
+    if (state.view === "consult") await this.restartMedia({ force: true });
     else if (result.status === "joined") await this.#enterConsult();
   }
 
