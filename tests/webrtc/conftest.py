@@ -323,8 +323,9 @@ def server_factory(
 ) -> Iterator[Callable[..., Awaitable[TeleconsultServer]]]:
     """Starts ``teleconsult serve`` processes: ``await server_factory(TELECONSULT_REDIS_URL=...)``.
 
-    ``listen="0.0.0.0"`` makes one reachable from browsers in namespaces of their own. Each gets its own free port, data dir and JWT secret (unless given), JSON logs, media on
-    127.0.0.1 and no ICE servers; keyword arguments are extra environment variables. All are
+    Each gets its own free port, data dir and JWT secret (unless given), JSON logs, media on
+    127.0.0.1 and no ICE servers; keyword arguments are extra environment variables, but
+    ``listen="0.0.0.0"`` makes one reachable from browsers in namespaces of their own. All are
     stopped at teardown (SIGTERM, SIGKILL after 5 s); a failed test prints their log tails and
     keeps the logs in ``test-artifacts/<test name>/``.
     """
