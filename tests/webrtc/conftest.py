@@ -347,7 +347,10 @@ def server_factory(
             }
         )
         values.update(env)
-        server = TeleconsultServer(data_dir, values, free_tcp_port(), listen)
+        port = free_tcp_port()
+        # Join links name the address pages are opened at, whatever the server listens on.
+        values.setdefault("TELECONSULT_PUBLIC_URL", f"http://127.0.0.1:{port}")
+        server = TeleconsultServer(data_dir, values, port, listen)
         servers.append(server)
         await server.start()
         return server

@@ -57,10 +57,10 @@ class OwnNetwork:
         match = "meta l4proto udp " if udp_only else ""
         rules = (
             f"table inet {_TABLE} {{\n"
-            f"  chain in {{ type filter hook input priority 0; policy accept;\n"
-            f'    iifname "{self._link}" {match}drop }}\n'
-            f"  chain out {{ type filter hook output priority 0; policy accept;\n"
-            f'    oifname "{self._link}" {match}drop }}\n'
+            "  chain inbound { type filter hook input priority 0; policy accept;\n"
+            f'    iifname "{self._link}" {match}drop; }}\n'
+            "  chain outbound { type filter hook output priority 0; policy accept;\n"
+            f'    oifname "{self._link}" {match}drop; }}\n'
             "}\n"
         )
         subprocess.run(

@@ -14,7 +14,6 @@ frame on both pages: a figure for bench/README.md, never asserted (the house rul
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -154,13 +153,18 @@ async def timeline(server: TeleconsultServer, consult_id: str) -> list[dict[str,
 async def own_network_browser(
     tmp_path: Path,
 ) -> AsyncIterator[Callable[[str], Awaitable[tuple[Browser, OwnNetwork]]]]:
-    """Launch Chromium in a network namespace of its own, trusting the server's bridge origin."""
-    with contextlib.ExitStack() as networks:
+    """Launch Chromium in a network namespace of its own, trusting the server's bridge origin.
+
+    The namespace and its link exist before any other browser starts: a browser that sees an
+    interface appear drops its connections (and would reconnect, which is not this test's).
+    Request this fixture before ``new_context``.
+    """
+    with own_network(tmp_path) as network:
         async with async_playwright() as playwright:
             browsers: list[Browser] = []
 
             async def launch(origin: str) -> tuple[Browser, OwnNetwork]:
-                network = networks.enter_context(own_network(tmp_path, 2 + len(browsers)))
+                assert not browsers, "one browser per network"
                 browser = await playwright.chromium.launch(
                     executable_path=str(network.executable),
                     headless=True,
@@ -239,9 +243,9 @@ async def recovery(
 
 
 async def test_patient_network_lost_for_8_seconds_the_visit_and_its_recording_go_on(
+    own_network_browser: Callable[[str], Awaitable[tuple[Browser, OwnNetwork]]],
     server_factory: Callable[..., Awaitable[TeleconsultServer]],
     new_context: NewContext,
-    own_network_browser: Callable[[str], Awaitable[tuple[Browser, OwnNetwork]]],
 ) -> None:
     server = await server_factory(
         listen="0.0.0.0",
@@ -288,9 +292,9 @@ async def test_patient_network_lost_for_8_seconds_the_visit_and_its_recording_go
 
 
 async def test_udp_blocked_while_the_socket_stays_media_comes_back(
+    own_network_browser: Callable[[str], Awaitable[tuple[Browser, OwnNetwork]]],
     server_factory: Callable[..., Awaitable[TeleconsultServer]],
     new_context: NewContext,
-    own_network_browser: Callable[[str], Awaitable[tuple[Browser, OwnNetwork]]],
 ) -> None:
     server = await server_factory(
         listen="0.0.0.0",
