@@ -51,10 +51,11 @@ pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(240)]
 OUTAGE_SECONDS = 8.0
 #: Hang guard for media to come back (the issue's figure is 5 s: printed, not asserted).
 RECOVERY_TIMEOUT_S = 60.0
-#: The heartbeat notices a dead socket within ping interval + timeout, well inside the outage.
+#: The heartbeat notices a dead socket within ping interval + timeout (6 s), inside the outage;
+#: a shorter timeout drops sockets whose answers a loaded machine merely delays.
 FAST_HEARTBEAT = {
     "TELECONSULT_SOCKET_PING_INTERVAL_SECONDS": "2",
-    "TELECONSULT_SOCKET_PING_TIMEOUT_SECONDS": "2",
+    "TELECONSULT_SOCKET_PING_TIMEOUT_SECONDS": "4",
 }
 
 # Runs before the page's scripts: when each remote camera last presented a new frame (epoch ms),
@@ -274,7 +275,8 @@ async def test_patient_network_lost_for_8_seconds_the_visit_and_its_recording_go
     await expect(doctor.locator("#recording-indicator")).to_be_hidden()
     events = await timeline(server, consult["id"])
     kinds = [event["kind"] for event in events]
-    assert kinds.count("reconnected") == 1, kinds
+    reconnects = [e["actor"]["name"] for e in events if e["kind"] == "reconnected"]
+    assert reconnects == [PATIENT_NAME], reconnects
     assert "disconnected" not in kinds and "left" not in kinds, kinds
     assert kinds.count("recording_started") == 1, "one recording throughout"
 
@@ -284,7 +286,13 @@ async def test_patient_network_lost_for_8_seconds_the_visit_and_its_recording_go
     assert manifest["status"] == "complete", manifest
     patient_tracks = [t for t in manifest["tracks"] if t["participant_id"] == patient_id]
     assert {t["source"] for t in patient_tracks} == {"camera", "microphone"}
-    for track in manifest["tracks"]:
+    # A segment whose connection was replaced before its first keyframe is listed empty.
+    playable = [t for t in manifest["tracks"] if t["frames"]]
+    assert {(t["participant_id"], t["source"]) for t in playable} >= {
+        (patient_id, "camera"),
+        (patient_id, "microphone"),
+    }
+    for track in playable:
         with av.open(str(recordings[0] / track["name"])) as container:
             stream = container.streams[0]
             decoded = sum(len(packet.decode()) for packet in container.demux(stream))
