@@ -147,10 +147,10 @@ class Server:
         self.process.wait(10)
 
 
-def experts_of(consult: dict[str, Any], subs: list[str]) -> list[Expert]:
-    """Synthetic experts for these subjects, with their join tokens."""
-    links = {p["sub"]: p["join_url"].split("token=", 1)[1] for p in consult["participants"]}
-    return [Expert(sub=sub, token=links[sub], name=sub) for sub in subs]
+def experts_of(server: Server, subs: list[str]) -> list[Expert]:
+    """Synthetic experts for these subjects, each with their own identity token (staff links
+    carry no token)."""
+    return [Expert(sub=sub, token=server.token(sub, Role.EXPERT), name=sub) for sub in subs]
 
 
 async def run_arm(server: Server, arm: str, rounds: int) -> dict[str, Any]:
@@ -160,7 +160,7 @@ async def run_arm(server: Server, arm: str, rounds: int) -> dict[str, Any]:
     consult = await server.schedule(publishers[1:] + late)
     pid = {p["sub"]: p["participant_id"] for p in consult["participants"]}
     groups = [publishers[i : i + PER_PROCESS] for i in range(0, len(publishers), PER_PROCESS)]
-    processes = [await SyntheticExperts.start(server.url, experts_of(consult, g)) for g in groups]
+    processes = [await SyntheticExperts.start(server.url, experts_of(server, g)) for g in groups]
     try:
         await asyncio.gather(
             *(p.join(consult["id"], g) for p, g in zip(processes, groups, strict=True))
@@ -172,7 +172,7 @@ async def run_arm(server: Server, arm: str, rounds: int) -> dict[str, Any]:
         everyone: list[float] = []
         steps: dict[str, list[float]] = {}
         for sub in late:
-            joiner = await SyntheticExperts.start(server.url, experts_of(consult, [sub]))
+            joiner = await SyntheticExperts.start(server.url, experts_of(server, [sub]))
             try:
                 await joiner.join(consult["id"], [sub])
                 deadline = time.monotonic() + HANG_GUARD

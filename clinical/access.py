@@ -10,7 +10,13 @@ from typing import Any
 
 from config.database import Database
 from rooms.audit import AuditLog, AuditRecord
-from rooms.errors import ConsultNotFound, DomainError, Forbidden, InvalidPayload
+from rooms.errors import (
+    ConsultNotFound,
+    DomainError,
+    Forbidden,
+    IdentityTokenRequired,
+    InvalidPayload,
+)
 from rooms.identity import HOST_ROLES, Identity, Role
 from rooms.models import Consult
 from rooms.views import ConsultView, ParticipantView
@@ -88,17 +94,13 @@ async def load_consult(database: Database, consult_id: str) -> ConsultView:
 def consult_doctor(caller: Identity, consult: ConsultView) -> ParticipantView | None:
     """The caller as a doctor (or expert) of this consult, or None.
 
-    A join token of another consult, a removed participant, or a token whose role is not a
-    doctor's does not count.
+    Only the doctor's own identity token counts: a join link, a removed participant, or a token
+    whose role is not a doctor's does not.
     """
-    if caller.role not in HOST_ROLES:
+    if caller.role not in HOST_ROLES or caller.is_join_link:
         return None
-    if caller.consult_id is not None and caller.consult_id != consult.id:
-        return None
-    participant = consult.participant_by_sub(caller.sub)
+    participant = consult.participant_of(caller.hospital, caller.sub)
     if participant is None or participant.removed or participant.role not in HOST_ROLES:
-        return None
-    if participant.hospital != caller.hospital:
         return None
     return participant
 
@@ -106,13 +108,17 @@ def consult_doctor(caller: Identity, consult: ConsultView) -> ParticipantView | 
 def require_consult_doctor(caller: Identity, consult: ConsultView) -> ParticipantView:
     """The caller as a doctor of the consult.
 
+    :raises IdentityTokenRequired: for a join link: only a doctor's own identity token writes.
     :raises ConsultNotFound: when the caller has no business with this consult at all.
     :raises Forbidden: when the caller is in the consult but is not one of its doctors.
     """
+    if caller.is_join_link:
+        raise IdentityTokenRequired("Clinical documents need your own identity token")
     doctor = consult_doctor(caller, consult)
     if doctor is not None:
         return doctor
-    if consult.participant_by_sub(caller.sub) is None and caller.hospital != consult.hospital:
+    invited = consult.participant_of(caller.hospital, caller.sub)
+    if invited is None and caller.hospital != consult.hospital:
         raise ConsultNotFound("No such consult")
     raise Forbidden("Only the consult's doctors write and sign clinical documents")
 
@@ -129,12 +135,14 @@ def consult_patient(consult: ConsultView) -> ParticipantView:
 
 
 def is_patient_of(caller: Identity, consult_id: str, patient_sub: str, hospital: str) -> bool:
-    """True when the caller is the patient a document is about (within that consult's link)."""
-    if caller.role is not Role.PATIENT or caller.sub != patient_sub:
+    """True when the caller is the patient a document is about, with their own identity token.
+
+    A join link reads no clinical document: it was minted by the server, not the patient's
+    hospital, and travels in messages and browser histories.
+    """
+    if caller.role is not Role.PATIENT or caller.is_join_link:
         return False
-    if caller.consult_id is not None:
-        return caller.consult_id == consult_id
-    return caller.hospital == hospital
+    return caller.is_person(hospital, patient_sub)
 
 
 def consult_snapshot(consult: ConsultView) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from clinical.models import PatientAllergy
 from clinical.safety import Allergy
 from config.database import Database
 from rooms.audit import AuditLog
-from rooms.errors import Forbidden
+from rooms.errors import Forbidden, IdentityTokenRequired
 from rooms.identity import Identity, Role
 from rooms.models import utcnow
 
@@ -58,7 +58,7 @@ class AllergyRegistry:
             self._audit, caller, "update", "allergies", patient_sub, address
         ) as scope:
             scope.hospital_id = caller.hospital
-            if caller.role not in RECORDING_ROLES or caller.consult_id is not None:
+            if caller.role not in RECORDING_ROLES or caller.is_join_link:
                 raise Forbidden("Only the hospital's staff and system record allergies")
             async with self._database.transaction() as session:
                 await session.execute(
@@ -90,8 +90,10 @@ class AllergyRegistry:
         """A patient's allergies, for the hospital's staff and for the patient."""
         async with audited(self._audit, caller, "view", "allergies", patient_sub, address) as scope:
             scope.hospital_id = caller.hospital
+            if caller.is_join_link:
+                raise IdentityTokenRequired("Allergies are read with your own identity token")
             own = caller.role is Role.PATIENT and caller.sub == patient_sub
-            if not own and (caller.role not in READING_ROLES or caller.consult_id is not None):
+            if not own and caller.role not in READING_ROLES:
                 raise Forbidden("Not allowed to read this patient's allergies")
             return await self.of_patient(caller.hospital, patient_sub)
 

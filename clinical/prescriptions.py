@@ -14,7 +14,7 @@ from clinical.documents import DRAFT, SIGNED, DocumentContext, DocumentView, Sig
 from clinical.errors import AlreadyReviewed, NotSigned, PrescriptionNotFound, SafetyCheckFailed
 from clinical.models import Prescription
 from clinical.safety import ActiveMedication, check_prescription
-from rooms.errors import Forbidden, InvalidPayload
+from rooms.errors import Forbidden, IdentityTokenRequired, InvalidPayload
 from rooms.identity import Identity, Role
 
 APPROVED, REJECTED = "approved", "rejected"
@@ -191,6 +191,8 @@ class PrescriptionService(SignedDocuments[Prescription, PrescriptionView]):
                 if row is None:
                     raise self._not_found()
                 scope.about(row.consult_id, row.hospital_id)
+                if caller.is_join_link:
+                    raise IdentityTokenRequired("A review needs the pharmacist's identity token")
                 if caller.role is not Role.PHARMACIST or caller.hospital != row.hospital_id:
                     consult = await load_consult(self._database, row.consult_id)
                     if self._may_read(caller, consult, row):
@@ -237,7 +239,7 @@ class PrescriptionService(SignedDocuments[Prescription, PrescriptionView]):
             self._audit, caller, "list", "pharmacy_queue", caller.hospital, address
         ) as scope:
             scope.hospital_id = caller.hospital
-            if caller.role is not Role.PHARMACIST:
+            if caller.role is not Role.PHARMACIST or caller.is_join_link:
                 raise Forbidden("Only pharmacists have a review queue")
             async with self._database.sessions() as session:
                 rows = list(

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, TypeAlias
+
+ExcInfo: TypeAlias = (
+    tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+)
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -24,8 +30,31 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def withheld_traceback(exc_info: ExcInfo) -> str:
+    """A traceback's frames and exception classes, chained causes included, without any
+    exception's message: a message may carry clinical text, chat, a token or an SDP."""
+    error = exc_info[1]
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    lines: list[str] = []
+    for error in reversed(chain):
+        if lines:
+            lines.append("\nThe exception above led to:\n\n")
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_tb(error.__traceback__))
+        kind = type(error)
+        lines.append(f"{kind.__module__}.{kind.__qualname__} (message withheld)\n")
+    return "".join(lines).rstrip("\n")
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object a line; ``extra=`` fields become keys."""
+    """Formats a record as one JSON object a line; ``extra=`` fields become keys; tracebacks
+    without exception messages (:func:`withheld_traceback`)."""
+
+    def formatException(self, ei: Any) -> str:
+        return withheld_traceback(ei)
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -41,10 +70,14 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Formats a record as one line for a person: time, level, logger, message, ``key=value``."""
+    """Formats a record as one line for a person: time, level, logger, message, ``key=value``;
+    tracebacks without exception messages (:func:`withheld_traceback`)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatException(self, ei: Any) -> str:
+        return withheld_traceback(ei)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
+
+#: The longest any Redis call (connecting included) may take: a Redis that stopped answering
+#: fails the call that needs it, with a coded error, instead of holding it forever.
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+def redis_options() -> dict[str, Any]:
+    """Options of every Redis connection of the server, Socket.IO's manager included: every
+    call is bounded (redis-py's blocking pub/sub reads wait for the next message regardless)."""
+    return {
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "health_check_interval": 15,
+    }
 
 
 def connect_redis(url: str) -> aioredis.Redis:
-    """A Redis client for ``url`` that returns str values."""
-    return aioredis.from_url(url, decode_responses=True)
+    """A Redis client for ``url`` that returns str values, every call with a timeout."""
+    return aioredis.from_url(url, decode_responses=True, **redis_options())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8080
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated).
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
+        Field(default_factory=list)
+    )
 
     # Identity: HS256 with a secret (generated in data_dir when not given), or a public key.
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
@@ -54,6 +60,13 @@ class Settings(BaseSettings):
     jwt_issuer: str = "teleconsult"
     jwt_audience: str = "teleconsult"
     join_token_ttl_seconds: int = 4 * 3600
+    trusted_issuers: Path | None = Field(
+        default=None,
+        description="JSON file of further identity providers and the hospitals each may assert",
+    )
+    token_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="clock skew allowed on exp, nbf and iat"
+    )
 
     # Reconnection: a participant whose connection drops keeps their seat this long; Socket.IO's
     # heartbeat notices a dead connection within ping interval + ping timeout.
@@ -82,10 +95,39 @@ class Settings(BaseSettings):
     recording_retention_days: int = Field(default=365, ge=0)
     recording_link_ttl_seconds: int = Field(default=300, gt=0)
 
+    # Rate limits (the `limits` notation: "20 per 4 seconds", "30/minute;300/hour"), counted in
+    # Redis when redis_url is set; and quotas. signaling/limits.py applies them.
+    rate_limit_rest_writes: str = "120/minute"
+    rate_limit_rest_writes_per_address: str = "600/minute"
+    rate_limit_scheduling: str = "30/minute;300/hour"
+    rate_limit_connects: str = "30/minute"
+    rate_limit_connects_per_address: str = "300/minute"
+    rate_limit_events: str = "200 per 10 seconds"
+    rate_limit_chat: str = "20 per 4 seconds"
+    rate_limit_ice_candidates: str = "100 per 10 seconds"
+    max_sockets_per_identity: int = Field(default=8, ge=1)
+    max_participants_per_consult: int = Field(default=16, ge=2)
+    max_sdp_bytes: int = Field(default=65_536, ge=4_096)
+
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="auto: text when stderr is a terminal, JSON lines otherwise"
     )
+
+    @field_validator(
+        "rate_limit_rest_writes",
+        "rate_limit_rest_writes_per_address",
+        "rate_limit_scheduling",
+        "rate_limit_connects",
+        "rate_limit_connects_per_address",
+        "rate_limit_events",
+        "rate_limit_chat",
+        "rate_limit_ice_candidates",
+    )
+    @classmethod
+    def _check_rates(cls, value: str) -> str:
+        parse_many(value)  # a ValueError names the string it cannot read
+        return value
 
     @field_validator("media_addresses", mode="before")
     @classmethod
@@ -93,6 +135,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return [ipaddress.ip_network(str(part), strict=False) for part in value]
 
     @field_validator("ice_servers", mode="before")
     @classmethod
@@ -112,11 +161,16 @@ class Settings(BaseSettings):
         return self.clinical_signing_key_file or self.data_dir / "clinical-signing-key.pem"
 
     @property
+    def embedded_database_file(self) -> Path:
+        """The SQLite file of the embedded default."""
+        return self.data_dir / "teleconsult.db"
+
+    @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'teleconsult.db').resolve()}"
+        return f"sqlite+aiosqlite:///{self.embedded_database_file.resolve()}"
 
     @property
     def is_embedded_database(self) -> bool:
@@ -128,8 +182,15 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def prepare_data_dir(self) -> None:
-        """Create data_dir and recordings/ when missing."""
-        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        """Create data_dir and recordings/ when missing, readable by this user only (0700), and
+        the embedded database file (0600: SQLite gives its journal files the same mode)."""
+        for folder in (self.data_dir, self.recordings_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
+        if self.is_embedded_database:
+            database = self.embedded_database_file
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+            database.chmod(0o600)
 
     def signing_secret(self) -> str:
         """The HS256 secret: configured, or generated once in data_dir with mode 0600."""
@@ -137,7 +198,7 @@ class Settings(BaseSettings):
             return self.jwt_secret
         path = self.data_dir / "jwt-secret"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))

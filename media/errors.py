@@ -17,6 +17,12 @@ class InvalidSdp(MediaError):
     code, status = "invalid_sdp", 422
 
 
+class TooManyTracks(MediaError):
+    """An offer that sends two tracks of one source: a publisher sends at most one of each."""
+
+    code, status = "too_many_tracks", 422
+
+
 class InvalidCandidate(MediaError):
     """A trickled ICE candidate that cannot be parsed, or names no media section."""
 

@@ -12,7 +12,7 @@ from aiortc.sdp import SessionDescription
 
 from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
 from .api import Source
-from .errors import InvalidSdp
+from .errors import InvalidSdp, TooManyTracks
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .receiver import KeyframeRequester, TrackReceiver
 
@@ -78,6 +78,30 @@ def default_sources(description: SessionDescription) -> dict[str, Source]:
     return sources
 
 
+def check_one_track_per_source(
+    description: SessionDescription, sources: Mapping[str, Source]
+) -> None:
+    """
+    Refuse an offer that sends two tracks of one source and kind (two cameras, two screens).
+
+    A screen share may carry its sound (a video and an audio section named ``screen``). Only
+    sending sections count: the web client keeps a stopped share's section, inactive, for the
+    next share.
+
+    :param description: A parsed offer.
+    :param sources: The source of each media section, by mid.
+    :raises TooManyTracks: naming the source sent twice.
+    """
+    sending: set[tuple[Source, str]] = set()
+    for media in description.media:
+        source = sources.get(media.rtp.muxId)
+        if source is None or media.direction not in SENDING or media.port == 0:
+            continue
+        if (source, media.kind) in sending:
+            raise TooManyTracks(f"a publisher sends at most one {media.kind} track of its {source}")
+        sending.add((source, media.kind))
+
+
 class Publisher:
     """
     The server end of one participant's publishing peer connection.
@@ -114,18 +138,24 @@ class Publisher:
         :param sdp: The offer SDP; a renegotiation is simply another offer.
         :param sources: Optional ``{mid: source}``; see :func:`default_sources`.
         :raises InvalidSdp: when the offer cannot be applied.
+        :raises TooManyTracks: when it sends two tracks of one source; nothing is applied.
         """
         if not sdp.startswith("v=0"):
             raise InvalidSdp("the offer is not an SDP description")
         try:
             description = SessionDescription.parse(sdp)
+        except Exception as exc:
+            raise InvalidSdp(f"cannot parse the offer: {exc}") from exc
+        named = {**default_sources(description), **(sources or {})}
+        check_one_track_per_source(description, named)
+        try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await self._candidates.flush()
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
             raise InvalidSdp(f"cannot apply the offer: {exc}") from exc
-        self._update_published(description, {**default_sources(description), **(sources or {})})
+        self._update_published(description, named)
         return self._pc.localDescription.sdp
 
     async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:

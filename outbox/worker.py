@@ -48,8 +48,7 @@ class OutboxPolicy:
     :param max_attempts: attempts before an entry is marked failed.
     :param backoff_seconds: wait after the first failure; doubles after each further one.
     :param lease_seconds: how long a process holds an entry it is delivering.
-    :param poll_seconds: how often the worker looks for due entries when nobody wakes it, and
-        how long it pauses after a pass failed as a whole (the database did not answer).
+    :param poll_seconds: how often the worker looks for due entries when nobody wakes it.
     """
 
     max_attempts: int = 8
@@ -94,36 +93,22 @@ class OutboxWorker:
         self._clock = clock
         self._owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         outbox.on_enqueue(self.wake)
 
     def wake(self) -> None:
         """Look for due entries now (called after an enqueue commits)."""
         self._wake.set()
 
-    def start(self) -> None:
-        """Start delivering in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="outbox-worker")
+    async def run(self) -> None:
+        """Deliver due entries until cancelled; waits between passes, woken by new entries.
 
-    async def stop(self) -> None:
-        """Stop delivering; an entry being delivered stays claimed until its lease expires."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+        A pass that fails as a whole (the database does not answer) raises: the process's
+        supervisor restarts the worker after a pause.
+        """
         while True:
             self._wake.clear()
-            try:
-                await self.deliver_due()
-                pause = await self._next_wait()
-            except Exception:
-                # Outside any one entry (the database did not answer): keep going after a pause.
-                logger.exception("outbox pass failed; trying again after a pause")
-                pause = self._policy.poll_seconds
+            await self.deliver_due()
+            pause = await self._next_wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
 
@@ -225,6 +210,7 @@ class OutboxWorker:
 
     async def _failed(self, entry: OutboxEntry, exc: Exception) -> None:
         attempts = entry.attempts + 1
+        # The receiver's message may echo the document: it is stored for the admin, never logged.
         error = f"{type(exc).__name__}: {exc}"[:500]
         gave_up = attempts >= self._policy.max_attempts
         OUTBOX_ATTEMPTS_FAILED.labels(entry.kind).inc()
@@ -240,7 +226,12 @@ class OutboxWorker:
                     claimed_until=None,
                 )
             )
-        extra = {"entry_id": entry.id, "kind": entry.kind, "attempts": attempts, "error": error}
+        extra = {
+            "entry_id": entry.id,
+            "kind": entry.kind,
+            "attempts": attempts,
+            "error": type(exc).__name__,
+        }
         if gave_up:
             OUTBOX_GAVE_UP.labels(entry.kind).inc()
             logger.error("outbox entry failed every attempt; an admin may retry it", extra=extra)

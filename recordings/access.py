@@ -199,7 +199,7 @@ class RecordingAccess:
         """Readers: the hospital's quality team, and doctors invited to the consult."""
         took_part = False
         if who.role is Role.DOCTOR:
-            invitation = await self._consults.invitation(recording.consult_id, who.sub)
+            invitation = await self._consults.invitation(recording.consult_id, who)
             took_part = invitation is not None and invitation.role is Role.DOCTOR
         check_read(who, recording.hospital, recording.consult_id, took_part)
 
@@ -221,7 +221,7 @@ class RecordingAccess:
                     raise RecordingForbidden("You may only see your own hospital's recordings")
                 where = replace(where, hospital=who.hospital)
             elif who.consult_id is None and who.role is Role.DOCTOR:
-                where = replace(where, consult_ids=self._consults.invited_to(who.sub, Role.DOCTOR))
+                where = replace(where, consult_ids=self._consults.invited_to(who, Role.DOCTOR))
             else:
                 raise RecordingForbidden("You may not see recordings")
         except DomainError as error:

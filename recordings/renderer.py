@@ -27,6 +27,7 @@ class Renderer:
         self._catalogue = catalogue
         self._files = files
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
 
     def queue(self, recording_id: str) -> None:
         """
@@ -34,22 +35,32 @@ class Renderer:
 
         :param recording_id: A complete or recovered recording.
         """
-        self._queue.put_nowait(recording_id)
-
-    async def queue_pending(self) -> None:
-        """Queue the renditions that were due or running when the server stopped."""
-        for recording in await self._catalogue.pending_renditions():
-            self.queue(recording.id)
+        if recording_id not in self._queued:
+            self._queued.add(recording_id)
+            self._queue.put_nowait(recording_id)
 
     async def run(self) -> None:
-        """Make the queued renditions until cancelled; a failure marks that rendition failed."""
+        """Queue the renditions left due or running (a restart, a crash), then make the queued
+        ones until cancelled; a failed rendition is marked failed.
+
+        When the catalogue itself fails (the database does not answer) this raises: the
+        process's supervisor runs it again after a pause, and it picks up where it stopped.
+        """
+        for recording in await self._catalogue.pending_renditions():
+            self.queue(recording.id)
         while True:
             recording_id = await self._queue.get()
             try:
                 await self.render(recording_id)
-            except Exception:
-                logger.exception("review rendition failed", extra={"recording_id": recording_id})
+            except Exception as exc:
+                logger.warning(
+                    "review rendition failed",
+                    extra={"recording_id": recording_id, "error": type(exc).__name__},
+                    exc_info=exc,
+                )
                 await self._catalogue.set_rendition(recording_id, "failed", 0)
+            finally:
+                self._queued.discard(recording_id)
 
     async def render(self, recording_id: str) -> None:
         """

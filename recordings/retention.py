@@ -86,10 +86,10 @@ class Retention:
         return deleted
 
     async def run(self) -> None:
-        """Sweep now and then every :data:`RETENTION_INTERVAL` seconds, until cancelled."""
+        """Sweep now and then every :data:`RETENTION_INTERVAL` seconds, until cancelled.
+
+        A failed sweep raises: the process's supervisor runs it again after a pause.
+        """
         while True:
-            try:
-                await self.apply(datetime.now(UTC))
-            except Exception:
-                logger.exception("retention sweep failed")
+            await self.apply(datetime.now(UTC))
             await asyncio.sleep(RETENTION_INTERVAL)

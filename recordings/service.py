@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +95,6 @@ class RecordingService:
         self._active: dict[str, RunningRecording] = {}
         self._stopped_by: dict[str, Identity] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._background: list[asyncio.Task[None]] = []
 
     def active(self, consult_id: str) -> RecordingView | None:
         """
@@ -317,23 +317,20 @@ class RecordingService:
         return recovered
 
     async def open(self) -> None:
-        """At server start: recover crashed recordings, then run renditions and retention."""
+        """At server start: recover the recordings a crash left unfinished."""
         await self.recover()
-        await self._renderer.queue_pending()
-        self._background = [
-            asyncio.create_task(self._renderer.run()),
-            asyncio.create_task(self.retention.run()),
-        ]
+
+    def jobs(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """The background jobs of recordings, by name, for the process's supervisor to run:
+        review renditions and retention (each loops until cancelled, raises on a fault)."""
+        return {"renditions": self._renderer.run, "retention": self.retention.run}
 
     async def close(self) -> None:
-        """At server stop: finish running recordings and stop the background work."""
+        """At server stop: finish running recordings."""
         for consult_id in list(self._active):
             with contextlib.suppress(NotRecording):
                 await self._media.room(consult_id).stop_recording()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
 
 
 def build_recordings(

@@ -112,9 +112,14 @@ class AuditLog:
         resource_type: str | None = None,
         resource_id: str | None = None,
         actor_sub: str | None = None,
+        actor_hospital: str | None = None,
         limit: int = 200,
     ) -> list[AuditEntry]:
-        """The newest entries first, filtered; callers authorise before asking."""
+        """The newest entries first, filtered; callers authorise before asking.
+
+        A person is ``(actor_hospital, actor_sub)``: the same subject at another hospital is
+        someone else.
+        """
         query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         if hospital_id is not None:
             query = query.where(AuditEntry.hospital_id == hospital_id)
@@ -124,5 +129,7 @@ class AuditLog:
             query = query.where(AuditEntry.resource_id == resource_id)
         if actor_sub is not None:
             query = query.where(AuditEntry.actor_sub == actor_sub)
+        if actor_hospital is not None:
+            query = query.where(AuditEntry.actor_hospital == actor_hospital)
         async with self._database.sessions() as session:
             return list(await session.scalars(query.limit(limit)))

@@ -78,3 +78,21 @@ class TokenExpired(DomainError):
 
 class TokenNotYetValid(DomainError):
     code, status = "token_not_yet_valid", 401
+
+
+class IssuerNotTrusted(DomainError):
+    """The token's issuer is trusted, but not to assert the hospital the token names."""
+
+    code, status = "issuer_not_trusted", 401
+
+
+class IdentityTokenRequired(DomainError):
+    """A join link was presented where only the holder's own identity token may act."""
+
+    code, status = "identity_token_required", 401
+
+
+class WrongConsult(DomainError):
+    """A join link was presented to another consult than the one it opens."""
+
+    code, status = "wrong_consult", 403

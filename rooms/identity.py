@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -35,7 +35,9 @@ class Identity:
     :param name: the display name.
     :param role: the hospital role.
     :param hospital: the hospital the identity belongs to.
-    :param consult_id: set when the token is a join token restricted to one consult.
+    :param consult_id: set for a join link: the one consult it opens; ``None`` for an identity
+        token from the hospital's identity provider, which acts for its holder everywhere.
+    :param expires_at: when the token expires (Unix time), if it says.
     """
 
     sub: str
@@ -43,3 +45,13 @@ class Identity:
     role: Role
     hospital: str
     consult_id: str | None = None
+    expires_at: float | None = field(default=None, compare=False)
+
+    @property
+    def is_join_link(self) -> bool:
+        """True for a join link minted by this server for one participant of one consult."""
+        return self.consult_id is not None
+
+    def is_person(self, hospital: str, sub: str) -> bool:
+        """True when this is the person ``(hospital, sub)``: a subject is unique per hospital."""
+        return self.hospital == hospital and self.sub == sub

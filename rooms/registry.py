@@ -7,6 +7,7 @@ for one process, ``RedisRegistry`` when several processes serve the same consult
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, cast
 
@@ -41,8 +42,16 @@ class RoomRegistry(Protocol):
     async def set_presence(self, consult_id: str, participant_id: str, presence: Presence) -> None:
         """Record that a participant is present (waiting or joined)."""
 
-    async def clear_presence(self, consult_id: str, participant_id: str) -> None:
-        """Record that a participant is gone."""
+    async def clear_presence(
+        self, consult_id: str, participant_id: str, sid: str | None = None
+    ) -> None:
+        """Record that a participant is gone; with ``sid``, only if that connection still holds
+        the participant (a rejoin elsewhere is kept). Clearing twice is harmless."""
+
+    async def refresh_presence(self, consult_id: str, held: dict[str, Presence]) -> None:
+        """Assert again the presence of participants this process holds (by participant id),
+        keeping it from expiring and restoring it after the registry lost it; a participant
+        whom another connection holds now is left alone."""
 
     async def presence(self, consult_id: str) -> dict[str, Presence]:
         """Everyone present in a consult, by participant id."""
@@ -62,6 +71,11 @@ class RoomRegistry(Protocol):
 
 #: How often a process renews its media-node claims (well inside RedisRegistry's claim TTL).
 CLAIM_RENEWAL_SECONDS = 10.0
+#: How often a process asserts its participants' presence again (well inside PRESENCE_TTL_SECONDS).
+PRESENCE_REFRESH_SECONDS = 10.0
+#: How long a presence lives in Redis without being asserted again: a process that died, or
+#: lost Redis while its participants left, leaves no ghost for longer than this.
+PRESENCE_TTL_SECONDS = 30
 
 
 class LocalRegistry:
@@ -74,8 +88,18 @@ class LocalRegistry:
     async def set_presence(self, consult_id: str, participant_id: str, presence: Presence) -> None:
         self._presence.setdefault(consult_id, {})[participant_id] = presence
 
-    async def clear_presence(self, consult_id: str, participant_id: str) -> None:
-        self._presence.get(consult_id, {}).pop(participant_id, None)
+    async def clear_presence(
+        self, consult_id: str, participant_id: str, sid: str | None = None
+    ) -> None:
+        present = self._presence.get(consult_id, {})
+        if participant_id in present and sid in (None, present[participant_id].sid):
+            del present[participant_id]
+
+    async def refresh_presence(self, consult_id: str, held: dict[str, Presence]) -> None:
+        present = self._presence.setdefault(consult_id, {})
+        for participant_id, presence in held.items():
+            if present.setdefault(participant_id, presence).sid == presence.sid:
+                present[participant_id] = presence
 
     async def presence(self, consult_id: str) -> dict[str, Presence]:
         return dict(self._presence.get(consult_id, {}))
@@ -92,21 +116,62 @@ class LocalRegistry:
         self._media_nodes.clear()
 
 
+#: Delete a participant's presence if ``ARGV[2]`` (a sid) still holds it, or any if it is empty.
+_CLEAR_PRESENCE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and (ARGV[2] == '' or cjson.decode(raw).sid == ARGV[2]) then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+#: Write each (participant id, presence) of ARGV[2..] unless another sid holds the participant;
+#: ARGV[1] is the hash's lifetime in seconds.
+_REFRESH_PRESENCE = """
+for i = 2, #ARGV, 2 do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if not raw or cjson.decode(raw).sid == cjson.decode(ARGV[i + 1]).sid then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+
 class RedisRegistry:
     """The registry in Redis, shared by several processes.
 
-    :param client: a Redis client returning str values.
+    Each presence carries its expiry (``expires_at``, seconds since the epoch): the process
+    holding the participant asserts it again every :data:`PRESENCE_REFRESH_SECONDS`, and readers
+    ignore expired ones, so a participant whose departure never reached Redis
+    disappears by itself. The whole hash expires when nobody asserts anything in it. Expiry
+    times come from each process's clock: the processes' clocks must agree (NTP) to well
+    within :data:`PRESENCE_TTL_SECONDS`.
+
+    :param client: a Redis client returning str values (every call with a timeout:
+        ``config.redis.connect_redis``).
     :param prefix: key prefix, so that several deployments may share one Redis.
     :param media_ttl_seconds: how long a media-node claim lives without renewal; a dead process's
         consults move to a live one once it expires.
+    :param presence_ttl_seconds: how long a presence lives without being asserted again.
     """
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str = "teleconsult", media_ttl_seconds: int = 30
+        self,
+        client: aioredis.Redis,
+        prefix: str = "teleconsult",
+        media_ttl_seconds: int = 30,
+        presence_ttl_seconds: int = PRESENCE_TTL_SECONDS,
     ) -> None:
         self._redis = client
         self._prefix = prefix
         self._media_ttl = media_ttl_seconds
+        self._presence_ttl = presence_ttl_seconds
+        self._clear_script = client.register_script(_CLEAR_PRESENCE)
+        self._refresh_script = client.register_script(_REFRESH_PRESENCE)
+
+    def _stored(self, presence: Presence) -> str:
+        return json.dumps({**asdict(presence), "expires_at": time.time() + self._presence_ttl})
 
     def _presence_key(self, consult_id: str) -> str:
         return f"{self._prefix}:presence:{consult_id}"
@@ -115,17 +180,37 @@ class RedisRegistry:
         return f"{self._prefix}:media:{consult_id}"
 
     async def set_presence(self, consult_id: str, participant_id: str, presence: Presence) -> None:
-        await self._redis.hset(
-            self._presence_key(consult_id), participant_id, json.dumps(asdict(presence))
+        key = self._presence_key(consult_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, participant_id, self._stored(presence))
+            pipe.expire(key, self._presence_ttl)
+            await pipe.execute()
+
+    async def clear_presence(
+        self, consult_id: str, participant_id: str, sid: str | None = None
+    ) -> None:
+        await self._clear_script(
+            keys=[self._presence_key(consult_id)], args=[participant_id, sid or ""]
         )
 
-    async def clear_presence(self, consult_id: str, participant_id: str) -> None:
-        await self._redis.hdel(self._presence_key(consult_id), participant_id)
+    async def refresh_presence(self, consult_id: str, held: dict[str, Presence]) -> None:
+        if not held:
+            return
+        args: list[str | int] = [self._presence_ttl]
+        for participant_id, presence in held.items():
+            args += [participant_id, self._stored(presence)]
+        await self._refresh_script(keys=[self._presence_key(consult_id)], args=args)
 
     async def presence(self, consult_id: str) -> dict[str, Presence]:
+        key = self._presence_key(consult_id)
         # The client decodes replies (``decode_responses``): str, though typed bytes | str.
-        raw = cast(dict[str, str], await self._redis.hgetall(self._presence_key(consult_id)))
-        return {pid: Presence(**json.loads(value)) for pid, value in raw.items()}
+        raw = cast(dict[str, str], await self._redis.hgetall(key))
+        now, present = time.time(), {}
+        for participant_id, value in raw.items():
+            fields = json.loads(value)
+            if fields.pop("expires_at", 0) > now:
+                present[participant_id] = Presence(**fields)
+        return present
 
     async def clear_consult(self, consult_id: str) -> None:
         await self._redis.delete(self._presence_key(consult_id), self._media_key(consult_id))

@@ -20,6 +20,7 @@ from rooms.errors import (
     NotInvited,
     ParticipantNotFound,
     ParticipantRemoved,
+    WrongConsult,
 )
 from rooms.grants import ConsultGrants, grants_for
 from rooms.identity import HOST_ROLES, PARTICIPANT_ROLES, SCHEDULING_ROLES, Identity, Role
@@ -158,20 +159,30 @@ class ConsultService:
         return await self._load(consult_id)
 
     async def get(self, caller: Identity, consult_id: str) -> ConsultView:
-        """A consult, for its participants and its hospital's staff.
+        """A consult, for its participants (not once removed) and its hospital's staff.
 
+        :raises WrongConsult: for the join link of another consult.
         :raises ConsultNotFound: for an unknown id, and for callers who may not know it exists.
+        :raises ParticipantRemoved: for a participant a host removed.
         """
+        if caller.consult_id is not None and caller.consult_id != consult_id:
+            raise WrongConsult("This link is for another consult")
         consult = await self._load(consult_id)
-        if consult.participant_by_sub(caller.sub) is None and not self._is_staff(caller, consult):
+        if self._is_staff(caller, consult):
+            return consult
+        participant = consult.participant_of(caller.hospital, caller.sub)
+        if participant is None:
             raise ConsultNotFound("No such consult")
+        if participant.removed:
+            raise ParticipantRemoved("The host removed you from this consult")
         return consult
 
     async def end(self, caller: Identity, consult_id: str) -> ConsultView:
         """End a consult for everyone: a host, or staff of its hospital, may do so."""
         consult = await self.get(caller, consult_id)
-        participant = consult.participant_by_sub(caller.sub)
-        if not (participant and participant.is_host) and not self._is_staff(caller, consult):
+        participant = consult.participant_of(caller.hospital, caller.sub)
+        is_host = participant is not None and participant.is_host and not caller.is_join_link
+        if not is_host and not self._is_staff(caller, consult):
             raise Forbidden("Only the host may end this consult")
         async with self._database.transaction() as session:
             row = await self._row(session, consult_id)
@@ -191,15 +202,18 @@ class ConsultService:
         a join's time on a busy server is its database round trips times the event loop's
         latency, so it must not grow with either.
 
-        :raises NotInvited: when the caller is not invited (or the token is for another consult).
+        :raises WrongConsult: for the join link of another consult.
+        :raises NotInvited: when the caller is not invited.
         :raises ParticipantRemoved: when a host removed the caller.
         :raises ConsultEnded: when the consult has ended.
         """
         if caller.consult_id is not None and caller.consult_id != consult_id:
-            raise NotInvited("This link is for another consult")
+            raise WrongConsult("This link is for another consult")
         async with self._database.transaction() as session:
             row = await self._row(session, consult_id)
-            invited = next((p for p in row.participants if p.sub == caller.sub), None)
+            invited = next(
+                (p for p in row.participants if caller.is_person(p.hospital_id, p.sub)), None
+            )
             if invited is None:
                 raise NotInvited("You are not invited to this consult")
             participant = ParticipantView.of(invited)
@@ -319,25 +333,29 @@ class ConsultService:
             )
             return [TimelineEntry.of(row) for row in reversed(rows.all())]
 
-    async def invitation(self, consult_id: str, sub: str) -> ParticipantView | None:
-        """`sub`'s invitation to a consult (removed or not), or None when not invited."""
+    async def invitation(self, consult_id: str, who: Identity) -> ParticipantView | None:
+        """The person `who`'s invitation to a consult (removed or not), or None when not invited."""
         async with self._database.sessions() as session:
             row = await session.scalar(
                 select(Participant).where(
-                    Participant.consult_id == consult_id, Participant.sub == sub
+                    Participant.consult_id == consult_id,
+                    Participant.hospital_id == who.hospital,
+                    Participant.sub == who.sub,
                 )
             )
         return ParticipantView.of(row) if row is not None else None
 
     @staticmethod
-    def invited_to(sub: str, role: Role) -> Select[str]:
-        """The ids of the consults `sub` is invited to in `role` (removed or not), as a subquery.
+    def invited_to(who: Identity, role: Role) -> Select[str]:
+        """The ids of the consults `who` is invited to in `role` (removed or not), as a subquery.
 
         A subquery rather than a list: over the years a doctor's consults outnumber the bind
         parameters SQLite and PostgreSQL accept in one ``IN``.
         """
         return select(Participant.consult_id).where(
-            Participant.sub == sub, Participant.role == role.value
+            Participant.hospital_id == who.hospital,
+            Participant.sub == who.sub,
+            Participant.role == role.value,
         )
 
     def _record(
@@ -372,12 +390,16 @@ class ConsultService:
 
     @staticmethod
     def _is_staff(caller: Identity, consult: ConsultView) -> bool:
-        return caller.role in HOSPITAL_STAFF_ROLES and caller.hospital == consult.hospital
+        return (
+            caller.role in HOSPITAL_STAFF_ROLES
+            and caller.hospital == consult.hospital
+            and not caller.is_join_link
+        )
 
     @staticmethod
     def _require_host(caller: Identity, consult: ConsultView) -> None:
-        participant = consult.participant_by_sub(caller.sub)
-        if participant is None or not participant.is_host:
+        participant = consult.participant_of(caller.hospital, caller.sub)
+        if participant is None or not participant.is_host or participant.removed:
             raise Forbidden("Only the host may do this")
         if consult.state is ConsultState.ENDED:
             transition(consult.state, consult.state)

@@ -92,9 +92,9 @@ class ConsultView:
         """The participant with this id, if any."""
         return next((p for p in self.participants if p.id == participant_id), None)
 
-    def participant_by_sub(self, sub: str) -> ParticipantView | None:
-        """The participant with this subject, if invited."""
-        return next((p for p in self.participants if p.sub == sub), None)
+    def participant_of(self, hospital: str, sub: str) -> ParticipantView | None:
+        """The participant who is the person ``(hospital, sub)``, if invited (removed or not)."""
+        return next((p for p in self.participants if (p.hospital, p.sub) == (hospital, sub)), None)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the protocol's Consult)."""

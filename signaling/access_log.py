@@ -7,6 +7,8 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from signaling.addresses import client_address
+
 logger = logging.getLogger("teleconsult.access")
 
 
@@ -21,6 +23,8 @@ class AccessLogger(AbstractAccessLogger):
                 "path": request.path,
                 "status": response.status,
                 "ms": round(time * 1000, 1),
-                "remote": request.remote,
+                "remote": (
+                    client_address(request) if isinstance(request, web.Request) else request.remote
+                ),
             },
         )

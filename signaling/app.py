@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
 
 import socketio
 from aiohttp import web
 
 from clinical.services import build_clinical
 from config.database import Database
-from config.redis import connect_redis
+from config.redis import connect_redis, redis_options
 from config.settings import Settings
 from media.peer import MediaConfig
 from media.server import MediaServer
@@ -37,11 +36,20 @@ from signaling.api import (
     recording_policies,
     recordings,
 )
-from signaling.auth import issuer_from_settings, verifier_from_settings
+from signaling.api.declare import OPERATIONS
+from signaling.auth import issuer_from_settings, join_link_issuer, verifier_from_settings
 from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
+from signaling.headers import security_headers
+from signaling.limits import (
+    LIMITER,
+    ROUTE_LIMITS,
+    Limiter,
+    limits_from_settings,
+    rate_limit_middleware,
+)
 from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
 
@@ -50,12 +58,17 @@ logger = logging.getLogger(__name__)
 
 def build_services(settings: Settings) -> Services:
     """Pick every seam's implementation from the settings (SQLite or PostgreSQL, local or Redis)."""
+    # Everything the server writes (recordings, renditions, keys, the database) is health data
+    # or a secret: readable by the server's user only, whichever library creates the file.
+    os.umask(0o077)
     settings.prepare_data_dir()
     database = Database(settings.effective_database_url)
     redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
     registry: RoomRegistry = RedisRegistry(redis_client) if redis_client else LocalRegistry()
     client_manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel="teleconsult")
+        socketio.AsyncRedisManager(
+            settings.redis_url, channel="teleconsult", redis_options=redis_options()
+        )
         if settings.redis_url
         else None
     )
@@ -81,6 +94,7 @@ def build_services(settings: Settings) -> Services:
         media=media,
         verifier=verifier_from_settings(settings),
         issuer=issuer_from_settings(settings),
+        join_links=join_link_issuer(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service, outbox),
         recordings=build_recordings(settings, database, media, consult_service),
@@ -93,10 +107,12 @@ def create_app(settings: Settings) -> web.Application:
     """The whole server as one aiohttp application."""
     svc = build_services(settings)
     app = web.Application(
-        middlewares=[pages.security_headers, problem_middleware], client_max_size=1024**2
+        middlewares=[security_headers, problem_middleware, rate_limit_middleware],
+        client_max_size=1024**2,
     )
     app[SERVICES] = svc
-    live = app[LIVE_CONSULTS] = ConsultSignaling(svc)
+    app[LIMITER] = Limiter(limits_from_settings(settings), settings.redis_url)
+    live = app[LIVE_CONSULTS] = ConsultSignaling(svc, app[LIMITER])
     svc.sio.attach(app)
     for resource in (
         health,
@@ -114,6 +130,11 @@ def create_app(settings: Settings) -> web.Application:
         outbox,
     ):
         resource.routes.add_to(app)
+    app[ROUTE_LIMITS] = {
+        (operation.method, operation.path): app[LIMITER].limits[operation.rate_limit].name
+        for operation in app[OPERATIONS]
+        if operation.rate_limit is not None
+    }
     app.add_routes(pages.routes)
     pages.add_static(app)
     RecordingEvents(app[LIVE_CONSULTS])
@@ -137,39 +158,29 @@ def create_app(settings: Settings) -> web.Application:
         while True:
             await asyncio.sleep(CLAIM_RENEWAL_SECONDS)
             for consult_id in svc.media.consult_ids:
-                try:
-                    await svc.registry.claim_media_node(consult_id, svc.node_id)
-                except Exception:
-                    logger.exception(
-                        "renewing a media claim failed", extra={"consult_id": consult_id}
-                    )
+                await svc.registry.claim_media_node(consult_id, svc.node_id)
 
-    async def start_background(_: web.Application) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(renew_media_claims()),
-            asyncio.create_task(watch_event_loop_lag()),
-            asyncio.create_task(live.refresh_resume_tokens()),
-        ]
-        if svc.verifier.jwks is not None:
-            tasks.append(asyncio.create_task(svc.verifier.jwks.keep_fresh()))
-        yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    supervisor = svc.supervisor
+    supervisor.add("outbox", svc.outbox_worker.run)
+    for name, job in svc.recordings.jobs().items():
+        supervisor.add(name, job)
+    supervisor.add("media_claims", renew_media_claims)
+    supervisor.add("presence", app[LIVE_CONSULTS].refresh_presence)
+    supervisor.add("event_loop_lag", watch_event_loop_lag)
+    for number, keys in enumerate(svc.verifier.jwks):
+        supervisor.add(f"signing_keys_{number}" if number else "signing_keys", keys.keep_fresh)
+    supervisor.add("socket_claims", app[LIVE_CONSULTS].keep_socket_claims)
+    supervisor.add("resume_tokens", live.refresh_resume_tokens)
 
-    app.cleanup_ctx.append(start_background)
+    async def start_jobs(_: web.Application) -> None:
+        supervisor.start()
 
-    async def start_outbox(_: web.Application) -> None:
-        svc.outbox_worker.start()
-
-    async def stop_outbox(_: web.Application) -> None:
-        await svc.outbox_worker.stop()
+    async def stop_jobs(_: web.Application) -> None:
+        await supervisor.stop()
         await svc.clinical.close()
 
-    app.on_startup.append(start_outbox)
-    app.on_cleanup.append(stop_outbox)
+    app.on_startup.append(start_jobs)
+    app.on_cleanup.append(stop_jobs)
 
     async def close_services(_: web.Application) -> None:
         await svc.media.shutdown()
@@ -177,4 +188,9 @@ def create_app(settings: Settings) -> web.Application:
         await svc.database.dispose()
 
     app.on_cleanup.append(close_services)
+
+    async def close_limiter(_: web.Application) -> None:
+        await app[LIMITER].close()
+
+    app.on_cleanup.append(close_limiter)
     return app

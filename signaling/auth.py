@@ -1,4 +1,9 @@
-"""JWT verification and minting: tokens become identities once, at the edge."""
+"""JWT verification and minting: tokens become identities once, at the edge.
+
+Two kinds of token (docs/security.md): identity tokens, from the identity providers this
+deployment trusts, each for the hospitals it may assert; and join links, minted by this server
+(``purpose: "join"``) for one participant of one consult.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,51 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 
+from config.issuers import ConfigurationError, check_hs256_secret, load_trusted_issuers
 from config.settings import Settings
-from rooms.errors import TokenExpired, TokenInvalid, TokenNotYetValid
+from rooms.errors import IssuerNotTrusted, TokenExpired, TokenInvalid, TokenNotYetValid
 from rooms.identity import Identity, Role
 
 logger = logging.getLogger(__name__)
 
 #: Claims every token must carry.
 REQUIRED_CLAIMS = ["sub", "role", "hospital", "exp", "iss", "aud"]
+#: The ``purpose`` claim of a join link.
+JOIN_PURPOSE = "join"
+#: The JWK key type each accepted algorithm needs.
+KEY_TYPES = {"RS256": "RSA", "ES256": "EC", "HS256": "oct"}
 
 
 class JwksKeySet:
     """The identity provider's signing keys from its JWKS endpoint, kept fresh in the background.
 
     Verification never waits on the network: it uses the keys fetched so far, and a token signed
-    with a key not seen yet is refused and makes the next refresh come sooner.
+    with a key not seen yet is refused and makes the next refresh come sooner. A key the
+    algorithm cannot use (another type, malformed) is skipped with a log line; a document without
+    one usable key keeps the keys fetched before.
 
     :param url: the JWKS endpoint.
+    :param algorithm: the algorithm the keys are for (``RS256`` or ``ES256``).
     :param refresh_seconds: how often the keys are fetched again.
     :param retry_seconds: how soon after a failure or an unknown ``kid`` they are fetched again.
     """
 
-    def __init__(self, url: str, refresh_seconds: float = 300, retry_seconds: float = 15) -> None:
+    def __init__(
+        self,
+        url: str,
+        algorithm: str = "RS256",
+        refresh_seconds: float = 300,
+        retry_seconds: float = 15,
+    ) -> None:
         self.url = url
+        self._key_type = KEY_TYPES[algorithm]
         self._refresh_seconds = refresh_seconds
         self._retry_seconds = retry_seconds
         self._keys: dict[str, Any] = {}
@@ -52,13 +73,36 @@ class JwksKeySet:
         return key
 
     async def refresh(self, session: aiohttp.ClientSession) -> None:
-        """Fetch the keys now (raises when the endpoint fails or answers nonsense)."""
+        """Fetch the keys now (raises when the endpoint fails or has no usable key)."""
         async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as response:
             response.raise_for_status()
             document = await response.json(content_type=None)
-        key_set = jwt.PyJWKSet.from_dict(document)
-        self._keys = {jwk.key_id or "": jwk.key for jwk in key_set.keys}
+        self._keys = self._usable_keys(document)
         logger.info("signing keys fetched", extra={"keys": len(self._keys)})
+
+    def _usable_keys(self, document: Any) -> dict[str, Any]:
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("the JWKS document has no list of keys")
+        keys: dict[str, Any] = {}
+        for index, entry in enumerate(entries):
+            try:
+                jwk = jwt.PyJWK(entry)
+            except Exception as exc:  # any malformed entry: skip it, keep the others
+                logger.warning(
+                    "signing key skipped", extra={"index": index, "reason": type(exc).__name__}
+                )
+                continue
+            if jwk.key_type != self._key_type:
+                logger.warning(
+                    "signing key skipped",
+                    extra={"index": index, "reason": f"key type {jwk.key_type}"},
+                )
+                continue
+            keys[jwk.key_id or ""] = jwk.key
+        if not keys:
+            raise ValueError(f"the JWKS document has no usable {self._key_type} key")
+        return keys
 
     @property
     def loaded(self) -> bool:
@@ -66,7 +110,10 @@ class JwksKeySet:
         return bool(self._keys)
 
     async def keep_fresh(self) -> None:
-        """Refresh forever: on schedule, after a failure, and when an unknown ``kid`` shows up."""
+        """Refresh forever: on schedule, after a failure, and when an unknown ``kid`` shows up.
+
+        No failure of one refresh stops it: the keys fetched before stay in use.
+        """
         loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
             while True:
@@ -74,8 +121,11 @@ class JwksKeySet:
                 try:
                     await self.refresh(session)
                     pause = self._refresh_seconds
-                except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError) as exc:
-                    logger.warning("fetching signing keys failed", extra={"error": repr(exc)})
+                except Exception as exc:
+                    logger.warning(
+                        "fetching signing keys failed",
+                        extra={"url": self.url, "error": type(exc).__name__, "detail": str(exc)},
+                    )
                     pause = self._retry_seconds
                 self._wanted.clear()
                 with contextlib.suppress(TimeoutError):
@@ -84,8 +134,13 @@ class JwksKeySet:
                 await asyncio.sleep(max(0.0, started + self._retry_seconds - loop.time()))
 
 
+def _refused(reason: str) -> TokenInvalid:
+    logger.info("token refused", extra={"reason": reason})
+    return TokenInvalid("The token is not valid")
+
+
 class JwtVerifier:
-    """Verifies JWTs signed with one algorithm and one key (or the keys of a JWKS endpoint).
+    """Verifies the identity tokens of one issuer: one algorithm, one key (or a JWKS endpoint).
 
     Only the configured algorithm is accepted, which refuses ``alg: none`` and HS/RS confusion.
 
@@ -94,6 +149,8 @@ class JwtVerifier:
     :param issuer: the required ``iss``.
     :param audience: the required ``aud``.
     :param jwks: the identity provider's keys, chosen by the token's ``kid``.
+    :param hospitals: the hospitals this issuer may assert; ``None``: any.
+    :param leeway_seconds: the clock skew allowed on ``exp``, ``nbf`` and ``iat``.
     """
 
     def __init__(
@@ -103,54 +160,121 @@ class JwtVerifier:
         issuer: str,
         audience: str,
         jwks: JwksKeySet | None = None,
+        *,
+        hospitals: Iterable[str] | None = None,
+        leeway_seconds: float = 30,
     ) -> None:
         if key is None and jwks is None:
             raise ValueError("a key or a JWKS key set is needed")
         self._algorithm = algorithm
         self._key = key
-        self._issuer = issuer
+        self.issuer = issuer
         self._audience = audience
         self.jwks = jwks
+        self._hospitals = frozenset(hospitals) if hospitals is not None else None
+        self._leeway = leeway_seconds
 
     def verify(self, token: str) -> Identity:
+        """The identity an identity token of this issuer carries.
+
+        :raises TokenExpired, TokenNotYetValid, TokenInvalid: for a token that does not verify.
+        :raises IssuerNotTrusted: when this issuer may not assert the token's hospital.
+        """
+        claims = self.claims(token)
+        if claims.get("purpose") is not None:
+            raise _refused("purpose claim on an identity token")
+        identity = _identity(claims, consult_id=None)
+        if self._hospitals is not None and identity.hospital not in self._hospitals:
+            logger.warning(
+                "token refused", extra={"reason": "hospital not trusted", "iss": self.issuer}
+            )
+            raise IssuerNotTrusted("The token's issuer is not trusted for its hospital")
+        return identity
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The verified claims of a token of this issuer."""
         try:
             key: Any = self._key
             if self.jwks is not None:
                 key = self.jwks.key(jwt.get_unverified_header(token).get("kid"))
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
                 algorithms=[self._algorithm],
-                issuer=self._issuer,
+                issuer=self.issuer,
                 audience=self._audience,
+                leeway=self._leeway,
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired("The token has expired") from exc
         except jwt.ImmatureSignatureError as exc:
             raise TokenNotYetValid("The token is not valid yet") from exc
-        except (jwt.PyJWTError, ValueError) as exc:
-            logger.info("token refused", extra={"reason": type(exc).__name__})
-            raise TokenInvalid("The token is not valid") from exc
         except TokenInvalid:
             logger.info("token refused", extra={"reason": "unknown signing key"})
             raise
+        except Exception as exc:  # a malformed token or key: a refusal, never a server fault
+            raise _refused(type(exc).__name__) from exc
+
+
+def _identity(claims: Mapping[str, Any], consult_id: str | None) -> Identity:
+    try:
+        role = Role(claims["role"])
+    except ValueError as exc:
+        raise TokenInvalid("The token names an unknown role") from exc
+    exp = claims["exp"]
+    return Identity(
+        sub=str(claims["sub"]),
+        name=str(claims.get("name") or claims["sub"]),
+        role=role,
+        hospital=str(claims["hospital"]),
+        consult_id=consult_id,
+        expires_at=float(exp) if isinstance(exp, int | float) else None,
+    )
+
+
+class TokenVerifier:
+    """Every token this deployment accepts: identity tokens of its trusted issuers, join links.
+
+    :param issuers: one verifier per trusted issuer.
+    :param join_links: the verifier of this server's own join links (its key, its ``iss``).
+    """
+
+    def __init__(self, issuers: Iterable[JwtVerifier], join_links: JwtVerifier) -> None:
+        self._issuers = {verifier.issuer: verifier for verifier in issuers}
+        self._join_links = join_links
+
+    @property
+    def jwks(self) -> list[JwksKeySet]:
+        """The JWKS key sets to keep fresh (and to report in readiness)."""
+        return [v.jwks for v in self._issuers.values() if v.jwks is not None]
+
+    def verify(self, token: str) -> Identity:
+        """The identity a token carries.
+
+        :raises TokenInvalid: for a token of no trusted issuer, and for any that does not verify.
+        :raises IssuerNotTrusted: when its issuer may not assert the token's hospital.
+        """
         try:
-            role = Role(claims["role"])
-        except ValueError as exc:
-            raise TokenInvalid("The token names an unknown role") from exc
-        consult = claims.get("consult")
-        return Identity(
-            sub=str(claims["sub"]),
-            name=str(claims.get("name") or claims["sub"]),
-            role=role,
-            hospital=str(claims["hospital"]),
-            consult_id=str(consult) if consult else None,
-        )
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise _refused(type(exc).__name__) from exc
+        if unverified.get("purpose") == JOIN_PURPOSE:
+            claims = self._join_links.claims(token)
+            consult = claims.get("consult")
+            if claims.get("purpose") != JOIN_PURPOSE or not isinstance(consult, str) or not consult:
+                raise _refused("join link without its consult")
+            return _identity(claims, consult_id=consult)
+        issuer = self._issuers.get(str(unverified.get("iss")))
+        if issuer is None:
+            raise _refused("unknown issuer")
+        return issuer.verify(token)
 
 
 class TokenIssuer:
-    """Mints tokens with the deployment's signing key (demos, tests and join links).
+    """Mints tokens: join links with the server's own key; identity tokens for the admin's tools.
+
+    An identity with a ``consult_id`` becomes a join link (``purpose: "join"``).
 
     :param algorithm: ``HS256``, ``RS256`` or ``ES256``.
     :param key: the HS256 secret or the PEM private key.
@@ -183,34 +307,89 @@ class TokenIssuer:
             "exp": now + ttl_seconds,
         }
         if identity.consult_id:
+            claims["purpose"] = JOIN_PURPOSE
             claims["consult"] = identity.consult_id
         return jwt.encode(claims, self._key, algorithm=self._algorithm, headers=self._headers)
 
 
 def _read(path: Path | None, what: str) -> str:
     if path is None:
-        raise ValueError(f"TELECONSULT_{what} is needed for RS256/ES256")
+        raise ConfigurationError(f"TELECONSULT_{what} is needed for RS256/ES256")
     return path.read_text()
 
 
-def verifier_from_settings(settings: Settings) -> JwtVerifier:
-    """The verifier the settings describe."""
+def _join_key(settings: Settings) -> str:
+    """The key of join links: this server mints and verifies them, so a secret it keeps."""
+    secret = settings.signing_secret()
+    check_hs256_secret(secret, "TELECONSULT_JWT_SECRET")
+    return secret
+
+
+def verifier_from_settings(settings: Settings) -> TokenVerifier:
+    """The verifier the settings describe: the settings' issuer, the trusted issuers file's, and
+    this server's join links.
+
+    The settings' single issuer may assert any hospital (the simple, one-hospital deployment);
+    the file's issuers only the hospitals it lists.
+
+    :raises ConfigurationError: for a key that cannot work (a short HS256 secret, a missing key,
+        a trusted issuers file that is wrong).
+    """
+    leeway = settings.token_leeway_seconds
     if settings.jwt_algorithm == "HS256":
-        key: str | None = settings.signing_secret()
+        key: str | None = _join_key(settings)
     elif settings.jwks_url:
         key = None
     else:
         key = _read(settings.jwt_public_key_file, "JWT_PUBLIC_KEY_FILE")
-    jwks = JwksKeySet(settings.jwks_url) if settings.jwks_url else None
-    return JwtVerifier(
-        settings.jwt_algorithm, key, settings.jwt_issuer, settings.jwt_audience, jwks
+    jwks = JwksKeySet(settings.jwks_url, settings.jwt_algorithm) if settings.jwks_url else None
+    own = JwtVerifier(
+        settings.jwt_algorithm,
+        key,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        jwks,
+        leeway_seconds=leeway,
     )
+    issuers = [own]
+    if settings.trusted_issuers is not None:
+        for trusted in load_trusted_issuers(settings.trusted_issuers):
+            if trusted.iss == settings.jwt_issuer:
+                raise ConfigurationError(
+                    f"TELECONSULT_TRUSTED_ISSUERS lists {trusted.iss}, the issuer of "
+                    "TELECONSULT_JWT_*: name each issuer once"
+                )
+            issuers.append(
+                JwtVerifier(
+                    trusted.algorithm,
+                    trusted.key(),
+                    trusted.iss,
+                    trusted.audience,
+                    JwksKeySet(trusted.jwks_url, trusted.algorithm) if trusted.jwks_url else None,
+                    hospitals=trusted.hospitals,
+                    leeway_seconds=leeway,
+                )
+            )
+    join_links = JwtVerifier(
+        "HS256",
+        _join_key(settings),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        leeway_seconds=leeway,
+    )
+    return TokenVerifier(issuers, join_links)
+
+
+def join_link_issuer(settings: Settings) -> TokenIssuer:
+    """The minter of this server's join links (HS256 with the server's own secret)."""
+    return TokenIssuer("HS256", _join_key(settings), settings.jwt_issuer, settings.jwt_audience)
 
 
 def issuer_from_settings(settings: Settings) -> TokenIssuer | None:
-    """The token issuer, or ``None`` when this deployment holds no private key."""
+    """The minter of identity tokens of the settings' issuer (``teleconsult token``, the demo),
+    or ``None`` when this deployment holds no private key."""
     if settings.jwt_algorithm == "HS256":
-        key = settings.signing_secret()
+        key = _join_key(settings)
     elif settings.jwt_private_key_file is not None:
         key = settings.jwt_private_key_file.read_text()
     else:

@@ -13,10 +13,11 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from config.issuers import ConfigurationError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from rooms.identity import Identity, Role
-from signaling.auth import issuer_from_settings
+from signaling.auth import issuer_from_settings, join_link_issuer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,7 +91,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    issuer = issuer_from_settings(settings)
+    issuer = join_link_issuer(settings) if args.consult else issuer_from_settings(settings)
     if issuer is None:
         print("no signing key: set TELECONSULT_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
         return 2
@@ -119,6 +120,14 @@ async def schedule_demo(services: Services) -> DemoLinks:
         ),
     )
     urls = join_urls(services, consult)
+    if services.issuer is not None:
+        # The admin's demo stands in for the hospital portal: staff links carry an identity token
+        # in the fragment, which the page takes out of the address at once.
+        for p in consult.participants:
+            if "?token=" not in urls[p.id]:
+                identity = Identity(p.sub, p.name, p.role, p.hospital)
+                token = services.issuer.mint(identity, services.settings.join_token_ttl_seconds)
+                urls[p.id] += f"#token={token}"
     return {p.name: (p.role.value, urls[p.id]) for p in consult.participants}
 
 
@@ -180,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--hospital", required=True)
     token.add_argument("--name")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
-    token.add_argument("--consult", help="restrict the token to one consult")
+    token.add_argument(
+        "--consult", help="mint a join link's token for this consult instead of an identity token"
+    )
     token.set_defaults(run=_token)
     demo = commands.add_parser("demo", help="schedule a demo visit and print its join links")
     demo.add_argument("--host", help="host used in the printed links (TELECONSULT_HOST)")
@@ -197,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = load_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
-    return int(args.run(settings, args))
+    try:
+        return int(args.run(settings, args))
+    except ConfigurationError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
-from signaling.auth import JwtVerifier, TokenIssuer
+from signaling.auth import TokenIssuer, TokenVerifier
+from signaling.supervisor import Supervisor
 
 
 @dataclass
@@ -29,14 +30,19 @@ class Services:
     consults: ConsultService
     registry: RoomRegistry
     media: MediaHost
-    verifier: JwtVerifier
+    verifier: TokenVerifier
+    #: Mints identity tokens of the settings' issuer (the demo); None without a private key.
     issuer: TokenIssuer | None
+    #: Mints this server's join links.
+    join_links: TokenIssuer
     sio: socketio.AsyncServer
     clinical: ClinicalServices
     recordings: RecordingService
     outbox_worker: OutboxWorker
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Runs the background jobs (outbox, renditions, retention, registry, JWKS), restarting them.
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from rooms.errors import DomainError, InvalidPayload
 from signaling.metrics import REFUSALS
@@ -32,6 +37,57 @@ class InternalError(DomainError):
     code, status = "internal_error", 500
 
 
+class ServiceUnavailable(DomainError):
+    """The database or Redis did not answer; nothing was changed, and trying later may work."""
+
+    code, status = "service_unavailable", 503
+
+
+#: Exceptions that mean the database or Redis is out of reach (not a bug of ours); a file
+#: system's OSError (a missing file, a full disk) is not one.
+OUTAGES = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, socket.gaierror)
+
+
+def is_outage(exc: Exception) -> bool:
+    """True when ``exc`` says the database or Redis did not answer."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, OUTAGES)
+
+
+@contextlib.contextmanager
+def outage_tolerated(what: str, **context: Any) -> Iterator[None]:
+    """Go on when the database or Redis is out of reach: log that ``what`` (a warning naming
+    the exception's class); any other exception propagates.
+
+    :param what: what did not happen, for the log.
+    :param context: ids for the log line.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        logger.warning(what, extra={**context, "error": type(exc).__name__})
+
+
+class RateLimited(DomainError):
+    """
+    Too many requests in a while: try again in ``retry_after`` seconds.
+
+    Sent as ``retry_after`` in the problem (and the ``Retry-After`` header on REST).
+
+    :param message: Which limit was reached (never the caller's data).
+    :param retry_after: Whole seconds until a new request would be counted, at least 1.
+    """
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class HttpRefusal(DomainError):
     """
     A refusal aiohttp raised itself (an unknown route, a method not allowed), with its code.
@@ -51,6 +107,8 @@ def as_domain_error(exc: Exception) -> DomainError:
         return exc
     if isinstance(exc, ValidationError):
         return InvalidPayload("The payload is not valid", details=field_errors(exc))
+    if is_outage(exc):
+        return ServiceUnavailable("The service is briefly unavailable; try again shortly")
     return InternalError("The server failed; nothing was changed")
 
 
@@ -59,14 +117,24 @@ def problem_body(error: DomainError) -> dict[str, Any]:
     problem: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
         problem["details"] = error.details
+    if isinstance(error, RateLimited):
+        problem["retry_after"] = error.retry_after
     return {"error": problem}
 
 
 def log_refusal(where: str, exc: Exception, error: DomainError, **context: Any) -> None:
-    """Log a refusal (warning) or a failure (error, with the traceback)."""
-    extra = {"where": where, "code": error.code, **context}
+    """Log a refusal (warning), an outage (warning, its exception's class) or a failure (error,
+    with the traceback)."""
     REFUSALS.labels(error.code).inc()
-    if error.status >= 500:
+    if isinstance(error, RateLimited):
+        return  # signaling.limits logs the first refusal of a flood; the metric counts each.
+    extra = {"where": where, "code": error.code, **context}
+    if isinstance(error, ServiceUnavailable):
+        logger.warning(
+            "request failed: a service is out of reach",
+            extra={**extra, "error": type(exc).__name__},
+        )
+    elif error.status >= 500:
         logger.error("request failed", extra=extra, exc_info=exc)
     else:
         logger.warning("request refused", extra=extra)
@@ -91,7 +159,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception as exc:
         error = as_domain_error(exc)
         log_refusal(f"{request.method} {request.path}", exc, error)
-        return web.json_response(problem_body(error), status=error.status)
+        headers = None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
+        return web.json_response(problem_body(error), status=error.status, headers=headers)
 
 
 async def json_body(request: web.Request) -> Any:

@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from aiohttp import web
 
 from media import ParticipantSession, Source
-from rooms.errors import DomainError, Forbidden, InvalidPayload, ParticipantNotFound, TokenMissing
+from rooms.audit import AuditRecord
+from rooms.errors import (
+    DomainError,
+    Forbidden,
+    InvalidPayload,
+    ParticipantNotFound,
+    TokenExpired,
+    TokenMissing,
+)
 from rooms.identity import Identity
-from rooms.registry import UNMUTED, Presence
+from rooms.registry import PRESENCE_REFRESH_SECONDS, UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView
+from signaling.addresses import client_address
 from signaling.context import Services
-from signaling.errors import as_domain_error, problem_body
+from signaling.errors import RateLimited, as_domain_error, outage_tolerated, problem_body
+from signaling.limits import SOCKET_RENEWAL_SECONDS, Limiter, SdpTooLarge, identity_key
 from signaling.metrics import JOIN_SECONDS, SOCKET_CONNECTIONS
 from signaling.protocol import (
     CHAT_HISTORY,
@@ -56,14 +68,28 @@ from signaling.schemas import (
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class HeldSeat:
+    """The seat of a participant whose connection dropped, kept for the grace period.
+
+    :param presence: Their presence meanwhile (``reconnecting``).
+    :param timer: Gives the seat up when the grace period ends.
+    """
+
+    presence: Presence
+    timer: asyncio.TimerHandle
+
+
 class ConsultSignaling:
     """The Socket.IO side of live consults, bound to one ``socketio.AsyncServer``.
 
     :param services: the process's services (database, registry, media, verifier).
+    :param limiter: counts connections and events against the deployment's limits.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, limiter: Limiter) -> None:
         self.services = services
+        self.limiter = limiter
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
         grace = services.settings.reconnect_grace_seconds
@@ -71,27 +97,27 @@ class ConsultSignaling:
         self.resume_tokens = ResumeTokens(
             services.settings.signing_secret(), grace + self.resume_refresh_seconds
         )
-        #: The seats of dropped participants, given up when their grace period ends.
-        self._held: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        #: The seats of dropped participants (their presence, and the timer that gives them up).
+        self._held: dict[tuple[str, str], HeldSeat] = {}
         self._expiring: set[asyncio.Task[None]] = set()
         self._going_away = False
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
-        self.client_events = ClientEvents(self.sio, self._connections)
+        self.client_events = ClientEvents(self.sio, self._connections, limiter)
         register = self.client_events.register
         register("join", JoinIn, self._join)
         register("resume", ResumeIn, self._resume)
         register("admit", ParticipantRef, self._admit)
         register("publish", PublishIn, self._publish)
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
-        register("ice_candidate", IceCandidateIn, self._ice_candidate)
+        register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
         register("leave", EmptyIn, self._leave)
         register("end", EmptyIn, self._end)
         register("mute_participant", ModerateMuteIn, self._mute_participant)
         register("remove_participant", ParticipantRef, self._remove_participant)
-        register("chat", ChatIn, self._chat)
+        register("chat", ChatIn, self._chat, limit="chat")
 
     # --- connection and helpers -------------------------------------------------------------
 
@@ -112,20 +138,74 @@ class ConsultSignaling:
                 raise TokenMissing("A token is needed to connect")
             else:
                 identity = self.services.verifier.verify(token)
+            await self._admit_connection(sid, identity, environ)
         except Exception as exc:
             error = as_domain_error(exc)
-            logger.warning("connection refused", extra={"code": error.code})
+            if not isinstance(error, RateLimited):  # the limiter logs a flood once
+                logger.warning("connection refused", extra={"code": error.code})
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, problem_body(error)["error"]
             ) from exc
-        self._connections[sid] = Connection(identity)
+        connection = Connection(identity, address=client_address(environ["aiohttp.request"]))
+        if identity.expires_at is not None:
+            # The token's end is the connection's end: nobody stays on a token that expired.
+            leeway = self.services.settings.token_leeway_seconds
+            delay = max(0.0, identity.expires_at + leeway - time.time())
+            loop = asyncio.get_running_loop()
+            connection.expiry = loop.call_later(delay, self._expire, sid)
+        self._connections[sid] = connection
         SOCKET_CONNECTIONS.inc()
+
+    def _expire(self, sid: str) -> None:
+        """Close a connection whose token has expired (a timer set at connect)."""
+        task = asyncio.create_task(self._close_expired(sid))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _close_expired(self, sid: str) -> None:
+        connection = self._connections.get(sid)
+        if connection is None:
+            return
+        logger.info("connection closed", extra={"reason": "token_expired"})
+        async with connection.lock:
+            if connection.consult_id is not None:  # a departure: no seat is held for it
+                await self._depart(sid, connection, "disconnected")
+        error = TokenExpired("The token has expired: open the link again")
+        await self.sio.emit("session_expired", problem_body(error)["error"], to=sid)
+        await self.sio.disconnect(sid)
+
+    async def _admit_connection(
+        self, sid: str, identity: Identity, environ: dict[str, Any]
+    ) -> None:
+        """Count a new connection against the connect rates and the identity's socket quota."""
+        who = identity_key(identity)
+        address = client_address(environ["aiohttp.request"]) or "unknown"
+        await self.limiter.hit("connects_per_address", address)
+        await self.limiter.hit("connects", who)
+        held_here = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
+        bound = self.services.settings.max_sockets_per_identity
+        await self.limiter.open_socket(who, sid, held_here, bound)
+
+    async def keep_socket_claims(self) -> None:
+        """Renew the quota claims of this process's sockets (a supervised job; a crashed
+        process's claims expire)."""
+        while True:
+            await asyncio.sleep(SOCKET_RENEWAL_SECONDS)
+            held = [(identity_key(c.identity), sid) for sid, c in self._connections.items()]
+            await self.limiter.renew_sockets(held)
+
+    def _check_sdp(self, sdp: str) -> None:
+        if len(sdp.encode()) > self.services.settings.max_sdp_bytes:
+            raise SdpTooLarge("The session description is longer than the server accepts")
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
         if connection is None:
             return
         SOCKET_CONNECTIONS.dec()
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        await self.limiter.close_socket(identity_key(connection.identity), sid)
         if self._going_away:
             return  # the seats stay as they are: the clients come back to the next process
         async with connection.lock:
@@ -142,6 +222,44 @@ class ConsultSignaling:
             presence = await self.services.registry.presence(consult.id)
         waiting = waiting_payload(consult, presence)
         await self.sio.emit("lobby", {"waiting": waiting}, room=hosts_room(consult.id))
+
+    async def _store_presence(
+        self, consult_id: str, participant_id: str, presence: Presence
+    ) -> None:
+        """Store a participant's presence, and remember it on its connection when it is ours
+        (:meth:`refresh_presence` asserts it again)."""
+        await self.services.registry.set_presence(consult_id, participant_id, presence)
+        connection = self._connections.get(presence.sid)
+        if connection is not None and connection.consult_id == consult_id:
+            connection.presence = presence
+
+    async def refresh_presence(self) -> None:
+        """Assert the presence of this process's participants again, every
+        :data:`~rooms.registry.PRESENCE_REFRESH_SECONDS`, until cancelled: it keeps them from
+        expiring in Redis and restores them after Redis lost them (a restart). Raises on a
+        registry fault (the supervisor runs it again).
+
+        Each consult's participants are read just before its refresh, so a departure while an
+        earlier consult refreshes is not asserted again (a race left is a ghost for one TTL).
+        """
+        while True:
+            await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
+            consults = {c.consult_id for c in self._connections.values() if c.consult_id}
+            consults |= {consult_id for consult_id, _ in self._held}
+            for consult_id in consults:
+                held = {
+                    c.participant.id: c.presence
+                    for c in list(self._connections.values())
+                    if c.consult_id == consult_id and c.participant and c.presence
+                }
+                # Seats kept for a dropped connection must not expire before its grace period.
+                held |= {
+                    participant_id: seat.presence
+                    for (held_in, participant_id), seat in list(self._held.items())
+                    if held_in == consult_id
+                }
+                if held:
+                    await self.services.registry.refresh_presence(consult_id, held)
 
     async def _open_media(self, sid: str, connection: Connection) -> ParticipantSession:
         consult_id, participant = connection.joined()
@@ -204,7 +322,7 @@ class ConsultSignaling:
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
         muted = previous.muted if previous is not None else dict(UNMUTED)
         mine = Presence("waiting" if connection.waiting else "joined", sid, muted)
-        await registry.set_presence(consult.id, participant.id, mine)
+        await self._store_presence(consult.id, participant.id, mine)
         presence = {**present, participant.id: mine}
         if connection.waiting:
             await self.sio.enter_room(sid, lobby_room(consult.id))
@@ -214,6 +332,13 @@ class ConsultSignaling:
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
         chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
+        if chat:  # the chat history is health data: its reads are audited like a record's
+            await services.clinical.audit.record(
+                connection.identity,
+                AuditRecord("view", "chat", consult.id, consult.id, consult.hospital),
+                connection.address,
+                {"messages": len(chat)},
+            )
         token = self.resume_tokens.mint(Seat(consult.id, participant.id, connection.identity))
         return {
             "status": "lobby" if connection.waiting else "joined",
@@ -258,7 +383,7 @@ class ConsultSignaling:
         presence = (await services.registry.presence(consult_id)).get(admitted.id)
         if presence is not None and presence.status == "waiting":
             joined = Presence("joined", presence.sid, presence.muted)
-            await services.registry.set_presence(consult_id, admitted.id, joined)
+            await self._store_presence(consult_id, admitted.id, joined)
             await self.sio.leave_room(presence.sid, lobby_room(consult_id))
             await self._enter_consult(presence.sid, consult, admitted, joined)
             await self.sio.emit(
@@ -286,6 +411,7 @@ class ConsultSignaling:
         await self._admitted_now(connection)
         if payload.type != "offer":
             raise InvalidPayload("publish takes an offer")
+        self._check_sdp(payload.sdp)
         if not connection.grants.publish:
             raise Forbidden("You may not publish media in this consult")
         if payload.restart:
@@ -301,6 +427,7 @@ class ConsultSignaling:
         connection.joined()
         if payload.type != "answer":
             raise InvalidPayload("subscriber_answer takes an answer")
+        self._check_sdp(payload.sdp)
         if connection.media is None:
             raise NotJoined("No media session yet: publish first")
         await connection.media.handle_subscriber_answer(payload.sdp)
@@ -337,7 +464,7 @@ class ConsultSignaling:
         """Stop (or resume) forwarding a source and show the new state to everyone."""
         self.services.media.room(consult_id).set_muted(participant.id, source, muted)
         updated = presence.with_muted(source, muted)
-        await self.services.registry.set_presence(consult_id, participant.id, updated)
+        await self._store_presence(consult_id, participant.id, updated)
         await self.sio.emit(
             "participant_updated",
             participant_payload(participant, updated),
@@ -430,14 +557,20 @@ class ConsultSignaling:
             await self.sio.close_room(room)
         await self.sio.close_room(hosts_room(consult_id))
         await services.media.close_room(consult_id)
-        await services.registry.clear_consult(consult_id)
         for connection in self._connections.values():
             if connection.consult_id == consult_id:
                 connection.leave_consult()
+        with outage_tolerated("live state of an ended consult not cleared", consult_id=consult_id):
+            await services.registry.clear_consult(consult_id)  # else it expires by itself
         return consult
 
     async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
-        """Take a connection out of its consult; ``how`` goes on the timeline (None: already)."""
+        """Take a connection out of its consult; ``how`` goes on the timeline (None: already).
+
+        Idempotent and outage-proof: the connection leaves its consult, its media and its rooms
+        whatever the registry or the database answer; a presence Redis could not clear expires
+        by itself (``rooms.registry.PRESENCE_TTL_SECONDS``).
+        """
         consult_id, participant = connection.joined()
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
             await self.sio.leave_room(sid, room)
@@ -450,21 +583,24 @@ class ConsultSignaling:
         """The participant is gone: their media, their presence, a departure for the others."""
         services = self.services
         self._release_hold(consult_id, participant_id)
+        presence = (await services.registry.presence(consult_id)).get(participant_id)
+        if presence is not None and presence.sid != sid:
+            return  # another connection holds the seat now (a resume)
         if consult_id in services.media.consult_ids:
             await services.media.room(consult_id).leave(participant_id)
-        presence = (await services.registry.presence(consult_id)).get(participant_id)
-        if presence is not None and presence.sid == sid:
-            await services.registry.clear_presence(consult_id, participant_id)
+        with outage_tolerated("presence not cleared", consult_id=consult_id):
+            await services.registry.clear_presence(consult_id, participant_id, sid)
         await self.sio.emit(
             "participant_left", {"participant_id": participant_id}, room=consult_room(consult_id)
         )
-        try:
-            if how is not None:
-                await services.consults.note(consult_id, identity, how)
-            consult = await services.consults.get(identity, consult_id)
-        except DomainError:
-            return
-        await self._broadcast_lobby(consult)
+        with outage_tolerated("departure not noted", consult_id=consult_id):
+            try:
+                if how is not None:
+                    await services.consults.note(consult_id, identity, how)
+                consult = await services.consults.get(identity, consult_id)
+            except DomainError:
+                return
+            await self._broadcast_lobby(consult)
 
     # --- dropped connections, resume, going away ---------------------------------------------
 
@@ -484,6 +620,15 @@ class ConsultSignaling:
             return  # another connection holds the seat already (a resume overtook the drop)
         held = Presence("reconnecting", sid, presence.muted)
         await registry.set_presence(consult_id, participant.id, held)
+        key = (consult_id, participant.id)
+        timer = asyncio.get_running_loop().call_later(
+            self.services.settings.reconnect_grace_seconds,
+            self._seat_expired,
+            key,
+            sid,
+            connection.identity,
+        )
+        self._held[key] = HeldSeat(held, timer)
         await self.sio.emit(
             "participant_reconnecting",
             participant_payload(participant, held),
@@ -493,16 +638,8 @@ class ConsultSignaling:
             "connection dropped: seat held",
             extra={"consult_id": consult_id, "participant_id": participant.id},
         )
-        key = (consult_id, participant.id)
-        self._held[key] = asyncio.get_running_loop().call_later(
-            self.services.settings.reconnect_grace_seconds,
-            self._expire,
-            key,
-            sid,
-            connection.identity,
-        )
 
-    def _expire(self, key: tuple[str, str], sid: str, identity: Identity) -> None:
+    def _seat_expired(self, key: tuple[str, str], sid: str, identity: Identity) -> None:
         self._held.pop(key, None)
         task = asyncio.ensure_future(self._give_up_held_seat(key, sid, identity))
         self._expiring.add(task)
@@ -523,9 +660,9 @@ class ConsultSignaling:
             logger.exception("giving up a seat failed", extra={"consult_id": consult_id})
 
     def _release_hold(self, consult_id: str, participant_id: str) -> None:
-        handle = self._held.pop((consult_id, participant_id), None)
-        if handle is not None:
-            handle.cancel()
+        seat = self._held.pop((consult_id, participant_id), None)
+        if seat is not None:
+            seat.timer.cancel()
 
     async def refresh_resume_tokens(self) -> None:
         """Send every joined participant a fresh resume token, forever (a background task)."""
@@ -542,8 +679,8 @@ class ConsultSignaling:
     async def going_away(self) -> None:
         """The server stops: tell every client to reconnect, keep their seats, disconnect them."""
         self._going_away = True
-        for handle in self._held.values():
-            handle.cancel()
+        for seat in self._held.values():
+            seat.timer.cancel()
         self._held.clear()
         sids = list(self._connections)
         logger.info("going away", extra={"connections": len(sids)})

@@ -12,6 +12,10 @@ SOCKET_CONNECTIONS = Gauge(
 REFUSALS = Counter(
     "teleconsult_refusals_total", "Requests and events refused, by error code", ["code"]
 )
+LIMITER_FALLBACKS = Counter(
+    "teleconsult_limiter_fallbacks_total",
+    "Times Redis failed the rate limiter, which then counted in the process for a while",
+)
 CONSULTS_SCHEDULED = Counter("teleconsult_consults_scheduled_total", "Consults scheduled")
 JOIN_SECONDS = Histogram(
     "teleconsult_join_seconds",
@@ -22,6 +26,17 @@ EVENT_LOOP_LAG_SECONDS = Histogram(
     "teleconsult_event_loop_lag_seconds",
     "How late the event loop ran a timer: every request, event and packet waits this long",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+JOB_RUNNING = Gauge(
+    "teleconsult_background_job_running",
+    "1 while a supervised background job runs, 0 while it backs off after a failure",
+    ["job"],
+)
+JOB_RESTARTS = Counter(
+    "teleconsult_background_job_restarts_total",
+    "Failures of a supervised background job (each followed by a restart), by exception class",
+    ["job", "error"],
 )
 
 #: How often :func:`watch_event_loop_lag` samples the event loop.

@@ -23,6 +23,7 @@ from rooms.identity import Identity
 from rooms.registry import UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
 from signaling.errors import ack_error
+from signaling.limits import Limiter, identity_key
 
 # --- error codes of the live consult (docs/protocol.md, "Error codes") ---------------------------
 
@@ -114,12 +115,18 @@ class Connection:
     """One Socket.IO connection: who it is and where it stands in its consult."""
 
     identity: Identity
+    #: The client's address (``signaling.addresses.client_address``), for the audit log.
+    address: str | None = None
     consult_id: str | None = None
     participant: ParticipantView | None = None
     grants: ConsultGrants = NO_GRANTS
     waiting: bool = False
     media: ParticipantSession | None = None
+    #: What this process last stored in the registry for it (asserted again periodically).
+    presence: Presence | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Closes the connection when its token expires.
+    expiry: asyncio.TimerHandle | None = None
 
     def joined(self) -> tuple[str, ParticipantView]:
         """The consult and participant of a joined connection.
@@ -133,7 +140,7 @@ class Connection:
     def leave_consult(self) -> None:
         """Forget the consult: the connection may join one again."""
         self.consult_id, self.participant, self.media = None, None, None
-        self.grants, self.waiting = NO_GRANTS, False
+        self.grants, self.waiting, self.presence = NO_GRANTS, False, None
 
 
 EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]]
@@ -142,22 +149,38 @@ EventHandler = Callable[[str, Connection, Any], Awaitable[dict[str, Any] | None]
 
 class ClientEvents:
     """
-    The client events a server answers: each validated, run under its connection's lock, acked.
+    The client events a server answers: each counted, validated, run under its connection's
+    lock, acked.
 
-    An event nobody registered is answered with ``unknown_event``.
+    Every event counts against the ``events`` limit of its identity, and an event registered
+    with a limit of its own against that one too: per identity, or per connection for a limit
+    counted in the process (see :mod:`signaling.limits`). An event nobody registered is answered
+    with ``unknown_event``.
 
     :param sio: The Socket.IO server.
     :param connections: The authenticated connections, by Socket.IO session id.
+    :param limiter: Counts the events.
     """
 
-    def __init__(self, sio: socketio.AsyncServer, connections: Mapping[str, Connection]) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, connections: Mapping[str, Connection], limiter: Limiter
+    ) -> None:
         self._sio = sio
         self._connections = connections
+        self._names: list[str] = []
+        self._limiter = limiter
         sio.on("*", self._on_unknown)
 
-    def register(self, name: str, schema: type[BaseModel], handler: EventHandler) -> None:
+    @property
+    def names(self) -> list[str]:
+        """The registered events' names, in the order they were registered."""
+        return list(self._names)
+
+    def register(
+        self, name: str, schema: type[BaseModel], handler: EventHandler, limit: str | None = None
+    ) -> None:
         """
-        Handle the client event `name`: validate with `schema`, run `handler`, ack.
+        Handle the client event `name`: count, validate with `schema`, run `handler`, ack.
 
         The handler runs under the connection's lock and returns the ack's result fields (or
         None); a raised error becomes a coded ``ok: false`` ack.
@@ -165,13 +188,19 @@ class ClientEvents:
         :param name: The event's name.
         :param schema: Its payload's schema.
         :param handler: Called as ``handler(sid, connection, payload)``.
+        :param limit: The name of a limit of this event's own, besides ``events``.
         """
+        own = self._limiter.limits[limit] if limit is not None else None
 
         async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
             connection = self._connections.get(sid)
             try:
                 if connection is None:
                     raise NotJoined("The connection is not authenticated")
+                who = identity_key(connection.identity)
+                await self._limiter.hit("events", who)
+                if own is not None:
+                    await self._limiter.hit(own.name, who if own.shared else sid)
                 payload = schema.model_validate({} if data is None else data)
                 async with connection.lock:
                     result = await handler(sid, connection, payload)
@@ -180,7 +209,13 @@ class ClientEvents:
             return {"ok": True, **(result or {})}
 
         self._sio.on(name, on_event)
+        self._names.append(name)
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
-        error = UnknownEvent(f"Unknown event {event!r}")
-        return ack_error("unknown", error, sid=sid, event=event[:64])
+        connection = self._connections.get(sid)
+        try:
+            if connection is not None:
+                await self._limiter.hit("events", identity_key(connection.identity))
+            raise UnknownEvent(f"Unknown event {event!r}")
+        except Exception as exc:
+            return ack_error("unknown", exc, sid=sid, event=event[:64])

@@ -2,8 +2,9 @@
 
 The server mints one with every join (and refreshes it while the participant stays), for one
 participant of one consult. It is signed, not stored, so it survives a restart of the server; it
-is short-lived, so a leaked one soon stops working; and it is signed with a key of its own
-(derived from the deployment's secret), so it is never mistaken for an identity token.
+is short-lived, so a leaked one soon stops working; it never outlives the token the participant
+joined with (its ``until``); and it is signed with a key of its own (derived from the
+deployment's secret), so it is never mistaken for an identity token.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -64,7 +66,7 @@ class ResumeTokens:
         :param seat: The participant's seat.
         """
         identity = seat.identity
-        claims = {
+        claims: dict[str, Any] = {
             "aud": _AUDIENCE,
             "consult": seat.consult_id,
             "participant": seat.participant_id,
@@ -74,6 +76,8 @@ class ResumeTokens:
             "hospital": identity.hospital,
             "exp": int(time.time() + self.ttl_seconds),
         }
+        if identity.expires_at is not None:
+            claims["until"] = identity.expires_at
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
 
     def seat(self, token: str) -> Seat:
@@ -93,18 +97,22 @@ class ResumeTokens:
                 options={"require": ["exp", "consult", "participant", "sub", "role", "hospital"]},
             )
             consult_id = str(claims["consult"])
+            until = claims.get("until")
             identity = Identity(
                 sub=str(claims["sub"]),
                 name=str(claims.get("name") or claims["sub"]),
                 role=Role(claims["role"]),
                 hospital=str(claims["hospital"]),
                 consult_id=consult_id,
+                expires_at=float(until) if until is not None else None,
             )
         except jwt.ExpiredSignatureError as exc:
             raise ResumeExpired("The seat was given up: join again") from exc
         except (jwt.PyJWTError, ValueError) as exc:
             logger.info("resume token refused", extra={"reason": type(exc).__name__})
             raise ResumeRefused("The resume token is not valid") from exc
+        if identity.expires_at is not None and identity.expires_at < time.time():
+            raise ResumeExpired("The link you joined with has expired: open a new one")
         return Seat(consult_id, str(claims["participant"]), identity)
 
     def check(self, token: str, holder: Identity, consult_id: str) -> Seat:

@@ -19,6 +19,9 @@ class Problem(BaseModel):
     code: str
     message: str
     details: list[dict[str, str]] | None = None
+    retry_after: int | None = Field(
+        default=None, description="rate_limited: seconds until a new request would be counted"
+    )
 
 
 class ProblemOut(BaseModel):
@@ -46,7 +49,8 @@ class SessionDescriptionIn(Strict):
     """``subscriber_answer`` (an answer)."""
 
     type: Literal["offer", "answer"]
-    sdp: str = Field(min_length=1, max_length=100_000)
+    # Bounded by TELECONSULT_MAX_SDP_BYTES (sdp_too_large), not here.
+    sdp: str = Field(min_length=1)
 
 
 class ResumeIn(Strict):

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,9 @@ import pytest
 import redis
 
 from config.settings import Settings
+
+#: Every log line of the run is checked for the secrets tests used (tests/log_scan.py).
+pytest_plugins = ("tests.log_scan",)
 
 TESTS_DIR = Path(__file__).resolve().parent
 PG_SOCKET_DIR = "/var/run/postgresql"
@@ -279,3 +283,35 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
         if admin.get(REDIS_LOCK_KEY.format(db)) == token.encode():
             admin.delete(REDIS_LOCK_KEY.format(db))
         admin.close()
+
+
+# --- outages ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[Any]:
+    """A PostgreSQL cluster of this test only (tests/outages.py), that it may stop and start.
+
+    Its folder is outside pytest's (which only root may enter): the cluster's user must reach it.
+    """
+    from tests.outages import PrivatePostgres
+
+    server = PrivatePostgres(Path(tempfile.mkdtemp(prefix="teleconsult-pg-")))
+    server.create()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def stoppable_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of this test only (tests/outages.py), that it may freeze and thaw."""
+    from tests.outages import PrivateRedis
+
+    server = PrivateRedis(tmp_path / "stoppable-redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from clinical.safety import Allergy
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.api.prescriptions import DrugCode
 from signaling.context import services
@@ -64,7 +65,7 @@ async def record_allergies(
     """Record a patient's complete list of allergies (doctor, coordinator or hospital system)."""
     allergies = [Allergy(a.substance_code, a.substance_name, a.reaction) for a in body.allergies]
     recorded = await services(request).clinical.allergies.replace(
-        identity, patient_sub, allergies, request.remote
+        identity, patient_sub, allergies, client_address(request)
     )
     return _allergies_out(patient_sub, recorded)
 
@@ -80,6 +81,6 @@ async def read_allergies(
 ) -> AllergiesOut:
     """A patient's recorded allergies at the caller's hospital (hospital staff, or the patient)."""
     recorded = await services(request).clinical.allergies.read(
-        identity, patient_sub, request.remote
+        identity, patient_sub, client_address(request)
     )
     return _allergies_out(patient_sub, recorded)

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import services
 
@@ -21,6 +22,10 @@ class AuditQuery(BaseModel):
     resource_type: str | None = None
     resource_id: str | None = None
     actor: str | None = None
+    actor_hospital: str | None = Field(
+        default=None,
+        description="with `actor`: the actor's hospital (a person is hospital and sub)",
+    )
     limit: int = Field(default=200, description="at most this many entries (1 to 1000)")
 
 
@@ -63,12 +68,13 @@ async def audit_log(request: web.Request, identity: Identity, query: AuditQuery)
     """The audit log of a hospital, the caller's by default (its administrators), newest first."""
     recordings = services(request).recordings
     hospital = identity.hospital if query.hospital is None else query.hospital
-    await recordings.access.check_admin(identity, hospital, "view_audit", request.remote)
+    await recordings.access.check_admin(identity, hospital, "view_audit", client_address(request))
     entries = await recordings.audit.entries(
         hospital_id=hospital,
         resource_type=query.resource_type,
         resource_id=query.resource_id,
         actor_sub=query.actor,
+        actor_hospital=query.actor_hospital,
         limit=min(max(query.limit, 1), 1000),
     )
     return AuditLogOut(

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from clinical.access import audited
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.api.notes import NoteOut, note_out
 from signaling.api.prescriptions import PrescriptionOut, prescription_out
@@ -36,7 +37,7 @@ async def consult_clinical(
     svc = services(request)
     clinical = svc.clinical
     async with audited(
-        clinical.audit, identity, "list", "consult_clinical", consult_id, request.remote
+        clinical.audit, identity, "list", "consult_clinical", consult_id, client_address(request)
     ) as scope:
         consult = await svc.consults.get(identity, consult_id)
         scope.about(consult.id, consult.hospital)

@@ -9,12 +9,15 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field
 
+from clinical.access import audited
 from rooms.identity import Identity, Role
 from rooms.service import ConsultSpec, Invitee
 from rooms.views import ConsultView
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import Services, services
 from signaling.events import LIVE_CONSULTS
+from signaling.limits import TooManyParticipants
 from signaling.metrics import CONSULTS_SCHEDULED
 from signaling.schemas import Strict
 
@@ -49,7 +52,9 @@ class ConsultCreate(Strict):
     title: str = Text
     scheduled_at: AwareDatetime
     host: HostIn
-    participants: list[InviteeIn] = Field(min_length=1, max_length=15)
+    # Bounded by TELECONSULT_MAX_PARTICIPANTS_PER_CONSULT (too_many_participants); this only
+    # keeps a request's body small.
+    participants: list[InviteeIn] = Field(min_length=1, max_length=200)
 
 
 class ParticipantOut(BaseModel):
@@ -114,19 +119,32 @@ def consult_out(consult: ConsultView, join_urls: dict[str, str] | None = None) -
     )
 
 
+#: Who has no identity at the hospital, and so joins with a link that carries a token.
+LINK_HOLDERS = frozenset({Role.PATIENT})
+
+
 def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
-    """A join link per participant, each carrying a short-lived token for that consult only."""
-    if svc.issuer is None:
-        return {}
+    """A join link per participant (docs/security.md).
+
+    A patient's link carries a short-lived join token for this consult only; staff get the page's
+    address alone and open it with their own identity token (the portal adds ``#token=…``), so
+    nothing the scheduler receives can act as them.
+    """
     base = svc.settings.base_url()
     ttl = svc.settings.join_token_ttl_seconds
     urls = {}
     for participant in consult.participants:
-        identity = Identity(
-            participant.sub, participant.name, participant.role, participant.hospital, consult.id
-        )
-        token = svc.issuer.mint(identity, ttl)
-        urls[participant.id] = f"{base}/join/{quote(consult.id)}?token={token}"
+        url = f"{base}/join/{quote(consult.id)}"
+        if participant.role in LINK_HOLDERS:
+            identity = Identity(
+                participant.sub,
+                participant.name,
+                participant.role,
+                participant.hospital,
+                consult.id,
+            )
+            url += f"?token={svc.join_links.mint(identity, ttl)}"
+        urls[participant.id] = url
     return urls
 
 
@@ -137,11 +155,16 @@ def join_urls(svc: Services, consult: ConsultView) -> dict[str, str]:
     status=201,
     description="the consult, with a join_url per participant",
     problems=(403,),
+    rate_limit="scheduling",
 )
 async def schedule_consult(
     request: web.Request, identity: Identity, body: ConsultCreate
 ) -> ConsultOut:
     """Schedule a consult (coordinator, doctor or hospital system), with a join link each."""
+    svc = services(request)
+    bound = svc.settings.max_participants_per_consult
+    if len(body.participants) + 1 > bound:
+        raise TooManyParticipants(f"A consult has at most {bound} participants, its host included")
     spec = ConsultSpec(
         kind=body.kind,
         hospital=body.hospital,
@@ -150,7 +173,6 @@ async def schedule_consult(
         host=Invitee(body.host.sub, body.host.name, body.host.role, body.host.hospital),
         participants=[Invitee(p.sub, p.name, p.role, p.hospital) for p in body.participants],
     )
-    svc = services(request)
     consult = await svc.consults.schedule(identity, spec)
     CONSULTS_SCHEDULED.inc()
     return consult_out(consult, join_urls(svc, consult))
@@ -160,11 +182,20 @@ async def schedule_consult(
     "/api/consults/{consult_id}",
     response=ConsultOut,
     description="the consult",
-    problems=(404,),
+    problems=(403, 404),
+    join_link=True,
 )
 async def read_consult(request: web.Request, identity: Identity, consult_id: str) -> ConsultOut:
-    """A consult and its participants."""
-    return consult_out(await services(request).consults.get(identity, consult_id))
+    """A consult and its participants (audited: who sees a patient's consults is health data)."""
+    svc = services(request)
+    address = client_address(request)
+    async with audited(
+        svc.clinical.audit, identity, "view", "consult", consult_id, address
+    ) as scope:
+        scope.about(consult_id, identity.hospital)  # a refusal: the caller's hospital sees it
+        consult = await svc.consults.get(identity, consult_id)
+        scope.about(consult.id, consult.hospital)
+    return consult_out(consult)
 
 
 @routes.post(
@@ -182,11 +213,20 @@ async def end_consult(request: web.Request, identity: Identity, consult_id: str)
     "/api/consults/{consult_id}/timeline",
     response=TimelineOut,
     description="the events, oldest first",
-    problems=(404,),
+    problems=(403, 404),
+    join_link=True,
 )
 async def consult_timeline(
     request: web.Request, identity: Identity, consult_id: str
 ) -> TimelineOut:
-    """The consult's timeline: who did what, when."""
-    entries = await services(request).consults.timeline(identity, consult_id)
+    """The consult's timeline: who did what, when, chat included (audited)."""
+    svc = services(request)
+    address = client_address(request)
+    async with audited(
+        svc.clinical.audit, identity, "view", "timeline", consult_id, address
+    ) as scope:
+        scope.about(consult_id, identity.hospital)  # a refusal: the caller's hospital sees it
+        consult = await svc.consults.get(identity, consult_id)
+        scope.about(consult.id, consult.hospital)
+        entries = await svc.consults.timeline(identity, consult_id)
     return TimelineOut.model_validate({"events": [entry.as_dict() for entry in entries]})

@@ -15,15 +15,17 @@ application; the handler receives its inputs already checked::
         request: web.Request, identity: Identity, note_id: str, body: NoteIn
     ) -> NoteOut:
         '''Save a draft note (its author).'''
-        view = await notes(request).update(identity, note_id, draft(body), request.remote)
+        view = await notes(request).update(identity, note_id, draft(body), client_address(request))
         return NoteOut.model_validate(view.as_dict())
 
     routes.add_to(app)  # the routes, and their operations in /api/openapi.json
 
 The operation's summary is the first line of the handler's docstring, unless ``summary=`` says
 otherwise. The handler is called with the request and, by keyword: each path parameter (a
-string); ``identity``, the bearer token's verified identity (unless ``bearer=False``); ``query``,
-the query string as the ``query`` model; ``body``, the JSON body as the ``body`` model. They are
+string); ``identity``, the bearer token's verified identity (unless ``bearer=False``; a join
+link only where ``join_link=True``, for the consult in the path; refused and audited elsewhere);
+``query``, the query string as the ``query`` model; ``body``, the JSON body as the ``body``
+model. They are
 checked in that order, so a missing token is refused before a bad body; bad input raises as it
 always has and ``signaling.errors`` answers the usual 422 ``invalid_payload`` problem. A handler
 whose parameters differ from its declaration is refused when it is declared.
@@ -31,7 +33,9 @@ whose parameters differ from its declaration is refused when it is declared.
 The handler returns a value of the ``response`` type (a model, or a type such as
 ``list[Model]``), sent as JSON with ``status``; or a ``web.StreamResponse``, sent as it is (a
 file, or an answer whose status depends on the outcome). ``problems`` are the refusal statuses
-beyond those implied: 401 by a bearer, 422 by a body or a query.
+beyond those implied: 401 by a bearer, 422 by a body or a query, 429 by a write or a
+``rate_limit`` (the name of a limit of the route's own, counted by
+:func:`signaling.limits.rate_limit_middleware`).
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from signaling.api.bearer import caller
+from signaling.api.bearer import caller, check_join_link
 from signaling.errors import json_body
+from signaling.limits import WRITES
 
 H = TypeVar("H", bound=Callable[..., Awaitable[object]])
 P = ParamSpec("P")
@@ -70,9 +75,14 @@ class Operation:
     :param body: The model of the JSON body, if the route takes one.
     :param body_required: False when an empty body means the model's defaults.
     :param query: The model of the query string, if the route reads one.
-    :param problems: Refusal statuses beyond the implied 401 (bearer) and 422 (body or query).
+    :param problems: Refusal statuses beyond the implied 401 (bearer), 422 (body or query)
+        and 429 (a write, or a ``rate_limit``).
     :param other_statuses: Answers that are neither success nor problem, with their description.
     :param bearer: Whether the route needs a bearer token.
+    :param join_link: Whether the join link of the consult in the path (``{consult_id}``) is
+        accepted besides identity tokens; every other route refuses join links.
+    :param rate_limit: The name of a limit of the route's own (:mod:`signaling.limits`), counted
+        per caller besides the limits of every write.
     """
 
     method: str
@@ -89,6 +99,8 @@ class Operation:
     problems: tuple[int, ...] = ()
     other_statuses: Mapping[int, str] = field(default_factory=dict)
     bearer: bool = True
+    join_link: bool = False
+    rate_limit: str | None = None
 
     @property
     def path_parameters(self) -> list[str]:
@@ -101,6 +113,8 @@ class Operation:
         implied = {401} if self.bearer else set()
         if self.body is not None or self.query is not None:
             implied.add(422)
+        if self.method in WRITES or self.rate_limit is not None:
+            implied.add(429)
         return sorted(implied | set(self.problems))
 
     @property
@@ -157,6 +171,8 @@ class ApiRoutes:
         problems: tuple[int, ...] = (),
         other_statuses: Mapping[int, str] | None = None,
         bearer: bool = True,
+        join_link: bool = False,
+        rate_limit: str | None = None,
     ) -> Callable[[H], H]:
         """Declare a route; the decorated handler is returned unchanged (see the module's doc)."""
 
@@ -176,6 +192,8 @@ class ApiRoutes:
                 problems=problems,
                 other_statuses=other_statuses or {},
                 bearer=bearer,
+                join_link=join_link,
+                rate_limit=rate_limit,
             )
             _check_parameters(operation, handler)
             self._routes.append((operation, web.route(method, path, _bind(operation, handler))))
@@ -209,6 +227,8 @@ def _summary(handler: Callable[..., object]) -> str:
 
 
 def _check_parameters(operation: Operation, handler: Callable[..., object]) -> None:
+    if operation.join_link and "consult_id" not in operation.path_parameters:
+        raise TypeError(f"{handler.__qualname__} accepts join links but names no {{consult_id}}")
     parameters = list(inspect.signature(handler).parameters)[1:]
     if sorted(parameters) != sorted(operation.inputs):
         raise TypeError(
@@ -226,7 +246,12 @@ def _bind(
     async def handle(request: web.Request) -> web.StreamResponse:
         inputs: dict[str, Any] = dict(request.match_info)
         if operation.bearer:
-            inputs["identity"] = caller(request)
+            identity = caller(request)
+            consult_id = request.match_info["consult_id"] if operation.join_link else None
+            await check_join_link(
+                request, identity, operation.operation_id, operation.tag, consult_id
+            )
+            inputs["identity"] = identity
         if operation.query is not None:
             inputs["query"] = operation.query.model_validate(dict(request.query))
         if operation.body is not None:

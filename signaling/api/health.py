@@ -7,7 +7,7 @@ from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from signaling.api.declare import ApiRoutes
@@ -25,11 +25,21 @@ class LivenessOut(BaseModel):
     status: Literal["ok"]
 
 
+class JobOut(BaseModel):
+    """A supervised background job: running, backing off after a failure, or finished."""
+
+    status: Literal["running", "backing_off", "finished"]
+    restarts: int
+    last_error: str | None = Field(description="the class of the last exception it raised")
+
+
 class ReadinessOut(BaseModel):
-    """Whether the process can reach what it needs, and each check's outcome."""
+    """Whether the process can reach what it needs, each check's outcome, and the state of its
+    background jobs (reported, not part of readiness: a job backing off retries by itself)."""
 
     status: Check
     checks: dict[str, Check]
+    jobs: dict[str, JobOut]
 
 
 @routes.get("/healthz", response=LivenessOut, description="up", bearer=False)
@@ -56,8 +66,9 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         logger.warning("database not ready", extra={"error": type(exc).__name__})
         checks["database"] = "unavailable"
-    if svc.verifier.jwks is not None:
-        checks["signing_keys"] = "ok" if svc.verifier.jwks.loaded else "unavailable"
+    if svc.verifier.jwks:
+        loaded = all(key_set.loaded for key_set in svc.verifier.jwks)
+        checks["signing_keys"] = "ok" if loaded else "unavailable"
     redis_client = svc.redis
     if redis_client is not None:
         try:
@@ -67,7 +78,11 @@ async def readyz(request: web.Request) -> web.Response:
             logger.warning("redis not ready", extra={"error": type(exc).__name__})
             checks["redis"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
-    out = ReadinessOut(status="ok" if ready else "unavailable", checks=checks)
+    jobs = {
+        name: JobOut(status=job.status, restarts=job.restarts, last_error=job.last_error)
+        for name, job in svc.supervisor.states().items()
+    }
+    out = ReadinessOut(status="ok" if ready else "unavailable", checks=checks, jobs=jobs)
     return web.json_response(text=out.model_dump_json(), status=200 if ready else 503)
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from clinical.notes import Diagnosis, NoteDraft, NoteView
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.api.documents import DeliveryOut, PersonOut, Reason, SignatureOut
 from signaling.context import services
@@ -99,14 +100,14 @@ async def create_note(
 ) -> NoteOut:
     """Start a draft consultation note (the consult's doctors)."""
     notes = services(request).clinical.notes
-    return note_out(await notes.create(identity, consult_id, _draft(body), request.remote))
+    return note_out(await notes.create(identity, consult_id, _draft(body), client_address(request)))
 
 
 @routes.get("/api/notes/{note_id}", response=NoteOut, description="the note", problems=(404,))
 async def read_note(request: web.Request, identity: Identity, note_id: str) -> NoteOut:
     """A note: for the consult's doctors; for its patient once signed."""
     notes = services(request).clinical.notes
-    return note_out(await notes.get(identity, note_id, request.remote))
+    return note_out(await notes.get(identity, note_id, client_address(request)))
 
 
 @routes.patch(
@@ -121,7 +122,7 @@ async def update_note(
 ) -> NoteOut:
     """Save a draft note (its author; autosave as the doctor types)."""
     notes = services(request).clinical.notes
-    return note_out(await notes.update(identity, note_id, _draft(body), request.remote))
+    return note_out(await notes.update(identity, note_id, _draft(body), client_address(request)))
 
 
 @routes.post(
@@ -133,7 +134,7 @@ async def update_note(
 async def sign_note(request: web.Request, identity: Identity, note_id: str) -> NoteOut:
     """Sign a draft note: immutable, signed (Ed25519), queued for the record store."""
     notes = services(request).clinical.notes
-    return note_out(await notes.sign(identity, note_id, request.remote))
+    return note_out(await notes.sign(identity, note_id, client_address(request)))
 
 
 @routes.post(
@@ -149,5 +150,5 @@ async def amend_note(
 ) -> NoteOut:
     """Start an amendment of a signed note: a new draft version with a reason."""
     notes = services(request).clinical.notes
-    view = await notes.amend(identity, note_id, _draft(body), body.reason, request.remote)
+    view = await notes.amend(identity, note_id, _draft(body), body.reason, client_address(request))
     return note_out(view)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from clinical.access import audited
 from outbox.queue import entry_as_dict
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import services
 
@@ -55,7 +56,7 @@ async def list_outbox(
     """Outbox entries of the admin's hospital, newest first (?status=failed: those needing help)."""
     clinical = services(request).clinical
     async with audited(
-        clinical.audit, identity, "list", "outbox", identity.hospital, request.remote
+        clinical.audit, identity, "list", "outbox", identity.hospital, client_address(request)
     ) as scope:
         scope.hospital_id = identity.hospital
         entries = await clinical.outbox.entries(identity, query.status)
@@ -74,7 +75,7 @@ async def retry_outbox_entry(
     """Put a failed entry back in the delivery queue (admin)."""
     clinical = services(request).clinical
     async with audited(
-        clinical.audit, identity, "retry", "outbox", entry_id, request.remote
+        clinical.audit, identity, "retry", "outbox", entry_id, client_address(request)
     ) as scope:
         entry = await clinical.outbox.retry(identity, entry_id)
         scope.about(entry.consult_id, entry.hospital_id)

@@ -8,7 +8,6 @@ from aiohttp import web
 
 import web_client
 from rooms.errors import DomainError
-from signaling.errors import Handler
 
 routes = web.RouteTableDef()
 
@@ -48,13 +47,13 @@ async def pharmacy_page(request: web.Request) -> web.FileResponse:
 
 @routes.get("/review")
 async def review_page(request: web.Request) -> web.FileResponse:
-    """The quality review page: recordings, player, timeline, scoring (``?token=`` once)."""
+    """The quality review page: recordings, player, timeline, scoring (``#token=`` once)."""
     return _page("review.html")
 
 
 @routes.get("/audit")
 async def audit_page(request: web.Request) -> web.FileResponse:
-    """The audit log page of a hospital's administrators (``?token=`` once)."""
+    """The audit log page of a hospital's administrators (``#token=`` once)."""
     return _page("audit.html")
 
 
@@ -69,17 +68,3 @@ async def socket_io_client(request: web.Request) -> web.FileResponse:
 def add_static(app: web.Application) -> None:
     """Serve the web client's modules under /static/."""
     app.router.add_static("/static/", web_client.STATIC_DIR, append_version=False)
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Headers every answer carries: no referrer (join links hold tokens), a strict CSP."""
-    response = await handler(request)
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
-        "img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'",
-    )
-    return response

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.api.prescriptions import PrescriptionOut, prescription_out
 from signaling.context import services
@@ -33,7 +34,7 @@ routes = ApiRoutes("pharmacy")
 )
 async def pharmacy_queue(request: web.Request, identity: Identity) -> list[PrescriptionOut]:
     """Signed prescriptions of the pharmacist's hospital awaiting review, oldest first."""
-    views = await services(request).clinical.prescriptions.queue(identity, request.remote)
+    views = await services(request).clinical.prescriptions.queue(identity, client_address(request))
     return [prescription_out(view) for view in views]
 
 
@@ -51,6 +52,6 @@ async def review_prescription(
     prescriptions = services(request).clinical.prescriptions
     approve = body.decision == "approve"
     view = await prescriptions.review(
-        identity, prescription_id, approve, body.reason, request.remote
+        identity, prescription_id, approve, body.reason, client_address(request)
     )
     return prescription_out(view)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from clinical.prescriptions import PrescriptionView
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.api.documents import DeliveryOut, PersonOut, Reason, SignatureOut
 from signaling.context import services
@@ -148,7 +149,9 @@ async def create_prescription(
     """Start a draft e-prescription (the consult's doctors)."""
     prescriptions = services(request).clinical.prescriptions
     items = [item.as_item() for item in body.items]
-    return prescription_out(await prescriptions.create(identity, consult_id, items, request.remote))
+    return prescription_out(
+        await prescriptions.create(identity, consult_id, items, client_address(request))
+    )
 
 
 @routes.get(
@@ -162,7 +165,9 @@ async def read_prescription(
 ) -> PrescriptionOut:
     """A prescription: doctors of the consult, pharmacists of the hospital, its patient."""
     prescriptions = services(request).clinical.prescriptions
-    return prescription_out(await prescriptions.get(identity, prescription_id, request.remote))
+    return prescription_out(
+        await prescriptions.get(identity, prescription_id, client_address(request))
+    )
 
 
 @routes.patch(
@@ -179,7 +184,7 @@ async def update_prescription(
     prescriptions = services(request).clinical.prescriptions
     items = [item.as_item() for item in body.items]
     return prescription_out(
-        await prescriptions.update(identity, prescription_id, items, request.remote)
+        await prescriptions.update(identity, prescription_id, items, client_address(request))
     )
 
 
@@ -201,5 +206,5 @@ async def sign_prescription(
     prescriptions = services(request).clinical.prescriptions
     reason = body.override.reason if body.override else None
     return prescription_out(
-        await prescriptions.sign(identity, prescription_id, reason, request.remote)
+        await prescriptions.sign(identity, prescription_id, reason, client_address(request))
     )

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.declare import ApiRoutes
 from signaling.context import services
 from signaling.schemas import Strict
@@ -44,7 +45,7 @@ class RetentionOut(BaseModel):
 async def read_policy(request: web.Request, identity: Identity, hospital: str) -> PolicyOut:
     """A hospital's retention days and review rubric (its administrators)."""
     recordings = services(request).recordings
-    await recordings.access.check_admin(identity, hospital, "view_policy", request.remote)
+    await recordings.access.check_admin(identity, hospital, "view_policy", client_address(request))
     policy = await recordings.policies.policy(hospital)
     return PolicyOut.model_validate(policy.as_dict())
 
@@ -60,12 +61,16 @@ async def set_policy(
 ) -> PolicyOut:
     """Set a hospital's retention days and review rubric (its administrators; audited)."""
     recordings = services(request).recordings
-    await recordings.access.check_admin(identity, hospital, "set_policy", request.remote)
+    await recordings.access.check_admin(identity, hospital, "set_policy", client_address(request))
     policy = await recordings.policies.set_policy(
         hospital, body.retention_days, body.rubric, identity.sub
     )
     await recordings.access.audit_admin(
-        identity, hospital, "set_policy", client_address=request.remote, detail=policy.as_dict()
+        identity,
+        hospital,
+        "set_policy",
+        client_address=client_address(request),
+        detail=policy.as_dict(),
     )
     return PolicyOut.model_validate(policy.as_dict())
 
@@ -81,6 +86,8 @@ async def apply_retention(request: web.Request, identity: Identity, hospital: st
     The server also does it every hour.
     """
     recordings = services(request).recordings
-    await recordings.access.check_admin(identity, hospital, "apply_retention", request.remote)
+    await recordings.access.check_admin(
+        identity, hospital, "apply_retention", client_address(request)
+    )
     deleted = await recordings.retention.apply(datetime.now(UTC), hospital)
     return RetentionOut(deleted=deleted)

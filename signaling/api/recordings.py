@@ -17,6 +17,7 @@ from media.recording import TrackEntry
 from recordings.access import may_review
 from recordings.catalogue import RecordingFilter, RecordingView
 from rooms.identity import Identity
+from signaling.addresses import client_address
 from signaling.api.bearer import caller
 from signaling.api.consults import ActorOut, TimelineEventOut
 from signaling.api.declare import ApiRoutes
@@ -184,7 +185,7 @@ async def authorised(
     :param review: True for scoring and commenting (the quality team only).
     """
     return await services(request).recordings.access.authorise(
-        identity, recording_id, action, review=review, client_address=request.remote
+        identity, recording_id, action, review=review, client_address=client_address(request)
     )
 
 
@@ -220,7 +221,9 @@ async def list_recordings(
         started_from=query.from_,
         started_to=query.to,
     )
-    found = await services(request).recordings.access.search(identity, where, request.remote)
+    found = await services(request).recordings.access.search(
+        identity, where, client_address(request)
+    )
     return RecordingsOut.model_validate({"recordings": [r.as_dict() for r in found]})
 
 
@@ -275,7 +278,7 @@ async def recording_file(
         name,
         ranged="Range" in request.headers,
         via="link" if query.access is not None else "bearer",
-        client_address=request.remote,
+        client_address=client_address(request),
     )
     headers = {
         "Content-Type": CONTENT_TYPES.get(path.suffix, "application/octet-stream"),

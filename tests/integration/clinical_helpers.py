@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.log_scan import register_secret
+
 NOTE = {
     "subjective": "Headache for three days, worse in the morning.",
     "objective": "BP 162/98 mmHg, pulse 78.",
@@ -11,6 +13,7 @@ NOTE = {
     "plan": "Start amlodipine; home BP log; review in two weeks.",
     "diagnoses": [{"code": "I10", "text": "Essential (primary) hypertension"}],
 }
+register_secret(NOTE["subjective"], NOTE["objective"], NOTE["assessment"], NOTE["plan"])
 
 
 def item(code: str = "C08CA01", name: str = "Amlodipine", **overrides: Any) -> dict[str, Any]:
@@ -28,4 +31,5 @@ def item(code: str = "C08CA01", name: str = "Amlodipine", **overrides: Any) -> d
         "instructions": "Take in the morning.",
     }
     value.update(overrides)
+    register_secret(value["instructions"])
     return value

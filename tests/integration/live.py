@@ -3,42 +3,55 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import socketio
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from config.settings import Settings
 from migrations.runner import upgrade
 from rooms.identity import Identity, Role
+from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import TokenIssuer, issuer_from_settings
+from tests.log_scan import register_secret
 
 HOSPITAL = "h-east"
 
 
 @dataclass
 class LiveServer:
-    """A running server, a token issuer with its key, and an HTTP client."""
+    """A running server, a token issuer with its key, an HTTP client, and the application."""
 
     url: str
     settings: Settings
     issuer: TokenIssuer
     http: ClientSession
+    app: web.Application
 
     def token(
         self, sub: str, role: Role | str, hospital: str = HOSPITAL, ttl: int = 600, **extra: Any
     ) -> str:
-        """A token for a person of a hospital."""
-        identity = Identity(sub, extra.get("name", sub), Role(role), hospital, extra.get("consult"))
-        return self.issuer.mint(identity, ttl)
+        """An identity token of a person of a hospital (their identity provider's)."""
+        identity = Identity(sub, extra.get("name", sub), Role(role), hospital)
+        token = self.issuer.mint(identity, ttl)
+        register_secret(token)
+        return token
+
+    def token_of(self, consult: dict[str, Any], sub: str) -> str:
+        """What a participant of a scheduled consult opens its link with: the join link's token
+        for a patient, their own identity token (as the hospital portal passes it) for staff."""
+        invited = next(p for p in consult["participants"] if p["sub"] == sub)
+        if "token=" in invited["join_url"]:
+            return join_token(consult, sub)
+        return self.token(sub, invited["role"], invited["hospital"], name=invited["name"])
 
     def headers(self, token: str) -> dict[str, str]:
         """The Authorization header of ``token``."""
@@ -64,9 +77,12 @@ class LiveServer:
 
 
 def join_token(consult: dict[str, Any], sub: str) -> str:
-    """The token carried by a participant's join link."""
+    """The token carried by a participant's join link (patients: staff links carry none)."""
     participant = next(p for p in consult["participants"] if p["sub"] == sub)
-    return participant["join_url"].split("token=", 1)[1]
+    assert "token=" in participant["join_url"], f"{sub}'s link carries no token: staff use theirs"
+    token = participant["join_url"].split("token=", 1)[1]
+    register_secret(token)
+    return token
 
 
 def participant_id(consult: dict[str, Any], sub: str) -> str:
@@ -84,7 +100,9 @@ class SignalingClient:
     )
 
     async def call(self, event: str, payload: Any = None, timeout: float = 10) -> dict[str, Any]:
-        """Emit an event and return its acknowledgement."""
+        """Emit an event and return its acknowledgement (chat text is registered as a secret)."""
+        if event == "chat" and isinstance(payload, dict) and isinstance(payload.get("text"), str):
+            register_secret(payload["text"])
         return await self.client.call(event, payload, timeout=timeout)
 
     async def next(self, event: str, timeout: float = 10) -> Any:
@@ -108,6 +126,7 @@ SERVER_EVENTS = (
     "removed",
     "chat_message",
     "clinical_updated",
+    "session_expired",
     "participant_reconnecting",
     "resume_token",
     "server_going_away",
@@ -132,22 +151,23 @@ async def connect(
     return signaling
 
 
-@contextlib.asynccontextmanager
-async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[LiveServer]:
-    """Run the whole server with `settings` (its database already migrated) until the exit.
+@asynccontextmanager
+async def serving(settings: Settings, port: int | None = None) -> AsyncIterator[LiveServer]:
+    """The whole server with ``settings``, on its (fresh) database, migrated first, with the
+    access log of `teleconsult serve` (the suite checks every log line: tests/log_scan.py).
 
-    :param settings: The server's settings.
     :param port: The port to listen on (a restarted server takes its predecessor's); default free.
     """
-    server = TestServer(create_app(settings), host="127.0.0.1", port=port)
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
+    server = TestServer(
+        create_app(settings), host="127.0.0.1", port=port, access_log_class=AccessLogger
+    )
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None
-    try:
-        async with ClientSession() as http:
-            yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
-    finally:
-        await server.close()
+    async with ClientSession() as http:
+        yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app)
+    await server.close()
 
 
 @pytest.fixture
@@ -155,9 +175,8 @@ async def live_server(
     database_url: str, settings_factory: Callable[..., Settings]
 ) -> AsyncIterator[LiveServer]:
     """The whole server on a fresh, migrated database (SQLite and PostgreSQL)."""
-    await asyncio.to_thread(upgrade, database_url)
-    async with serve(settings_factory(database_url=database_url)) as server:
-        yield server
+    async with serving(settings_factory(database_url=database_url)) as live:
+        yield live
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from aiortc.mediastreams import (
 )
 
 from tests.integration.live import SignalingClient
+from tests.log_scan import register_sdp
 
 
 class MediaClient:
@@ -44,21 +45,22 @@ class MediaClient:
         self.publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
         self.publisher.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await self.publisher.setLocalDescription(await self.publisher.createOffer())
-        offer = {"type": "offer", "sdp": self.publisher.localDescription.sdp}
+        offer = {"type": "offer", "sdp": register_sdp(self.publisher.localDescription.sdp)}
         ack = await self.signaling.call("publish", {**offer, "restart": True} if restart else offer)
         assert ack["ok"], ack
-        await self.publisher.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+        answer = RTCSessionDescription(register_sdp(ack["sdp"]), "answer")
+        await self.publisher.setRemoteDescription(answer)
         self._tasks.append(asyncio.create_task(self._answer_offers()))
 
     async def _answer_offers(self) -> None:
         while True:
             offer = await self.signaling.events["subscriber_offer"].get()
             self._tracks = offer["tracks"]
-            await self.subscriber.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+            offered = RTCSessionDescription(register_sdp(offer["sdp"]), "offer")
+            await self.subscriber.setRemoteDescription(offered)
             await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
-            ack = await self.signaling.call(
-                "subscriber_answer", {"type": "answer", "sdp": self.subscriber.localDescription.sdp}
-            )
+            answer = register_sdp(self.subscriber.localDescription.sdp)
+            ack = await self.signaling.call("subscriber_answer", {"type": "answer", "sdp": answer})
             assert ack["ok"], ack
 
     def _on_track(self, track: MediaStreamTrack) -> None:

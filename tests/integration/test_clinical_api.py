@@ -26,10 +26,11 @@ class Api:
 
 
 async def visit(live_server: LiveServer) -> tuple[dict[str, Any], Api, Api]:
-    """A scheduled visit, with the doctor's and the patient's join-link sessions."""
+    """A scheduled visit, with the doctor's and the patient's identity tokens (the patient's from
+    the hospital's patient portal: a join link reads no clinical document)."""
     consult = await live_server.schedule_visit()
-    doctor = Api(live_server, join_token(consult, "dr-wang"))
-    patient = Api(live_server, join_token(consult, "pt-li"))
+    doctor = Api(live_server, live_server.token_of(consult, "dr-wang"))
+    patient = Api(live_server, live_server.token("pt-li", "patient", name="Li Hua"))
     return consult, doctor, patient
 
 
@@ -247,9 +248,12 @@ async def test_access_matrix(live_server: LiveServer) -> None:
     colleague = Api(live_server, live_server.token("dr-qian", "doctor"))  # not in the consult
     other_patient = Api(live_server, live_server.token("pt-zhou", "patient"))
 
-    # A patient cannot write notes or prescriptions.
+    # A patient cannot write notes or prescriptions; their join link reads nothing clinical.
     status, problem = await patient.call("POST", f"/api/consults/{cid}/notes", NOTE)
     assert status == 403 and problem["error"]["code"] == "forbidden"
+    link = Api(live_server, join_token(consult, "pt-li"))
+    status, problem = await link.call("GET", f"/api/consults/{cid}/clinical")
+    assert (status, problem["error"]["code"]) == (401, "identity_token_required")
     status, _ = await patient.call("POST", f"/api/consults/{cid}/prescriptions", {"items": []})
     assert status == 403
 

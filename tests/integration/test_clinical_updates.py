@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.integration.clinical_helpers import NOTE, item
-from tests.integration.live import LiveServer, SignalingClient, join_token
+from tests.integration.live import LiveServer, SignalingClient
 from tests.integration.test_outbox_fhir import call
 
 Connect = Callable[..., Any]
@@ -14,7 +14,7 @@ Connect = Callable[..., Any]
 
 async def joined(live: LiveServer, clients: Connect, consult: dict[str, Any]) -> SignalingClient:
     """The consult's doctor, joined over Socket.IO."""
-    doctor = await clients(live.url, join_token(consult, "dr-wang"))
+    doctor = await clients(live.url, live.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     return doctor
 
@@ -25,7 +25,7 @@ async def test_the_doctor_signs_a_note_and_only_that_consult_hears_of_each_chang
     consult, elsewhere = await live_server.schedule_visit(), await live_server.schedule_visit()
     listener = await joined(live_server, clients, consult)
     bystander = await joined(live_server, clients, elsewhere)
-    doctor = join_token(consult, "dr-wang")
+    doctor = live_server.token_of(consult, "dr-wang")
 
     note = await call(live_server, doctor, "POST", f"/api/consults/{consult['id']}/notes", {})
     await call(live_server, doctor, "PATCH", f"/api/notes/{note['id']}", NOTE)
@@ -48,7 +48,7 @@ async def test_the_doctor_signs_a_note_and_only_that_consult_hears_of_each_chang
         change(amendment["id"], "amended"),
     ]
     # The other consult's first event is the first its participant hears: nothing came before.
-    other_doctor = join_token(elsewhere, "dr-wang")
+    other_doctor = live_server.token_of(elsewhere, "dr-wang")
     other = await call(
         live_server, other_doctor, "POST", f"/api/consults/{elsewhere['id']}/notes", {}
     )
@@ -65,7 +65,7 @@ async def test_prescription_changes_and_the_pharmacists_review_reach_the_consult
 ) -> None:
     consult = await live_server.schedule_visit()
     listener = await joined(live_server, clients, consult)
-    doctor = join_token(consult, "dr-wang")
+    doctor = live_server.token_of(consult, "dr-wang")
     pharmacist = live_server.token("ph-zhao", "pharmacist")
 
     rx = await call(

@@ -9,7 +9,7 @@ from signaling.auth import verifier_from_settings
 from tests.integration.live import HOSPITAL, LiveServer, join_token
 
 
-async def test_scheduling_a_visit_returns_a_join_link_per_participant(
+async def test_scheduling_gives_the_patient_a_join_link_and_staff_a_link_without_a_token(
     live_server: LiveServer,
 ) -> None:
     consult = await live_server.schedule_visit()
@@ -18,12 +18,13 @@ async def test_scheduling_a_visit_returns_a_join_link_per_participant(
     assert {p["sub"] for p in consult["participants"]} == {"dr-wang", "pt-li"}
     host = next(p for p in consult["participants"] if p["is_host"])
     assert host["sub"] == "dr-wang"
-    verifier = verifier_from_settings(live_server.settings)
-    for participant in consult["participants"]:
-        assert participant["join_url"].startswith(f"{live_server.settings.base_url()}/join/")
-        identity = verifier.verify(join_token(consult, participant["sub"]))
-        assert identity.sub == participant["sub"]
-        assert identity.consult_id == consult["id"]
+    page = f"{live_server.settings.base_url()}/join/{consult['id']}"
+    assert host["join_url"] == page  # the doctor opens it with their own identity token
+    patient = next(p for p in consult["participants"] if p["role"] == "patient")
+    assert patient["join_url"].startswith(f"{page}?token=")
+    identity = verifier_from_settings(live_server.settings).verify(join_token(consult, "pt-li"))
+    assert (identity.sub, identity.hospital) == ("pt-li", HOSPITAL)
+    assert identity.consult_id == consult["id"]
 
 
 async def test_a_participant_reads_the_consult_without_join_links(live_server: LiveServer) -> None:
@@ -139,7 +140,7 @@ async def test_requests_without_a_valid_token_are_refused(live_server: LiveServe
     assert (status, body["error"]["code"]) == (401, "token_missing")
     status, body = await post(live_server, "/api/consults", "not-a-jwt", {})
     assert (status, body["error"]["code"]) == (401, "token_invalid")
-    expired = live_server.token("c", Role.COORDINATOR, ttl=-10)
+    expired = live_server.token("c", Role.COORDINATOR, ttl=-60)  # beyond the 30 s leeway
     status, body = await post(live_server, "/api/consults", expired, {})
     assert (status, body["error"]["code"]) == (401, "token_expired")
 
@@ -148,16 +149,19 @@ async def test_the_host_ends_the_consult_once(live_server: LiveServer) -> None:
     consult = await live_server.schedule_visit()
     path = f"/api/consults/{consult['id']}/end"
     status, body = await post(live_server, path, join_token(consult, "pt-li"))
+    assert (status, body["error"]["code"]) == (401, "identity_token_required")
+    patient = live_server.token("pt-li", Role.PATIENT)
+    status, body = await post(live_server, path, patient)
     assert (status, body["error"]["code"]) == (403, "forbidden")
-    status, body = await post(live_server, path, join_token(consult, "dr-wang"))
+    status, body = await post(live_server, path, live_server.token_of(consult, "dr-wang"))
     assert status == 200
     assert body["state"] == "ended"
     assert body["ended_at"] is not None
-    status, body = await post(live_server, path, join_token(consult, "dr-wang"))
+    status, body = await post(live_server, path, live_server.token_of(consult, "dr-wang"))
     assert (status, body["error"]["code"]) == (409, "consult_ended")
     async with live_server.http.get(
         f"{live_server.url}/api/consults/{consult['id']}/timeline",
-        headers=live_server.headers(join_token(consult, "dr-wang")),
+        headers=live_server.headers(live_server.token_of(consult, "dr-wang")),
     ) as response:
         kinds = [event["kind"] for event in (await response.json())["events"]]
     assert kinds == ["scheduled", "ended"]

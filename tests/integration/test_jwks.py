@@ -12,7 +12,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from config.settings import Settings
 from migrations.runner import upgrade
@@ -27,6 +27,8 @@ class IdentityProvider:
     def __init__(self) -> None:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.fetches = 0
+        #: When set, served instead of the keys (a provider gone wrong).
+        self.document: Any = None
 
     def add_key(self, kid: str) -> None:
         self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -42,6 +44,8 @@ class IdentityProvider:
 
     async def jwks(self, request: web.Request) -> web.Response:
         self.fetches += 1
+        if self.document is not None:
+            return web.json_response(self.document)
         keys = []
         for kid, key in self.keys.items():
             public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
@@ -69,7 +73,7 @@ async def test_tokens_signed_with_a_published_key_are_accepted_after_rotation(
 ) -> None:
     idp, url = provider
     keys = JwksKeySet(url, refresh_seconds=300, retry_seconds=0.1)
-    verifier = JwtVerifier("RS256", None, "teleconsult", "teleconsult", keys)
+    verifier = JwtVerifier("RS256", None, "teleconsult", "teleconsult", keys, leeway_seconds=0)
     with pytest.raises(TokenInvalid):
         verifier.verify(idp.token("k1", DOCTOR))  # nothing fetched yet: refused, never blocks
     refresher = asyncio.create_task(keys.keep_fresh())
@@ -135,8 +139,10 @@ async def test_the_server_verifies_identity_provider_tokens_from_jwks(
             async with http.post(f"{base}/api/consults", json=body, headers=headers) as response:
                 assert response.status == 201
                 consult = await response.json()
-            # Without a private key the server cannot mint join links; the hospital's IdP does.
-            assert all(p["join_url"] is None for p in consult["participants"])
+            # Join links are the server's own, whatever the identity provider: the patient's
+            # carries one; the doctor opens theirs with the identity provider's token.
+            links = {p["sub"]: p["join_url"] for p in consult["participants"]}
+            assert "?token=" in links["pt-li"] and "token=" not in links["dr-wang"]
             hs256 = jwt.encode({"sub": "c-1"}, "secret" * 8, algorithm="HS256")
             async with http.post(
                 f"{base}/api/consults", json=body, headers={"Authorization": f"Bearer {hs256}"}
@@ -145,3 +151,61 @@ async def test_the_server_verifies_identity_provider_tokens_from_jwks(
                 assert (await response.json())["error"]["code"] == "token_invalid"
     finally:
         await server.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail("never happened")
+
+
+async def test_a_malformed_or_mixed_jwks_refuses_tokens_and_never_stops_the_refresher(
+    provider: tuple[IdentityProvider, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    idp, url = provider
+    keys = JwksKeySet(url, refresh_seconds=0.05, retry_seconds=0.05)
+    verifier = JwtVerifier("RS256", None, "teleconsult", "teleconsult", keys)
+    refresher = asyncio.create_task(keys.keep_fresh())
+    try:
+        # Not a key set at all: every token is refused (401), the refresher goes on.
+        idp.document = ["not", "a", "key", "set"]
+        await until(lambda: idp.fetches >= 3)
+        with pytest.raises(TokenInvalid):
+            verifier.verify(idp.token("k1", DOCTOR))
+        assert not refresher.done()
+        assert "fetching signing keys failed" in caplog.text
+
+        # Keys of mixed types (an EC key, a nonsense entry, the RSA key): the RSA key is used,
+        # a token naming the EC key is refused, and each skipped key leaves a log line.
+        ec_key = ec.generate_private_key(ec.SECP256R1())
+        ec_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key()))
+        rsa_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(idp.keys["k1"].public_key()))
+        idp.document = {
+            "keys": [
+                {**ec_jwk, "kid": "ec1"},
+                {"kty": "nonsense", "kid": "x"},
+                {**rsa_jwk, "kid": "k1"},
+            ]
+        }
+        await until(lambda: keys.loaded)
+        assert verifier.verify(idp.token("k1", DOCTOR)) == DOCTOR
+        forged = jwt.encode(
+            {"sub": "dr-wang", "role": "doctor", "hospital": "h-east"},
+            ec_key,
+            algorithm="ES256",
+            headers={"kid": "ec1"},
+        )
+        with pytest.raises(TokenInvalid):
+            verifier.verify(forged)
+        assert "signing key skipped" in caplog.text
+
+        # Garbage again: the keys fetched before stay in use.
+        idp.document = {"keys": "nonsense"}
+        fetches = idp.fetches
+        await until(lambda: idp.fetches >= fetches + 2)
+        assert verifier.verify(idp.token("k1", DOCTOR)) == DOCTOR
+        assert not refresher.done()
+    finally:
+        refresher.cancel()

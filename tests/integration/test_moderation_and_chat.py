@@ -21,7 +21,7 @@ async def referral(
     consult = await live_server.schedule_visit(kind="referral", participants=EXPERTS)
     joined = []
     for sub in ("dr-wang", "ex-zhao", "ex-sun"):
-        client = await clients(live_server.url, join_token(consult, sub))
+        client = await clients(live_server.url, live_server.token_of(consult, sub))
         ack = await client.call("join", {"consult_id": consult["id"]})
         assert ack["status"] == "joined", ack
         joined.append(client)
@@ -61,7 +61,7 @@ async def test_a_removed_expert_is_disconnected_and_cannot_rejoin(
             break
         await asyncio.sleep(0.05)
     assert not zhao.client.connected
-    again = await clients(live_server.url, join_token(consult, "ex-zhao"))
+    again = await clients(live_server.url, live_server.token_of(consult, "ex-zhao"))
     ack = await again.call("join", {"consult_id": consult["id"]})
     assert ack["error"]["code"] == "participant_removed"
     host_id = participant_id(consult, "dr-wang")
@@ -86,7 +86,7 @@ async def test_chat_reaches_everyone_and_stays_in_the_timeline(
     assert [m["text"] for m in ack["chat"]] == ["Please share the CT from March."]
     async with live_server.http.get(
         f"{live_server.url}/api/consults/{consult['id']}/timeline",
-        headers=live_server.headers(join_token(consult, "dr-wang")),
+        headers=live_server.headers(live_server.token_of(consult, "dr-wang")),
     ) as response:
         events = (await response.json())["events"]
     chat = [e for e in events if e["kind"] == "chat"]

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from config.database import Database
+from migrations.runner import upgrade
 from outbox.deliverer import Delivery
 from outbox.errors import EntryNotFailed, EntryNotFound
 from outbox.models import OutboxEntry
 from outbox.queue import Outbox
 from outbox.worker import OutboxPolicy, OutboxWorker
+from signaling.supervisor import Supervisor
+from tests.outages import PrivatePostgres
 
 KIND = "parcel"
 HOSPITAL = "h-east"
@@ -213,34 +214,35 @@ async def test_an_entry_belongs_to_the_callers_transaction_and_to_a_registered_k
     assert await worker.deliver_due() == 1
 
 
-async def test_the_worker_goes_on_after_the_database_stops_answering_for_a_while(
-    database: Database, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+async def test_the_supervised_worker_restarts_after_its_database_went_down(
+    private_postgres: PrivatePostgres,
 ) -> None:
+    await asyncio.to_thread(upgrade, private_postgres.url)
+    database = Database(private_postgres.url)
     courier = Courier()
     outbox = Outbox(database)
     outbox.register(KIND, courier)
-    worker = OutboxWorker(outbox, POLICY)
-    sessions, down = database.sessions, asyncio.Event()
+    supervisor = Supervisor(initial_backoff=0.1, max_backoff=0.5)
+    supervisor.add("outbox", OutboxWorker(outbox, POLICY).run)
+    supervisor.start()
+    try:
+        await enqueue(outbox, "parcel-1")
+        await eventually(lambda: courier.delivered == ["parcel-1"])
 
-    def flaky_sessions(*args: Any, **kwargs: Any) -> Any:
-        if down.is_set():
-            raise ConnectionError("database went away")
-        return sessions(*args, **kwargs)
+        await asyncio.to_thread(private_postgres.stop)  # a real fault: the server is gone
+        await eventually(lambda: supervisor.states()["outbox"].status == "backing_off")
+        down = supervisor.states()["outbox"]
+        assert down.last_error is not None and down.restarts >= 0
 
-    def failed_passes() -> int:
-        return sum(r.getMessage().startswith("outbox pass failed") for r in caplog.records)
-
-    monkeypatch.setattr(database, "sessions", flaky_sessions)
-    down.set()
-    with caplog.at_level(logging.ERROR, logger="outbox.worker"):
-        worker.start()
-        try:
-            await eventually(lambda: failed_passes() >= 2)  # it keeps trying, after a pause
-            down.clear()
-            await enqueue(outbox, "parcel-1")
-            await eventually(lambda: courier.delivered == ["parcel-1"])
-        finally:
-            await worker.stop()
+        await asyncio.to_thread(private_postgres.start)
+        await enqueue(outbox, "parcel-2")
+        await eventually(lambda: courier.delivered == ["parcel-1", "parcel-2"], seconds=30)
+        state = supervisor.states()["outbox"]
+        assert state.status == "running" and state.restarts >= 1
+        assert courier.attempts == {"parcel-1": 1, "parcel-2": 1}
+    finally:
+        await supervisor.stop()
+        await database.dispose()
 
 
 async def eventually(condition: Callable[[], bool], seconds: float = 10) -> None:

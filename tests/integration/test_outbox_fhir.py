@@ -25,7 +25,7 @@ from outbox.deliverer import Delivery
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from tests.integration.clinical_helpers import NOTE, item
-from tests.integration.live import HOSPITAL, LiveServer, join_token
+from tests.integration.live import HOSPITAL, LiveServer
 
 
 class FhirServer:
@@ -100,7 +100,9 @@ async def teleconsult(settings: Settings) -> AsyncIterator[LiveServer]:
     assert issuer is not None
     try:
         async with ClientSession() as http:
-            yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+            yield LiveServer(
+                str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app
+            )
     finally:
         await server.close()
 
@@ -116,7 +118,7 @@ async def call(live: LiveServer, token: str, method: str, path: str, body: Any =
 async def sign_visit_documents(live: LiveServer) -> dict[str, Any]:
     """A visit where the doctor signs a note and a two-item prescription."""
     consult = await live.schedule_visit()
-    doctor = join_token(consult, "dr-wang")
+    doctor = live.token_of(consult, "dr-wang")
     note = await call(live, doctor, "POST", f"/api/consults/{consult['id']}/notes", NOTE)
     await call(live, doctor, "POST", f"/api/notes/{note['id']}/sign")
     items = [item(), item("C09AA02", "Enalapril", strength="10 mg", frequency="BID")]
@@ -202,7 +204,7 @@ async def test_store_down_for_several_attempts_then_every_entry_delivered_exactl
         documents = await sign_visit_documents(live)
         note = await call(
             live,
-            join_token(documents["consult"], "dr-wang"),
+            live.token_of(documents["consult"], "dr-wang"),
             "GET",
             f"/api/notes/{documents['note']['id']}",
         )
@@ -240,7 +242,7 @@ async def test_restart_in_the_middle_of_delivery_loses_nothing_and_duplicates_no
         documents = await sign_visit_documents(live)
         note = await call(
             live,
-            join_token(documents["consult"], "dr-wang"),
+            live.token_of(documents["consult"], "dr-wang"),
             "GET",
             f"/api/notes/{documents['note']['id']}",
         )
@@ -275,7 +277,7 @@ async def test_an_entry_that_keeps_failing_is_counted_and_an_admin_retries_it(
     failed_before = failed_total()
     async with teleconsult(settings) as live:
         consult = await live.schedule_visit()
-        doctor = join_token(consult, "dr-wang")
+        doctor = live.token_of(consult, "dr-wang")
         note = await call(live, doctor, "POST", f"/api/consults/{consult['id']}/notes", NOTE)
         await call(live, doctor, "POST", f"/api/notes/{note['id']}/sign")
         entries = await wait_for_outbox(live, lambda e: e[0]["status"] == "failed")

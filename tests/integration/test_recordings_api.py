@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ async def join_visit(
     live_server: LiveServer, clients: Callable[..., Any]
 ) -> tuple[dict[str, Any], SignalingClient, SignalingClient]:
     consult = await live_server.schedule_visit()
-    doctor = await clients(live_server.url, join_token(consult, "dr-wang"))
+    doctor = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     patient = await clients(live_server.url, join_token(consult, "pt-li"))
     assert (await patient.call("join", {"consult_id": consult["id"]}))["ok"]
@@ -122,7 +123,7 @@ async def test_the_patient_agrees_from_the_lobby_and_sees_who_records_before_adm
     live_server: LiveServer, clients: Callable[..., Any]
 ) -> None:
     consult = await live_server.schedule_visit()
-    doctor = await clients(live_server.url, join_token(consult, "dr-wang"))
+    doctor = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
     assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
     doctor_states: list[dict[str, Any]] = []
     doctor.client.on("recording_state", doctor_states.append)
@@ -201,6 +202,10 @@ async def test_a_recording_with_consent_is_catalogued_with_a_manifest_and_hashes
             data = await response.read()
         assert hashlib.sha256(data).hexdigest() == track["sha256"]
         assert len(data) == track["bytes"]
+    # Recordings are health data: the server's user alone may read them.
+    folder = live_server.settings.recordings_dir / recorded.recording_id
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()} == {0o600}
 
     for filters, count in (
         ({"consult_id": recorded.consult["id"]}, 1),

@@ -60,6 +60,52 @@ async def test_the_first_process_to_claim_a_consult_hosts_its_media(
     assert await registry.claim_media_node("c1", "node-b") == "node-b"
 
 
+async def test_leaving_clears_only_the_connection_that_still_holds_the_participant(
+    registry: RoomRegistry,
+) -> None:
+    await registry.set_presence("c1", "p1", Presence("joined", "sid-old"))
+    await registry.set_presence("c1", "p1", Presence("joined", "sid-new"))  # rejoined elsewhere
+    await registry.clear_presence("c1", "p1", "sid-old")  # the old tab's late departure
+    assert (await registry.presence("c1"))["p1"].sid == "sid-new"
+    await registry.clear_presence("c1", "p1", "sid-new")
+    await registry.clear_presence("c1", "p1", "sid-new")  # leaving twice is harmless
+    assert await registry.presence("c1") == {}
+
+
+async def test_refreshing_restores_lost_presence_but_never_overrides_a_newer_connection(
+    registry: RoomRegistry,
+) -> None:
+    await registry.set_presence("c1", "p2", Presence("joined", "sid-elsewhere"))
+    held = {
+        "p1": Presence("joined", "sid-1").with_muted("camera", True),
+        "p2": Presence("joined", "sid-stale"),
+    }
+    await registry.refresh_presence("c1", held)
+    present = await registry.presence("c1")
+    assert present["p1"] == held["p1"]  # restored as this process holds it
+    assert present["p2"].sid == "sid-elsewhere"
+
+
+@pytest.mark.redis
+async def test_a_presence_nobody_asserts_again_expires(redis_url: str) -> None:
+    registry = RedisRegistry(connect_redis(redis_url), prefix="test", presence_ttl_seconds=1)
+    try:
+        await registry.set_presence("c1", "ghost", Presence("joined", "sid-gone"))
+        await registry.set_presence("c1", "p1", Presence("joined", "sid-1"))
+        assert set(await registry.presence("c1")) == {"ghost", "p1"}
+        for _ in range(3):  # p1's process keeps asserting it; nobody asserts the ghost
+            await asyncio.sleep(0.5)
+            await registry.refresh_presence("c1", {"p1": Presence("joined", "sid-1")})
+        assert set(await registry.presence("c1")) == {"p1"}
+        await asyncio.sleep(2.2)  # and once nobody asserts anything, the whole consult goes
+        assert await registry.presence("c1") == {}
+        observer = connect_redis(redis_url)
+        assert await observer.exists("test:presence:c1") == 0
+        await observer.aclose()
+    finally:
+        await registry.close()
+
+
 @pytest.mark.redis
 async def test_a_dead_process_claim_expires(redis_client: aioredis.Redis) -> None:
     registry = RedisRegistry(redis_client, prefix="test", media_ttl_seconds=1)
@@ -85,9 +131,11 @@ async def test_a_server_on_redis_admits_a_patient(
         async with ClientSession() as http:
             issuer = issuer_from_settings(settings)
             assert issuer is not None
-            live = LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
+            live = LiveServer(
+                str(server.make_url("")).rstrip("/"), settings, issuer, http, server.app
+            )
             consult = await live.schedule_visit()
-            doctor = await clients(live.url, join_token(consult, "dr-wang"))
+            doctor = await clients(live.url, live.token_of(consult, "dr-wang"))
             assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
             patient = await clients(live.url, join_token(consult, "pt-li"))
             assert (await patient.call("join", {"consult_id": consult["id"]}))["status"] == "lobby"

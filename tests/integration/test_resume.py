@@ -19,7 +19,6 @@ import pytest
 import socketio
 
 from config.settings import Settings
-from migrations.runner import upgrade
 from rooms.identity import Identity, Role
 from signaling.resume import ResumeTokens, Seat
 from tests.conftest import free_tcp_port
@@ -28,7 +27,7 @@ from tests.integration.live import (
     SignalingClient,
     join_token,
     participant_id,
-    serve,
+    serving,
 )
 from tests.integration.media_client import MediaClient
 
@@ -42,12 +41,11 @@ async def server_with_grace(
     database_url: str, settings_factory: Callable[..., Settings]
 ) -> AsyncIterator[Callable[[float], Any]]:
     """Start servers whose reconnection grace period the test chooses."""
-    await asyncio.to_thread(upgrade, database_url)
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(grace: float) -> LiveServer:
             settings = settings_factory(database_url=database_url, reconnect_grace_seconds=grace)
-            return await stack.enter_async_context(serve(settings))
+            return await stack.enter_async_context(serving(settings))
 
         yield start
 
@@ -220,16 +218,15 @@ async def test_a_resume_token_is_refused_for_another_participant_forged_or_too_o
 async def test_a_restarted_server_says_it_goes_away_and_takes_its_clients_back(
     database_url: str, settings_factory: Callable[..., Settings], clients: Connect
 ) -> None:
-    await asyncio.to_thread(upgrade, database_url)
     settings = settings_factory(database_url=database_url)
     port = free_tcp_port()
-    async with serve(settings, port) as server:
+    async with serving(settings, port) as server:
         consult, doctor, patient, patient_token, doctor_token = await visit(server, clients)
     # Stopping the server told everyone first.
     for signaling in (doctor, patient):
         assert await signaling.next("server_going_away") == {}
 
-    async with serve(settings_factory(database_url=database_url), port) as restarted:
+    async with serving(settings_factory(database_url=database_url), port) as restarted:
         patient_back = await clients(restarted.url, None, resume_token=patient_token)
         resumed = await patient_back.call(
             "resume", {"consult_id": consult["id"], "resume_token": patient_token}

@@ -13,7 +13,7 @@ async def test_doctor_and_patient_receive_each_others_video_and_audio(
     live_server: LiveServer, clients: Callable[..., Any]
 ) -> None:
     consult = await live_server.schedule_visit()
-    doctor_signaling = await clients(live_server.url, join_token(consult, "dr-wang"))
+    doctor_signaling = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
     assert (await doctor_signaling.call("join", {"consult_id": consult["id"]}))["ok"]
     patient_signaling = await clients(live_server.url, join_token(consult, "pt-li"))
     assert (await patient_signaling.call("join", {"consult_id": consult["id"]}))["ok"]

@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import "./browser-fetch.js";
 import { describeItem } from "../../web_client/static/clinical-api.js";
 import { translate } from "../../web_client/static/i18n.js";
-import { decodeJwtPayload, readConsultId } from "../../web_client/static/session.js";
+import { decodeJwtPayload, readConsultId, takeToken } from "../../web_client/static/session.js";
 import { initialsOf, layoutFor } from "../../web_client/static/tiles.js";
 
 describe("the video grid", () => {
@@ -39,6 +39,35 @@ describe("the join link", () => {
     assert.deepEqual(decodeJwtPayload(`header.${payload}.signature`), { sub: "p-1", name: "李华" });
     assert.equal(decodeJwtPayload("not-a-jwt"), null);
     assert.equal(decodeJwtPayload("a.%%%.c"), null);
+  });
+
+  test("a token in the fragment (staff) or the query (a patient's link) leaves the address", () => {
+    /** @type {Map<string, string>} */
+    const stored = new Map();
+    /** @type {string[]} */
+    const addresses = [];
+    const page = /** @type {any} */ (globalThis);
+    page.sessionStorage = {
+      setItem: (/** @type {string} */ key, /** @type {string} */ value) => stored.set(key, value),
+      getItem: (/** @type {string} */ key) => stored.get(key) ?? null,
+    };
+    page.history = {
+      state: null,
+      replaceState: (/** @type {unknown} */ _state, /** @type {string} */ _title, /** @type {string} */ url) =>
+        addresses.push(url),
+    };
+
+    page.location = new URL("https://tc.example/join/c-1#token=identity.jwt&lang=zh-CN");
+    assert.equal(takeToken("c-1"), "identity.jwt");
+    page.location = new URL("https://tc.example/join/c-2?token=join.jwt");
+    assert.equal(takeToken("c-2"), "join.jwt");
+    assert.deepEqual(addresses, ["/join/c-1#lang=zh-CN", "/join/c-2"]);
+
+    page.location = new URL("https://tc.example/join/c-1");
+    assert.equal(takeToken("c-1"), "identity.jwt", "a reload finds it in this tab's storage");
+    delete page.location;
+    delete page.history;
+    delete page.sessionStorage;
   });
 });
 

@@ -18,6 +18,7 @@ from aiortc import (
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from media import ConsultMedia, ParticipantMedia
+from tests.log_scan import register_sdp
 
 WIDTH, HEIGHT = 160, 120
 
@@ -101,7 +102,8 @@ class TestParticipant:
         )
         self.publisher.addTrack(AudioStreamTrack())
         await self.publisher.setLocalDescription(await self.publisher.createOffer())
-        answer = await self.media.handle_publisher_offer(self.publisher.localDescription.sdp)
+        offer = register_sdp(self.publisher.localDescription.sdp)
+        answer = register_sdp(await self.media.handle_publisher_offer(offer))
         await self.publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         return answer
 
@@ -143,9 +145,12 @@ class TestParticipant:
         await self._joined.wait()
         assert self.media is not None
         self.offers.append(payload)
-        await self.subscriber.setRemoteDescription(RTCSessionDescription(payload["sdp"], "offer"))
+        offer = RTCSessionDescription(register_sdp(payload["sdp"]), "offer")
+        await self.subscriber.setRemoteDescription(offer)
         await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
-        await self.media.handle_subscriber_answer(self.subscriber.localDescription.sdp)
+        await self.media.handle_subscriber_answer(
+            register_sdp(self.subscriber.localDescription.sdp)
+        )
         self.answered.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:

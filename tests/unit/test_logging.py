@@ -72,3 +72,24 @@ def test_the_format_can_be_forced(
     configure_logging("INFO", fmt)
     log_a_start()
     assert out.getvalue().startswith("{") is is_json
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_traceback_names_the_failure_but_never_says_what_it_carried(
+    stderr: Callable[[io.StringIO], io.StringIO], fmt: Literal["json", "text"]
+) -> None:
+    out = stderr(io.StringIO())
+    configure_logging("INFO", fmt)
+    note, token = "Subjective: chest pain since Tuesday", "eyJhbGciOi.eyJzdWIi.c2ln"
+    try:
+        try:
+            raise KeyError(note)
+        except KeyError as exc:
+            raise ValueError(token) from exc
+    except ValueError:
+        logging.getLogger("teleconsult").exception("signing failed")
+    written = out.getvalue()
+    assert note not in written and token not in written
+    assert "builtins.KeyError (message withheld)" in written
+    assert "builtins.ValueError (message withheld)" in written
+    assert "signing failed" in written

@@ -25,6 +25,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.conftest import clean_environ, free_tcp_port
+from tests.log_scan import register_log_file, register_secret
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -193,6 +194,7 @@ class TeleconsultServer:
         self.host = "127.0.0.1"
         self.base_url = f"http://{self.host}:{port}"
         self.log_path = data_dir.parent / f"server-{port}.log"
+        register_log_file(self.log_path)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -279,7 +281,9 @@ class TeleconsultServer:
         )
         if result.returncode != 0:
             raise RuntimeError(f"teleconsult token failed ({result.returncode}): {result.stderr}")
-        return result.stdout.strip()
+        token = result.stdout.strip()
+        register_secret(token)
+        return token
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: nothing gets to clean up."""

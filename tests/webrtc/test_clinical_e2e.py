@@ -1,5 +1,6 @@
 """In real Chromium: during a visit the doctor writes and signs a note and a prescription in the
-consult page's side panel, a pharmacist approves it in their page, and the patient sees it."""
+consult page's side panel, a pharmacist approves it in their page, and the patient, come through
+the hospital's patient portal, sees it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from playwright.async_api import expect
 
+from tests.log_scan import register_secret
 from tests.webrtc.conftest import TeleconsultServer
 from tests.webrtc.visit_flow import (
     DOCTOR_SUB,
@@ -35,7 +37,10 @@ async def test_doctor_signs_note_and_prescription_pharmacist_approves_patient_se
     doctor = await open_link(new_context, participant(consult, DOCTOR_SUB)["join_url"])
     await join(doctor)
     await expect(doctor.locator("body")).to_have_attribute("data-view", "consult")
-    patient = await open_link(new_context, participant(consult, PATIENT_SUB)["join_url"])
+    # The patient comes through the hospital's patient portal, with their own identity token: a
+    # join link alone reads no clinical document.
+    portal = server.token(PATIENT_SUB, "patient", HOSPITAL, PATIENT_NAME)
+    patient = await open_link(new_context, f"{server.base_url}/join/{consult['id']}#token={portal}")
     await join(patient)
     await admit_from_lobby(doctor, patient, PATIENT_NAME)
     await expect(patient.locator("#patient-prescriptions-empty")).to_have_text(
@@ -44,6 +49,8 @@ async def test_doctor_signs_note_and_prescription_pharmacist_approves_patient_se
 
     # The note: typed in, saved as a draft on its own, then signed.
     panel = doctor.locator("#clinical-panel")
+    # Clinical text: the whole run's logs are checked for it (tests/log_scan.py).
+    register_secret("Headache for three days.", "Start amlodipine; review in two weeks.")
     await panel.get_by_label("Subjective").fill("Headache for three days.")
     await panel.get_by_label("Objective").fill("BP 162/98 mmHg.")
     await panel.get_by_label("Assessment").fill("Uncontrolled essential hypertension.")

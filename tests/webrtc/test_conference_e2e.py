@@ -42,6 +42,7 @@ from tests.webrtc.conftest import (
     has_failed,
 )
 from tests.webrtc.synthetic_experts import Expert, ExpertReport, SyntheticExperts
+from tests.webrtc.visit_flow import through_portal
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(240)]
 
@@ -150,13 +151,13 @@ async def schedule_conference(server: TeleconsultServer) -> dict[str, Any]:
         ) as response,
     ):
         assert response.status == 201, await response.text()
-        return await response.json()
+        return await through_portal(server, await response.json())
 
 
 def join_link(server: TeleconsultServer, consult: dict[str, Any], sub: str) -> str:
-    """The participant's join link, pointed at the test server."""
+    """The participant's join link as the portal gave it, pointed at the test server."""
     url = urlsplit(next(p["join_url"] for p in consult["participants"] if p["sub"] == sub))
-    return f"{server.base_url}{url.path}?{url.query}"
+    return f"{server.base_url}{url.path}#{url.fragment}"
 
 
 def ids(consult: dict[str, Any]) -> dict[str, str]:

@@ -134,7 +134,11 @@ async def test_uninvited_and_expired_links_are_refused(
 
     context = await new_context()
     cases = [
-        (other_link_token, "not_invited", "You are not invited to this consult."),
+        (
+            other_link_token,
+            "wrong_consult",
+            "This link is for another consult. Open the link you were sent for this one.",
+        ),
         (stranger, "not_invited", "You are not invited to this consult."),
         (
             expired_patient,

@@ -115,7 +115,28 @@ async def schedule_visit(
         ) as response,
     ):
         assert response.status == 201, await response.text()
-        return await response.json()
+        return await through_portal(server, await response.json())
+
+
+async def through_portal(server: TeleconsultServer, consult: dict[str, Any]) -> dict[str, Any]:
+    """The scheduling answer as the hospital portal hands it out: a staff member's link (which
+    carries no token) opened with their own identity token in the fragment.
+
+    :param server: The running server (its ``teleconsult token`` stands in for the identity
+        provider).
+    :param consult: The REST answer to scheduling.
+    """
+
+    async def portal_link(invited: dict[str, Any]) -> dict[str, Any]:
+        if "token=" in invited["join_url"]:
+            return invited  # a patient's join link
+        token = await asyncio.to_thread(
+            server.token, invited["sub"], invited["role"], invited["hospital"], invited["name"]
+        )
+        return {**invited, "join_url": f"{invited['join_url']}#token={token}"}
+
+    participants = await asyncio.gather(*(portal_link(p) for p in consult["participants"]))
+    return {**consult, "participants": list(participants)}
 
 
 async def read_consult(server: TeleconsultServer, bearer: str, consult_id: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 // @ts-check
-/** Entry of the audit page (/audit?token=JWT): a hospital administrator reads the audit log. */
+/** Entry of the audit page (/audit#token=JWT): a hospital administrator reads the audit log. */
 import { byId, find } from "./dom.js";
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
 import { api } from "./rest.js";

@@ -38,12 +38,13 @@ const ITEM_NUMBERS = ["duration_days", "quantity", "refills"];
 /**
  * Mount the panel for this participant.
  * @param {HTMLElement|null} container the `<aside id="clinical-panel">`
- * @param {{consultId: string, token: string, role?: string, isHost?: boolean,
- *          updates: ClinicalUpdates}} who `updates`: the session, which says when the record changed
+ * @param {{consultId: string, token: string, role?: string, isHost?: boolean, joinLink?: boolean,
+ *          updates: ClinicalUpdates}} who `updates`: the session, which says when the record changed;
+ *          `joinLink`: the token is a join link, which reads no clinical document (docs/security.md)
  * @returns {{close: () => void}|null}
  */
-export function mountClinicalPanel(container, { consultId, token, role, isHost, updates }) {
-  if (!container) return null;
+export function mountClinicalPanel(container, { consultId, token, role, isHost, joinLink, updates }) {
+  if (!container || joinLink) return null;
   if (role === "patient") return new PatientPrescriptions(container, consultId, token, updates);
   if (isHost || role === "doctor" || role === "expert") return new DoctorPanel(container, consultId, token, updates);
   return null;

@@ -423,6 +423,12 @@ export class ConsultSession extends Emitter {
 
     connection.on("consult_ended", () => this.finish("ended"));
 
+    // Sent just before the server closes a connection whose token expired.
+    connection.on("session_expired", ({ code }) => {
+      this.emit("error", code ?? "token_expired");
+      this.finish("lost");
+    });
+
     connection.on("disconnect", (reason) => {
       if (reason === "io client disconnect" || state.view === "ended") return;
       // The server closed this connection for good (another tab took the seat), unless it restarts.

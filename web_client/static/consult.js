@@ -1,6 +1,7 @@
 // @ts-check
 /**
- * Entry of the consult page (/join/{consult_id}?token=JWT): device check, join, lobby,
+ * Entry of the consult page (/join/{consult_id}?token=JWT, a patient's join link; or
+ * /join/{consult_id}#token=JWT, staff with their own identity token): device check, join, lobby,
  * consult, end. The session engine (consult-session.js) does the signaling and the peer
  * connections; this module owns the DOM: buttons, tiles, chat, panels and announcements.
  */
@@ -207,6 +208,7 @@ session.on("view", (view) => {
       token: token ?? "",
       role: state.participant?.role,
       isHost: state.participant?.is_host,
+      joinLink: claims?.purpose === "join",
       updates: session,
     });
   }

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The pharmacist's page (/pharmacy?token=JWT): signed prescriptions of their hospital waiting
+ * The pharmacist's page (/pharmacy#token=JWT): signed prescriptions of their hospital waiting
  * for review, each with "Approve" and "Reject" (a rejection needs a reason).
  */
 import { byId } from "./dom.js";

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * Entry of the quality review page (/review?token=JWT): list recordings with filters, play
+ * Entry of the quality review page (/review#token=JWT): list recordings with filters, play
  * one beside its consult's timeline (click to seek), score it against the hospital's rubric
  * and pin comments to the player's current time. Every request is audited by the server.
  */

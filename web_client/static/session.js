@@ -1,5 +1,9 @@
 // @ts-check
-/** What the join link carries: the consult id in the path, the JWT in the query string. */
+/**
+ * What a link carries: the consult id in the path; a patient's join link in the query string
+ * (`?token=`), or the staff member's own identity token in the fragment (`#token=`), which the
+ * hospital portal adds and which never reaches a server's logs.
+ */
 
 const TOKEN_KEY_PREFIX = "teleconsult.token.";
 
@@ -14,18 +18,22 @@ export function readConsultId(pathname = location.pathname) {
 }
 
 /**
- * Take the token out of the address bar (so that a copied address does not carry it) and
- * keep it in this tab's sessionStorage, so that a reload of the page still works.
+ * Take the token out of the address bar and its history (so that a copied address, the back
+ * button or a bookmark does not carry it) and keep it in this tab's sessionStorage, so that a
+ * reload of the page still works. A token in the fragment wins over one in the query string.
  * @param {string} scope what the token is for: a consult id, or a page ("review", "pharmacy")
  * @returns {string|null} the JWT, or null when the link had none
  */
 export function takeToken(scope) {
   const url = new URL(location.href);
-  const fromLink = url.searchParams.get("token");
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  const fromLink = fragment.get("token") || url.searchParams.get("token");
   const key = TOKEN_KEY_PREFIX + scope;
   if (fromLink) {
     url.searchParams.delete("token");
-    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    fragment.delete("token");
+    const hash = fragment.toString();
+    history.replaceState(history.state, "", url.pathname + url.search + (hash ? `#${hash}` : ""));
     try {
       sessionStorage.setItem(key, fromLink);
     } catch {
