@@ -30,6 +30,7 @@ from tests.integration.live import (
     serving,
 )
 from tests.integration.media_client import MediaClient
+from tests.log_scan import register_secret
 
 Connect = Callable[..., Any]
 #: A grace period no test waits for, and one that runs out during a test.
@@ -55,12 +56,13 @@ async def visit(
 ) -> tuple[dict[str, Any], SignalingClient, SignalingClient, str, str]:
     """Doctor and patient in a live visit; the patient's and the doctor's resume tokens."""
     consult = await server.schedule_visit()
-    doctor = await clients(server.url, join_token(consult, "dr-wang"))
+    doctor = await clients(server.url, server.token_of(consult, "dr-wang"))
     doctor_joined = await doctor.call("join", {"consult_id": consult["id"]})
     assert doctor_joined["ok"]
     patient = await clients(server.url, join_token(consult, "pt-li"))
     joined = await patient.call("join", {"consult_id": consult["id"]})
     assert joined["ok"] and joined["resume_token"]
+    register_secret(joined["resume_token"], doctor_joined["resume_token"])
     await doctor.call("admit", {"participant_id": participant_id(consult, "pt-li")})
     await patient.next("admitted")
     await doctor.next("participant_joined")
