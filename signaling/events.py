@@ -63,6 +63,7 @@ from signaling.schemas import (
     PublishIn,
     ResumeIn,
     SessionDescriptionIn,
+    SubscribeIn,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class ConsultSignaling:
         register("resume", ResumeIn, self._resume)
         register("admit", ParticipantRef, self._admit)
         register("publish", PublishIn, self._publish)
+        register("subscribe", SubscribeIn, self._subscribe)
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
         register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
@@ -420,6 +422,16 @@ class ConsultSignaling:
         media = await self._open_media(sid, connection)
         answer = await media.handle_publisher_offer(payload.sdp, payload.sources)
         return {"type": "answer", "sdp": answer}
+
+    async def _subscribe(self, sid: str, connection: Connection, payload: SubscribeIn) -> None:
+        """Receive the others' media without publishing (no camera or microphone allowed)."""
+        await self._admitted_now(connection)
+        if not connection.grants.subscribe:
+            raise Forbidden("You may not receive media in this consult")
+        if payload.restart:
+            connection.media = None  # new client connections: the old ones are replaced on open
+        await self._open_media(sid, connection)
+        return None
 
     async def _subscriber_answer(
         self, sid: str, connection: Connection, payload: SessionDescriptionIn

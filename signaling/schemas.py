@@ -60,6 +60,12 @@ class ResumeIn(Strict):
     resume_token: str = Field(min_length=1, max_length=4096)
 
 
+class SubscribeIn(Strict):
+    """``subscribe``: receive without publishing; ``restart`` replaces lost connections."""
+
+    restart: bool = False
+
+
 class PublishIn(SessionDescriptionIn):
     """``publish``: an offer of the publisher connection, and what each of its sections carries.
 

@@ -24,17 +24,33 @@ from signaling.auth import TokenIssuer, issuer_from_settings
 from tests.log_scan import register_secret
 
 HOSPITAL = "h-east"
+#: Settings that lift the rate limits, for tests that make many calls on purpose (the access
+#: matrix, fuzzing); the limits themselves are tested in test_limits.py.
+NO_RATE_LIMITS = {
+    name: "1000000/minute"
+    for name in (
+        "rate_limit_rest_writes",
+        "rate_limit_rest_writes_per_address",
+        "rate_limit_scheduling",
+        "rate_limit_connects",
+        "rate_limit_connects_per_address",
+        "rate_limit_events",
+        "rate_limit_chat",
+        "rate_limit_ice_candidates",
+    )
+}
 
 
 @dataclass
 class LiveServer:
-    """A running server, a token issuer with its key, an HTTP client, and the application."""
+    """A running server, a token issuer with its key, an HTTP client, and the application (when
+    it runs in the test's own process)."""
 
     url: str
     settings: Settings
     issuer: TokenIssuer
     http: ClientSession
-    app: web.Application
+    app: web.Application | None = None
 
     def token(
         self, sub: str, role: Role | str, hospital: str = HOSPITAL, ttl: int = 600, **extra: Any

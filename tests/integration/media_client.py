@@ -52,6 +52,12 @@ class MediaClient:
         await self.publisher.setRemoteDescription(answer)
         self._tasks.append(asyncio.create_task(self._answer_offers()))
 
+    async def subscribe(self) -> None:
+        """Receive the others without publishing anything (``subscribe``)."""
+        ack = await self.signaling.call("subscribe", {})
+        assert ack == {"ok": True}, ack
+        self._tasks.append(asyncio.create_task(self._answer_offers()))
+
     async def _answer_offers(self) -> None:
         while True:
             offer = await self.signaling.events["subscriber_offer"].get()

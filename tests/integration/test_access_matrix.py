@@ -30,6 +30,7 @@ from signaling.events import LIVE_CONSULTS
 from tests.integration.clinical_helpers import NOTE, item
 from tests.integration.live import (
     HOSPITAL,
+    NO_RATE_LIMITS,
     LiveServer,
     connect,
     join_token,
@@ -375,6 +376,7 @@ EVENTS: dict[str, dict[str, Answer]] = {
     ),
     "admit": event(patient="forbidden", doctor="ok"),
     "publish": event(patient="in_lobby", doctor="ok"),
+    "subscribe": event(patient="in_lobby", doctor="ok"),
     "subscriber_answer": event(),
     "ice_candidate": event(),
     "mute": event(patient="ok", doctor="ok"),
@@ -477,7 +479,7 @@ async def live(
     north = {"iss": "north-idp", "algorithm": "HS256", "secret": NORTH_SECRET}
     issuers.write_text(json.dumps({"issuers": [{**north, "hospitals": ["north"]}]}))
     async with serving(
-        settings_factory(database_url=database_url, trusted_issuers=issuers)
+        settings_factory(database_url=database_url, trusted_issuers=issuers, **NO_RATE_LIMITS)
     ) as server:
         yield server
 

@@ -18,14 +18,12 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
 
 from config.settings import Settings
 from migrations.runner import upgrade
 from rooms.identity import Role
-from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from tests.conftest import clean_environ, free_tcp_port
 from tests.integration.live import (
@@ -34,6 +32,7 @@ from tests.integration.live import (
     connect,
     join_token,
     participant_id,
+    serving,
 )
 from tests.integration.media_client import MediaClient
 
@@ -44,26 +43,11 @@ Connect = Callable[..., Any]
 MDNS_CANDIDATE = "candidate:1 1 udp 2113937151 4f1c7b2e.local 50000 typ host"
 
 
-@contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
-    """A whole server with ``settings``, and a client of it."""
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    try:
-        issuer = issuer_from_settings(settings)
-        assert issuer is not None
-        async with ClientSession() as http:
-            yield LiveServer(str(server.make_url("")).rstrip("/"), settings, issuer, http)
-    finally:
-        await server.close()
-
-
 @pytest.fixture
 async def make_server(
     sqlite_url: str, redis_url: str, settings_factory: Callable[..., Settings]
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Start servers on one migrated database and the test's Redis; ``make_server(**settings)``."""
-    await asyncio.to_thread(upgrade, sqlite_url)
+    """Start servers on one database and the test's Redis; ``make_server(**settings)``."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def make(**overrides: Any) -> LiveServer:

@@ -110,7 +110,7 @@ describe("joining", () => {
     assert.equal(signaling.sent("publish").length, 1);
   });
 
-  test("a participant without publish grant enters without a publisher", async () => {
+  test("a participant without publish grant enters without a publisher and asks to receive", async () => {
     const { session, signaling } = start(DOCTOR, {
       join: joinResult(DOCTOR, { grants: { publish: false } }),
     });
@@ -118,6 +118,24 @@ describe("joining", () => {
     assert.equal(session.state.view, "consult");
     assert.equal(session.ensurePublisher(), null);
     assert.equal(signaling.sent("publish").length, 0);
+    assert.equal(signaling.sent("subscribe").length, 1);
+  });
+
+  test("a participant with no camera or microphone allowed receives without publishing", async () => {
+    const { session, signaling } = start(DOCTOR);
+    session.setLocalStream(fakeStream([]));
+    await session.join();
+    assert.equal(session.state.view, "consult");
+    assert.equal(session.publisher, null);
+    assert.equal(signaling.sent("publish").length, 0);
+    assert.deepEqual(signaling.sent("subscribe"), [{}]);
+  });
+
+  test("one who publishes does not ask to subscribe: publishing opens the subscriber too", async () => {
+    const { session, signaling } = start(DOCTOR);
+    await session.join();
+    assert.equal(signaling.sent("publish").length, 1);
+    assert.equal(signaling.sent("subscribe").length, 0);
   });
 
   test("a refused join is reported, closes the connection, and can be tried again", async () => {

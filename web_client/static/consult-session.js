@@ -261,6 +261,9 @@ export class ConsultSession extends Emitter {
       const stream = this.localStream;
       if (stream && this.#localTracks().length > 0 && state.grants?.publish !== false) {
         await this.ensurePublisher({ restart: true })?.publish(stream);
+      } else {
+        // Receive-only: the server replaces its subscriber connection for this one.
+        await signaling.request("subscribe", { restart: true });
       }
       if (current()) this.emit("media_restarted");
     } catch (err) {
@@ -518,10 +521,13 @@ export class ConsultSession extends Emitter {
     if (state.view === "consult" || state.view === "ended") return;
     this.#setView("consult");
     const stream = this.localStream;
-    if (!stream || this.#localTracks().length === 0 || state.grants?.publish === false) return;
-    const publisher = this.ensurePublisher();
     try {
-      await publisher?.publish(stream);
+      if (!stream || this.#localTracks().length === 0 || state.grants?.publish === false) {
+        // Nothing to send (no camera or microphone allowed): receive the others all the same.
+        await this.request("subscribe");
+        return;
+      }
+      await this.ensurePublisher()?.publish(stream);
     } catch (err) {
       if (this.state.view !== "ended") this.emit("error", codeOf(err) ?? "invalid_sdp");
     }

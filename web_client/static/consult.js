@@ -9,7 +9,17 @@ import { mountLanguageSwitch, onLanguageChange, translateDocument } from "./i18n
 import { decodeJwtPayload, readConsultId, takeToken } from "./session.js";
 import { Signaling } from "./signaling.js";
 import { ConsultSession } from "./consult-session.js";
-import { listDevices, openLocalMedia, startLevelMeter, stopStream } from "./devices.js";
+import {
+  listDevices,
+  mediaProblemOf,
+  nextCameraConstraints,
+  openLocalMedia,
+  openTrack,
+  startLevelMeter,
+  stopStream,
+} from "./devices.js";
+import { Chime } from "./chime.js";
+import { ScreenWakeLock } from "./wake-lock.js";
 import { VideoGrid } from "./tiles.js";
 import { ChatPanel } from "./chat.js";
 import { HostControls } from "./host-controls.js";
@@ -47,6 +57,12 @@ let stopMeter = () => {};
 let mediaRequest = 0;
 /** Joining waits for the device check (it publishes what the check opened). */
 let checkingDevices = false;
+/** Whether another camera (or the other side of the phone) can be switched to. */
+let canSwitchCamera = false;
+/** @type {Set<MediaStreamTrack>} ended tracks to open again when the page shows (after a phone call) */
+const endedTracks = new Set();
+const wakeLock = new ScreenWakeLock();
+const chime = new Chime();
 
 /**
  * A coded error's code.
@@ -71,6 +87,10 @@ const grid = new VideoGrid(
   ui.elements.videoGrid,
   (id) => state.participants.get(id),
   (figure, participant) => hostControls.decorate(figure, participant),
+  () => {
+    if (ui.elements.soundButton.hidden) ui.announce("announce_sound_blocked");
+    ui.showSoundButton(true);
+  },
 );
 const speaking = new SpeakingDetector((participantId, isSpeaking) => grid.setSpeaking(participantId, isSpeaking));
 const screenShare = new ScreenShare({
@@ -88,7 +108,7 @@ const chat = new ChatPanel(ui.elements.chatPanel, {
   onError: (err) => ui.showError(codeOf(err)),
 });
 
-// Read-only handle for tests (getStats on the peer connections, the view, the socket).
+// Read-only handle for tests (getStats on the peer connections, the view, the socket, the wake lock).
 Object.defineProperty(window, "teleconsult", {
   value: Object.freeze({
     get state() {
@@ -105,6 +125,9 @@ Object.defineProperty(window, "teleconsult", {
     },
     get socket() {
       return session.signaling ? (signaling?.socket ?? null) : null;
+    },
+    get wakeLockHeld() {
+      return wakeLock.held;
     },
   }),
 });
@@ -125,6 +148,7 @@ function render() {
     endedReason: state.endedReason,
     endedBy: state.endedBy,
     sharing: screenShare.sharing,
+    canSwitchCamera,
   });
   grid.refresh();
 }
@@ -141,20 +165,18 @@ async function checkDevices(choice) {
   render();
   stopMeter();
   stopStream(localStream);
-  let stream;
-  try {
-    stream = await openLocalMedia(choice);
-  } catch (err) {
-    stream = new MediaStream();
-    if (request === mediaRequest) ui.showError(codeOf(err));
-  }
+  const opened = await openLocalMedia(choice);
   if (request !== mediaRequest) {
-    stopStream(stream);
+    stopStream(opened.stream);
     return;
   }
+  const stream = opened.stream ?? new MediaStream();
+  ui.showMediaNotice(opened.mode, opened.problem);
   localStream = stream;
   session.setLocalStream(stream);
+  for (const track of stream.getTracks()) watchEnded(track);
   ui.elements.preview.srcObject = stream;
+  if (state.view === "lobby") ui.elements.lobbyPreview.srcObject = stream;
   stopMeter = startLevelMeter(stream, ui.setMicLevel);
   await refreshDeviceList();
   checkingDevices = false;
@@ -165,10 +187,126 @@ async function checkDevices(choice) {
 async function refreshDeviceList() {
   const [audio] = localStream.getAudioTracks();
   const [video] = localStream.getVideoTracks();
-  ui.renderDeviceOptions(await listDevices(), {
+  const devices = await listDevices();
+  canSwitchCamera = devices.cameras.length > 1 || Boolean(video?.getSettings().facingMode);
+  ui.renderDeviceOptions(devices, {
     cameraId: video?.getSettings().deviceId,
     microphoneId: audio?.getSettings().deviceId,
   });
+}
+
+/**
+ * "Try again" after the ladder settled for less than camera and microphone: before joining,
+ * the device check runs again; in the consult, what opens now is sent (on the senders already
+ * there, new ones for what was missing).
+ */
+async function retryMedia() {
+  if (state.view !== "consult") {
+    await checkDevices(chosenDevices());
+    return;
+  }
+  const opened = await openLocalMedia(chosenDevices());
+  ui.showMediaNotice(opened.mode, opened.problem);
+  if (!opened.stream) return;
+  /** @type {MediaStreamTrack[]} */
+  const added = [];
+  for (const track of opened.stream.getTracks()) {
+    const old = track.kind === "audio" ? localStream.getAudioTracks()[0] : localStream.getVideoTracks()[0];
+    if (!(await useTrack(track, old))) added.push(track);
+  }
+  if (added.length === 0) return;
+  try {
+    await session.ensurePublisher()?.publish(new MediaStream(added));
+  } catch (err) {
+    ui.showError(codeOf(err) ?? "invalid_sdp");
+  }
+}
+
+/**
+ * Put `track` in the place of `old` (or beside the others when there is none): on the sender
+ * that carries it to the server (no renegotiation), in the local stream and its tile.
+ * @param {MediaStreamTrack} track
+ * @param {MediaStreamTrack|undefined} old stopped once replaced
+ * @returns {Promise<boolean>} whether a sender already carried this source
+ */
+async function useTrack(track, old) {
+  const source = track.kind === "audio" ? "microphone" : "camera";
+  track.enabled = !state.muted[source];
+  watchEnded(track);
+  const replaced = (await session.publisher?.replaceTrack(source, track)) ?? false;
+  if (old) {
+    endedTracks.delete(old);
+    localStream.removeTrack(old);
+    old.stop();
+  }
+  localStream.addTrack(track);
+  if (state.view === "consult") grid.setLocal(localStream, /** @type {Participant} */ (state.participant), state.muted);
+  await refreshDeviceList();
+  render();
+  return replaced;
+}
+
+/**
+ * Show the next camera (front ↔ back on a phone) to the others: the new track replaces the
+ * old one on the same sender. Phones that cannot open two cameras at once get the old one
+ * stopped first.
+ */
+async function switchCamera() {
+  const [current] = localStream.getVideoTracks();
+  if (!current) return;
+  const constraints = nextCameraConstraints((await listDevices()).cameras, current.getSettings());
+  let track;
+  try {
+    track = await openTrack("video", constraints);
+  } catch (err) {
+    if (mediaProblemOf(err) !== "media_busy") {
+      ui.showError(mediaProblemOf(err));
+      return;
+    }
+    current.stop();
+    try {
+      track = await openTrack("video", constraints);
+    } catch (again) {
+      ui.showError(mediaProblemOf(again));
+      return;
+    }
+  }
+  await useTrack(track, current);
+  ui.announce("announce_camera_switched");
+}
+
+/**
+ * When the system takes a device away (a phone call, the app in the background), open it
+ * again (at once, or when the page shows again) and send the new track in its place.
+ * @param {MediaStreamTrack} track
+ */
+function watchEnded(track) {
+  track.addEventListener("ended", () => {
+    if (state.view === "ended" || !localStream.getTracks().includes(track)) return;
+    endedTracks.add(track);
+    reacquireEnded();
+  });
+}
+
+async function reacquireEnded() {
+  for (const old of [...endedTracks]) {
+    const kind = old.kind === "audio" ? "audio" : "video";
+    const deviceId = old.getSettings().deviceId;
+    let track;
+    try {
+      track = await openTrack(kind, deviceId ? { deviceId: { ideal: deviceId } } : true);
+    } catch (err) {
+      // Still held by the call: tried again when the page shows.
+      ui.showError(mediaProblemOf(err));
+      continue;
+    }
+    // Another run (two tracks ended together) may have replaced it meanwhile.
+    if (!endedTracks.delete(old)) {
+      track.stop();
+      continue;
+    }
+    await useTrack(track, old);
+  }
 }
 
 function chosenDevices() {
@@ -182,6 +320,8 @@ function chosenDevices() {
 
 async function join() {
   if (session.joining || checkingDevices) return;
+  // Inside the tap: audio made later (the admission chime) is then allowed to sound.
+  chime.prepare();
   ui.clearError();
   ui.announce("joining");
   await session.join();
@@ -200,6 +340,8 @@ session.on("joined", (result) => {
 
 session.on("view", (view) => {
   if (view === "consult") grid.setLocal(localStream, /** @type {Participant} */ (state.participant), state.muted);
+  ui.elements.lobbyPreview.srcObject = view === "lobby" ? localStream : null;
+  if (view === "lobby" || view === "consult") wakeLock.hold();
   ui.showView(view);
   render();
   if (view === "consult") {
@@ -230,7 +372,10 @@ session.on("participant_left", (id, participant) => {
 
 session.on("waiting", (participant) => ui.announce("announce_waiting", { name: participant.name }));
 
-session.on("admitted", () => ui.announce("announce_admitted"));
+session.on("admitted", () => {
+  chime.play();
+  ui.announce("announce_admitted");
+});
 
 session.on("reconnected", () => ui.clearError());
 
@@ -262,8 +407,13 @@ session.on("ending", () => {
   screenShare.close();
   speaking.close();
   chat.clear();
+  endedTracks.clear();
   stopStream(localStream);
   ui.elements.preview.srcObject = null;
+  ui.elements.lobbyPreview.srcObject = null;
+  ui.showSoundButton(false);
+  wakeLock.release();
+  chime.close();
   grid.clear();
 });
 
@@ -352,6 +502,15 @@ navigator.mediaDevices?.addEventListener("devicechange", () => {
 });
 ui.elements.muteButton.addEventListener("click", () => toggleMute("microphone"));
 ui.elements.cameraButton.addEventListener("click", () => toggleMute("camera"));
+ui.elements.switchCameraButton.addEventListener("click", switchCamera);
+ui.elements.mediaRetryButton.addEventListener("click", retryMedia);
+ui.elements.soundButton.addEventListener("click", () => {
+  grid.enableSound();
+  ui.showSoundButton(false);
+});
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && endedTracks.size) reacquireEnded();
+});
 ui.elements.screenButton.addEventListener("click", toggleScreenShare);
 ui.elements.leaveButton.addEventListener("click", () => session.leave());
 ui.elements.lobbyLeaveButton.addEventListener("click", () => session.leave());

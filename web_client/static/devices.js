@@ -1,47 +1,125 @@
 // @ts-check
-/** Camera and microphone: open them, list them, measure the microphone level. */
+/**
+ * Camera and microphone: open them with a fallback ladder (both, microphone only, camera only,
+ * receive only), name why a step failed, pick the next camera, list the devices, measure the
+ * microphone level.
+ */
 
-/** A media error with a code the page can translate ("media_denied", "media_unavailable"). */
-export class MediaError extends Error {
-  /**
-   * @param {string} code
-   * @param {string} message
-   */
-  constructor(code, message) {
-    super(message);
-    this.name = "MediaError";
-    this.code = code;
-  }
+/**
+ * What this participant sends, as the ladder settled it.
+ * @typedef {"camera_and_microphone"|"microphone_only"|"camera_only"|"receive_only"} MediaMode
+ */
+/**
+ * Why the browser refused a device: "media_insecure" (the page is not a secure context, no
+ * https), "media_denied" (the user or a policy blocked it), "media_busy" (another app holds
+ * it), "media_missing" (no such device), "media_unavailable" (anything else).
+ * @typedef {"media_insecure"|"media_denied"|"media_busy"|"media_missing"|"media_unavailable"} MediaProblem
+ */
+/**
+ * The ladder's outcome: the stream (null when receiving only), the mode, and why the first
+ * step failed (null when it did not).
+ * @typedef {{stream: MediaStream|null, mode: MediaMode, problem: MediaProblem|null}} LocalMedia
+ */
+/** @typedef {(constraints: MediaStreamConstraints) => Promise<MediaStream>} GetUserMedia */
+
+/** @type {Record<string, MediaProblem>} getUserMedia's error names (old Chromium ones too) */
+const PROBLEMS = {
+  NotAllowedError: "media_denied",
+  PermissionDeniedError: "media_denied",
+  SecurityError: "media_denied",
+  NotReadableError: "media_busy",
+  TrackStartError: "media_busy",
+  AbortError: "media_busy",
+  NotFoundError: "media_missing",
+  DevicesNotFoundError: "media_missing",
+  OverconstrainedError: "media_missing",
+};
+
+/**
+ * Why a getUserMedia call failed, in the page's words.
+ * @param {unknown} err what getUserMedia threw
+ * @returns {MediaProblem}
+ */
+export function mediaProblemOf(err) {
+  const name = /** @type {{name?: string}|null|undefined} */ (err)?.name ?? "";
+  return PROBLEMS[name] ?? "media_unavailable";
 }
 
 /**
- * Open the microphone and camera (the chosen devices when given). Falls back to the
- * microphone alone, then the camera alone, when one of them is missing or busy.
- * @param {{cameraId?: string, microphoneId?: string}} [choice] deviceIds from `listDevices`
- * @returns {Promise<MediaStream>}
- * @throws {MediaError} "media_denied" when the user or a policy blocked access,
- *   "media_unavailable" when no device could be opened
+ * Open what can be opened, one rung at a time: camera and microphone, else the microphone
+ * alone, else the camera alone, else nothing (the participant still receives everyone).
+ * @param {GetUserMedia|null} getUserMedia the browser's, bound; null where there is none
+ * @param {{audio: boolean|MediaTrackConstraints, video: boolean|MediaTrackConstraints}} wanted
+ * @param {boolean} secure whether the page is a secure context (getUserMedia needs https)
+ * @returns {Promise<LocalMedia>}
  */
-export async function openLocalMedia({ cameraId, microphoneId } = {}) {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    throw new MediaError("media_unavailable", "getUserMedia is not available (insecure origin?)");
+export async function openWithFallback(getUserMedia, { audio, video }, secure) {
+  if (!secure || !getUserMedia) {
+    return { stream: null, mode: "receive_only", problem: secure ? "media_unavailable" : "media_insecure" };
   }
-  const audio = microphoneId ? { deviceId: { exact: microphoneId } } : true;
-  const video = cameraId ? { deviceId: { exact: cameraId } } : true;
-  /** @type {Error|null} */
-  let lastError = null;
-  for (const constraints of [{ audio, video }, { audio }, { video }]) {
+  /** @type {Array<[MediaMode, MediaStreamConstraints]>} */
+  const ladder = [
+    ["camera_and_microphone", { audio, video }],
+    ["microphone_only", { audio }],
+    ["camera_only", { video }],
+  ];
+  /** @type {MediaProblem|null} */
+  let problem = null;
+  for (const [mode, constraints] of ladder) {
     try {
-      return await navigator.mediaDevices.getUserMedia(constraints);
-    } catch (caught) {
-      const err = /** @type {Error} */ (caught);
-      if (err.name === "NotAllowedError" || err.name === "SecurityError") {
-        throw new MediaError("media_denied", err.message);
-      }
-      lastError = err;
+      return { stream: await getUserMedia(constraints), mode, problem };
+    } catch (err) {
+      problem ??= mediaProblemOf(err);
     }
   }
-  throw new MediaError("media_unavailable", lastError?.message ?? "no device");
+  return { stream: null, mode: "receive_only", problem };
+}
+
+/**
+ * Open the microphone and camera (the chosen devices when given) with the fallback ladder.
+ * @param {{cameraId?: string, microphoneId?: string}} [choice] deviceIds from `listDevices`
+ * @returns {Promise<LocalMedia>}
+ */
+export function openLocalMedia({ cameraId, microphoneId } = {}) {
+  const getUserMedia = navigator.mediaDevices?.getUserMedia
+    ? (/** @type {MediaStreamConstraints} */ c) => navigator.mediaDevices.getUserMedia(c)
+    : null;
+  return openWithFallback(
+    getUserMedia,
+    {
+      audio: microphoneId ? { deviceId: { exact: microphoneId } } : true,
+      video: cameraId ? { deviceId: { exact: cameraId } } : true,
+    },
+    window.isSecureContext,
+  );
+}
+
+/**
+ * The constraints that open the camera after the one in use: the next camera in the list
+ * when there are several, else the other side (front ↔ back) by `facingMode`.
+ * @param {Array<{deviceId: string}>} cameras the videoinput devices, in the browser's order
+ * @param {{deviceId?: string, facingMode?: string}} current the settings of the camera in use
+ * @returns {MediaTrackConstraints}
+ */
+export function nextCameraConstraints(cameras, current) {
+  if (cameras.length > 1) {
+    const index = cameras.findIndex((camera) => camera.deviceId === current.deviceId);
+    return { deviceId: { exact: cameras[(index + 1) % cameras.length].deviceId } };
+  }
+  return { facingMode: { exact: current.facingMode === "environment" ? "user" : "environment" } };
+}
+
+/**
+ * Open one new track of `kind` (to replace an ended one, or to switch cameras).
+ * @param {"audio"|"video"} kind
+ * @param {boolean|MediaTrackConstraints} constraints
+ * @returns {Promise<MediaStreamTrack>}
+ * @throws {DOMException} what getUserMedia threw (see `mediaProblemOf`)
+ */
+export async function openTrack(kind, constraints) {
+  const stream = await navigator.mediaDevices.getUserMedia({ [kind]: constraints });
+  const [track] = kind === "audio" ? stream.getAudioTracks() : stream.getVideoTracks();
+  return track;
 }
 
 /**

@@ -47,6 +47,23 @@ export class Publisher {
   }
 
   /**
+   * Send `track` instead of the current microphone or camera track, on the same sender:
+   * no new offer, so the others' receivers go on without a renegotiation.
+   * @param {"microphone"|"camera"} source
+   * @param {MediaStreamTrack} track a new track of the same kind
+   * @returns {Promise<boolean>} false when nothing of that source is published yet
+   */
+  async replaceTrack(source, track) {
+    for (const [transceiver, published] of this.sources) {
+      if (published === source) {
+        await transceiver.sender.replaceTrack(track);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
    * Send a screen share on its own send-only video transceiver (reused after a stop).
    * @param {MediaStreamTrack} track the captured screen
    * @returns {Promise<void>}

@@ -6,6 +6,7 @@
  */
 import { byId } from "./dom.js";
 import { mountLanguageSwitch, onLanguageChange, t, translateDocument } from "./i18n.js";
+import { linkExpiresAt, refreshDelayMs } from "./playback-links.js";
 import { api as rest } from "./rest.js";
 import { takeToken } from "./session.js";
 
@@ -42,6 +43,8 @@ const player = byId("player", HTMLVideoElement);
 let current = null;
 /** @type {ReturnType<typeof setInterval>|undefined} */
 let progressTimer;
+/** @type {ReturnType<typeof setTimeout>|undefined} fetches fresh playback links before these expire */
+let linksTimer;
 /** @type {string|null|undefined} */
 let lastError = null;
 
@@ -146,6 +149,7 @@ async function openRecording(id) {
   renderTracks();
   renderRendition();
   watchRendition();
+  scheduleLinkRefresh();
   byId("score-form").hidden = !recording.may_review;
   byId("comment-form").hidden = !recording.may_review;
   await Promise.all([loadTimeline(), loadScores(), loadComments()]);
@@ -160,9 +164,41 @@ function setPlayerSource() {
   const name = rendition ?? camera?.name ?? current.manifest.tracks[0]?.name;
   if (!name) return;
   const time = player.currentTime;
+  const playing = !player.paused && !player.ended;
   player.src = current.links[name];
   player.dataset.file = name;
   if (time) player.currentTime = time;
+  if (playing) player.play().catch(() => {});
+}
+
+/** Fetch fresh playback links shortly before the current ones expire. */
+function scheduleLinkRefresh() {
+  clearTimeout(linksTimer);
+  const delay = current ? refreshDelayMs(current.links, Date.now()) : null;
+  if (delay !== null) linksTimer = setTimeout(refreshLinks, delay);
+}
+
+/**
+ * Swap in fresh playback links (the player keeps its position and whether it plays), then
+ * schedule the next refresh.
+ */
+async function refreshLinks() {
+  const id = current?.id;
+  if (!id) return;
+  /** @type {Recording} */
+  let recording;
+  try {
+    recording = await api(`/api/recordings/${encodeURIComponent(id)}`);
+  } catch (err) {
+    showError(codeOf(err));
+    return;
+  }
+  if (current?.id !== id) return;
+  current = recording;
+  setPlayerSource();
+  renderTracks();
+  renderRendition();
+  scheduleLinkRefresh();
 }
 
 function renderTracks() {
@@ -379,6 +415,11 @@ translateDocument();
 onLanguageChange(retranslate);
 renderCommentButton();
 player.addEventListener("timeupdate", renderCommentButton);
+// A link that expired anyway (the computer slept past the refresh): fetch fresh ones now.
+player.addEventListener("error", () => {
+  const expiresAt = player.src ? linkExpiresAt(player.src) : null;
+  if (expiresAt !== null && expiresAt <= Date.now()) refreshLinks();
+});
 byId("filters").addEventListener("submit", (event) => {
   event.preventDefault();
   loadList();

@@ -57,7 +57,9 @@ export class Signaling {
         const resume = resumeToken();
         callback(resume ? { resume_token: resume } : { token });
       },
-      transports: ["websocket"],
+      // WebSocket first; HTTP long-polling where a proxy blocks it (needs sticky sessions: README).
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
       reconnectionDelay: RECONNECT_DELAY_MS,
       reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
       timeout: CONNECT_TIMEOUT_MS,

@@ -3,7 +3,10 @@
  * The video grid: one tile per participant (camera and microphone), one per screen share,
  * and the local tile; each labelled with the name, the mute state and whether they speak.
  * The grid's `data-layout` (1, 2, 4, 9, 16 or 25: the smallest square-ish grid that holds
- * every tile) chooses its columns in the style sheet.
+ * every tile) chooses its columns in the style sheet; in a one-to-one call (`data-arrangement`
+ * "pip") the other party fills the grid and one's own picture is a small inset.
+ * Remote tiles play their sound; where the browser blocks that, they play muted until
+ * `enableSound` is called from a tap.
  */
 import { t } from "./i18n.js";
 
@@ -19,6 +22,19 @@ import { t } from "./i18n.js";
 const LOCAL_KEY = "local";
 /** Grid sizes the style sheet lays out; a grid takes the smallest that holds its tiles. */
 const LAYOUTS = [1, 2, 4, 9, 16, 25];
+
+/**
+ * How the tiles are arranged: "pip" when they are one's own and one other participant's camera
+ * (a one-to-one call: the other large, oneself inset), else "grid".
+ * @param {Iterable<string>} keys the tiles' keys ("local", "<id>:camera", "<id>:screen")
+ * @returns {"pip"|"grid"}
+ */
+export function arrangementFor(keys) {
+  const list = [...keys];
+  return list.length === 2 && list.includes(LOCAL_KEY) && list.some((key) => key.endsWith(":camera"))
+    ? "pip"
+    : "grid";
+}
 
 /**
  * The grid size for `count` tiles: the smallest laid-out size that holds them (the largest
@@ -37,11 +53,14 @@ export class VideoGrid {
    * @param {(participantId: string) => Participant|undefined} lookup the participant's latest data
    * @param {(figure: HTMLElement, participant: Participant|undefined) => void} [decorate]
    *   called after each (re)label of a remote camera tile, e.g. to add host controls
+   * @param {() => void} [onSoundBlocked] called when the browser refused to play a remote
+   *   tile's sound without a tap (the tile then plays muted): offer "Enable sound"
    */
-  constructor(container, lookup, decorate = () => {}) {
+  constructor(container, lookup, decorate = () => {}, onSoundBlocked = () => {}) {
     this.container = container;
     this.lookup = lookup;
     this.decorate = decorate;
+    this.onSoundBlocked = onSoundBlocked;
     /** @type {Map<string, Tile>} by "local", "<participant_id>:camera" or "<participant_id>:screen" */
     this.tiles = new Map();
     /** @type {{stream: MediaStream, participant: Participant,
@@ -62,7 +81,6 @@ export class VideoGrid {
       tile = this.#createTile(LOCAL_KEY, "local", null);
       tile.video.muted = true;
       tile.video.id = "local-video";
-      tile.video.classList.add("mirrored");
       tile.video.srcObject = stream;
       this.container.prepend(tile.figure);
     }
@@ -126,6 +144,18 @@ export class VideoGrid {
     if (!tile) return;
     tile.figure.dataset.speaking = String(speaking);
     tile.speakingCue.hidden = !speaking;
+  }
+
+  /**
+   * Unmute and play every remote tile. Call it from a tap's handler: browsers allow sound
+   * only after the user touched the page.
+   */
+  enableSound() {
+    for (const tile of this.tiles.values()) {
+      if (tile.kind === "local") continue;
+      tile.video.muted = false;
+      this.#play(tile.video);
+    }
   }
 
   /** Relabel every tile (names, mute state, language). */
@@ -223,7 +253,21 @@ export class VideoGrid {
    */
   #attach(tile) {
     tile.video.srcObject = tile.tracks.size ? new MediaStream([...tile.tracks]) : null;
-    if (tile.tracks.size) tile.video.play().catch(() => {});
+    if (tile.tracks.size) this.#play(tile.video);
+  }
+
+  /**
+   * Play a remote tile; when the browser refuses its sound (no tap yet), play it muted so the
+   * picture shows, and say so.
+   * @param {HTMLVideoElement} video
+   */
+  #play(video) {
+    video.play().catch((err) => {
+      if (err?.name !== "NotAllowedError" || video.muted) return;
+      video.muted = true;
+      this.onSoundBlocked();
+      video.play().catch(() => {});
+    });
   }
 
   /** @param {Tile} tile */
@@ -241,6 +285,11 @@ export class VideoGrid {
     tile.name.textContent = label;
     tile.video.setAttribute("aria-label", label);
     tile.initials.textContent = initialsOf(name);
+    // One's own front camera shows as a mirror; the back camera (showing a wound) as it is.
+    if (local) {
+      const facing = local.stream.getVideoTracks()[0]?.getSettings().facingMode;
+      tile.video.classList.toggle("mirrored", facing !== "environment");
+    }
 
     // A screen share has no microphone or camera of its own.
     const micMuted = tile.kind !== "screen" && Boolean(muted.microphone);
@@ -269,6 +318,7 @@ export class VideoGrid {
     const count = this.tiles.size;
     this.container.dataset.count = String(count);
     this.container.dataset.layout = String(layoutFor(count));
+    this.container.dataset.arrangement = arrangementFor(this.tiles.keys());
   }
 }
 

@@ -15,6 +15,10 @@ export const elements = {
   videoGrid: byId("video-grid"),
   muteButton: byId("mute-button", HTMLButtonElement),
   cameraButton: byId("camera-button", HTMLButtonElement),
+  switchCameraButton: byId("switch-camera-button", HTMLButtonElement),
+  soundButton: byId("sound-button", HTMLButtonElement),
+  mediaRetryButton: byId("media-retry-button", HTMLButtonElement),
+  lobbyPreview: byId("lobby-preview", HTMLVideoElement),
   screenButton: byId("screen-button", HTMLButtonElement),
   chatPanel: byId("chat-panel"),
   leaveButton: byId("leave-button", HTMLButtonElement),
@@ -44,6 +48,11 @@ const END_TEXTS = {
 
 /** @type {string|null} the code of the error shown, kept to retranslate it */
 let shownErrorCode = null;
+/**
+ * The media notice shown (what is sent, why not more), kept to retranslate it.
+ * @type {{mode: import("./devices.js").MediaMode, problem: import("./devices.js").MediaProblem|null}|null}
+ */
+let shownMedia = null;
 
 /**
  * Show one view ("join" | "lobby" | "consult" | "ended"), record it in
@@ -94,6 +103,45 @@ function renderError() {
   const key = `error.${code}`;
   alert.dataset.errorCode = code;
   alert.textContent = key in DICTIONARIES.en ? t(key) : t("error.unknown", { code });
+}
+
+/**
+ * Say what this participant sends when it is less than camera and microphone, and why (each
+ * cause its own words), with a "Try again" button; hidden when both work.
+ * @param {import("./devices.js").MediaMode} mode
+ * @param {import("./devices.js").MediaProblem|null} problem why the camera and microphone
+ *   could not both be opened
+ */
+export function showMediaNotice(mode, problem) {
+  shownMedia = mode === "camera_and_microphone" ? null : { mode, problem };
+  renderMediaNotice();
+}
+
+function renderMediaNotice() {
+  const notice = byId("media-notice");
+  const view = document.body.dataset.view;
+  notice.hidden = !shownMedia || view === "ended";
+  if (!shownMedia) {
+    delete notice.dataset.mode;
+    delete notice.dataset.problem;
+    return;
+  }
+  const { mode, problem } = shownMedia;
+  notice.dataset.mode = mode;
+  notice.dataset.problem = problem ?? "";
+  byId("media-notice-text").textContent = [t(`media_mode.${mode}`), problem ? t(`error.${problem}`) : ""]
+    .filter(Boolean)
+    .join(" ");
+  // Without https no retry can succeed: the link itself must change.
+  elements.mediaRetryButton.hidden = problem === "media_insecure";
+}
+
+/**
+ * Show or hide the "Enable sound" button.
+ * @param {boolean} shown
+ */
+export function showSoundButton(shown) {
+  elements.soundButton.hidden = !shown;
 }
 
 /**
@@ -165,6 +213,7 @@ export function setMicLevel(level) {
  * @param {"ended"|"left"|"lost"|"removed"|null} model.endedReason
  * @param {string|null} [model.endedBy] the host who removed this participant
  * @param {boolean} [model.sharing] whether the screen is being shared
+ * @param {boolean} [model.canSwitchCamera] whether another camera (or the other side) can be chosen
  */
 export function render(model) {
   byId("join-greeting").textContent = model.name ? t("join_greeting", { name: model.name }) : "";
@@ -178,6 +227,7 @@ export function render(model) {
   elements.muteButton.disabled = !model.hasTrack.microphone;
   elements.cameraButton.textContent = t(model.muted.camera ? "camera_on" : "camera_off");
   elements.cameraButton.disabled = !model.hasTrack.camera;
+  elements.switchCameraButton.hidden = !model.canSwitchCamera || !model.hasTrack.camera;
   elements.endButton.hidden = !model.grants?.end;
   elements.screenButton.textContent = t(model.sharing ? "stop_sharing" : "share_screen");
   elements.screenButton.hidden = model.grants?.publish === false || !navigator.mediaDevices?.getDisplayMedia;
@@ -189,6 +239,7 @@ export function render(model) {
   byId("ended-heading").textContent = t(heading, { by: model.endedBy ?? "" });
   byId("ended-body").textContent = t(body);
   renderError();
+  renderMediaNotice();
 }
 
 /**
