@@ -90,10 +90,13 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
 
-    # Recordings: kept this many days unless the hospital's policy says otherwise; playback
-    # links (signed, one recording only) are valid this many seconds.
-    recording_retention_days: int = Field(default=365, ge=0)
+    # Recordings: kept this many days (at least one) unless the hospital's policy says otherwise;
+    # playback links (signed, one recording only) are valid this many seconds.
+    recording_retention_days: int = Field(default=365, ge=1)
     recording_link_ttl_seconds: int = Field(default=300, gt=0)
+    # One recording stops at this length, or when its files reach this many bytes (per recording).
+    recording_max_seconds: int = Field(default=3 * 3600, gt=0)
+    recording_quota_bytes: int = Field(default=4 * 1024**3, gt=0)
 
     # Rate limits (the `limits` notation: "20 per 4 seconds", "30/minute;300/hour"), counted in
     # Redis when redis_url is set; and quotas. signaling/limits.py applies them.

@@ -39,3 +39,7 @@ class AlreadyRecording(DomainError):
 
 class NotRecording(DomainError):
     code, status = "not_recording", 409
+
+
+class ConsentWithdrawn(DomainError):
+    code, status = "consent_withdrawn", 409

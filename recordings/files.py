@@ -58,5 +58,13 @@ class RecordingFiles:
         Delete a recording's folder and everything in it (nothing happens when it is gone).
 
         :param recording_id: The recording.
+        :raises OSError: when the storage refuses to delete some of it.
         """
-        await asyncio.to_thread(shutil.rmtree, self.folder(recording_id), True)
+        await asyncio.to_thread(_remove_tree, self.folder(recording_id))
+
+
+def _remove_tree(folder: Path) -> None:
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass

@@ -1,9 +1,14 @@
-"""Retention: recordings older than their hospital's policy are deleted, hourly, each audited."""
+"""Retention: recordings older than their hospital's policy are deleted, hourly, each audited.
+
+A deletion the storage refuses keeps the catalogue entry (its status unchanged) and is tried
+again at the next sweep, which comes sooner after a failure.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from rooms.audit import AuditLog, AuditRecord
@@ -17,6 +22,21 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two retention sweeps.
 RETENTION_INTERVAL = 3600.0
+#: Seconds before the next sweep when a deletion failed.
+RETRY_INTERVAL = 300.0
+
+
+@dataclass
+class Sweep:
+    """
+    What one retention sweep did.
+
+    :param deleted: The recordings deleted (files gone, catalogued ``deleted``, audited).
+    :param failed: The recordings whose deletion failed; they stay catalogued, for the next sweep.
+    """
+
+    deleted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 class Retention:
@@ -61,18 +81,24 @@ class Retention:
                 expired.append(recording)
         return expired
 
-    async def apply(self, now: datetime, hospital: str | None = None) -> list[str]:
+    async def apply(self, now: datetime, hospital: str | None = None) -> Sweep:
         """
         Delete the recordings older than their hospital's retention; audit each deletion.
 
         :param now: The current time.
         :param hospital: Only this hospital's recordings.
-        :return: The ids of the deleted recordings.
+        :return: The recordings deleted, and those whose deletion failed (kept, for later).
         """
-        deleted = []
+        sweep = Sweep()
         for recording in await self.expired(now, hospital):
             policy = await self._policies.policy(recording.hospital)
-            await self._files.remove(recording.id)
+            try:
+                await self._files.remove(recording.id)
+            except OSError:
+                # Files first, then the entry: a failure leaves an entry the next sweep finds.
+                logger.exception("recording deletion failed", extra={"recording_id": recording.id})
+                sweep.failed.append(recording.id)
+                continue
             await self._catalogue.set_status(recording.id, "deleted")
             await self._audit.record(
                 system_identity(recording.hospital, "retention"),
@@ -81,15 +107,16 @@ class Retention:
                 ),
                 detail={"reason": "retention", "retention_days": policy.retention_days},
             )
-            deleted.append(recording.id)
+            sweep.deleted.append(recording.id)
             logger.info("recording deleted by retention", extra={"recording_id": recording.id})
-        return deleted
+        return sweep
 
     async def run(self) -> None:
-        """Sweep now and then every :data:`RETENTION_INTERVAL` seconds, until cancelled.
+        """Sweep now and then every :data:`RETENTION_INTERVAL` seconds (:data:`RETRY_INTERVAL`
+        after a sweep whose deletions the storage refused), until cancelled.
 
-        A failed sweep raises: the process's supervisor runs it again after a pause.
+        A sweep that fails as a whole raises: the process's supervisor runs it again after a pause.
         """
         while True:
-            await self.apply(datetime.now(UTC))
-            await asyncio.sleep(RETENTION_INTERVAL)
+            sweep = await self.apply(datetime.now(UTC))
+            await asyncio.sleep(RETRY_INTERVAL if sweep.failed else RETENTION_INTERVAL)

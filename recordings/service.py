@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from config.database import Database
 from config.settings import Settings
@@ -24,6 +24,7 @@ from media.recording.manifest import MANIFEST_NAME
 from media.recording.recorder import utc_iso
 from media.recording.recovery import folder_busy, recover_folder
 from rooms.audit import AuditLog
+from rooms.grants import grants_for
 from rooms.identity import Identity
 from rooms.service import ConsultService
 from rooms.views import ConsultView, TimelineEntry
@@ -32,6 +33,7 @@ from .access import RecordingAccess, system_identity
 from .catalogue import RecordingCatalogue, RecordingView
 from .errors import AlreadyRecording, NotRecording
 from .files import RecordingFiles
+from .limits import RecordingLimits
 from .links import PlaybackLinks
 from .models import Recording
 from .policies import RecordingPolicies
@@ -44,18 +46,34 @@ logger = logging.getLogger(__name__)
 #: Timeline kinds that record the patient's consent or its withdrawal.
 CONSENT_KINDS = ("recording_consent", "recording_consent_withdrawn")
 
+StopReason = Literal[
+    "host",
+    "consent_withdrawn",
+    "no_recorder_left",
+    "max_duration",
+    "quota",
+    "consult_ended",
+    "server_stopped",
+]
+"""Why a recording stopped: the ``reason`` of its ``recording_stopped`` timeline entry."""
+
+StopListener = Callable[[str, StopReason], Awaitable[None]]
+"""Told ``(consult_id, reason)`` once a stopped recording is catalogued (the edge tells clients)."""
+
 
 @dataclass(frozen=True)
 class RunningRecording:
     """
-    A recording running on this process, and the host who started it.
+    A recording running on this process, the host who started it, and who may stop it.
 
     :param recording: Its catalogue entry.
     :param host: Who started it (the catalogue keeps only their subject).
+    :param recorders: The participants with the record grant; it stops when none is present.
     """
 
     recording: RecordingView
     host: Identity
+    recorders: frozenset[str]
 
 
 class RecordingService:
@@ -69,6 +87,7 @@ class RecordingService:
     :param files: The recordings' folders.
     :param links: The playback link signer.
     :param default_retention_days: Retention of hospitals without a policy.
+    :param limits: How long and how large one recording may grow.
     """
 
     def __init__(
@@ -80,6 +99,7 @@ class RecordingService:
         files: RecordingFiles,
         links: PlaybackLinks,
         default_retention_days: int,
+        limits: RecordingLimits,
     ) -> None:
         self.catalogue = RecordingCatalogue(database)
         self.policies = RecordingPolicies(database, default_retention_days)
@@ -92,9 +112,20 @@ class RecordingService:
         self._renderer = Renderer(self.catalogue, files)
         self._media = media
         self._consults = consults
+        self._limits = limits
         self._active: dict[str, RunningRecording] = {}
-        self._stopped_by: dict[str, Identity] = {}
+        self._stopped_by: dict[str, tuple[Identity, StopReason]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._limiters: dict[str, asyncio.Task[None]] = {}
+        self._stop_listeners: list[StopListener] = []
+
+    def on_stopped(self, listener: StopListener) -> None:
+        """
+        Tell `listener` of every stop, whatever stopped the recording, once it is catalogued.
+
+        :param listener: Called with the consult's id and the reason.
+        """
+        self._stop_listeners.append(listener)
 
     def active(self, consult_id: str) -> RecordingView | None:
         """
@@ -105,24 +136,43 @@ class RecordingService:
         running = self._active.get(consult_id)
         return running.recording if running else None
 
+    async def latest_consent(self, consult_id: str) -> TimelineEntry | None:
+        """
+        The patient's latest word on recording: ``recording_consent`` or its withdrawal.
+
+        :param consult_id: The consult.
+        """
+        latest = await self._consults.latest_events(consult_id, CONSENT_KINDS)
+        return latest[0] if latest else None
+
     async def consent(self, consult_id: str) -> TimelineEntry | None:
         """
         The patient's consent to recording, if it is on record and was not withdrawn since.
 
         :param consult_id: The consult.
         """
-        latest = await self._consults.latest_events(consult_id, CONSENT_KINDS)
-        return latest[0] if latest and latest[0].kind == "recording_consent" else None
+        return _given(await self.latest_consent(consult_id))
+
+    async def withdrawn(self, consult_id: str) -> bool:
+        """
+        Whether the patient's latest word on recording is a withdrawal (only they can undo it).
+
+        :param consult_id: The consult.
+        """
+        latest = await self.latest_consent(consult_id)
+        return latest is not None and latest.kind == "recording_consent_withdrawn"
 
     async def state(self, consult_id: str) -> dict[str, Any]:
         """
         The protocol's ``recording_state`` of a consult: running or not, since when, by whom
-        (``by`` the host's display name, ``by_sub`` their subject), consent.
+        (``by`` the host's display name, ``by_sub`` their subject), consent (``withdrawn``: the
+        patient's latest word is a withdrawal, which only the patient can undo).
 
         :param consult_id: The consult.
         """
         running = self._active.get(consult_id)
-        consent = await self.consent(consult_id)
+        latest = await self.latest_consent(consult_id)
+        consent = _given(latest)
         return {
             "recording": running is not None,
             "recording_id": running.recording.id if running else None,
@@ -133,6 +183,7 @@ class RecordingService:
                 "given": consent is not None,
                 "by": consent.actor_name if consent else None,
                 "at": consent.at.isoformat() if consent else None,
+                "withdrawn": latest is not None and consent is None,
             },
         }
 
@@ -188,31 +239,68 @@ class RecordingService:
         except Exception:
             await self.catalogue.set_status(recording.id, "failed")
             raise
-        self._active[consult.id] = RunningRecording(recording, host)
+        recorders = frozenset(
+            p.id
+            for p in consult.participants
+            if grants_for(p.role, is_host=p.is_host, removed=p.removed, ended=False).record
+        )
+        self._active[consult.id] = RunningRecording(recording, host, recorders)
         self._watchers[recording.id] = asyncio.create_task(self._watch(consult.id, recorder))
+        self._limiters[recording.id] = asyncio.create_task(
+            self._enforce_limits(consult.id, recording)
+        )
         await self._consults.note(
             consult.id, host, "recording_started", {"recording_id": recording.id, **consent}
         )
         return recording
 
-    async def stop(self, host: Identity, consult_id: str) -> RecordingView:
+    async def stop(
+        self, actor: Identity, consult_id: str, reason: StopReason = "host"
+    ) -> RecordingView:
         """
         Stop the recording of a consult; the catalogue is updated and a rendition queued.
 
-        :param host: Who stops it.
+        :param actor: Who stops it (the server itself for a limit).
         :param consult_id: The consult.
+        :param reason: Why, for the timeline and the clients.
         :raises NotRecording: when none runs here.
         """
         running = self._active.get(consult_id)
         if running is None:
             raise NotRecording("This consult is not being recorded")
         recording = running.recording
-        self._stopped_by[recording.id] = host
+        self._stopped_by.setdefault(recording.id, (actor, reason))
         await self._media.room(consult_id).stop_recording()
         watcher = self._watchers.get(recording.id)
         if watcher is not None:
             await asyncio.gather(watcher, return_exceptions=True)
         return await self.catalogue.get(recording.id)
+
+    async def recorders_present(self, consult_id: str, present: Collection[str]) -> None:
+        """
+        Stop the consult's recording when none of the participants with the record grant is
+        `present` any more: nobody would be left who can stop it.
+
+        :param consult_id: The consult.
+        :param present: The ids of the participants present in it now.
+        """
+        running = self._active.get(consult_id)
+        if running is None or running.recorders.intersection(present):
+            return
+        hospital = running.recording.hospital
+        with contextlib.suppress(NotRecording):
+            await self.stop(system_identity(hospital, "recorder"), consult_id, "no_recorder_left")
+
+    async def _enforce_limits(self, consult_id: str, recording: RecordingView) -> None:
+        """Stop a recording at its maximum duration or size (the watcher cancels the wait)."""
+        reason = await self._limits.reached(self.files.folder(recording.id))
+        # From here on the stop must run to its end: the watcher no longer cancels this task.
+        self._limiters.pop(recording.id, None)
+        logger.info(
+            "recording limit reached", extra={"recording_id": recording.id, "limit": reason}
+        )
+        with contextlib.suppress(NotRecording):
+            await self.stop(system_identity(recording.hospital, "recorder"), consult_id, reason)
 
     async def _watch(self, consult_id: str, recorder: RecordingHandle) -> None:
         """Complete the catalogue when a recording stops, however it stops (consult end too)."""
@@ -220,22 +308,42 @@ class RecordingService:
         try:
             manifest = await recorder.finished
             self._active.pop(consult_id, None)
-            actor = self._stopped_by.pop(recording_id, None)
+            self._cancel_limiter(recording_id)
             hospital = manifest.consult.get("hospital", "")
+            # Not stopped through stop(): the media closed the room, the consult ended.
+            actor, reason = self._stopped_by.pop(
+                recording_id, (system_identity(hospital, "recorder"), "consult_ended")
+            )
             await self.catalogue.finish(recording_id, manifest, "complete")
             await self._consults.note(
                 consult_id,
-                actor or system_identity(hospital, "recorder"),
+                actor,
                 "recording_stopped",
-                {"recording_id": recording_id, "duration": round(manifest.duration, 1)},
+                {
+                    "recording_id": recording_id,
+                    "duration": round(manifest.duration, 1),
+                    "reason": reason,
+                },
             )
             self._renderer.queue(recording_id)
         except Exception:
             # The files and their manifest are safe on disk: recovery completes the row later.
             logger.exception("recording not catalogued", extra={"recording_id": recording_id})
+            return
         finally:
             self._active.pop(consult_id, None)
             self._watchers.pop(recording_id, None)
+            self._cancel_limiter(recording_id)
+        for listener in self._stop_listeners:
+            try:
+                await listener(consult_id, reason)
+            except Exception:
+                logger.exception("recording stop not announced", extra={"consult_id": consult_id})
+
+    def _cancel_limiter(self, recording_id: str) -> None:
+        limiter = self._limiters.pop(recording_id, None)
+        if limiter is not None:
+            limiter.cancel()
 
     async def timeline(self, recording: RecordingView) -> list[dict[str, Any]]:
         """
@@ -327,10 +435,16 @@ class RecordingService:
 
     async def close(self) -> None:
         """At server stop: finish running recordings."""
-        for consult_id in list(self._active):
+        for consult_id, running in list(self._active.items()):
+            server = system_identity(running.recording.hospital, "recorder")
             with contextlib.suppress(NotRecording):
-                await self._media.room(consult_id).stop_recording()
+                await self.stop(server, consult_id, "server_stopped")
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+
+
+def _given(latest: TimelineEntry | None) -> TimelineEntry | None:
+    """The patient's latest word on recording if it is an agreement."""
+    return latest if latest is not None and latest.kind == "recording_consent" else None
 
 
 def build_recordings(
@@ -342,7 +456,8 @@ def build_recordings(
     """
     Build the recordings of this deployment from its settings.
 
-    :param settings: This deployment's settings (folder, retention, link lifetime, secret).
+    :param settings: This deployment's settings (folder, retention, limits, link lifetime,
+        secret).
     :param database: The shared database.
     :param media: This process's media server.
     :param consults: The consult service.
@@ -355,4 +470,5 @@ def build_recordings(
         RecordingFiles(settings.recordings_dir),
         PlaybackLinks(settings.signing_secret(), settings.recording_link_ttl_seconds),
         settings.recording_retention_days,
+        RecordingLimits(settings.recording_max_seconds, settings.recording_quota_bytes),
     )

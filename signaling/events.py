@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,8 @@ class ConsultSignaling:
         self._held: dict[tuple[str, str], HeldSeat] = {}
         self._expiring: set[asyncio.Task[None]] = set()
         self._going_away = False
+        #: Called with the consult's id after each departure (the recording checks its recorders).
+        self.departure_listeners: list[Callable[[str], Awaitable[None]]] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
@@ -605,6 +608,8 @@ class ConsultSignaling:
         await self.sio.emit(
             "participant_left", {"participant_id": participant_id}, room=consult_room(consult_id)
         )
+        for listener in self.departure_listeners:
+            await listener(consult_id)
         with outage_tolerated("departure not noted", consult_id=consult_id):
             try:
                 if how is not None:

@@ -169,6 +169,8 @@ class ClientEvents:
         self._connections = connections
         self._names: list[str] = []
         self._limiter = limiter
+        #: Each registered event's payload schema, by name (the event table tests are built on).
+        self.schemas: dict[str, type[BaseModel]] = {}
         sio.on("*", self._on_unknown)
 
     @property
@@ -208,6 +210,7 @@ class ClientEvents:
                 return ack_error(name, exc, sid=sid)
             return {"ok": True, **(result or {})}
 
+        self.schemas[name] = schema
         self._sio.on(name, on_event)
         self._names.append(name)
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import Field
 
-from recordings.errors import ConsentRequired
+from recordings.errors import ConsentRequired, ConsentWithdrawn
+from recordings.service import StopReason
 from rooms.errors import Forbidden
 from rooms.identity import Role
 from signaling.events import ConsultSignaling
@@ -58,13 +59,31 @@ class RecordingEvents:
         register("recording_consent", RecordingConsentIn, self._consent)
         register("start_recording", StartRecordingIn, self._start)
         register("stop_recording", EmptyRecordingIn, self._stop)
+        self._services.recordings.on_stopped(self._announce_stop)
+        signaling.departure_listeners.append(self._check_recorders)
 
-    async def _broadcast(self, consult_id: str) -> dict[str, Any]:
-        state = await self._services.recordings.state(consult_id)
+    async def _broadcast(self, consult_id: str, **extra: Any) -> dict[str, Any]:
+        state = {**await self._services.recordings.state(consult_id), **extra}
         # The lobby hears it too: a waiting patient knows they will enter a recorded consult.
         for room in (consult_room(consult_id), lobby_room(consult_id)):
             await self._signaling.sio.emit("recording_state", state, room=room)
         return state
+
+    async def _announce_stop(self, consult_id: str, reason: StopReason) -> None:
+        """Every stop, whoever or whatever stopped it, reaches the consult with its reason."""
+        await self._broadcast(consult_id, stop_reason=reason)
+
+    async def _check_recorders(self, consult_id: str) -> None:
+        """After a departure: a recording nobody present may stop any more stops now."""
+        recordings = self._services.recordings
+        if recordings.active(consult_id) is None:
+            return
+        try:
+            presence = await self._services.registry.presence(consult_id)
+            joined = [pid for pid, where in presence.items() if where.status == "joined"]
+            await recordings.recorders_present(consult_id, joined)
+        except Exception:
+            logger.exception("recorders not checked", extra={"consult_id": consult_id})
 
     async def _consent(
         self, sid: str, connection: Connection, payload: RecordingConsentIn
@@ -77,9 +96,11 @@ class RecordingEvents:
         detail = {"method": "patient", "participant_id": participant.id}
         await self._services.consults.note(consult_id, connection.identity, kind, detail)
         logger.info("recording consent", extra={"consult_id": consult_id, "agree": payload.agree})
-        if not payload.agree and self._services.recordings.active(consult_id) is not None:
-            # Consent withdrawn: the recording stops at once.
-            await self._services.recordings.stop(connection.identity, consult_id)
+        recordings = self._services.recordings
+        if not payload.agree and recordings.active(consult_id) is not None:
+            # Consent withdrawn: the recording stops at once, and its stop is announced.
+            await recordings.stop(connection.identity, consult_id, "consent_withdrawn")
+            return await recordings.state(consult_id)
         return await self._broadcast(consult_id)
 
     async def _start(
@@ -92,6 +113,9 @@ class RecordingEvents:
         services = self._services
         consult = await services.consults.get(identity, consult_id)
         now = datetime.now(UTC).isoformat()
+        if await services.recordings.withdrawn(consult_id):
+            # The patient's own "no" outweighs any attestation; only the patient can undo it.
+            raise ConsentWithdrawn("The patient withdrew consent to the recording")
         patient_consent = await services.recordings.consent(consult_id)
         if patient_consent is not None:
             consent: dict[str, Any] = {
@@ -121,6 +145,10 @@ class RecordingEvents:
                 "The patient has not agreed to the recording: ask them, or attest verbal consent"
             )
         await services.recordings.start(identity, consult, consent)
+        if await services.recordings.withdrawn(consult_id):
+            # The patient said no while it started (their event does not wait for this one).
+            await services.recordings.stop(identity, consult_id, "consent_withdrawn")
+            raise ConsentWithdrawn("The patient withdrew consent to the recording")
         return await self._broadcast(consult_id)
 
     async def _stop(
@@ -129,5 +157,6 @@ class RecordingEvents:
         consult_id, _ = connection.joined()
         if not connection.grants.record:
             raise Forbidden("Only the host may stop the recording")
-        await self._services.recordings.stop(connection.identity, consult_id)
-        return await self._broadcast(consult_id)
+        await self._services.recordings.stop(connection.identity, consult_id, "host")
+        # The stop was announced to everyone, with its reason, once it was catalogued.
+        return await self._services.recordings.state(consult_id)

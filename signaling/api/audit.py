@@ -18,12 +18,14 @@ routes = ApiRoutes("audit")
 class AuditQuery(BaseModel):
     """Filters of ``GET /api/audit``; ``hospital`` defaults to the caller's own."""
 
-    hospital: str | None = None
-    resource_type: str | None = None
-    resource_id: str | None = None
-    actor: str | None = None
+    # No longer than the columns they filter (PostgreSQL refuses a longer value outright).
+    hospital: str | None = Field(default=None, max_length=64)
+    resource_type: str | None = Field(default=None, max_length=32)
+    resource_id: str | None = Field(default=None, max_length=64)
+    actor: str | None = Field(default=None, max_length=128)
     actor_hospital: str | None = Field(
         default=None,
+        max_length=64,
         description="with `actor`: the actor's hospital (a person is hospital and sub)",
     )
     limit: int = Field(default=200, description="at most this many entries (1 to 1000)")

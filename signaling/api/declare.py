@@ -49,6 +49,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from rooms.errors import InvalidPayload
 from signaling.api.bearer import caller, check_join_link
 from signaling.errors import json_body
 from signaling.limits import WRITES
@@ -133,6 +134,10 @@ class Operation:
 
 #: The operations an application serves, in the order their tables were added.
 OPERATIONS = web.AppKey("operations", list[Operation])
+
+#: The longest path parameter (an id, a hospital code, a file name) any route takes: the columns
+#: that store them, the audit log's included, hold 64 characters.
+PATH_PARAMETER_MAX = 64
 
 
 def _method(
@@ -244,6 +249,16 @@ def _bind(
     answer = TypeAdapter(operation.response) if operation.response is not None else None
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        # Before anything reads or audits them: no stored id is longer.
+        too_long = [n for n, value in request.match_info.items() if len(value) > PATH_PARAMETER_MAX]
+        if too_long:
+            raise InvalidPayload(
+                "A path parameter is too long",
+                details=[
+                    {"field": name, "message": f"at most {PATH_PARAMETER_MAX} characters"}
+                    for name in too_long
+                ],
+            )
         inputs: dict[str, Any] = dict(request.match_info)
         if operation.bearer:
             identity = caller(request)

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
-from signaling.api.declare import OPERATIONS, ApiRoutes, Operation
+from signaling.api.declare import OPERATIONS, PATH_PARAMETER_MAX, ApiRoutes, Operation
 from signaling.schemas import ProblemOut
 
 REF = "#/components/schemas/{model}"
@@ -48,7 +48,12 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _parameters(operation: Operation, components: Components) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "maxLength": PATH_PARAMETER_MAX},
+        }
         for name in operation.path_parameters
     ]
     if operation.query is not None:

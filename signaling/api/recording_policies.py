@@ -19,7 +19,8 @@ routes = ApiRoutes("recording-policies")
 class PolicyIn(Strict):
     """A hospital's recording policy."""
 
-    retention_days: int = Field(ge=0, le=36500)
+    #: At least a day: a recording is never deleted while its consult may still be going on.
+    retention_days: int = Field(ge=1, le=36500)
     rubric: list[str] = Field(min_length=1, max_length=20)
 
 
@@ -32,9 +33,11 @@ class PolicyOut(BaseModel):
 
 
 class RetentionOut(BaseModel):
-    """The recordings deleted (each deletion audited)."""
+    """The recordings deleted (each deletion audited), and those whose deletion failed (kept
+    in the catalogue and tried again at the next sweep)."""
 
     deleted: list[str]
+    failed: list[str]
 
 
 @routes.get(
@@ -89,5 +92,5 @@ async def apply_retention(request: web.Request, identity: Identity, hospital: st
     await recordings.access.check_admin(
         identity, hospital, "apply_retention", client_address(request)
     )
-    deleted = await recordings.retention.apply(datetime.now(UTC), hospital)
-    return RetentionOut(deleted=deleted)
+    sweep = await recordings.retention.apply(datetime.now(UTC), hospital)
+    return RetentionOut(deleted=sweep.deleted, failed=sweep.failed)

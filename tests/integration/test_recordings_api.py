@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import stat
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import av
 import pytest
+from sqlalchemy import update
 
+from config.database import Database
+from recordings.models import Recording
 from tests.integration.live import HOSPITAL, LiveServer, SignalingClient, join_token, participant_id
 from tests.integration.media_client import MediaClient
 
@@ -182,7 +188,9 @@ async def test_a_recording_with_consent_is_catalogued_with_a_manifest_and_hashes
         "given": True,
         "by": "Li Hua",
         "at": recorded.states[0]["consent"]["at"],
+        "withdrawn": False,
     }
+    assert recorded.states[-1]["stop_reason"] == "host"
 
     status, detail = await get(live_server, url(live_server, recorded.recording_id), reviewer)
     assert status == 200
@@ -402,7 +410,7 @@ async def test_the_review_rendition_is_made_after_the_stop_and_leaves_the_origin
 
 
 async def test_expired_recordings_are_deleted_and_the_deletion_is_audited(
-    live_server: LiveServer, recorded: RecordedVisit
+    live_server: LiveServer, recorded: RecordedVisit, database_url: str
 ) -> None:
     admin = live_server.token("admin-1", "admin")
     reviewer = live_server.token("rev-1", "reviewer")
@@ -415,10 +423,16 @@ async def test_expired_recordings_are_deleted_and_the_deletion_is_audited(
         assert response.status == 403
     async with live_server.http.put(
         f"{live_server.url}/api/recording-policies/{HOSPITAL}",
-        json={"retention_days": 0, "rubric": ["Consent"]},
+        json={"retention_days": 1, "rubric": ["Consent"]},
         headers=live_server.headers(admin),
     ) as response:
         assert response.status == 200
+    async with live_server.http.post(
+        f"{live_server.url}/api/recording-policies/{HOSPITAL}/retention",
+        headers=live_server.headers(admin),
+    ) as response:
+        assert (await response.json())["deleted"] == [], "a day has not passed yet"
+    await age_recording(database_url, rid, days=2)
     async with live_server.http.post(
         f"{live_server.url}/api/recording-policies/{HOSPITAL}/retention",
         headers=live_server.headers(admin),
@@ -435,4 +449,84 @@ async def test_expired_recordings_are_deleted_and_the_deletion_is_audited(
     ]
     assert len(deletions) == 1
     assert deletions[0]["actor"]["sub"] == "teleconsult:retention"
-    assert deletions[0]["detail"] == {"reason": "retention", "retention_days": 0}
+    assert deletions[0]["detail"] == {"reason": "retention", "retention_days": 1}
+
+
+async def test_retention_below_one_day_is_refused(live_server: LiveServer) -> None:
+    admin = live_server.token("admin-1", "admin")
+    async with live_server.http.put(
+        f"{live_server.url}/api/recording-policies/{HOSPITAL}",
+        json={"retention_days": 0, "rubric": ["Consent"]},
+        headers=live_server.headers(admin),
+    ) as response:
+        assert response.status == 422
+        error = (await response.json())["error"]
+    assert error["code"] == "invalid_payload"
+    assert [d["field"] for d in error["details"]] == ["retention_days"]
+    async with live_server.http.get(
+        f"{live_server.url}/api/recording-policies/{HOSPITAL}", headers=live_server.headers(admin)
+    ) as response:
+        assert (await response.json())["retention_days"] == 365, "the policy did not change"
+
+
+def set_immutable(path: Path, immutable: bool) -> None:
+    """Make a file one the storage refuses to delete, even for root (ext4's immutable flag)."""
+    subprocess.run(["chattr", "+i" if immutable else "-i", str(path)], check=True)
+
+
+async def age_recording(database_url: str, recording_id: str, days: int) -> None:
+    """Move a recording's start `days` into the past, as if it were recorded then."""
+    database = Database(database_url)
+    try:
+        async with database.transaction() as session:
+            await session.execute(
+                update(Recording)
+                .where(Recording.id == recording_id)
+                .values(started_at=datetime.now(UTC) - timedelta(days=days))
+            )
+    finally:
+        await database.dispose()
+
+
+async def test_a_deletion_the_storage_refuses_keeps_the_recording_for_the_next_sweep(
+    live_server: LiveServer, clients: Callable[..., Any], database_url: str
+) -> None:
+    _, doctor, _ = await join_visit(live_server, clients)
+    started = await doctor.call(
+        "start_recording", {"attested_consent": {"reason": "Patient agreed aloud"}}
+    )
+    assert (await doctor.call("stop_recording", {}))["ok"]
+    rid = started["recording_id"]
+    await age_recording(database_url, rid, days=2)
+    admin = live_server.token("admin-1", "admin")
+    reviewer = live_server.token("rev-1", "reviewer")
+    async with live_server.http.put(
+        f"{live_server.url}/api/recording-policies/{HOSPITAL}",
+        json={"retention_days": 1, "rubric": ["Consent"]},
+        headers=live_server.headers(admin),
+    ) as response:
+        assert response.status == 200, await response.text()
+    manifest = live_server.settings.recordings_dir / rid / "manifest.json"
+    assert manifest.is_file()
+
+    async def sweep() -> dict[str, Any]:
+        async with live_server.http.post(
+            f"{live_server.url}/api/recording-policies/{HOSPITAL}/retention",
+            headers=live_server.headers(admin),
+        ) as response:
+            assert response.status == 200, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
+
+    set_immutable(manifest, True)
+    try:
+        assert await sweep() == {"deleted": [], "failed": [rid]}
+        status, body = await get(live_server, url(live_server, rid), reviewer)
+        assert (status, body["status"]) == (200, "complete"), "kept, for the next sweep"
+    finally:
+        set_immutable(manifest, False)
+
+    assert await sweep() == {"deleted": [rid], "failed": []}
+    assert not (live_server.settings.recordings_dir / rid).exists()
+    status, body = await get(live_server, url(live_server, rid), reviewer)
+    assert status == 410 and body["error"]["code"] == "recording_deleted"

@@ -12,7 +12,7 @@ import { onLanguageChange, t } from "./i18n.js";
 
 /**
  * The consult's recording as the server describes it (`recording_state`).
- * @typedef {{recording?: boolean, by?: string|null, consent?: {given?: boolean}}} RecordingState
+ * @typedef {{recording?: boolean, by?: string|null, consent?: {given?: boolean, withdrawn?: boolean}}} RecordingState
  */
 /**
  * What the controls need of the `join` result.
@@ -104,7 +104,8 @@ export function mountRecordingControls(signaling, joined) {
   recordButton.addEventListener("click", async () => {
     if (state.recording) {
       await request("stop_recording", {});
-    } else if (state.consent?.given || !dialog.needed(joined)) {
+    } else if (state.consent?.given || state.consent?.withdrawn || !dialog.needed(joined)) {
+      // A withdrawal cannot be attested over: the server refuses, and the page says why.
       await request("start_recording", {});
     } else {
       dialog.open(async (reason) =>
