@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=30, ge=0, le=300, description="clock skew allowed on exp, nbf and iat"
     )
 
+    # Reconnection: a participant whose connection drops keeps their seat this long; Socket.IO's
+    # heartbeat notices a dead connection within ping interval + ping timeout.
+    reconnect_grace_seconds: float = Field(default=30.0, gt=0)
+    socket_ping_interval_seconds: float = Field(default=5.0, gt=0)
+    socket_ping_timeout_seconds: float = Field(default=5.0, gt=0)
+
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_servers: Annotated[list[IceServer], NoDecode] = Field(default_factory=list)

@@ -38,9 +38,18 @@ class ConsultMedia(ConsultMediaSession):
         return self._participants
 
     async def join(self, participant_id: str, send: SignalSender) -> ParticipantMedia:
-        """Give a participant its two connections and offer it the others' tracks."""
-        if participant_id in self._participants:
-            await self.leave(participant_id)
+        """Give a participant its two connections and offer it the others' tracks.
+
+        Joining again (a reconnect, new peer connections) closes the previous connections but
+        does not withdraw their tracks from the others: their places wait, paused, for the
+        tracks the new connection publishes, which take them over from a keyframe without a
+        renegotiation, and the recording goes on with a new segment of each track. Tracks
+        the new connection no longer publishes are withdrawn when it publishes.
+        """
+        previous = self._participants.pop(participant_id, None)
+        if previous is not None:
+            await previous.close()
+            logger.info("consult %s: %s replaces its media", self.consult_id, participant_id)
         participant = ParticipantMedia(
             participant_id, self._config, send, lambda: self._published(participant_id)
         )

@@ -42,6 +42,21 @@ class PublishedTrack:
         """``audio`` or ``video``."""
         return self.receiver.kind
 
+    def succeeds(self, other: PublishedTrack) -> bool:
+        """
+        Tell whether this track takes `other`'s place: the same participant's same source and
+        codec, published again on a new connection (after a reconnect).
+
+        :param other: A track of an earlier publisher connection.
+        """
+        mine, theirs = self.receiver.codec, other.receiver.codec
+        return (
+            self is not other
+            and (self.participant_id, self.source) == (other.participant_id, other.source)
+            and mine.mimeType.lower() == theirs.mimeType.lower()
+            and mine.parameters == theirs.parameters
+        )
+
 
 def default_sources(description: SessionDescription) -> dict[str, Source]:
     """

@@ -115,19 +115,29 @@ class Subscriber:
         """
         Make the subscriber receive exactly `tracks`, renegotiating if needed.
 
-        Tracks that go away stop being forwarded at once.
+        Tracks that go away stop being forwarded at once. A track that takes the place of one
+        going away (:meth:`PublishedTrack.succeeds`: its publisher reconnected) is forwarded
+        on the same transceiver, from its first keyframe, without a new offer: the
+        subscriber keeps its track and sees a pause.
 
         :param tracks: The published tracks this participant should receive.
         """
         self._wanted = list(tracks)
-        carried = set()
+        carried = {slot.published for slot in self._slots if slot.published in self._wanted}
         for slot in self._slots:
-            if slot.published is not None and slot.published not in self._wanted:
+            previous = slot.published
+            if previous is None or previous in self._wanted:
+                continue
+            successor = next(
+                (t for t in self._wanted if t not in carried and t.succeeds(previous)), None
+            )
+            if successor is not None:
+                self._hand_over(slot, previous, successor)
+                carried.add(successor)
+            else:
                 slot.down_track.detach()
                 slot.published = None
                 self._dirty = True
-            elif slot.published is not None:
-                carried.add(slot.published)
         if any(track not in carried for track in self._wanted):
             self._dirty = True
         self._schedule_negotiation()
@@ -228,6 +238,16 @@ class Subscriber:
         slot = SubscriberSlot(transceiver, down_track, codec)
         self._slots.append(slot)
         return slot
+
+    def _hand_over(
+        self, slot: SubscriberSlot, previous: PublishedTrack, successor: PublishedTrack
+    ) -> None:
+        slot.published = successor
+        for negotiated in (self._offered, self._answered):
+            if negotiated.get(slot) is previous:
+                negotiated[slot] = successor
+        logger.debug("%s: %s takes over a slot", self.participant_id, successor.mid)
+        self._attach_answered()
 
     def _attach_answered(self) -> None:
         if self._pc.connectionState != "connected":

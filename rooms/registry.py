@@ -21,7 +21,8 @@ UNMUTED: dict[str, bool] = {"microphone": False, "camera": False}
 class Presence:
     """Where a connected participant stands right now.
 
-    :param status: ``waiting`` in the lobby, or ``joined``.
+    :param status: ``waiting`` in the lobby, ``joined``, or ``reconnecting``: the connection
+        dropped and the seat is kept for the reconnection grace period.
     :param sid: the Socket.IO connection that holds the participant (on any process).
     :param muted: the sources the participant has muted (``microphone``, ``camera``).
     """

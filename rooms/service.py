@@ -192,8 +192,11 @@ class ConsultService:
         logger.info("consult ended", extra={"consult_id": consult_id})
         return await self._load(consult_id)
 
-    async def arrive(self, caller: Identity, consult_id: str) -> Arrival:
+    async def arrive(self, caller: Identity, consult_id: str, *, resumed: bool = False) -> Arrival:
         """A participant arrives: check the invitation, move the lifecycle, note it.
+
+        A participant who resumes their seat after their connection dropped is noted as
+        ``reconnected``, not as a new join; an admitted one does not wait in the lobby again.
 
         One transaction, a fixed number of statements whatever the consult's size or history:
         a join's time on a busy server is its database round trips times the event loop's
@@ -224,7 +227,8 @@ class ConsultService:
                 participant.role, is_host=participant.is_host, removed=False, ended=False
             )
             waiting = grants.lobby and not participant.admitted
-            self._record(session, consult_id, caller, "waiting" if waiting else "joined", {})
+            kind = "reconnected" if resumed else "waiting" if waiting else "joined"
+            self._record(session, consult_id, caller, kind, {})
             consult = ConsultView.of(row)
         arrived = consult.participant(participant.id)
         assert arrived is not None  # it is one of the rows the view was made of

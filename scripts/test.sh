@@ -51,6 +51,7 @@ if [ "$which_phases" != js ]; then
 fi
 if [ "$which_phases" = all ] || [ "$which_phases" = webrtc ]; then
     scripts/ensure-chromium.sh
+    scripts/ensure-nftables.sh
 fi
 
 rm -rf "$ARTIFACTS"

@@ -72,7 +72,12 @@ def build_services(settings: Settings) -> Services:
         if settings.redis_url
         else None
     )
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=client_manager)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=client_manager,
+        ping_interval=settings.socket_ping_interval_seconds,
+        ping_timeout=settings.socket_ping_timeout_seconds,
+    )
     media = MediaServer(
         MediaConfig(
             addresses=list(settings.media_addresses),
@@ -107,7 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SERVICES] = svc
     app[LIMITER] = Limiter(limits_from_settings(settings), settings.redis_url)
-    app[LIVE_CONSULTS] = ConsultSignaling(svc, app[LIMITER])
+    live = app[LIVE_CONSULTS] = ConsultSignaling(svc, app[LIMITER])
     svc.sio.attach(app)
     for resource in (
         health,
@@ -141,7 +146,11 @@ def create_app(settings: Settings) -> web.Application:
     async def close_recordings(_: web.Application) -> None:
         await svc.recordings.close()
 
+    async def going_away(_: web.Application) -> None:
+        await live.going_away()
+
     app.on_startup.append(open_recordings)
+    app.on_shutdown.append(going_away)
     app.on_shutdown.append(close_recordings)
 
     async def renew_media_claims() -> None:
@@ -161,6 +170,7 @@ def create_app(settings: Settings) -> web.Application:
     for number, keys in enumerate(svc.verifier.jwks):
         supervisor.add(f"signing_keys_{number}" if number else "signing_keys", keys.keep_fresh)
     supervisor.add("socket_claims", app[LIVE_CONSULTS].keep_socket_claims)
+    supervisor.add("resume_tokens", live.refresh_resume_tokens)
 
     async def start_jobs(_: web.Application) -> None:
         supervisor.start()

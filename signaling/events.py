@@ -1,5 +1,5 @@
 """Socket.IO event handlers of live consults: join, lobby and admit, offer/answer/ICE, mute,
-moderation, chat, leave and end.
+moderation, chat, leave and end; a dropped connection's seat, its resume, and going away.
 
 Each handler is registered with its schema through :class:`signaling.protocol.ClientEvents`,
 which validates, acks and maps errors (docs/protocol.md). Media is reached only through the
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -28,7 +29,7 @@ from rooms.errors import (
     TokenMissing,
 )
 from rooms.identity import Identity
-from rooms.registry import PRESENCE_REFRESH_SECONDS, Presence
+from rooms.registry import PRESENCE_REFRESH_SECONDS, UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView
 from signaling.addresses import client_address
 from signaling.context import Services
@@ -51,6 +52,7 @@ from signaling.protocol import (
     participants_payload,
     waiting_payload,
 )
+from signaling.resume import ResumeRefused, ResumeTokens, Seat
 from signaling.schemas import (
     ChatIn,
     EmptyIn,
@@ -60,10 +62,24 @@ from signaling.schemas import (
     MuteIn,
     ParticipantRef,
     PublishIn,
+    ResumeIn,
     SessionDescriptionIn,
+    SubscribeIn,
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSeat:
+    """The seat of a participant whose connection dropped, kept for the grace period.
+
+    :param presence: Their presence meanwhile (``reconnecting``).
+    :param timer: Gives the seat up when the grace period ends.
+    """
+
+    presence: Presence
+    timer: asyncio.TimerHandle
 
 
 class ConsultSignaling:
@@ -78,7 +94,15 @@ class ConsultSignaling:
         self.limiter = limiter
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
+        grace = services.settings.reconnect_grace_seconds
+        #: A participant holds a fresh token at any moment: it outlives the grace period.
+        self.resume_tokens = ResumeTokens(
+            services.settings.signing_secret(), grace + self.resume_refresh_seconds
+        )
+        #: The seats of dropped participants (their presence, and the timer that gives them up).
+        self._held: dict[tuple[str, str], HeldSeat] = {}
         self._expiring: set[asyncio.Task[None]] = set()
+        self._going_away = False
         #: Called with the consult's id after each departure (the recording checks its recorders).
         self.departure_listeners: list[Callable[[str], Awaitable[None]]] = []
         self.sio.on("connect", self._on_connect)
@@ -87,9 +111,10 @@ class ConsultSignaling:
         self.client_events = ClientEvents(self.sio, self._connections, limiter)
         register = self.client_events.register
         register("join", JoinIn, self._join)
+        register("resume", ResumeIn, self._resume)
         register("admit", ParticipantRef, self._admit)
         register("publish", PublishIn, self._publish)
-        register("subscribe", EmptyIn, self._subscribe)
+        register("subscribe", SubscribeIn, self._subscribe)
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
         register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
@@ -101,12 +126,23 @@ class ConsultSignaling:
 
     # --- connection and helpers -------------------------------------------------------------
 
+    @property
+    def resume_refresh_seconds(self) -> float:
+        """How often a joined participant is sent a fresh resume token."""
+        return self.services.settings.reconnect_grace_seconds / 3
+
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
+        resume_token = auth.get("resume_token") if isinstance(auth, dict) else None
         try:
-            if not isinstance(token, str) or not token:
+            if isinstance(resume_token, str) and resume_token:
+                # Reconnecting: the resume token stands for the participant, in its consult only
+                # (the identity token it joined with may have expired meanwhile).
+                identity = self.resume_tokens.seat(resume_token).identity
+            elif not isinstance(token, str) or not token:
                 raise TokenMissing("A token is needed to connect")
-            identity = self.services.verifier.verify(token)
+            else:
+                identity = self.services.verifier.verify(token)
             await self._admit_connection(sid, identity, environ)
         except Exception as exc:
             error = as_domain_error(exc)
@@ -132,9 +168,13 @@ class ConsultSignaling:
         task.add_done_callback(self._expiring.discard)
 
     async def _close_expired(self, sid: str) -> None:
-        if sid not in self._connections:
+        connection = self._connections.get(sid)
+        if connection is None:
             return
         logger.info("connection closed", extra={"reason": "token_expired"})
+        async with connection.lock:
+            if connection.consult_id is not None:  # a departure: no seat is held for it
+                await self._depart(sid, connection, "disconnected")
         error = TokenExpired("The token has expired: open the link again")
         await self.sio.emit("session_expired", problem_body(error)["error"], to=sid)
         await self.sio.disconnect(sid)
@@ -165,14 +205,17 @@ class ConsultSignaling:
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
-        if connection is not None:
-            SOCKET_CONNECTIONS.dec()
-            if connection.expiry is not None:
-                connection.expiry.cancel()
-            await self.limiter.close_socket(identity_key(connection.identity), sid)
-        if connection is not None and connection.consult_id is not None:
-            async with connection.lock:
-                await self._depart(sid, connection, "disconnected")
+        if connection is None:
+            return
+        SOCKET_CONNECTIONS.dec()
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        await self.limiter.close_socket(identity_key(connection.identity), sid)
+        if self._going_away:
+            return  # the seats stay as they are: the clients come back to the next process
+        async with connection.lock:
+            if connection.consult_id is not None:
+                await self._hold_seat(sid, connection)
 
     async def _participants(self, consult: ConsultView) -> list[dict[str, Any]]:
         return participants_payload(consult, await self.services.registry.presence(consult.id))
@@ -207,11 +250,18 @@ class ConsultSignaling:
         while True:
             await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
             consults = {c.consult_id for c in self._connections.values() if c.consult_id}
+            consults |= {consult_id for consult_id, _ in self._held}
             for consult_id in consults:
                 held = {
                     c.participant.id: c.presence
                     for c in list(self._connections.values())
                     if c.consult_id == consult_id and c.participant and c.presence
+                }
+                # Seats kept for a dropped connection must not expire before its grace period.
+                held |= {
+                    participant_id: seat.presence
+                    for (held_in, participant_id), seat in list(self._held.items())
+                    if held_in == consult_id
                 }
                 if held:
                     await self.services.registry.refresh_presence(consult_id, held)
@@ -235,34 +285,55 @@ class ConsultSignaling:
         with JOIN_SECONDS.time():
             return await self._arrive(sid, connection, payload.consult_id)
 
-    async def _arrive(self, sid: str, connection: Connection, consult_id: str) -> dict[str, Any]:
-        """The join's work: a fixed number of database and registry round trips.
+    async def _resume(self, sid: str, connection: Connection, payload: ResumeIn) -> dict[str, Any]:
+        """Take a seat back after a dropped connection (or a restarted server): no new join."""
+        if connection.consult_id is not None:
+            raise AlreadyJoined("This connection already joined a consult")
+        seat = self.resume_tokens.check(
+            payload.resume_token, connection.identity, payload.consult_id
+        )
+        return await self._arrive(sid, connection, payload.consult_id, seat)
+
+    async def _arrive(
+        self, sid: str, connection: Connection, consult_id: str, seat: Seat | None = None
+    ) -> dict[str, Any]:
+        """The join's (or resume's) work: a fixed number of database and registry round trips.
 
         On a server busy forwarding media every round trip waits for the event loop, so a join
         reads what it needs once (the consult, presence, the last chat messages) and no more.
         """
         services = self.services
-        arrival = await services.consults.arrive(connection.identity, consult_id)
+        arrival = await services.consults.arrive(
+            connection.identity, consult_id, resumed=seat is not None
+        )
         consult, participant = arrival.consult, arrival.participant
+        if seat is not None and seat.participant_id != participant.id:
+            raise ResumeRefused("This resume token is for another participant")
         owner = await services.registry.claim_media_node(consult.id, services.node_id)
         if owner != services.node_id:
             raise MediaOnOtherNode("This consult's media is served by another server process")
         registry = services.registry
         present = await registry.presence(consult.id)
         previous = present.get(participant.id)
+        self._release_hold(consult.id, participant.id)
         if previous is not None and previous.sid != sid:
-            # A participant holds one connection: a rejoin (new tab, reconnect) replaces the old.
+            # A participant holds one connection: a rejoin (new tab, reconnect) replaces the
+            # old, whose disconnect must not give up the seat this one now holds.
+            superseded = self._connections.get(previous.sid)
+            if superseded is not None:
+                superseded.leave_consult()
             await self.sio.disconnect(previous.sid)
         connection.consult_id, connection.participant = consult.id, participant
         connection.grants, connection.waiting = arrival.grants, arrival.waits_in_lobby
-        mine = Presence("waiting" if connection.waiting else "joined", sid)
+        muted = previous.muted if previous is not None else dict(UNMUTED)
+        mine = Presence("waiting" if connection.waiting else "joined", sid, muted)
         await self._store_presence(consult.id, participant.id, mine)
         presence = {**present, participant.id: mine}
         if connection.waiting:
             await self.sio.enter_room(sid, lobby_room(consult.id))
             await self._broadcast_lobby(consult, presence)
         else:
-            await self._enter_consult(sid, consult, participant, mine)
+            await self._enter_consult(sid, consult, participant, mine, resumed=seat is not None)
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
         chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
@@ -273,6 +344,7 @@ class ConsultSignaling:
                 connection.address,
                 {"messages": len(chat)},
             )
+        token = self.resume_tokens.mint(Seat(consult.id, participant.id, connection.identity))
         return {
             "status": "lobby" if connection.waiting else "joined",
             "participant": participant_payload(participant, mine),
@@ -283,14 +355,22 @@ class ConsultSignaling:
             "chat": [chat_payload(entry) for entry in chat],
             "ice_servers": [s.model_dump(exclude_none=True) for s in services.settings.ice_servers],
             "recording": await services.recordings.state(consult.id),
+            "resume_token": token,
         }
 
     async def _enter_consult(
-        self, sid: str, consult: ConsultView, participant: ParticipantView, presence: Presence
+        self,
+        sid: str,
+        consult: ConsultView,
+        participant: ParticipantView,
+        presence: Presence,
+        *,
+        resumed: bool = False,
     ) -> None:
+        """Put a connection in the consult's room; the others see a join, or a return."""
         await self.sio.enter_room(sid, consult_room(consult.id))
         await self.sio.emit(
-            "participant_joined",
+            "participant_updated" if resumed else "participant_joined",
             participant_payload(participant, presence),
             room=consult_room(consult.id),
             skip_sid=sid,
@@ -339,15 +419,20 @@ class ConsultSignaling:
         self._check_sdp(payload.sdp)
         if not connection.grants.publish:
             raise Forbidden("You may not publish media in this consult")
+        if payload.restart:
+            # New peer connections from the client: the old ones are replaced on open.
+            connection.media = None
         media = await self._open_media(sid, connection)
         answer = await media.handle_publisher_offer(payload.sdp, payload.sources)
         return {"type": "answer", "sdp": answer}
 
-    async def _subscribe(self, sid: str, connection: Connection, payload: EmptyIn) -> None:
+    async def _subscribe(self, sid: str, connection: Connection, payload: SubscribeIn) -> None:
         """Receive the others' media without publishing (no camera or microphone allowed)."""
         await self._admitted_now(connection)
         if not connection.grants.subscribe:
             raise Forbidden("You may not receive media in this consult")
+        if payload.restart:
+            connection.media = None  # new client connections: the old ones are replaced on open
         await self._open_media(sid, connection)
         return None
 
@@ -502,28 +587,123 @@ class ConsultSignaling:
         by itself (``rooms.registry.PRESENCE_TTL_SECONDS``).
         """
         consult_id, participant = connection.joined()
-        media = connection.media
-        connection.leave_consult()
-        services = self.services
-        if media is not None:
-            await services.media.room(consult_id).leave(participant.id)
         for room in (consult_room(consult_id), lobby_room(consult_id), hosts_room(consult_id)):
             await self.sio.leave_room(sid, room)
+        connection.leave_consult()
+        await self._give_up_seat(consult_id, participant.id, sid, connection.identity, how)
+
+    async def _give_up_seat(
+        self, consult_id: str, participant_id: str, sid: str, identity: Identity, how: str | None
+    ) -> None:
+        """The participant is gone: their media, their presence, a departure for the others."""
+        services = self.services
+        self._release_hold(consult_id, participant_id)
+        presence = (await services.registry.presence(consult_id)).get(participant_id)
+        if presence is not None and presence.sid != sid:
+            return  # another connection holds the seat now (a resume)
+        if consult_id in services.media.consult_ids:
+            await services.media.room(consult_id).leave(participant_id)
         with outage_tolerated("presence not cleared", consult_id=consult_id):
-            await services.registry.clear_presence(consult_id, participant.id, sid)
+            await services.registry.clear_presence(consult_id, participant_id, sid)
         await self.sio.emit(
-            "participant_left", {"participant_id": participant.id}, room=consult_room(consult_id)
+            "participant_left", {"participant_id": participant_id}, room=consult_room(consult_id)
         )
         for listener in self.departure_listeners:
             await listener(consult_id)
         with outage_tolerated("departure not noted", consult_id=consult_id):
             try:
                 if how is not None:
-                    await services.consults.note(consult_id, connection.identity, how)
-                consult = await services.consults.get(connection.identity, consult_id)
+                    await services.consults.note(consult_id, identity, how)
+                consult = await services.consults.get(identity, consult_id)
             except DomainError:
                 return
             await self._broadcast_lobby(consult)
+
+    # --- dropped connections, resume, going away ---------------------------------------------
+
+    async def _hold_seat(self, sid: str, connection: Connection) -> None:
+        """A connection dropped: keep a joined seat for the grace period, show "reconnecting".
+
+        Someone waiting in the lobby simply leaves it (they come back to the lobby).
+        """
+        consult_id, participant = connection.joined()
+        registry = self.services.registry
+        presence = (await registry.presence(consult_id)).get(participant.id)
+        if presence is not None and presence.sid == sid and presence.status == "waiting":
+            await self._depart(sid, connection, "disconnected")
+            return
+        connection.leave_consult()  # its media stays in the consult until resumed or given up
+        if presence is None or presence.sid != sid:
+            return  # another connection holds the seat already (a resume overtook the drop)
+        held = Presence("reconnecting", sid, presence.muted)
+        await registry.set_presence(consult_id, participant.id, held)
+        key = (consult_id, participant.id)
+        timer = asyncio.get_running_loop().call_later(
+            self.services.settings.reconnect_grace_seconds,
+            self._seat_expired,
+            key,
+            sid,
+            connection.identity,
+        )
+        self._held[key] = HeldSeat(held, timer)
+        await self.sio.emit(
+            "participant_reconnecting",
+            participant_payload(participant, held),
+            room=consult_room(consult_id),
+        )
+        logger.info(
+            "connection dropped: seat held",
+            extra={"consult_id": consult_id, "participant_id": participant.id},
+        )
+
+    def _seat_expired(self, key: tuple[str, str], sid: str, identity: Identity) -> None:
+        self._held.pop(key, None)
+        task = asyncio.ensure_future(self._give_up_held_seat(key, sid, identity))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _give_up_held_seat(self, key: tuple[str, str], sid: str, identity: Identity) -> None:
+        consult_id, participant_id = key
+        presence = (await self.services.registry.presence(consult_id)).get(participant_id)
+        if presence is None or presence.sid != sid or presence.status != "reconnecting":
+            return
+        logger.info(
+            "grace period over: seat given up",
+            extra={"consult_id": consult_id, "participant_id": participant_id},
+        )
+        try:
+            await self._give_up_seat(consult_id, participant_id, sid, identity, "disconnected")
+        except Exception:
+            logger.exception("giving up a seat failed", extra={"consult_id": consult_id})
+
+    def _release_hold(self, consult_id: str, participant_id: str) -> None:
+        seat = self._held.pop((consult_id, participant_id), None)
+        if seat is not None:
+            seat.timer.cancel()
+
+    async def refresh_resume_tokens(self) -> None:
+        """Send every joined participant a fresh resume token, forever (a background task)."""
+        while True:
+            await asyncio.sleep(self.resume_refresh_seconds)
+            for sid, connection in list(self._connections.items()):
+                if connection.consult_id is None or connection.participant is None:
+                    continue
+                seat = Seat(connection.consult_id, connection.participant.id, connection.identity)
+                await self.sio.emit(
+                    "resume_token", {"resume_token": self.resume_tokens.mint(seat)}, to=sid
+                )
+
+    async def going_away(self) -> None:
+        """The server stops: tell every client to reconnect, keep their seats, disconnect them."""
+        self._going_away = True
+        for seat in self._held.values():
+            seat.timer.cancel()
+        self._held.clear()
+        sids = list(self._connections)
+        logger.info("going away", extra={"connections": len(sids)})
+        for sid in sids:
+            await self.sio.emit("server_going_away", {}, to=sid)
+            await self.sio.disconnect(sid)
 
 
 #: The application's live-consult side, for REST routes that must notify connected participants.

@@ -53,12 +53,30 @@ class SessionDescriptionIn(Strict):
     sdp: str = Field(min_length=1)
 
 
+class ResumeIn(Strict):
+    """``resume``: take one's seat back on a new connection, with the resume token."""
+
+    consult_id: str = Field(min_length=1, max_length=64)
+    resume_token: str = Field(min_length=1, max_length=4096)
+
+
+class SubscribeIn(Strict):
+    """``subscribe``: receive without publishing; ``restart`` replaces lost connections."""
+
+    restart: bool = False
+
+
 class PublishIn(SessionDescriptionIn):
-    """``publish``: an offer of the publisher connection, and what each of its sections carries."""
+    """``publish``: an offer of the publisher connection, and what each of its sections carries.
+
+    ``restart``: the offer is from new peer connections (the old ones failed): the server
+    replaces this participant's publisher and subscriber connections.
+    """
 
     sources: dict[str, Literal["camera", "microphone", "screen"]] | None = Field(
         default=None, max_length=8
     )
+    restart: bool = False
 
 
 class IceCandidateIn(Strict):

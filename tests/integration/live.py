@@ -143,26 +143,41 @@ SERVER_EVENTS = (
     "chat_message",
     "clinical_updated",
     "session_expired",
+    "participant_reconnecting",
+    "resume_token",
+    "server_going_away",
 )
 
 
-async def connect(url: str, token: str | None) -> SignalingClient:
-    """Connect a Socket.IO client with ``token`` (raises socketio's ConnectionError if refused)."""
+async def connect(
+    url: str, token: str | None, *, resume_token: str | None = None
+) -> SignalingClient:
+    """Connect a Socket.IO client with ``token`` (raises socketio's ConnectionError if refused).
+
+    With ``resume_token`` the connection presents it instead, as a page coming back does.
+    """
     client = socketio.AsyncClient(reconnection=False)
     signaling = SignalingClient(client)
     for name in SERVER_EVENTS:
         client.on(name, lambda data, name=name: signaling.events[name].put_nowait(data))
-    auth = {"token": token} if token is not None else None
+    auth: dict[str, str] | None = {"token": token} if token is not None else None
+    if resume_token is not None:
+        auth = {"resume_token": resume_token}
     await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
     return signaling
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[LiveServer]:
+async def serving(settings: Settings, port: int | None = None) -> AsyncIterator[LiveServer]:
     """The whole server with ``settings``, on its (fresh) database, migrated first, with the
-    access log of `teleconsult serve` (the suite checks every log line: tests/log_scan.py)."""
+    access log of `teleconsult serve` (the suite checks every log line: tests/log_scan.py).
+
+    :param port: The port to listen on (a restarted server takes its predecessor's); default free.
+    """
     await asyncio.to_thread(upgrade, settings.effective_database_url)
-    server = TestServer(create_app(settings), host="127.0.0.1", access_log_class=AccessLogger)
+    server = TestServer(
+        create_app(settings), host="127.0.0.1", port=port, access_log_class=AccessLogger
+    )
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None
@@ -185,8 +200,10 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
     """Connect Socket.IO clients; all of them are disconnected at the end of the test."""
     opened: list[SignalingClient] = []
 
-    async def open_client(url: str, token: str | None) -> SignalingClient:
-        client = await connect(url, token)
+    async def open_client(
+        url: str, token: str | None, *, resume_token: str | None = None
+    ) -> SignalingClient:
+        client = await connect(url, token, resume_token=resume_token)
         opened.append(client)
         return client
 

@@ -37,14 +37,16 @@ class MediaClient:
         self._tasks: list[asyncio.Task[None]] = []
         self.subscriber.on("track", self._on_track)
 
-    async def publish(self) -> None:
-        """Send camera and microphone to the server."""
+    async def publish(self, *, restart: bool = False) -> None:
+        """Send camera and microphone to the server.
+
+        :param restart: These connections replace lost ones (after a reconnect).
+        """
         self.publisher.addTransceiver(VideoStreamTrack(), direction="sendonly")
         self.publisher.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await self.publisher.setLocalDescription(await self.publisher.createOffer())
-        ack = await self.signaling.call(
-            "publish", {"type": "offer", "sdp": register_sdp(self.publisher.localDescription.sdp)}
-        )
+        offer = {"type": "offer", "sdp": register_sdp(self.publisher.localDescription.sdp)}
+        ack = await self.signaling.call("publish", {**offer, "restart": True} if restart else offer)
         assert ack["ok"], ack
         answer = RTCSessionDescription(register_sdp(ack["sdp"]), "answer")
         await self.publisher.setRemoteDescription(answer)

@@ -29,6 +29,7 @@ function joinResult(participant, extra = {}) {
     ice_servers: [],
     participants: [DOCTOR, PATIENT],
     chat: [],
+    resume_token: "resume-1",
     ...extra,
   };
 }
@@ -41,6 +42,7 @@ function joinResult(participant, extra = {}) {
 function start(participant, answers = {}) {
   const signaling = new FakeSignaling({
     join: joinResult(participant),
+    resume: joinResult({ ...participant, status: "joined" }, { resume_token: "resume-2" }),
     publish: { ok: true, sdp: "server answer" },
     ...answers,
   });
@@ -58,7 +60,8 @@ function start(participant, answers = {}) {
   const events = [];
   for (const name of [
     "view", "joined", "participant_joined", "participant_left", "waiting", "admitted", "muted_by_host",
-    "track_added", "track_removed", "chat_message", "error", "clinical_updated", "reconnected", "ending",
+    "track_added", "track_removed", "chat_message", "error", "clinical_updated", "reconnecting", "reconnected",
+    "media_restarted", "ending",
   ]) {
     session.on(/** @type {any} */ (name), (/** @type {unknown[]} */ ...args) => events.push([name, ...args]));
   }
@@ -219,11 +222,38 @@ describe("in the consult", () => {
     assert.equal(signaling.sent("subscriber_answer").length, 0);
   });
 
-  test("a failed publisher connection is reported as media_failed", async () => {
-    const { session, emitted } = start(DOCTOR);
+  test("a failed publisher connection is replaced: new connections, an offer asking for a restart", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
     await session.join();
-    fake(session.publisher?.pc).becomes("failed");
-    assert.deepEqual(emitted("error"), [["media_failed"]]);
+    const lost = fake(session.publisher?.pc);
+    lost.becomes("failed");
+    await settle();
+    assert.deepEqual(emitted("media_restarted"), [[]]);
+    assert.deepEqual(emitted("error"), []);
+    assert.equal(lost.signalingState, "closed");
+    assert.notEqual(fake(session.publisher?.pc), lost);
+    assert.deepEqual(
+      signaling.sent("publish").map((offer) => offer.restart),
+      [undefined, true],
+      "only the new connection's first offer asks the server to replace its side",
+    );
+  });
+
+  test("a subscriber connection disconnected for a few seconds is replaced; its tracks leave the tiles", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await signaling.send("subscriber_offer", {
+      type: "offer", sdp: "mids:0", tracks: { 0: { participant_id: "p-patient", source: "microphone" } },
+    });
+    const placed = emitted("track_added");
+    assert.equal(placed.length, 1);
+    const lost = fake(session.subscriber?.pc);
+    lost.becomes("disconnected");
+    await new Promise((resolve) => setTimeout(resolve, 3100));
+    await settle();
+    assert.deepEqual(emitted("track_removed"), placed);
+    assert.deepEqual(emitted("media_restarted"), [[]]);
+    assert.equal(session.subscriber?.pc, null, "the new subscriber connection waits for the server's offer");
   });
 
   test("muting the microphone turns its track off at once and tells the server", async () => {
@@ -285,6 +315,7 @@ describe("in the consult", () => {
     assert.deepEqual(emitted("clinical_updated"), [[update]]);
 
     signaling.reconnectHandler?.();
+    await settle();
     assert.deepEqual(emitted("reconnected"), [[]]);
   });
 });
@@ -317,8 +348,48 @@ describe("ending", () => {
     assert.equal(session.state.endedReason, "removed");
   });
 
-  test("a lost connection ends the session with connection_lost", async () => {
+  test("a dropped connection waits, then resumes the seat with the resume token and new media", async () => {
     const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await session.setMute("microphone", true);
+    await signaling.send("disconnect", "transport close");
+    assert.equal(session.state.view, "consult", "no end, no lobby");
+    assert.equal(session.state.reconnecting, true);
+    assert.deepEqual(emitted("error"), [["reconnecting"]]);
+
+    signaling.reconnectHandler?.();
+    await settle();
+    assert.deepEqual(signaling.sent("resume"), [{ consult_id: "c-1", resume_token: "resume-1" }]);
+    assert.equal(session.resumeToken, "resume-2", "the refreshed token replaces the old");
+    assert.equal(session.state.reconnecting, false);
+    assert.deepEqual(emitted("reconnected"), [[]]);
+    assert.deepEqual(signaling.sent("publish").at(-1)?.restart, true);
+    assert.deepEqual(
+      signaling.sent("mute").at(-1),
+      { source: "microphone", muted: true },
+      "our mute state is told again: the server may have restarted",
+    );
+    assert.equal(signaling.sent("join").length, 1, "a resume is not a new join");
+  });
+
+  test("a refused resume (the seat was given up) ends the session", async () => {
+    const { session, signaling, emitted } = start(DOCTOR, {
+      resume: () => {
+        throw new SignalingError("resume_expired");
+      },
+    });
+    await session.join();
+    await signaling.send("disconnect", "transport close");
+    signaling.reconnectHandler?.();
+    await settle();
+    assert.deepEqual(emitted("error").at(-1), ["resume_expired"]);
+    assert.equal(session.state.endedReason, "lost");
+  });
+
+  test("a lost connection without a resume token ends the session with connection_lost", async () => {
+    const { session, signaling, emitted } = start(DOCTOR, {
+      join: joinResult(DOCTOR, { resume_token: undefined }),
+    });
     await session.join();
     await signaling.send("disconnect", "transport close");
     assert.deepEqual(emitted("error"), [["connection_lost"]]);

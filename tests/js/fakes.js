@@ -124,8 +124,8 @@ export class FakePeerConnection extends EventTarget {
     this.signalingState = "stable";
     /** @type {RTCIceGatheringState} */
     this.iceGatheringState = "complete";
-    /** @type {RTCPeerConnectionState} */
-    this.connectionState = "new";
+    /** @type {RTCPeerConnectionState} ICE connects at once, like the negotiation */
+    this.connectionState = "connected";
     /** @type {RTCSessionDescriptionInit|null} */
     this.localDescription = null;
     /** @type {RTCSessionDescriptionInit|null} */

@@ -180,12 +180,17 @@ class TeleconsultServer:
     :param data_dir: Its TELECONSULT_DATA_DIR.
     :param env: The whole environment it runs with (TELECONSULT_* included).
     :param port: The TCP port it listens on.
+    :param listen: The address it listens on (``0.0.0.0``: also a browser in a namespace of its
+        own reaches it); its pages are opened at 127.0.0.1 either way.
     """
 
-    def __init__(self, data_dir: Path, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], port: int, listen: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = data_dir
         self.env = env
         self.port = port
+        self.listen = listen
         self.host = "127.0.0.1"
         self.base_url = f"http://{self.host}:{port}"
         self.log_path = data_dir.parent / f"server-{port}.log"
@@ -213,7 +218,7 @@ class TeleconsultServer:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         self.starts += 1
-        command = [_teleconsult_executable(), "serve", "--host", self.host]
+        command = [_teleconsult_executable(), "serve", "--host", self.listen]
         command += ["--port", str(self.port)]
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts}: {' '.join(command)}\n".encode())
@@ -323,13 +328,14 @@ def server_factory(
     """Starts ``teleconsult serve`` processes: ``await server_factory(TELECONSULT_REDIS_URL=...)``.
 
     Each gets its own free port, data dir and JWT secret (unless given), JSON logs, media on
-    127.0.0.1 and no ICE servers; keyword arguments are extra environment variables. All are
+    127.0.0.1 and no ICE servers; keyword arguments are extra environment variables, but
+    ``listen="0.0.0.0"`` makes one reachable from browsers in namespaces of their own. All are
     stopped at teardown (SIGTERM, SIGKILL after 5 s); a failed test prints their log tails and
     keeps the logs in ``test-artifacts/<test name>/``.
     """
     servers: list[TeleconsultServer] = []
 
-    async def start(**env: str) -> TeleconsultServer:
+    async def start(*, listen: str = "127.0.0.1", **env: str) -> TeleconsultServer:
         root = tmp_path_factory.mktemp("server")
         data_dir = root / "data"
         data_dir.mkdir()
@@ -345,7 +351,10 @@ def server_factory(
             }
         )
         values.update(env)
-        server = TeleconsultServer(data_dir, values, free_tcp_port())
+        port = free_tcp_port()
+        # Join links name the address pages are opened at, whatever the server listens on.
+        values.setdefault("TELECONSULT_PUBLIC_URL", f"http://127.0.0.1:{port}")
+        server = TeleconsultServer(data_dir, values, port, listen)
         servers.append(server)
         await server.start()
         return server

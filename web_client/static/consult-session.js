@@ -24,7 +24,8 @@ import { Subscriber } from "./subscriber.js";
  * The `join` acknowledgement.
  * @typedef {{ok: true, status: string, participant: Participant, consult: {title?: string},
  *            grants: Grants, ice_servers?: RTCIceServer[], participants?: Participant[],
- *            chat?: import("./chat.js").ChatMessage[], recording?: any}} JoinResult
+ *            chat?: import("./chat.js").ChatMessage[], recording?: any,
+ *            resume_token?: string}} JoinResult
  */
 /**
  * A committed change to one of the consult's clinical documents (`clinical_updated`):
@@ -42,7 +43,11 @@ import { Subscriber } from "./subscriber.js";
  * @property {(event: string, payload?: object) => Promise<any>} request
  * @property {(event: string, handler: (payload: any) => void) => void} on
  * @property {() => void} close
- * @property {(handler: () => void) => void} [onReconnect]
+ * @property {(handler: () => void) => void} [onReconnect] the connection came back after a drop
+ * @property {(handler: (err: SignalingError) => void) => void} [onReconnectRefused]
+ *   the server refused to take the connection back (the seat was given up)
+ * @property {boolean} [connected] whether the connection is up now
+ * @property {boolean} [serverGoingAway] the server said it is restarting: its disconnect is not an end
  */
 /**
  * @typedef {object} SessionState
@@ -56,6 +61,7 @@ import { Subscriber } from "./subscriber.js";
  * @property {Map<string, Participant>} participants everyone the server told us about, by id
  * @property {Participant[]} waiting participants waiting in the lobby (hosts only)
  * @property {Record<Source, boolean>} muted
+ * @property {boolean} reconnecting the connection dropped and is coming back by itself
  * @property {EndReason|null} endedReason
  * @property {string|null} endedBy the host who removed this participant
  */
@@ -67,6 +73,7 @@ import { Subscriber } from "./subscriber.js";
  * @property {[JoinResult]} joined the `join` result, applied to the state
  * @property {[Participant]} participant someone's data changed (their tile follows)
  * @property {[Participant]} participant_joined someone else joined
+ * @property {[Participant]} participant_reconnecting someone else's connection dropped: their seat waits
  * @property {[string, Participant|undefined]} participant_left someone left (id, and who it was)
  * @property {[Participant]} waiting someone new waits in the lobby (hosts only)
  * @property {[]} admitted the host admitted this participant
@@ -77,7 +84,9 @@ import { Subscriber } from "./subscriber.js";
  * @property {[import("./chat.js").ChatMessage]} chat_message
  * @property {[string|undefined]} error an error code to show
  * @property {[ClinicalUpdate]} clinical_updated a clinical document of this consult changed
- * @property {[]} reconnected the connection came back by itself
+ * @property {[]} reconnecting our connection dropped: it comes back by itself
+ * @property {[]} reconnected the connection came back by itself and the seat was resumed
+ * @property {[]} media_restarted new peer connections replaced lost ones
  * @property {[EndReason]} ending the session is ending: stop the page's media and timers
  */
 
@@ -100,7 +109,8 @@ export class ConsultSession extends Emitter {
    * @param {string|null} options.consultId from the join link
    * @param {string|null} options.token the join link's JWT
    * @param {string} [options.name] display name until the server's replaces it
-   * @param {(token: string) => Promise<SignalingConnection>} options.connect opens the connection
+   * @param {(token: string, resumeToken: () => string|null) => Promise<SignalingConnection>} options.connect
+   *   opens the connection; its reconnections present `resumeToken()` when there is one
    * @param {import("./ice.js").PeerConnectionFactory} [options.createPeerConnection]
    */
   constructor({ consultId, token, name = "", connect, createPeerConnection = browserPeerConnection }) {
@@ -120,6 +130,7 @@ export class ConsultSession extends Emitter {
       participants: new Map(),
       waiting: [],
       muted: { microphone: false, camera: false },
+      reconnecting: false,
       endedReason: null,
       endedBy: null,
     };
@@ -133,6 +144,12 @@ export class ConsultSession extends Emitter {
     this.localStream = null;
     /** Whether a join is under way. */
     this.joining = false;
+    /** @type {string|null} the server's latest resume token: takes the seat back after a drop */
+    this.resumeToken = null;
+    /** Whether new peer connections are being set up (one restart at a time). */
+    this.restartingMedia = false;
+    /** Counts restarts: a newer one (after a resume) makes an older one's outcome moot. */
+    this.mediaGeneration = 0;
   }
 
   /**
@@ -160,7 +177,7 @@ export class ConsultSession extends Emitter {
     /** @type {() => void} */
     let markJoined;
     try {
-      signaling = await this.connect(token);
+      signaling = await this.connect(token, () => this.resumeToken);
       this.signaling = signaling;
       markJoined = this.#listen(signaling);
       result = await signaling.request("join", { consult_id: state.consultId });
@@ -178,26 +195,118 @@ export class ConsultSession extends Emitter {
     state.consult = result.consult;
     state.grants = result.grants;
     this.emit("joined", result);
-    state.iceServers = result.ice_servers ?? [];
-    this.#setParticipants(result.participants ?? []);
-    state.waiting = (result.participants ?? []).filter((p) => p.status === "waiting");
-    this.subscriber = new Subscriber(
-      signaling,
-      state.iceServers,
-      {
-        onPlace: (placement) => this.emit("track_added", placement),
-        onRemove: (placement) => this.emit("track_removed", placement),
-        onError: (err) => this.emit("error", err.code ?? "invalid_sdp"),
-        onFailed: () => this.emit("error", "media_failed"),
-      },
-      this.createPeerConnection,
-    );
+    this.#applySeat(result);
+    this.subscriber = this.#newSubscriber(signaling);
     markJoined();
     if (result.status === "lobby") {
       this.#setView("lobby");
     } else {
       await this.#enterConsult();
     }
+  }
+
+  /**
+   * What a `join` or `resume` result says about our seat: ICE servers, everyone, the lobby.
+   * @param {JoinResult} result
+   */
+  #applySeat(result) {
+    const state = this.state;
+    this.resumeToken = result.resume_token ?? null;
+    state.iceServers = result.ice_servers ?? [];
+    this.#setParticipants(result.participants ?? []);
+    state.waiting = (result.participants ?? []).filter((p) => p.status === "waiting");
+  }
+
+  /**
+   * A subscriber connection on `signaling`; a lost one is replaced.
+   * @param {SignalingConnection} signaling
+   * @returns {Subscriber}
+   */
+  #newSubscriber(signaling) {
+    return new Subscriber(
+      signaling,
+      this.state.iceServers,
+      {
+        onPlace: (placement) => this.emit("track_added", placement),
+        onRemove: (placement) => this.emit("track_removed", placement),
+        onError: (err) => this.emit("error", err.code ?? "invalid_sdp"),
+        onFailed: () => this.restartMedia(),
+      },
+      this.createPeerConnection,
+    );
+  }
+
+  /**
+   * Replace both peer connections (the server replaces its side when the new publisher's first
+   * offer says `restart`): after a lost ICE connection, or a resumed signaling connection. The
+   * tiles stay; they get the new connection's tracks. One restart at a time, and none while
+   * the signaling connection is down: its resume restarts the media with `force`, which also
+   * supersedes a restart whose requests were lost with the old connection.
+   * @param {{force?: boolean}} [options]
+   * @returns {Promise<void>}
+   */
+  async restartMedia({ force = false } = {}) {
+    const state = this.state;
+    const signaling = this.signaling;
+    if (!signaling || state.view !== "consult") return;
+    if (!force && (this.restartingMedia || state.reconnecting || signaling.connected === false)) return;
+    const generation = ++this.mediaGeneration;
+    const current = () => generation === this.mediaGeneration;
+    this.restartingMedia = true;
+    try {
+      this.publisher?.close();
+      this.publisher = null;
+      this.subscriber?.close({ removeTracks: true });
+      this.subscriber = this.#newSubscriber(signaling);
+      const stream = this.localStream;
+      if (stream && this.#localTracks().length > 0 && state.grants?.publish !== false) {
+        await this.ensurePublisher({ restart: true })?.publish(stream);
+      } else {
+        // Receive-only: the server replaces its subscriber connection for this one.
+        await signaling.request("subscribe", { restart: true });
+      }
+      if (current()) this.emit("media_restarted");
+    } catch (err) {
+      if (current() && this.state.view !== "ended") this.emit("error", codeOf(err) ?? "media_failed");
+    } finally {
+      if (current()) this.restartingMedia = false;
+    }
+  }
+
+  /**
+   * The connection came back after a drop: take our seat back with the resume token, tell the
+   * server our mute state again (it may have restarted), and replace the peer connections.
+   * @param {SignalingConnection} signaling
+   * @returns {Promise<void>}
+   */
+  async #resume(signaling) {
+    const state = this.state;
+    if (state.view === "ended" || !this.resumeToken) return;
+    /** @type {JoinResult} */
+    let result;
+    try {
+      result = await signaling.request("resume", {
+        consult_id: state.consultId,
+        resume_token: this.resumeToken,
+      });
+    } catch (err) {
+      this.emit("error", codeOf(err) ?? "connection_lost");
+      this.finish("lost");
+      return;
+    }
+    state.reconnecting = false;
+    state.consult = result.consult ?? state.consult;
+    state.grants = result.grants ?? state.grants;
+    this.#applySeat(result);
+    for (const source of /** @type {const} */ (["microphone", "camera"])) {
+      if (state.muted[source] && !result.participant.muted?.[source]) {
+        this.request("mute", { source, muted: true }).catch(() => {});
+      }
+    }
+    this.emit("reconnected");
+    this.emit("change");
+    if (state.view === "consult") await this.restartMedia({ force: true });
+    else if (result.status === "joined") await this.#enterConsult();
   }
 
   /**
@@ -262,6 +371,18 @@ export class ConsultSession extends Emitter {
     );
 
     connection.on(
+      "participant_reconnecting",
+      afterJoin((participant) => {
+        this.#updateParticipant(participant);
+        this.emit("participant_reconnecting", participant);
+      }),
+    );
+
+    connection.on("resume_token", ({ resume_token: token }) => {
+      if (typeof token === "string" && token) this.resumeToken = token;
+    });
+
+    connection.on(
       "participant_left",
       afterJoin(({ participant_id: id }) => {
         const participant = state.participants.get(id);
@@ -312,14 +433,27 @@ export class ConsultSession extends Emitter {
     });
 
     connection.on("disconnect", (reason) => {
-      if (reason !== "io client disconnect" && state.view !== "ended") {
+      if (reason === "io client disconnect" || state.view === "ended") return;
+      // The server closed this connection for good (another tab took the seat), unless it restarts.
+      const closedByServer = reason === "io server disconnect" && !connection.serverGoingAway;
+      if (this.resumeToken && !closedByServer) {
+        // The connection comes back by itself (signaling.js); the seat waits for us meanwhile.
+        state.reconnecting = true;
+        this.emit("reconnecting");
+        this.emit("error", "reconnecting");
+        this.emit("change");
+      } else {
         this.emit("error", "connection_lost");
         this.finish("lost");
       }
     });
 
-    connection.onReconnect?.(() => {
-      if (state.view !== "ended") this.emit("reconnected");
+    connection.onReconnect?.(() => this.#resume(connection));
+
+    connection.onReconnectRefused?.((err) => {
+      if (state.view === "ended") return;
+      this.emit("error", err.code ?? "connection_lost");
+      this.finish("lost");
     });
 
     return markJoined;
@@ -365,16 +499,18 @@ export class ConsultSession extends Emitter {
   /**
    * The publisher connection, created on first use (a participant without camera and
    * microphone creates it when sharing the screen); null without grants.publish.
+   * @param {{restart?: boolean}} [options] `restart`: it replaces lost connections
    * @returns {Publisher|null}
    */
-  ensurePublisher() {
+  ensurePublisher({ restart = false } = {}) {
     const state = this.state;
     if (!this.publisher && this.signaling && state.grants?.publish !== false && state.view === "consult") {
       this.publisher = new Publisher(
         this.signaling,
         state.iceServers,
-        { onFailed: () => this.emit("error", "media_failed") },
+        { onFailed: () => this.restartMedia() },
         this.createPeerConnection,
+        { restart },
       );
     }
     return this.publisher;

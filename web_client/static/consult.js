@@ -41,9 +41,9 @@ const session = new ConsultSession({
   consultId,
   token,
   name: String(claims?.name ?? claims?.sub ?? ""),
-  connect: async (jwt) => {
+  connect: async (jwt, resumeToken) => {
     signaling = null;
-    signaling = await Signaling.connect(jwt);
+    signaling = await Signaling.connect(jwt, resumeToken);
     return signaling;
   },
 });
@@ -377,6 +377,8 @@ session.on("admitted", () => {
   ui.announce("announce_admitted");
 });
 
+session.on("reconnected", () => ui.clearError());
+
 session.on("muted_by_host", ({ source, by }) => {
   if (source === "screen") screenShare.stop().catch((err) => ui.showError(codeOf(err)));
   ui.announce(`announce_muted_by_host.${source}`, { by });
@@ -422,7 +424,7 @@ session.on("ending", () => {
 function syncTile(participant) {
   const id = participant.participant_id;
   if (id === state.participant?.participant_id) return;
-  if (participant.status === "joined") {
+  if (participant.status === "joined" || participant.status === "reconnecting") {
     grid.showParticipant(id);
   } else {
     grid.removeParticipant(id);

@@ -4,23 +4,26 @@
  * to the server. The client always offers (`publish`), the server answers; every change of
  * what is sent is a new offer, one at a time.
  */
-import { browserPeerConnection, waitForIceGatheringComplete } from "./ice.js";
+import { browserPeerConnection, waitForIceGatheringComplete, watchConnection } from "./ice.js";
 
 /** The connection that carries this participant's own media to the server. */
 export class Publisher {
   /**
    * @param {Pick<import("./signaling.js").Signaling, "request">} signaling
    * @param {RTCIceServer[]} iceServers from the `join` result
-   * @param {{onFailed: () => void}} handlers called when the connection to the server fails
+   * @param {{onFailed: () => void}} handlers `onFailed`: the connection to the server is lost
+   *   (failed, or disconnected for a few seconds; see ice.js `watchConnection`)
    * @param {import("./ice.js").PeerConnectionFactory} [createPeerConnection]
+   * @param {{restart?: boolean}} [options] `restart`: this connection replaces a lost one of
+   *   the same participant; its first offer asks the server to replace its side too
    */
-  constructor(signaling, iceServers, { onFailed }, createPeerConnection = browserPeerConnection) {
+  constructor(signaling, iceServers, { onFailed }, createPeerConnection = browserPeerConnection, { restart = false } = {}) {
     this.signaling = signaling;
     /** @type {RTCPeerConnection} */
     this.pc = createPeerConnection({ iceServers });
-    this.pc.addEventListener("connectionstatechange", () => {
-      if (this.pc.connectionState === "failed") onFailed();
-    });
+    this.stopWatching = watchConnection(this.pc, onFailed);
+    /** Whether the next offer still has to ask the server to replace the old connections. */
+    this.restart = restart;
     /** @type {Map<RTCRtpTransceiver, "microphone"|"camera"|"screen">} what each one carries */
     this.sources = new Map();
     /** Offers in flight, chained so that each waits for the previous answer. */
@@ -123,17 +126,18 @@ export class Publisher {
       if (transceiver.mid !== null) sources[transceiver.mid] = source;
     }
     await waitForIceGatheringComplete(this.pc);
-    const answer = await this.signaling.request("publish", {
-      sdp: this.pc.localDescription?.sdp,
-      type: "offer",
-      sources,
-    });
+    /** @type {{sdp: string|undefined, type: "offer", sources: typeof sources, restart?: true}} */
+    const offer = { sdp: this.pc.localDescription?.sdp, type: "offer", sources };
+    if (this.restart) offer.restart = true;
+    const answer = await this.signaling.request("publish", offer);
+    this.restart = false;
     if (this.#closed()) return;
     await this.pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   }
 
   /** Close the connection. The local tracks are the caller's to stop. */
   close() {
+    this.stopWatching();
     this.pc.close();
   }
 }

@@ -5,7 +5,7 @@
  * offers are applied one at a time, in the order they arrive.
  */
 import { SignalingError } from "./signaling-error.js";
-import { browserPeerConnection, waitForIceGatheringComplete } from "./ice.js";
+import { browserPeerConnection, waitForIceGatheringComplete, watchConnection } from "./ice.js";
 
 /**
  * Where a received track belongs.
@@ -27,7 +27,8 @@ export class Subscriber {
    * @param {{onPlace: (p: Placement) => void, onRemove: (p: Placement) => void,
    *          onError: (err: Error & {code?: string}) => void, onFailed: () => void}} handlers
    *   `onPlace`/`onRemove` put a track into / take it out of a participant's tile;
-   *   `onError` reports an offer that could not be answered; `onFailed` a failed connection.
+   *   `onError` reports an offer that could not be answered; `onFailed` a lost connection
+   *   (failed, or disconnected for a few seconds; see ice.js `watchConnection`).
    * @param {import("./ice.js").PeerConnectionFactory} [createPeerConnection]
    */
   constructor(signaling, iceServers, handlers, createPeerConnection = browserPeerConnection) {
@@ -43,6 +44,7 @@ export class Subscriber {
     this.placements = new Map();
     this.queue = Promise.resolve();
     this.closed = false;
+    this.stopWatching = () => {};
   }
 
   /**
@@ -57,10 +59,16 @@ export class Subscriber {
     return this.queue;
   }
 
-  /** Close the connection and forget what it showed. */
-  close() {
+  /**
+   * Close the connection and forget what it showed.
+   * @param {{removeTracks?: boolean}} [options] `removeTracks`: take every shown track out of
+   *   its tile (`onRemove`), as when a new connection is about to replace them
+   */
+  close({ removeTracks = false } = {}) {
     this.closed = true;
+    this.stopWatching();
     this.pc?.close();
+    if (removeTracks) for (const placement of this.placements.values()) this.handlers.onRemove(placement);
     this.placements.clear();
   }
 
@@ -91,8 +99,8 @@ export class Subscriber {
     pc.addEventListener("track", (event) => {
       this.#place(event.transceiver.mid, event.track);
     });
-    pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "failed" && !this.closed) this.handlers.onFailed();
+    this.stopWatching = watchConnection(pc, () => {
+      if (!this.closed) this.handlers.onFailed();
     });
     return pc;
   }

@@ -11,11 +11,11 @@
 import { t } from "./i18n.js";
 
 /**
- * @typedef {{participant_id: string, name: string,
+ * @typedef {{participant_id: string, name: string, status?: string,
  *            muted?: {microphone: boolean, camera: boolean}}} Participant
  * @typedef {{kind: "local"|"camera"|"screen", participantId: string|null, figure: HTMLElement,
  *            video: HTMLVideoElement, name: HTMLElement, micBadge: HTMLElement,
- *            cameraBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
+ *            cameraBadge: HTMLElement, reconnectingBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
  *            tracks: Set<MediaStreamTrack>}} Tile
  */
 
@@ -209,11 +209,14 @@ export class VideoGrid {
     micBadge.className = "badge badge-muted";
     const cameraBadge = document.createElement("span");
     cameraBadge.className = "badge badge-camera-off";
+    const reconnectingBadge = document.createElement("span");
+    reconnectingBadge.className = "badge badge-reconnecting";
+    reconnectingBadge.setAttribute("role", "status");
     const speakingCue = document.createElement("span");
     speakingCue.className = "visually-hidden tile-speaking";
     speakingCue.hidden = true;
     figure.dataset.speaking = "false";
-    caption.append(name, " ", micBadge, " ", cameraBadge, speakingCue);
+    caption.append(name, " ", micBadge, " ", cameraBadge, " ", reconnectingBadge, speakingCue);
     figure.append(video, initials, caption);
     /** @type {Tile} */
     const tile = {
@@ -224,6 +227,7 @@ export class VideoGrid {
       name,
       micBadge,
       cameraBadge,
+      reconnectingBadge,
       speakingCue,
       initials,
       tracks: new Set(),
@@ -301,6 +305,11 @@ export class VideoGrid {
     tile.micBadge.hidden = !micMuted;
     tile.cameraBadge.textContent = t("tile_camera_off");
     tile.cameraBadge.hidden = !cameraOff;
+    // Their connection dropped: the server keeps their seat while they come back.
+    const reconnecting = tile.kind === "camera" && participant?.status === "reconnecting";
+    tile.figure.dataset.reconnecting = String(reconnecting);
+    tile.reconnectingBadge.textContent = t("tile_reconnecting");
+    tile.reconnectingBadge.hidden = !reconnecting;
     tile.speakingCue.textContent = `, ${t("tile_speaking")}`;
     if (tile.kind === "camera") this.decorate(tile.figure, participant);
   }
