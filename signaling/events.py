@@ -487,9 +487,10 @@ class ConsultSignaling:
         )
 
     async def _target(
-        self, connection: Connection, participant_id: str
+        self, connection: Connection, participant_id: str, *, reconnecting_too: bool = False
     ) -> tuple[str, ParticipantView, Presence]:
-        """The consult, the participant a host acts on, and their presence."""
+        """The consult, the participant a host acts on, and their presence (joined, or also
+        reconnecting: a seat held for a dropped connection)."""
         consult_id, _ = connection.joined()
         if not connection.grants.moderate:
             raise Forbidden("Only the host may do this")
@@ -498,7 +499,8 @@ class ConsultSignaling:
         if target is None:
             raise ParticipantNotFound("No such participant")
         presence = (await self.services.registry.presence(consult_id)).get(target.id)
-        if presence is None or presence.status != "joined":
+        present = ("joined", "reconnecting") if reconnecting_too else ("joined",)
+        if presence is None or presence.status not in present:
             raise NotJoined(f"{target.name} is not in the consult")
         return consult_id, target, presence
 
@@ -523,8 +525,14 @@ class ConsultSignaling:
     async def _remove_participant(
         self, sid: str, connection: Connection, payload: ParticipantRef
     ) -> None:
-        consult_id, target, presence = await self._target(connection, payload.participant_id)
+        consult_id, target, presence = await self._target(
+            connection, payload.participant_id, reconnecting_too=True
+        )
         await self.services.consults.remove(connection.identity, consult_id, target.id)
+        if presence.status == "reconnecting":
+            # Their connection is gone already: give up the held seat now (a resume is refused).
+            await self._give_up_seat(consult_id, target.id, presence.sid, connection.identity, None)
+            return None
         await self.sio.emit("removed", {"by": connection.identity.name}, to=presence.sid)
         removed = self._connections.get(presence.sid)
         if removed is not None and removed.consult_id == consult_id:

@@ -186,6 +186,24 @@ async def test_a_seat_nobody_resumes_is_given_up_after_the_grace_period(
     assert (await timeline_kinds(server, consult["id"]))[-1] == "disconnected"
 
 
+async def test_the_host_removes_a_reconnecting_participant_and_the_seat_is_not_resumed(
+    server_with_grace: Callable[[float], Any], clients: Connect
+) -> None:
+    server = await server_with_grace(LONG_GRACE)
+    consult, doctor, patient, resume_token, _ = await visit(server, clients)
+    patient_id = participant_id(consult, "pt-li")
+    await patient.client.eio.disconnect(abort=True)
+    assert (await doctor.next("participant_reconnecting"))["participant_id"] == patient_id
+
+    removed = await doctor.call("remove_participant", {"participant_id": patient_id})
+    assert removed["ok"], removed
+    assert await doctor.next("participant_left") == {"participant_id": patient_id}
+    back = await clients(server.url, join_token(consult, "pt-li"))
+    refused = await back.call("resume", {"consult_id": consult["id"], "resume_token": resume_token})
+    assert not refused["ok"], "a removed participant does not take the seat back"
+    assert doctor.events["participant_updated"].empty()
+
+
 async def test_a_resume_token_is_refused_for_another_participant_forged_or_too_old(
     server_with_grace: Callable[[float], Any], clients: Connect
 ) -> None:
