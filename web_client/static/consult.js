@@ -378,6 +378,7 @@ session.on("admitted", () => {
 });
 
 session.on("reconnected", () => ui.clearError());
+session.on("media_restarted", () => screenShare.resend().catch((err) => ui.showError(codeOf(err))));
 
 session.on("muted_by_host", ({ source, by }) => {
   if (source === "screen") screenShare.stop().catch((err) => ui.showError(codeOf(err)));

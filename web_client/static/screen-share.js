@@ -94,6 +94,17 @@ export class ScreenShare {
     await this.publisher()?.stopScreen();
   }
 
+  /**
+   * Send a running share again on a new publisher connection (after the media were restarted:
+   * the old connection, and the share on it, are gone).
+   * @returns {Promise<void>}
+   */
+  async resend() {
+    const track = this.track;
+    if (!track || track.readyState === "ended") return;
+    await this.publisher()?.shareScreen(track);
+  }
+
   /** Forget the share when the consult ends (the publisher connection closes anyway). */
   close() {
     this.track?.stop();
