@@ -192,11 +192,19 @@ class ConsultService:
         logger.info("consult ended", extra={"consult_id": consult_id})
         return await self._load(consult_id)
 
-    async def arrive(self, caller: Identity, consult_id: str, *, resumed: bool = False) -> Arrival:
+    async def arrive(
+        self,
+        caller: Identity,
+        consult_id: str,
+        *,
+        resumed: bool = False,
+        away_seconds: float | None = None,
+    ) -> Arrival:
         """A participant arrives: check the invitation, move the lifecycle, note it.
 
         A participant who resumes their seat after their connection dropped is noted as
-        ``reconnected``, not as a new join; an admitted one does not wait in the lobby again.
+        ``reconnected`` (with ``away_seconds``, the gap in their media, when it is known), not
+        as a new join; an admitted one does not wait in the lobby again.
 
         One transaction, a fixed number of statements whatever the consult's size or history:
         a join's time on a busy server is its database round trips times the event loop's
@@ -228,7 +236,8 @@ class ConsultService:
             )
             waiting = grants.lobby and not participant.admitted
             kind = "reconnected" if resumed else "waiting" if waiting else "joined"
-            self._record(session, consult_id, caller, kind, {})
+            detail = {"away_seconds": away_seconds} if resumed and away_seconds is not None else {}
+            self._record(session, consult_id, caller, kind, detail)
             consult = ConsultView.of(row)
         arrived = consult.participant(participant.id)
         assert arrived is not None  # it is one of the rows the view was made of

@@ -76,10 +76,12 @@ class HeldSeat:
 
     :param presence: Their presence meanwhile (``reconnecting``).
     :param timer: Gives the seat up when the grace period ends.
+    :param since: When the connection dropped (``time.monotonic()``).
     """
 
     presence: Presence
     timer: asyncio.TimerHandle
+    since: float
 
 
 class ConsultSignaling:
@@ -303,8 +305,13 @@ class ConsultSignaling:
         reads what it needs once (the consult, presence, the last chat messages) and no more.
         """
         services = self.services
+        held = self._held.get((consult_id, seat.participant_id)) if seat is not None else None
         arrival = await services.consults.arrive(
-            connection.identity, consult_id, resumed=seat is not None
+            connection.identity,
+            consult_id,
+            resumed=seat is not None,
+            # The gap in their media, for the timeline (unknown after a restart of the server).
+            away_seconds=round(time.monotonic() - held.since, 1) if held is not None else None,
         )
         consult, participant = arrival.consult, arrival.participant
         if seat is not None and seat.participant_id != participant.id:
@@ -653,7 +660,7 @@ class ConsultSignaling:
             sid,
             connection.identity,
         )
-        self._held[key] = HeldSeat(held, timer)
+        self._held[key] = HeldSeat(held, timer, time.monotonic())
         await self.sio.emit(
             "participant_reconnecting",
             participant_payload(participant, held),

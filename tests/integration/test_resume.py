@@ -35,6 +35,8 @@ from tests.log_scan import register_secret
 Connect = Callable[..., Any]
 #: A grace period no test waits for, and one that runs out during a test.
 LONG_GRACE, SHORT_GRACE = 60.0, 1.0
+#: How long the dropped patient stays away before resuming.
+AWAY = 0.5
 
 
 @pytest.fixture
@@ -99,6 +101,7 @@ async def test_a_dropped_patient_resumes_the_seat_and_media_comes_back_without_a
         dropped = await doctor.next("participant_reconnecting")
         assert dropped["participant_id"] == patient_id and dropped["status"] == "reconnecting"
         offers_before = doctor.events["subscriber_offer"].qsize()
+        await asyncio.sleep(AWAY)  # the patient is away a moment (a lift, a tunnel)
 
         back = await clients(server.url, None, resume_token=resume_token)
         resumed = await back.call(
@@ -131,8 +134,15 @@ async def test_a_dropped_patient_resumes_the_seat_and_media_comes_back_without_a
         if resumed_media is not None:
             await resumed_media.close()
 
-    kinds = await timeline_kinds(server, consult["id"])
+    async with server.http.get(
+        f"{server.url}/api/consults/{consult['id']}/timeline",
+        headers=server.headers(server.token("dr-wang", "doctor")),
+    ) as response:
+        events = (await response.json())["events"]
+    kinds = [event["kind"] for event in events]
     assert kinds.count("reconnected") == 1
+    [reconnect] = [event for event in events if event["kind"] == "reconnected"]
+    assert reconnect["detail"]["away_seconds"] >= AWAY, "the timeline says how long the gap was"
     assert "disconnected" not in kinds and "left" not in kinds
     assert (kinds.count("joined"), kinds.count("waiting")) == (1, 1), "one arrival each"
 

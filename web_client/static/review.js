@@ -272,8 +272,20 @@ function seekButton(offset, label) {
 /** @returns {string} the open recording's id, for its sub-resources */
 const currentId = () => encodeURIComponent(current?.id ?? "");
 
+/**
+ * What happened, as the timeline lists it; a reconnect says how long the participant was away
+ * (the gap in their media).
+ * @param {{kind: string, detail?: {away_seconds?: number}}} event
+ * @returns {string}
+ */
+function describeEvent(event) {
+  const what = event.kind.replaceAll("_", " ");
+  const away = event.detail?.away_seconds;
+  return typeof away === "number" ? `${what} (${t("review_away", { seconds: String(away) })})` : what;
+}
+
 async function loadTimeline() {
-  /** @type {{events: Array<{kind: string, offset: number, actor: {name: string}}>}} */
+  /** @type {{events: Array<{kind: string, offset: number, actor: {name: string}, detail?: {away_seconds?: number}}>}} */
   const { events } = await api(`/api/recordings/${currentId()}/timeline`);
   byId("timeline").replaceChildren(
     ...events.map((event) => {
@@ -284,7 +296,7 @@ async function loadTimeline() {
           event.offset,
           t("review_seek", {
             time: formatOffset(event.offset),
-            event: event.kind.replaceAll("_", " "),
+            event: describeEvent(event),
             actor: event.actor.name,
           }),
         ),
