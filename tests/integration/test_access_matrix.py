@@ -374,6 +374,11 @@ EVENTS: dict[str, dict[str, Answer]] = {
         other_link="wrong_consult",
         removed="participant_removed",
     ),
+    # Who could not join presents a token that is no one's; who joined has a seat already.
+    "resume": event(
+        **dict.fromkeys(CALLERS[1:-1], "resume_refused")
+        | {"patient": "already_joined", "doctor": "already_joined"}
+    ),
     "admit": event(patient="forbidden", doctor="ok"),
     "publish": event(patient="in_lobby", doctor="ok"),
     "subscribe": event(patient="in_lobby", doctor="ok"),
@@ -457,6 +462,8 @@ def event_payload(event: str, world: World) -> dict[str, Any]:
     patient = participant_id(world.consult, world.patient)
     return {
         "join": {"consult_id": world.consult["id"]},
+        # Not a resume token of anyone's: a joined connection is refused before it is read.
+        "resume": {"consult_id": world.consult["id"], "resume_token": "not-a-resume-token"},
         "admit": {"participant_id": patient},
         "publish": {"type": "offer", "sdp": "v=0\r\n"},
         "subscriber_answer": {"type": "answer", "sdp": "v=0\r\n"},
