@@ -21,6 +21,8 @@ from tests.integration.live import (
 from tests.integration.media_client import MediaClient
 
 ATTESTED = {"attested_consent": {"reason": "Patient agreed aloud on the phone"}}
+#: A reconnection grace period short enough to wait for.
+GRACE = 1.0
 
 
 async def join_visit(
@@ -115,20 +117,35 @@ async def test_a_withdrawn_consent_stops_the_recording_and_no_attestation_overri
 
 
 async def test_the_recording_stops_when_nobody_who_may_stop_it_is_left(
-    live_server: LiveServer, clients: Callable[..., Any]
+    database_url: str, settings_factory: Callable[..., Settings], clients: Callable[..., Any]
 ) -> None:
-    consult, doctor, patient = await join_visit(live_server, clients)
-    started = await doctor.call("start_recording", ATTESTED)
-    assert started["ok"] and started["recording"], started
+    settings = settings_factory(database_url=database_url, reconnect_grace_seconds=GRACE)
+    async with serving(settings) as live_server:
+        consult, doctor, patient = await join_visit(live_server, clients)
+        started = await doctor.call("start_recording", ATTESTED)
+        assert started["ok"] and started["recording"], started
 
-    await doctor.close()  # the doctor's network drops; nobody with the record grant is left
+        # The doctor's network drops and they do not come back: while their seat is held
+        # (a blip), the recording goes on; once it is given up, nobody may record.
+        await doctor.close()
+        reconnecting = await patient.next("participant_reconnecting")
+        states = patient.events["recording_state"]
+        so_far = [states.get_nowait() for _ in range(states.qsize())]
+        assert all(state["recording"] for state in so_far), "a blip does not stop the recording"
+        await patient.next("participant_left", timeout=GRACE + 10)
+        seen = await next_stop(patient)
+        assert seen["stop_reason"] == "no_recorder_left" and not seen["recording"]
+        assert reconnecting["participant_id"] == participant_id(consult, "dr-wang")
+        await check_stopped_for_no_recorder(live_server, consult, started["recording_id"])
 
-    seen = await next_stop(patient)
-    assert seen["stop_reason"] == "no_recorder_left" and not seen["recording"]
+
+async def check_stopped_for_no_recorder(
+    live_server: LiveServer, consult: dict[str, Any], recording_id: str
+) -> None:
     stops = await stops_on_timeline(live_server, consult["id"])
     assert [s["detail"]["reason"] for s in stops] == ["no_recorder_left"]
     assert stops[0]["actor"]["sub"] == "teleconsult:recorder"
-    assert (await recording_row(live_server, started["recording_id"]))["status"] == "complete"
+    assert (await recording_row(live_server, recording_id))["status"] == "complete"
 
 
 async def test_the_patient_leaving_does_not_stop_the_recording(

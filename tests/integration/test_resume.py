@@ -40,6 +40,13 @@ AWAY = 0.5
 
 
 @pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """Resuming is signaling and media, not storage: SQLite, the default, is enough here (a
+    resume's one database write is a join's, which the other tests run on both databases)."""
+    return sqlite_url
+
+
+@pytest.fixture
 async def server_with_grace(
     database_url: str, settings_factory: Callable[..., Settings]
 ) -> AsyncIterator[Callable[[float], Any]]:
