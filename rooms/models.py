@@ -86,6 +86,8 @@ class TimelineEvent(Base):
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor_sub: Mapped[str] = mapped_column(String(128))
+    #: A person is (hospital, sub); empty on entries written before it was kept.
+    actor_hospital: Mapped[str | None] = mapped_column(String(64), nullable=True)
     actor_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -379,6 +379,7 @@ class ConsultService:
             consult_id=consult_id,
             at=self._clock(),
             actor_sub=actor.sub,
+            actor_hospital=actor.hospital,
             actor_name=actor.name,
             kind=kind,
             detail=detail,

@@ -119,17 +119,30 @@ class TimelineEntry:
     actor_name: str
     kind: str
     detail: dict[str, Any]
+    #: The actor's hospital (a person is hospital and sub); None on entries from before it.
+    actor_hospital: str | None = None
 
     @classmethod
     def of(cls, row: TimelineEvent) -> TimelineEntry:
         """The view of a timeline row."""
-        return cls(row.at, row.actor_sub, row.actor_name, row.kind, dict(row.detail or {}))
+        return cls(
+            row.at,
+            row.actor_sub,
+            row.actor_name,
+            row.kind,
+            dict(row.detail or {}),
+            row.actor_hospital,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "at": self.at.isoformat(),
-            "actor": {"sub": self.actor_sub, "name": self.actor_name},
+            "actor": {
+                "sub": self.actor_sub,
+                "name": self.actor_name,
+                "hospital": self.actor_hospital,
+            },
             "kind": self.kind,
             "detail": self.detail,
         }

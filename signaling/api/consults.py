@@ -84,10 +84,12 @@ class ConsultOut(BaseModel):
 
 
 class ActorOut(BaseModel):
-    """Who did something."""
+    """Who did something: a person is their hospital and their ``sub`` there (``hospital`` is
+    null on entries written before it was kept)."""
 
     sub: str
     name: str
+    hospital: str | None = None
 
 
 class TimelineEventOut(BaseModel):

@@ -163,8 +163,13 @@ async def test_the_host_ends_the_consult_once(live_server: LiveServer) -> None:
         f"{live_server.url}/api/consults/{consult['id']}/timeline",
         headers=live_server.headers(live_server.token_of(consult, "dr-wang")),
     ) as response:
-        kinds = [event["kind"] for event in (await response.json())["events"]]
-    assert kinds == ["scheduled", "ended"]
+        events = (await response.json())["events"]
+    assert [event["kind"] for event in events] == ["scheduled", "ended"]
+    # A person is their hospital and their sub there: the trail names both.
+    assert [(e["actor"]["hospital"], e["actor"]["sub"]) for e in events] == [
+        ("h-east", "coord-1"),
+        ("h-east", "dr-wang"),
+    ]
 
 
 async def test_the_api_is_described_and_health_is_reported(live_server: LiveServer) -> None:
