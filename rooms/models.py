@@ -57,7 +57,8 @@ class Participant(Base):
     """Someone invited into a consult, with their role there and where they stand."""
 
     __tablename__ = "participants"
-    __table_args__ = (UniqueConstraint("consult_id", "sub"),)
+    # A person is (hospital, sub): namesakes of two hospitals may both be invited.
+    __table_args__ = (UniqueConstraint("consult_id", "hospital_id", "sub"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id", ondelete="CASCADE"))

@@ -85,9 +85,10 @@ def _check_spec(spec: ConsultSpec) -> None:
                     "message": "must be patient, doctor or expert",
                 }
             )
-    subs = [invitee.sub for invitee in everyone]
-    if len(set(subs)) != len(subs):
-        errors.append({"field": "participants", "message": "a subject is invited twice"})
+    # A person is (hospital, sub): namesakes of two hospitals are two people.
+    people = [(invitee.hospital or spec.hospital, invitee.sub) for invitee in everyone]
+    if len(set(people)) != len(people):
+        errors.append({"field": "participants", "message": "a person is invited twice"})
     if len(everyone) > MAX_PARTICIPANTS:
         errors.append(
             {"field": "participants", "message": f"at most {MAX_PARTICIPANTS} participants"}

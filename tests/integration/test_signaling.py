@@ -208,3 +208,24 @@ async def test_leaving_tells_the_others_and_the_participant_can_come_back(
     assert left == {"participant_id": participant_id(consult, "pt-li")}
     ack = await patient.call("join", {"consult_id": consult["id"]})
     assert ack["status"] == "joined", "an admitted patient does not wait again"
+
+
+async def test_namesakes_of_two_hospitals_are_two_people_in_one_consult(
+    live_server: LiveServer, clients: Connect
+) -> None:
+    # Both hospitals' identity providers call their Dr. Wang "dr-wang": two people, two seats.
+    consult = await live_server.schedule_visit(
+        kind="referral",
+        participants=[
+            {"sub": "dr-wang", "name": "Dr. Wang Lei", "role": "expert", "hospital": "h-west"}
+        ],
+    )
+    seats = {(p["hospital"], p["sub"]): p["participant_id"] for p in consult["participants"]}
+    assert set(seats) == {("h-east", "dr-wang"), ("h-west", "dr-wang")}
+    east = await clients(live_server.url, live_server.token("dr-wang", Role.DOCTOR, "h-east"))
+    west = await clients(live_server.url, live_server.token("dr-wang", Role.EXPERT, "h-west"))
+    joined_east = await east.call("join", {"consult_id": consult["id"]})
+    joined_west = await west.call("join", {"consult_id": consult["id"]})
+    assert joined_east["participant"]["participant_id"] == seats[("h-east", "dr-wang")]
+    assert joined_west["participant"]["participant_id"] == seats[("h-west", "dr-wang")]
+    assert east.client.connected, "the namesake's join did not take the other's seat"
