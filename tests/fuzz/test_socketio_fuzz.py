@@ -149,7 +149,9 @@ async def visit_under_fire(live: LiveServer) -> dict[str, SignalingClient]:
 
 
 async def send(sender: SignalingClient, event: str, payload: Any) -> Any:
-    return await sender.call(event, payload, timeout=30)
+    # Straight through the Socket.IO client: a drawn "chat text" is junk, not a secret the log
+    # scan should look for (a drawn "publisher" would then match every media log line).
+    return await sender.client.call(event, payload, timeout=30)
 
 
 def test_malformed_events_are_refused_with_a_code_and_change_nothing(
