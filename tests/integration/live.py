@@ -27,17 +27,7 @@ HOSPITAL = "h-east"
 #: Settings that lift the rate limits, for tests that make many calls on purpose (the access
 #: matrix, fuzzing); the limits themselves are tested in test_limits.py.
 NO_RATE_LIMITS = {
-    name: "1000000/minute"
-    for name in (
-        "rate_limit_rest_writes",
-        "rate_limit_rest_writes_per_address",
-        "rate_limit_scheduling",
-        "rate_limit_connects",
-        "rate_limit_connects_per_address",
-        "rate_limit_events",
-        "rate_limit_chat",
-        "rate_limit_ice_candidates",
-    )
+    name: "1000000/minute" for name in Settings.model_fields if name.startswith("rate_limit_")
 }
 
 
