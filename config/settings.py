@@ -6,9 +6,11 @@ import ipaddress
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cryptography.fernet import Fernet
 from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +58,16 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     jwt_key_id: str | None = Field(
         default=None, description="`kid` header of the tokens this server mints"
+    )
+    region_code: str = Field(
+        default="region",
+        description="the region's code: an admin token whose hospital is this code administers "
+        "every hospital of the region",
+    )
+    secrets_key: str | None = Field(
+        default=None,
+        description="Fernet keys (comma-separated, first encrypts) for secrets stored in the "
+        "database; default: generated once in data_dir. All processes of a deployment share them",
     )
     jwt_issuer: str = "teleconsult"
     jwt_audience: str = "teleconsult"
@@ -199,12 +211,27 @@ class Settings(BaseSettings):
         """The HS256 secret: configured, or generated once in data_dir with mode 0600."""
         if self.jwt_secret:
             return self.jwt_secret
-        path = self.data_dir / "jwt-secret"
+        return self._generated_secret("jwt-secret", lambda: secrets.token_urlsafe(48))
+
+    def secrets_keys(self) -> list[str]:
+        """The keys that encrypt stored secrets (webhook and FHIR credentials): the configured
+        ``TELECONSULT_SECRETS_KEY`` list (the first encrypts, all decrypt, so a key can be
+        rotated), or one generated once in data_dir for a single-machine install."""
+        if self.secrets_key:
+            return [key.strip() for key in self.secrets_key.split(",") if key.strip()]
+        return [self._generated_secret("secrets-key", lambda: Fernet.generate_key().decode())]
+
+    def _generated_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret kept in ``data_dir/name`` (mode 0600), made by ``make`` on first use."""
+        path = self.data_dir / name
         if not path.exists():
             self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process of this install made it first
+                return path.read_text().strip()
             with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
+                handle.write(make())
         return path.read_text().strip()
 
 

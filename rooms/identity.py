@@ -55,3 +55,12 @@ class Identity:
     def is_person(self, hospital: str, sub: str) -> bool:
         """True when this is the person ``(hospital, sub)``: a subject is unique per hospital."""
         return self.hospital == hospital and self.sub == sub
+
+
+def administers(identity: Identity, hospital: str, region: str) -> bool:
+    """True when ``identity`` may manage hospital ``hospital``'s record and integrations: an
+    admin of that hospital, or an admin of the region (whose ``hospital`` claim is the region's
+    code, ``TELECONSULT_REGION_CODE``). A join link administers nothing."""
+    if identity.is_join_link or identity.role is not Role.ADMIN:
+        return False
+    return identity.hospital in (hospital, region)
