@@ -46,6 +46,9 @@ class _Scanner:
         self.files: set[Path] = set()
         self.findings: list[Finding] = []
         self.test = "(collection)"
+        # What the workers of an xdist run checked (only the controller counts these).
+        self.worker_secrets = 0
+        self.worker_files = 0
 
     def add(self, texts: Iterable[str]) -> None:
         # A token is found by its shape wherever it appears whole: only other secrets are kept
@@ -129,14 +132,36 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Check the registered log files; fail the session on any finding."""
+    """Check the registered log files; fail the session on any finding.
+
+    Under pytest-xdist each worker scans its own tests and files and hands its findings to the
+    controller (``workeroutput``), which reports them and fails the run.
+    """
     for path in sorted(_SCANNER.files):
         if not path.is_file():
             continue
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             _SCANNER.check(str(path), f"line {number}", _file_text(line))
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["log_scan"] = {
+            "findings": [vars(finding) for finding in _SCANNER.findings],
+            "secrets": len(_SCANNER.secrets),
+            "files": len(_SCANNER.files),
+        }
     if _SCANNER.findings:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """The controller of an xdist run: collect a finished worker's findings."""
+    report = getattr(node, "workeroutput", {}).get("log_scan")
+    if report is None:
+        return
+    _SCANNER.findings.extend(Finding(**finding) for finding in report["findings"])
+    _SCANNER.worker_secrets += report["secrets"]
+    _SCANNER.worker_files += report["files"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -145,8 +170,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("log scan")
     if not findings:
         terminalreporter.write_line(
-            f"no secret in any log line ({len(_SCANNER.secrets)} registered secrets, "
-            f"{len(_SCANNER.files)} server log files, JWT and ice-pwd shapes)"
+            f"no secret in any log line "
+            f"({len(_SCANNER.secrets) + _SCANNER.worker_secrets} registered secrets, "
+            f"{len(_SCANNER.files) + _SCANNER.worker_files} server log files, "
+            "JWT and ice-pwd shapes)"
         )
         return
     terminalreporter.write_line(f"{len(findings)} log lines carried a secret:", red=True)
