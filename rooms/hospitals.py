@@ -140,11 +140,17 @@ RecordStoreSettings = Annotated[SqlRecordStore | FhirRecordStore, Field(discrimi
 class RecordingSettings(_Record):
     """The hospital's recording policy: ``None`` retention uses the environment's default."""
 
-    retention_days: int | None = Field(default=None, ge=1, le=36500)
-    consent: Literal["verbal", "written"] = Field(
-        default="verbal",
-        description="how consent to record is given: said in the consult and noted by the "
-        "host (verbal), or signed beforehand (written); recorded before every recording",
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36500,
+        description="days a recording is kept; also set by PUT /api/recording-policies",
+    )
+    consent: Literal["patient_or_attested", "patient_only"] = Field(
+        default="patient_or_attested",
+        description="whose word starts a recording: the patient's own agreement in the page, "
+        "or the host's attestation of verbal consent (patient_or_attested, the default); or "
+        "the patient's own agreement only (patient_only)",
     )
 
 
@@ -309,6 +315,20 @@ class HospitalDirectory:
         self._cache.pop(code, None)
         self.generation += 1
         return HospitalEntry(code, profile, frozenset(kept))
+
+    async def set_retention(self, code: str, retention_days: int, by: str) -> bool:
+        """Set the retention of a hospital that has a record (the recording policy route
+        writes here, so the record stays the one place it is read from); False without one."""
+        async with self._database.transaction() as session:
+            row = await session.get(Hospital, code)
+            if row is None or row.profile is None:
+                return False
+            profile = HospitalProfile.model_validate(row.profile)
+            profile.recording.retention_days = retention_days
+            row.profile = profile.model_dump(mode="json")
+            row.updated_at, row.updated_by = utcnow(), by
+        self._cache.pop(code, None)
+        return True
 
     async def _check_issuers(self, code: str, profile: HospitalProfile) -> None:
         for issuer in profile.trusted_issuers:

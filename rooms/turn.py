@@ -90,13 +90,11 @@ def join_ice(
         credentials = turn_credentials(
             secret, participant_id, int(starts_at) + defaults.credential_seconds
         )
-        servers.insert(
-            0,
-            {
-                "urls": turns_first(turn_urls),
-                "username": credentials.username,
-                "credential": credentials.credential,
-            },
-        )
+        turn: dict[str, Any] = {
+            "urls": turns_first(turn_urls),
+            "username": credentials.username,
+            "credential": credentials.credential,
+        }
+        servers.insert(0, turn)
     relay = hospital is not None and hospital.relay_only
     return JoinIce(servers, "relay" if relay else "all")

@@ -123,7 +123,7 @@ def build_services(settings: Settings) -> Services:
         join_links=join_link_issuer(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service, outbox),
-        recordings=build_recordings(settings, database, media, consult_service),
+        recordings=build_recordings(settings, database, media, consult_service, directory),
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
         redis=redis_client,
     )

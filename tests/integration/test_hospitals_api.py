@@ -17,6 +17,7 @@ from rooms.identity import Identity, Role
 from signaling.auth import TokenIssuer
 from signaling.context import SERVICES
 from tests.integration.live import HOSPITAL, LiveServer, join_token, serving
+from tests.integration.test_recording_lifecycle import ATTESTED, join_visit
 from tests.log_scan import register_secret
 
 Connect = Callable[..., Any]
@@ -59,7 +60,7 @@ def record(**changes: Any) -> dict[str, Any]:
             "base_url": "https://fhir.huadong.example/r4",
             "auth": {"kind": "bearer", "token": FHIR_TOKEN},
         },
-        "recording": {"retention_days": 90, "consent": "written"},
+        "recording": {"retention_days": 90, "consent": "patient_or_attested"},
         "ice": {
             "stun_urls": ["stun:stun.huadong.example:3478"],
             "turn_urls": ["turn:turn.huadong.example:3478", "turns:turn.huadong.example:443"],
@@ -78,7 +79,7 @@ async def test_a_hospital_admin_manages_its_record_and_others_are_refused(
     status, shown, _ = await request(live, admin, "GET", f"/api/hospitals/{HOSPITAL}")
     assert status == 200
     assert shown["code"] == HOSPITAL and shown["display_names"] == NAMES
-    assert shown["recording"] == {"retention_days": 90, "consent": "written"}
+    assert shown["recording"] == {"retention_days": 90, "consent": "patient_or_attested"}
 
     region_admin = live.token("admin-region", Role.ADMIN, hospital=REGION)
     status, _, _ = await request(live, region_admin, "GET", f"/api/hospitals/{HOSPITAL}")
@@ -337,3 +338,33 @@ async def test_a_join_carries_turn_credentials_of_the_hospital_or_of_the_environ
         assert turn["username"].endswith(":" + ack["participant"]["participant_id"])
         assert turn["credential"] == expected_credential(TURN_SECRET, turn["username"])
         assert ack["ice_transport_policy"] == "relay"
+
+
+async def test_the_hospital_record_is_where_its_recording_retention_and_consent_policy_live(
+    live: LiveServer, clients: Connect
+) -> None:
+    admin = live.token("admin-east", Role.ADMIN)
+    path = f"/api/hospitals/{HOSPITAL}"
+    policy_path = f"/api/recording-policies/{HOSPITAL}"
+    status, _, _ = await request(live, admin, "PUT", path, record())
+    assert status == 200
+    status, policy, _ = await request(live, admin, "GET", policy_path)
+    assert policy["retention_days"] == 90, "the record's retention is the policy's"
+    status, _, _ = await request(
+        live, admin, "PUT", policy_path, {"retention_days": 30, "rubric": ["Consent"]}
+    )
+    assert status == 200
+    status, shown, _ = await request(live, admin, "GET", path)
+    assert shown["recording"]["retention_days"] == 30, "the policy route writes the record"
+
+    only_patient = record(recording={"consent": "patient_only"})
+    del only_patient["record_store"]["auth"]["token"]
+    status, _, _ = await request(live, admin, "PUT", path, only_patient)
+    assert status == 200
+    _, doctor, patient = await join_visit(live, clients)
+    refused = await doctor.call("start_recording", ATTESTED)
+    assert refused["error"]["code"] == "consent_required", refused
+    assert (await patient.call("recording_consent", {"agree": True}))["ok"]
+    started = await doctor.call("start_recording", {})
+    assert started["ok"] and started["recording"], started
+    assert (await doctor.call("stop_recording", {}))["ok"]
