@@ -3,6 +3,7 @@ its identity provider is trusted for it alone, and its ICE settings reach the jo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -368,3 +369,24 @@ async def test_the_hospital_record_is_where_its_recording_retention_and_consent_
     started = await doctor.call("start_recording", {})
     assert started["ok"] and started["recording"], started
     assert (await doctor.call("stop_recording", {}))["ok"]
+
+
+async def test_another_process_trusts_a_new_hospital_issuer_after_its_cache_time(
+    database_url: str, settings_factory: Callable[..., Settings]
+) -> None:
+    settings = settings_factory(database_url=database_url, hospital_cache_seconds=0.5)
+    async with serving(settings) as first, serving(settings) as second:
+        east_idp = TokenIssuer("HS256", EAST_IDP_SECRET, "east-idp", settings.jwt_audience)
+        east_admin = east_idp.mint(Identity("admin-2", "Admin", Role.ADMIN, HOSPITAL), 600)
+        register_secret(east_admin)
+        path = f"/api/hospitals/{HOSPITAL}"
+        status, _, _ = await request(second, east_admin, "GET", path)
+        assert status == 401, "not trusted before the record names it"
+        issuer = {"iss": "east-idp", "algorithm": "HS256", "secret": EAST_IDP_SECRET}
+        admin = first.token("admin-east", Role.ADMIN)
+        status, _, _ = await request(first, admin, "PUT", path, record(trusted_issuers=[issuer]))
+        assert status == 200
+        deadline = time.monotonic() + 15
+        while (status := (await request(second, east_admin, "GET", path))[0]) != 200:
+            assert status == 401 and time.monotonic() < deadline, status
+            await asyncio.sleep(0.2)
