@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from config.settings import Settings
 from rooms.identity import Identity, Role
 from signaling.auth import TokenIssuer
 from signaling.context import SERVICES
 from tests.integration.live import HOSPITAL, LiveServer, join_token, serving
+from tests.integration.test_jwks import IdentityProvider, provider  # noqa: F401 (fixture)
 from tests.integration.test_recording_lifecycle import ATTESTED, join_visit
 from tests.log_scan import register_secret
 
@@ -390,3 +392,30 @@ async def test_another_process_trusts_a_new_hospital_issuer_after_its_cache_time
         while (status := (await request(second, east_admin, "GET", path))[0]) != 200:
             assert status == 401 and time.monotonic() < deadline, status
             await asyncio.sleep(0.2)
+
+
+async def test_a_hospital_issuer_with_a_jwks_endpoint_is_trusted_once_its_keys_are_fetched(
+    live: LiveServer,
+    provider: tuple[IdentityProvider, str],  # noqa: F811 (the fixture of test_jwks)
+) -> None:
+    idp, url = provider
+    pem = idp.keys["k1"].private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    east_idp = TokenIssuer(
+        "RS256", pem.decode(), "https://idp.huadong.example", "teleconsult", key_id="k1"
+    )
+    east_admin = east_idp.mint(Identity("admin-2", "Admin", Role.ADMIN, HOSPITAL), 600)
+    register_secret(east_admin)
+    issuer = {"iss": "https://idp.huadong.example", "algorithm": "RS256", "jwks_url": url}
+    admin = live.token("admin-east", Role.ADMIN)
+    path = f"/api/hospitals/{HOSPITAL}"
+    status, written, _ = await request(live, admin, "PUT", path, record(trusted_issuers=[issuer]))
+    assert status == 200, written
+    deadline = time.monotonic() + 15
+    while (status := (await request(live, east_admin, "GET", path))[0]) != 200:
+        assert status == 401 and time.monotonic() < deadline, status
+        await asyncio.sleep(0.2)
+    assert idp.fetches >= 1
