@@ -88,7 +88,33 @@ class Settings(BaseSettings):
 
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    ice_servers: Annotated[list[IceServer], NoDecode] = Field(default_factory=list)
+    ice_servers: Annotated[list[IceServer], NoDecode] = Field(
+        default_factory=list,
+        description="JSON list of RTCIceServer (STUN, static TURN) given to browsers and used "
+        "by the server's own peers",
+    )
+    turn_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="TURN URLs (comma-separated; turns: on 443 first) given to browsers with "
+        "short-lived credentials made from turn_secret; a hospital record's ICE settings win",
+    )
+    turn_secret: str | None = Field(
+        default=None,
+        description="coturn's static-auth-secret (use-auth-secret): TURN credentials of each "
+        "join are made from it (the TURN REST API convention)",
+    )
+    turn_credential_seconds: int = Field(
+        default=4 * 3600,
+        ge=600,
+        description="how long TURN credentials are valid after the later of the join and the "
+        "consult's scheduled start: a consult's length plus a margin",
+    )
+    hospital_cache_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="how long a process reuses a hospital record it read (and its issuers) "
+        "before reading it again: another process's change is seen within this time",
+    )
 
     record_store: Literal["sql", "fhir"] = "sql"
     fhir_base_url: str | None = None
@@ -144,7 +170,7 @@ class Settings(BaseSettings):
         parse_many(value)  # a ValueError names the string it cannot read
         return value
 
-    @field_validator("media_addresses", mode="before")
+    @field_validator("media_addresses", "turn_urls", mode="before")
     @classmethod
     def _split_addresses(cls, value: Any) -> Any:
         if isinstance(value, str):

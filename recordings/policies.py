@@ -1,4 +1,8 @@
-"""Each hospital's recording policy: how long its recordings are kept, and its review rubric."""
+"""Each hospital's recording policy: how long its recordings are kept, and its review rubric.
+
+The retention of a hospital that has a record (rooms.hospitals) is read from and written to that
+record; the rubric, and the retention of a hospital without a record, live here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.database import Database
+from rooms.hospitals import HospitalDirectory
 from rooms.models import utcnow
 
 from .models import RecordingPolicy
@@ -46,9 +51,12 @@ class RecordingPolicies:
     :param default_retention_days: Retention of hospitals without a policy of their own.
     """
 
-    def __init__(self, database: Database, default_retention_days: int) -> None:
+    def __init__(
+        self, database: Database, default_retention_days: int, hospitals: HospitalDirectory
+    ) -> None:
         self._database = database
         self._default_retention_days = default_retention_days
+        self._hospitals = hospitals
 
     async def policy(self, hospital: str) -> Policy:
         """
@@ -58,9 +66,13 @@ class RecordingPolicies:
         """
         async with self._database.sessions() as session:
             row = await session.get(RecordingPolicy, hospital)
+        record = await self._hospitals.get(hospital)
+        retention = record.profile.recording.retention_days if record is not None else None
         if row is None:
-            return Policy(hospital, self._default_retention_days, DEFAULT_RUBRIC)
-        return Policy(hospital, row.retention_days, tuple(row.rubric or DEFAULT_RUBRIC))
+            return Policy(hospital, retention or self._default_retention_days, DEFAULT_RUBRIC)
+        return Policy(
+            hospital, retention or row.retention_days, tuple(row.rubric or DEFAULT_RUBRIC)
+        )
 
     async def set_policy(
         self, hospital: str, retention_days: int, rubric: Sequence[str], by: str
@@ -73,6 +85,7 @@ class RecordingPolicies:
         :param rubric: The review criteria.
         :param by: The admin's subject.
         """
+        await self._hospitals.set_retention(hospital, retention_days, by)
         async with self._database.transaction() as session:
             row = await session.get(RecordingPolicy, hospital)
             if row is None:

@@ -25,6 +25,7 @@ from media.recording.recorder import utc_iso
 from media.recording.recovery import folder_busy, recover_folder
 from rooms.audit import AuditLog
 from rooms.grants import grants_for
+from rooms.hospitals import HospitalDirectory
 from rooms.identity import Identity
 from rooms.service import ConsultService
 from rooms.views import ConsultView, TimelineEntry
@@ -88,6 +89,7 @@ class RecordingService:
     :param links: The playback link signer.
     :param default_retention_days: Retention of hospitals without a policy.
     :param limits: How long and how large one recording may grow.
+    :param hospitals: The hospitals' records (their retention).
     """
 
     def __init__(
@@ -100,9 +102,10 @@ class RecordingService:
         links: PlaybackLinks,
         default_retention_days: int,
         limits: RecordingLimits,
+        hospitals: HospitalDirectory,
     ) -> None:
         self.catalogue = RecordingCatalogue(database)
-        self.policies = RecordingPolicies(database, default_retention_days)
+        self.policies = RecordingPolicies(database, default_retention_days, hospitals)
         self.reviews = RecordingReviews(database, self.policies)
         self.access = RecordingAccess(self.catalogue, consults, audit)
         self.files = files
@@ -452,6 +455,7 @@ def build_recordings(
     database: Database,
     media: MediaHost,
     consults: ConsultService,
+    hospitals: HospitalDirectory,
 ) -> RecordingService:
     """
     Build the recordings of this deployment from its settings.
@@ -461,6 +465,7 @@ def build_recordings(
     :param database: The shared database.
     :param media: This process's media server.
     :param consults: The consult service.
+    :param hospitals: The hospitals' records.
     """
     return RecordingService(
         database,
@@ -471,4 +476,5 @@ def build_recordings(
         PlaybackLinks(settings.signing_secret(), settings.recording_link_ttl_seconds),
         settings.recording_retention_days,
         RecordingLimits(settings.recording_max_seconds, settings.recording_quota_bytes),
+        hospitals,
     )

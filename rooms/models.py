@@ -30,6 +30,13 @@ class Hospital(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The hospital's record (rooms.hospitals.HospitalProfile without its secrets); ``None``
+    #: until an administrator writes one: the environment's settings apply.
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The record's secrets, each encrypted (config.secrets.SecretBox), by name.
+    secrets: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class Consult(Base):

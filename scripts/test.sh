@@ -52,6 +52,7 @@ fi
 if [ "$which_phases" = all ] || [ "$which_phases" = webrtc ]; then
     scripts/ensure-chromium.sh
     scripts/ensure-nftables.sh
+    scripts/ensure-coturn.sh
 fi
 
 rm -rf "$ARTIFACTS"

@@ -12,14 +12,17 @@ from aiohttp import web
 from clinical.services import build_clinical
 from config.database import Database
 from config.redis import connect_redis, redis_options
+from config.secrets import SecretBox
 from config.settings import Settings
 from media.peer import MediaConfig
 from media.server import MediaServer
 from outbox.queue import Outbox
 from outbox.worker import OutboxPolicy, OutboxWorker
 from recordings.service import build_recordings
+from rooms.hospitals import HospitalDirectory
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
+from rooms.turn import IceDefaults
 from signaling.api import (
     allergies,
     audit,
@@ -27,6 +30,7 @@ from signaling.api import (
     consults,
     documents,
     health,
+    hospitals,
     notes,
     openapi,
     outbox,
@@ -37,7 +41,12 @@ from signaling.api import (
     recordings,
 )
 from signaling.api.declare import OPERATIONS
-from signaling.auth import issuer_from_settings, join_link_issuer, verifier_from_settings
+from signaling.auth import (
+    HospitalIssuers,
+    issuer_from_settings,
+    join_link_issuer,
+    verifier_from_settings,
+)
 from signaling.clinical_events import forward_clinical_changes
 from signaling.context import SERVICES, Services
 from signaling.errors import problem_middleware
@@ -86,18 +95,35 @@ def build_services(settings: Settings) -> Services:
     )
     consult_service = ConsultService(database)
     outbox = Outbox(database)
+    verifier = verifier_from_settings(settings)
+    directory = HospitalDirectory(
+        database,
+        SecretBox.from_settings(settings),
+        settings.hospital_cache_seconds,
+        reserved_issuers=verifier.issuer_names,
+    )
+    verifier.hospital_issuers = HospitalIssuers(
+        directory, settings.token_leeway_seconds, settings.hospital_cache_seconds
+    )
     return Services(
         settings=settings,
         database=database,
         consults=consult_service,
         registry=registry,
         media=media,
-        verifier=verifier_from_settings(settings),
+        verifier=verifier,
+        hospitals=directory,
+        ice_defaults=IceDefaults(
+            servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
+            turn_urls=list(settings.turn_urls),
+            turn_secret=settings.turn_secret,
+            credential_seconds=settings.turn_credential_seconds,
+        ),
         issuer=issuer_from_settings(settings),
         join_links=join_link_issuer(settings),
         sio=sio,
         clinical=build_clinical(settings, database, consult_service, outbox),
-        recordings=build_recordings(settings, database, media, consult_service),
+        recordings=build_recordings(settings, database, media, consult_service, directory),
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
         redis=redis_client,
     )
@@ -128,6 +154,7 @@ def create_app(settings: Settings) -> web.Application:
         clinical,
         documents,
         outbox,
+        hospitals,
     ):
         resource.routes.add_to(app)
     app[ROUTE_LIMITS] = {
@@ -167,6 +194,8 @@ def create_app(settings: Settings) -> web.Application:
     supervisor.add("media_claims", renew_media_claims)
     supervisor.add("presence", app[LIVE_CONSULTS].refresh_presence)
     supervisor.add("event_loop_lag", watch_event_loop_lag)
+    if svc.verifier.hospital_issuers is not None:
+        supervisor.add("hospital_issuers", svc.verifier.hospital_issuers.keep_fresh)
     for number, keys in enumerate(svc.verifier.jwks):
         supervisor.add(f"signing_keys_{number}" if number else "signing_keys", keys.keep_fresh)
     supervisor.add("socket_claims", app[LIVE_CONSULTS].keep_socket_claims)

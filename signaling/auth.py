@@ -18,9 +18,15 @@ from typing import Any
 import aiohttp
 import jwt
 
-from config.issuers import ConfigurationError, check_hs256_secret, load_trusted_issuers
+from config.issuers import (
+    ConfigurationError,
+    TrustedIssuer,
+    check_hs256_secret,
+    load_trusted_issuers,
+)
 from config.settings import Settings
 from rooms.errors import IssuerNotTrusted, TokenExpired, TokenInvalid, TokenNotYetValid
+from rooms.hospitals import HospitalDirectory
 from rooms.identity import Identity, Role
 
 logger = logging.getLogger(__name__)
@@ -233,20 +239,111 @@ def _identity(claims: Mapping[str, Any], consult_id: str | None) -> Identity:
     )
 
 
-class TokenVerifier:
-    """Every token this deployment accepts: identity tokens of its trusted issuers, join links.
+def trusted_issuer_verifier(trusted: TrustedIssuer, leeway_seconds: float) -> JwtVerifier:
+    """The verifier of one trusted issuer (of the trusted issuers file or a hospital record)."""
+    return JwtVerifier(
+        trusted.algorithm,
+        trusted.key(),
+        trusted.iss,
+        trusted.audience,
+        JwksKeySet(trusted.jwks_url, trusted.algorithm) if trusted.jwks_url else None,
+        hospitals=trusted.hospitals,
+        leeway_seconds=leeway_seconds,
+    )
 
-    :param issuers: one verifier per trusted issuer.
-    :param join_links: the verifier of this server's own join links (its key, its ``iss``).
+
+class HospitalIssuers:
+    """The identity providers the hospital records name, each trusted for its own hospital only;
+    reloaded after a record changes here (:meth:`reload`) and every ``refresh_seconds`` (a
+    change made by another process).
+
+    :param directory: the hospital records.
+    :param leeway_seconds: the clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+    :param refresh_seconds: how often the records are read again.
     """
 
-    def __init__(self, issuers: Iterable[JwtVerifier], join_links: JwtVerifier) -> None:
+    def __init__(
+        self, directory: HospitalDirectory, leeway_seconds: float, refresh_seconds: float
+    ) -> None:
+        self._directory = directory
+        self._leeway = leeway_seconds
+        self._refresh_seconds = refresh_seconds
+        self._verifiers: dict[str, JwtVerifier] = {}
+        self._key_refreshers: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def get(self, iss: str) -> JwtVerifier | None:
+        """The verifier of issuer ``iss`` if a hospital record names it."""
+        return self._verifiers.get(iss)
+
+    async def reload(self) -> None:
+        """Read every hospital record's issuers now."""
+        entries = await self._directory.all(with_secrets=True)
+        verifiers = {
+            issuer.iss: trusted_issuer_verifier(issuer.trusted(entry.code), self._leeway)
+            for entry in entries
+            for issuer in entry.profile.trusted_issuers
+        }
+        for verifier in verifiers.values():
+            if verifier.jwks is not None:
+                self._keep_keys_fresh(verifier)
+        wanted = {(v.jwks.url, v.issuer) for v in verifiers.values() if v.jwks is not None}
+        for key in set(self._key_refreshers) - wanted:
+            self._key_refreshers.pop(key).cancel()
+        self._verifiers = verifiers
+
+    def _keep_keys_fresh(self, verifier: JwtVerifier) -> None:
+        assert verifier.jwks is not None
+        key = (verifier.jwks.url, verifier.issuer)
+        previous = self._verifiers.get(verifier.issuer)
+        if key in self._key_refreshers and previous is not None and previous.jwks is not None:
+            verifier.jwks = previous.jwks  # the same endpoint: keep the keys fetched so far
+            return
+        self._key_refreshers[key] = asyncio.create_task(verifier.jwks.keep_fresh())
+
+    async def keep_fresh(self) -> None:
+        """Reload forever (a background job); stops the JWKS refreshers when cancelled."""
+        try:
+            while True:
+                try:
+                    await self.reload()
+                except Exception as exc:  # the database away: keep the issuers known so far
+                    logger.warning(
+                        "reading hospital issuers failed", extra={"error": type(exc).__name__}
+                    )
+                await asyncio.sleep(self._refresh_seconds)
+        finally:
+            for task in self._key_refreshers.values():
+                task.cancel()
+            self._key_refreshers.clear()
+
+
+class TokenVerifier:
+    """Every token this deployment accepts: identity tokens of its trusted issuers (the
+    environment's and the hospital records'), join links.
+
+    :param issuers: one verifier per issuer of the environment.
+    :param join_links: the verifier of this server's own join links (its key, its ``iss``).
+    :param hospital_issuers: the issuers the hospital records name, if any.
+    """
+
+    def __init__(
+        self,
+        issuers: Iterable[JwtVerifier],
+        join_links: JwtVerifier,
+        hospital_issuers: HospitalIssuers | None = None,
+    ) -> None:
         self._issuers = {verifier.issuer: verifier for verifier in issuers}
         self._join_links = join_links
+        self.hospital_issuers = hospital_issuers
+
+    @property
+    def issuer_names(self) -> frozenset[str]:
+        """The ``iss`` of every issuer of the environment (no hospital record may name them)."""
+        return frozenset(self._issuers) | {self._join_links.issuer}
 
     @property
     def jwks(self) -> list[JwksKeySet]:
-        """The JWKS key sets to keep fresh (and to report in readiness)."""
+        """The JWKS key sets of the environment's issuers to keep fresh (and in readiness)."""
         return [v.jwks for v in self._issuers.values() if v.jwks is not None]
 
     def verify(self, token: str) -> Identity:
@@ -265,7 +362,10 @@ class TokenVerifier:
             if claims.get("purpose") != JOIN_PURPOSE or not isinstance(consult, str) or not consult:
                 raise _refused("join link without its consult")
             return _identity(claims, consult_id=consult)
-        issuer = self._issuers.get(str(unverified.get("iss")))
+        iss = str(unverified.get("iss"))
+        issuer = self._issuers.get(iss)
+        if issuer is None and self.hospital_issuers is not None:
+            issuer = self.hospital_issuers.get(iss)
         if issuer is None:
             raise _refused("unknown issuer")
         return issuer.verify(token)
@@ -359,17 +459,7 @@ def verifier_from_settings(settings: Settings) -> TokenVerifier:
                     f"TELECONSULT_TRUSTED_ISSUERS lists {trusted.iss}, the issuer of "
                     "TELECONSULT_JWT_*: name each issuer once"
                 )
-            issuers.append(
-                JwtVerifier(
-                    trusted.algorithm,
-                    trusted.key(),
-                    trusted.iss,
-                    trusted.audience,
-                    JwksKeySet(trusted.jwks_url, trusted.algorithm) if trusted.jwks_url else None,
-                    hospitals=trusted.hospitals,
-                    leeway_seconds=leeway,
-                )
-            )
+            issuers.append(trusted_issuer_verifier(trusted, leeway))
     join_links = JwtVerifier(
         "HS256",
         _join_key(settings),

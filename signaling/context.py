@@ -15,8 +15,10 @@ from config.settings import Settings
 from media import MediaHost
 from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
+from rooms.hospitals import HospitalDirectory
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
+from rooms.turn import IceDefaults
 from signaling.auth import TokenIssuer, TokenVerifier
 from signaling.supervisor import Supervisor
 
@@ -31,6 +33,10 @@ class Services:
     registry: RoomRegistry
     media: MediaHost
     verifier: TokenVerifier
+    #: The hospitals' records (tenants), cached.
+    hospitals: HospitalDirectory
+    #: The environment's ICE servers and TURN secret: a hospital without its own uses them.
+    ice_defaults: IceDefaults
     #: Mints identity tokens of the settings' issuer (the demo); None without a private key.
     issuer: TokenIssuer | None
     #: Mints this server's join links.

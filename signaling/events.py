@@ -30,6 +30,7 @@ from rooms.errors import (
 )
 from rooms.identity import Identity
 from rooms.registry import PRESENCE_REFRESH_SECONDS, UNMUTED, Presence
+from rooms.turn import JoinIce, join_ice
 from rooms.views import ConsultView, ParticipantView
 from signaling.addresses import client_address
 from signaling.context import Services
@@ -352,6 +353,7 @@ class ConsultSignaling:
                 {"messages": len(chat)},
             )
         token = self.resume_tokens.mint(Seat(consult.id, participant.id, connection.identity))
+        ice = await self._join_ice(consult, participant.id)
         return {
             "status": "lobby" if connection.waiting else "joined",
             "participant": participant_payload(participant, mine),
@@ -360,10 +362,23 @@ class ConsultSignaling:
             "participants": participants_payload(consult, presence),
             "waiting": waiting_payload(consult, presence) if arrival.grants.admit else [],
             "chat": [chat_payload(entry) for entry in chat],
-            "ice_servers": [s.model_dump(exclude_none=True) for s in services.settings.ice_servers],
+            "ice_servers": ice.servers,
+            "ice_transport_policy": ice.transport_policy,
             "recording": await services.recordings.state(consult.id),
             "resume_token": token,
         }
+
+    async def _join_ice(self, consult: ConsultView, participant_id: str) -> JoinIce:
+        """The ICE servers of a join (TURN credentials of this participant), by the consult's
+        hospital's record or the environment's settings."""
+        entry = await self.services.hospitals.get(consult.hospital, with_secrets=True)
+        starts_at = max(time.time(), consult.scheduled_at.timestamp())
+        return join_ice(
+            self.services.ice_defaults,
+            entry.profile.ice if entry is not None else None,
+            participant_id,
+            starts_at,
+        )
 
     async def _enter_consult(
         self,

@@ -125,6 +125,11 @@ class RecordingEvents:
                 "at": patient_consent.at.isoformat(),
             }
         elif payload.attested_consent is not None:
+            record = await services.hospitals.get(consult.hospital)
+            if record is not None and record.profile.recording.consent == "patient_only":
+                raise ConsentRequired(
+                    "This hospital records only with the patient's own agreement in the page"
+                )
             consent = {
                 "method": "attested",
                 "by": identity.sub,

@@ -221,6 +221,30 @@ ROUTES: dict[tuple[str, str], dict[str, Answer]] = {
         reviewer="admin_required",
         admin="200",
     ),
+    ("GET", "/api/hospitals"): row(
+        doctor="admin_required",
+        colleague="admin_required",
+        outsider="admin_required",
+        pharmacist="admin_required",
+        reviewer="admin_required",
+        admin="admin_required",  # of the hospital, not of the region
+    ),
+    ("GET", "/api/hospitals/{code}"): row(
+        doctor="admin_required",
+        colleague="admin_required",
+        outsider="admin_required",
+        pharmacist="admin_required",
+        reviewer="admin_required",
+        admin="hospital_not_found",  # asked before its own PUT writes the record
+    ),
+    ("PUT", "/api/hospitals/{code}"): row(
+        doctor="admin_required",
+        colleague="admin_required",
+        outsider="admin_required",
+        pharmacist="admin_required",
+        reviewer="admin_required",
+        admin="200",
+    ),
     ("POST", "/api/recording-policies/{hospital}/retention"): row(
         doctor="admin_required",
         colleague="admin_required",
@@ -423,6 +447,7 @@ class World:
             "name": "camera.webm",
             "entry_id": "1",
             "hospital": HOSPITAL,
+            "code": HOSPITAL,
             "patient_sub": self.patient,
         }
         return template.format(**values)
@@ -451,6 +476,7 @@ def body(method: str, template: str, world: World) -> Any:
         "/api/patients/{patient_sub}/allergies": {"allergies": []},
         "/api/recording-policies/{hospital}": {"retention_days": 30, "rubric": ["Consent"]},
         "/api/recording-policies/{hospital}/retention": {},
+        "/api/hospitals/{code}": {"display_names": {"zh-CN": "瑞金医院", "en": "Ruijin Hospital"}},
         "/api/recordings/{recording_id}/scores": {"scores": dict.fromkeys(DEFAULT_RUBRIC, 5)},
         "/api/recordings/{recording_id}/comments": {"offset": 1.5, "text": "Good rapport."},
     }

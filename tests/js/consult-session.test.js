@@ -138,6 +138,19 @@ describe("joining", () => {
     assert.equal(signaling.sent("subscribe").length, 0);
   });
 
+  test("both peer connections use the join answer's ICE servers and transport policy", async () => {
+    const turn = { urls: ["turns:turn.example:443"], username: "1800000000:p-doctor", credential: "c2VjcmV0" };
+    const { session, signaling } = start(DOCTOR, {
+      join: joinResult(DOCTOR, { ice_servers: [turn], ice_transport_policy: "relay" }),
+    });
+    await session.join();
+    await signaling.send("subscriber_offer", { type: "offer", sdp: "mids:0", tracks: {} });
+    assert.equal(FakePeerConnection.created.length, 2, "a publisher and a subscriber");
+    for (const pc of FakePeerConnection.created) {
+      assert.deepEqual(pc.config, { iceServers: [turn], iceTransportPolicy: "relay" });
+    }
+  });
+
   test("a refused join is reported, closes the connection, and can be tried again", async () => {
     let refuse = true;
     const { session, signaling, emitted } = start(DOCTOR, {

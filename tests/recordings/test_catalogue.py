@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config.database import Database
+from config.secrets import SecretBox
 from config.settings import Settings
 from media import MediaConfig, MediaServer
 from recordings.catalogue import RecordingFilter
 from recordings.models import Recording
 from recordings.service import RecordingService, build_recordings
+from rooms.hospitals import HospitalDirectory
 from rooms.identity import Identity, Role
 from rooms.service import ConsultService, ConsultSpec, Invitee
 
@@ -29,7 +31,8 @@ async def recordings(
 ) -> AsyncIterator[tuple[ConsultService, RecordingService]]:
     media = MediaServer(MediaConfig(addresses=["127.0.0.1"], ice_servers=[]))
     consults = ConsultService(database)
-    yield consults, build_recordings(settings, database, media, consults)
+    hospitals = HospitalDirectory(database, SecretBox.from_settings(settings))
+    yield consults, build_recordings(settings, database, media, consults, hospitals)
     await media.shutdown()
 
 

@@ -23,7 +23,8 @@ import { Subscriber } from "./subscriber.js";
 /**
  * The `join` acknowledgement.
  * @typedef {{ok: true, status: string, participant: Participant, consult: {title?: string},
- *            grants: Grants, ice_servers?: RTCIceServer[], participants?: Participant[],
+ *            grants: Grants, ice_servers?: RTCIceServer[],
+ *            ice_transport_policy?: RTCIceTransportPolicy, participants?: Participant[],
  *            chat?: import("./chat.js").ChatMessage[], recording?: any,
  *            resume_token?: string}} JoinResult
  */
@@ -57,7 +58,7 @@ import { Subscriber } from "./subscriber.js";
  * @property {Participant|null} participant this participant, as the server describes it
  * @property {{title?: string}|null} consult
  * @property {Grants|null} grants
- * @property {RTCIceServer[]} iceServers
+ * @property {RTCConfiguration} rtcConfig the join result's ICE servers and transport policy
  * @property {Map<string, Participant>} participants everyone the server told us about, by id
  * @property {Participant[]} waiting participants waiting in the lobby (hosts only)
  * @property {Record<Source, boolean>} muted
@@ -126,7 +127,7 @@ export class ConsultSession extends Emitter {
       participant: null,
       consult: null,
       grants: null,
-      iceServers: [],
+      rtcConfig: { iceServers: [] },
       participants: new Map(),
       waiting: [],
       muted: { microphone: false, camera: false },
@@ -212,7 +213,10 @@ export class ConsultSession extends Emitter {
   #applySeat(result) {
     const state = this.state;
     this.resumeToken = result.resume_token ?? null;
-    state.iceServers = result.ice_servers ?? [];
+    state.rtcConfig = {
+      iceServers: result.ice_servers ?? [],
+      iceTransportPolicy: result.ice_transport_policy ?? "all",
+    };
     this.#setParticipants(result.participants ?? []);
     state.waiting = (result.participants ?? []).filter((p) => p.status === "waiting");
   }
@@ -225,7 +229,7 @@ export class ConsultSession extends Emitter {
   #newSubscriber(signaling) {
     return new Subscriber(
       signaling,
-      this.state.iceServers,
+      this.state.rtcConfig,
       {
         onPlace: (placement) => this.emit("track_added", placement),
         onRemove: (placement) => this.emit("track_removed", placement),
@@ -507,7 +511,7 @@ export class ConsultSession extends Emitter {
     if (!this.publisher && this.signaling && state.grants?.publish !== false && state.view === "consult") {
       this.publisher = new Publisher(
         this.signaling,
-        state.iceServers,
+        state.rtcConfig,
         { onFailed: () => this.restartMedia() },
         this.createPeerConnection,
         { restart },

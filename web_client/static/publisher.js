@@ -10,17 +10,17 @@ import { browserPeerConnection, waitForIceGatheringComplete, watchConnection } f
 export class Publisher {
   /**
    * @param {Pick<import("./signaling.js").Signaling, "request">} signaling
-   * @param {RTCIceServer[]} iceServers from the `join` result
+   * @param {RTCConfiguration} rtcConfig ICE servers and transport policy from the `join` result
    * @param {{onFailed: () => void}} handlers `onFailed`: the connection to the server is lost
    *   (failed, or disconnected for a few seconds; see ice.js `watchConnection`)
    * @param {import("./ice.js").PeerConnectionFactory} [createPeerConnection]
    * @param {{restart?: boolean}} [options] `restart`: this connection replaces a lost one of
    *   the same participant; its first offer asks the server to replace its side too
    */
-  constructor(signaling, iceServers, { onFailed }, createPeerConnection = browserPeerConnection, { restart = false } = {}) {
+  constructor(signaling, rtcConfig, { onFailed }, createPeerConnection = browserPeerConnection, { restart = false } = {}) {
     this.signaling = signaling;
     /** @type {RTCPeerConnection} */
-    this.pc = createPeerConnection({ iceServers });
+    this.pc = createPeerConnection(rtcConfig);
     this.stopWatching = watchConnection(this.pc, onFailed);
     /** Whether the next offer still has to ask the server to replace the old connections. */
     this.restart = restart;

@@ -23,7 +23,7 @@ import { browserPeerConnection, waitForIceGatheringComplete, watchConnection } f
 export class Subscriber {
   /**
    * @param {Pick<import("./signaling.js").Signaling, "request">} signaling
-   * @param {RTCIceServer[]} iceServers from the `join` result
+   * @param {RTCConfiguration} rtcConfig ICE servers and transport policy from the `join` result
    * @param {{onPlace: (p: Placement) => void, onRemove: (p: Placement) => void,
    *          onError: (err: Error & {code?: string}) => void, onFailed: () => void}} handlers
    *   `onPlace`/`onRemove` put a track into / take it out of a participant's tile;
@@ -31,9 +31,9 @@ export class Subscriber {
    *   (failed, or disconnected for a few seconds; see ice.js `watchConnection`).
    * @param {import("./ice.js").PeerConnectionFactory} [createPeerConnection]
    */
-  constructor(signaling, iceServers, handlers, createPeerConnection = browserPeerConnection) {
+  constructor(signaling, rtcConfig, handlers, createPeerConnection = browserPeerConnection) {
     this.signaling = signaling;
-    this.iceServers = iceServers;
+    this.rtcConfig = rtcConfig;
     this.handlers = handlers;
     this.createPeerConnection = createPeerConnection;
     /** @type {RTCPeerConnection|null} created on the first offer */
@@ -95,7 +95,7 @@ export class Subscriber {
 
   /** @returns {RTCPeerConnection} */
   #createPeerConnection() {
-    const pc = this.createPeerConnection({ iceServers: this.iceServers });
+    const pc = this.createPeerConnection(this.rtcConfig);
     pc.addEventListener("track", (event) => {
       this.#place(event.transceiver.mid, event.track);
     });
