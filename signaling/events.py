@@ -635,15 +635,24 @@ class ConsultSignaling:
             await services.media.room(consult_id).leave(participant_id)
         with outage_tolerated("presence not cleared", consult_id=consult_id):
             await services.registry.clear_presence(consult_id, participant_id, sid)
+        # The timeline first: whoever reads it on hearing of the departure finds it there.
+        noted = how is None
+        with outage_tolerated("departure not noted", consult_id=consult_id):
+            try:
+                if how is not None:
+                    await services.consults.note(consult_id, identity, how)
+                noted = True
+            except DomainError:
+                pass
         await self.sio.emit(
             "participant_left", {"participant_id": participant_id}, room=consult_room(consult_id)
         )
         for listener in self.departure_listeners:
             await listener(consult_id)
-        with outage_tolerated("departure not noted", consult_id=consult_id):
+        if not noted:
+            return
+        with outage_tolerated("lobby not refreshed", consult_id=consult_id):
             try:
-                if how is not None:
-                    await services.consults.note(consult_id, identity, how)
                 consult = await services.consults.get(identity, consult_id)
             except DomainError:
                 return
