@@ -19,6 +19,7 @@ from outbox.models import OutboxEntry
 from outbox.queue import Outbox
 from rooms.audit import AuditLog
 from rooms.service import ConsultService
+from rooms.webhooks.events import WebhookEvents
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,11 @@ def record_store_from_settings(settings: Settings, database: Database) -> Record
 
 
 def build_clinical(
-    settings: Settings, database: Database, consults: ConsultService, outbox: Outbox
+    settings: Settings,
+    database: Database,
+    consults: ConsultService,
+    outbox: Outbox,
+    webhooks: WebhookEvents,
 ) -> ClinicalServices:
     """Build the clinical services and register the record store as the outbox's deliverer.
 
@@ -65,6 +70,7 @@ def build_clinical(
     :param database: the shared database.
     :param consults: the consult service (for timeline entries).
     :param outbox: the outbox signed documents are queued in.
+    :param webhooks: where signing and review events are enqueued for the hospital's systems.
     """
     audit = AuditLog(database)
     signer = DocumentSigner.from_file(settings.clinical_key_path)
@@ -82,7 +88,7 @@ def build_clinical(
             )
 
     outbox.on_delivered(tell_delivered)
-    context = DocumentContext(database, audit, signer, outbox, consults, changes)
+    context = DocumentContext(database, audit, signer, outbox, consults, changes, webhooks)
     logger.info(
         "clinical services ready",
         extra={"record_store": settings.record_store, "signing_key_id": signer.key_id},

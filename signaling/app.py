@@ -20,6 +20,7 @@ from outbox.worker import OutboxPolicy, OutboxWorker
 from recordings.service import build_recordings
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
+from rooms.webhooks.service import build_webhooks
 from signaling.api import (
     allergies,
     audit,
@@ -35,6 +36,7 @@ from signaling.api import (
     prescriptions,
     recording_policies,
     recordings,
+    webhooks,
 )
 from signaling.api.declare import OPERATIONS
 from signaling.auth import issuer_from_settings, join_link_issuer, verifier_from_settings
@@ -84,8 +86,9 @@ def build_services(settings: Settings) -> Services:
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
         )
     )
-    consult_service = ConsultService(database)
     outbox = Outbox(database)
+    webhook_service = build_webhooks(settings, database, outbox)
+    consult_service = ConsultService(database, webhooks=webhook_service.events)
     return Services(
         settings=settings,
         database=database,
@@ -96,9 +99,12 @@ def build_services(settings: Settings) -> Services:
         issuer=issuer_from_settings(settings),
         join_links=join_link_issuer(settings),
         sio=sio,
-        clinical=build_clinical(settings, database, consult_service, outbox),
+        clinical=build_clinical(
+            settings, database, consult_service, outbox, webhook_service.events
+        ),
         recordings=build_recordings(settings, database, media, consult_service),
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
+        webhooks=webhook_service,
         redis=redis_client,
     )
 
@@ -128,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
         clinical,
         documents,
         outbox,
+        webhooks,
     ):
         resource.routes.add_to(app)
     app[ROUTE_LIMITS] = {
@@ -178,6 +185,7 @@ def create_app(settings: Settings) -> web.Application:
     async def stop_jobs(_: web.Application) -> None:
         await supervisor.stop()
         await svc.clinical.close()
+        await svc.webhooks.close()
 
     app.on_startup.append(start_jobs)
     app.on_cleanup.append(stop_jobs)

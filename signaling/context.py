@@ -17,6 +17,7 @@ from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
+from rooms.webhooks.service import Webhooks
 from signaling.auth import TokenIssuer, TokenVerifier
 from signaling.supervisor import Supervisor
 
@@ -39,6 +40,7 @@ class Services:
     clinical: ClinicalServices
     recordings: RecordingService
     outbox_worker: OutboxWorker
+    webhooks: Webhooks
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: Runs the background jobs (outbox, renditions, retention, registry, JWKS), restarting them.
