@@ -155,12 +155,12 @@ class Outbox:
         """
         if kind not in self._deliverers:
             raise ValueError(f"outbox kind {kind!r} has no deliverer")
-        now = self._clock()
+        now = created = self._clock()
         # Order per document follows created_at: two entries enqueued within one tick of the
         # clock (two events of one transaction) must still be told apart.
-        if self._last_enqueued is not None and now <= self._last_enqueued:
-            now = self._last_enqueued + timedelta(microseconds=1)
-        self._last_enqueued = now
+        if self._last_enqueued is not None and created <= self._last_enqueued:
+            created = self._last_enqueued + timedelta(microseconds=1)
+        self._last_enqueued = created
         session.add(
             OutboxEntry(
                 idempotency_key=idempotency_key,
@@ -172,7 +172,7 @@ class Outbox:
                 status=PENDING,
                 attempts=0,
                 next_attempt_at=now,
-                created_at=now,
+                created_at=created,
             )
         )
 

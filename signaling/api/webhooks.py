@@ -28,7 +28,7 @@ def _url(value: AnyHttpUrl | None) -> str | None:
     return str(value) if value is not None else None
 
 
-class EndpointIn(Strict):
+class WebhookEndpointIn(Strict):
     """A new endpoint: where to POST, which event types, a note for the admins."""
 
     url: AnyHttpUrl = Field(description="http(s) URL the events are POSTed to")
@@ -43,7 +43,7 @@ class EndpointIn(Strict):
         return value
 
 
-class EndpointChangeIn(Strict):
+class WebhookEndpointChangeIn(Strict):
     """What changes of an endpoint; fields left out stay as they are."""
 
     url: AnyHttpUrl | None = None
@@ -61,7 +61,7 @@ class EndpointChangeIn(Strict):
         return value
 
 
-class EndpointOut(BaseModel):
+class WebhookEndpointOut(BaseModel):
     """An endpoint as its admins see it (never its secret)."""
 
     id: str
@@ -74,19 +74,19 @@ class EndpointOut(BaseModel):
     updated_at: str
 
 
-class EndpointWithSecretOut(EndpointOut):
+class WebhookEndpointWithSecretOut(WebhookEndpointOut):
     """An endpoint just made, or whose secret was just rotated: the secret, shown this once."""
 
     secret: str = Field(description="whsec_…: verifies the webhook-signature; not shown again")
 
 
-class DeliveryQuery(BaseModel):
+class WebhookDeliveryQuery(BaseModel):
     """Filters of the delivery log."""
 
     status: Literal["pending", "delivered", "failed"] | None = None
 
 
-class DeliveryOut(BaseModel):
+class WebhookDeliveryOut(BaseModel):
     """One event to one endpoint: its attempts and outcome (never the body)."""
 
     id: str
@@ -106,65 +106,65 @@ def _endpoints(request: web.Request) -> WebhookEndpoints:
     return services(request).webhooks.endpoints
 
 
-def _with_secret(created: CreatedEndpoint) -> EndpointWithSecretOut:
-    return EndpointWithSecretOut(**endpoint_as_dict(created.endpoint), secret=created.secret)
+def _with_secret(created: CreatedEndpoint) -> WebhookEndpointWithSecretOut:
+    return WebhookEndpointWithSecretOut(**endpoint_as_dict(created.endpoint), secret=created.secret)
 
 
 @routes.get(
     "/api/hospitals/{code}/webhooks/deliveries",
-    query=DeliveryQuery,
-    response=list[DeliveryOut],
+    query=WebhookDeliveryQuery,
+    response=list[WebhookDeliveryOut],
     description="newest first",
     problems=(403,),
 )
 async def list_webhook_deliveries(
-    request: web.Request, identity: Identity, code: str, query: DeliveryQuery
-) -> list[DeliveryOut]:
+    request: web.Request, identity: Identity, code: str, query: WebhookDeliveryQuery
+) -> list[WebhookDeliveryOut]:
     """The hospital's webhook deliveries, newest first (its administrators; audited)."""
     entries = await _endpoints(request).deliveries(
         identity, code, query.status, address=client_address(request)
     )
-    return [DeliveryOut.model_validate(delivery_as_dict(entry)) for entry in entries]
+    return [WebhookDeliveryOut.model_validate(delivery_as_dict(entry)) for entry in entries]
 
 
 @routes.post(
     "/api/hospitals/{code}/webhooks/deliveries/{delivery_id}/replay",
-    response=DeliveryOut,
+    response=WebhookDeliveryOut,
     description="the delivery, pending again: sent with the same webhook-id",
     problems=(403, 404, 409),
 )
 async def replay_webhook_delivery(
     request: web.Request, identity: Identity, code: str, delivery_id: str
-) -> DeliveryOut:
+) -> WebhookDeliveryOut:
     """Send a delivered or failed event again, with the same webhook-id (its administrators)."""
     entry = await _endpoints(request).replay(identity, code, delivery_id, client_address(request))
-    return DeliveryOut.model_validate(delivery_as_dict(entry))
+    return WebhookDeliveryOut.model_validate(delivery_as_dict(entry))
 
 
 @routes.get(
     "/api/hospitals/{code}/webhooks",
-    response=list[EndpointOut],
+    response=list[WebhookEndpointOut],
     problems=(403,),
 )
 async def list_webhook_endpoints(
     request: web.Request, identity: Identity, code: str
-) -> list[EndpointOut]:
+) -> list[WebhookEndpointOut]:
     """The hospital's webhook endpoints, without their secrets (its administrators; audited)."""
     endpoints = await _endpoints(request).list_endpoints(identity, code, client_address(request))
-    return [EndpointOut.model_validate(endpoint_as_dict(e)) for e in endpoints]
+    return [WebhookEndpointOut.model_validate(endpoint_as_dict(e)) for e in endpoints]
 
 
 @routes.post(
     "/api/hospitals/{code}/webhooks",
-    body=EndpointIn,
-    response=EndpointWithSecretOut,
+    body=WebhookEndpointIn,
+    response=WebhookEndpointWithSecretOut,
     status=201,
     description="the endpoint and its secret, shown this once",
     problems=(403,),
 )
 async def create_webhook_endpoint(
-    request: web.Request, identity: Identity, code: str, body: EndpointIn
-) -> EndpointWithSecretOut:
+    request: web.Request, identity: Identity, code: str, body: WebhookEndpointIn
+) -> WebhookEndpointWithSecretOut:
     """Add a webhook endpoint; its signing secret is in this answer only (its administrators)."""
     created = await _endpoints(request).create(
         identity,
@@ -179,13 +179,17 @@ async def create_webhook_endpoint(
 
 @routes.patch(
     "/api/hospitals/{code}/webhooks/{endpoint_id}",
-    body=EndpointChangeIn,
-    response=EndpointOut,
+    body=WebhookEndpointChangeIn,
+    response=WebhookEndpointOut,
     problems=(403, 404),
 )
 async def update_webhook_endpoint(
-    request: web.Request, identity: Identity, code: str, endpoint_id: str, body: EndpointChangeIn
-) -> EndpointOut:
+    request: web.Request,
+    identity: Identity,
+    code: str,
+    endpoint_id: str,
+    body: WebhookEndpointChangeIn,
+) -> WebhookEndpointOut:
     """Change an endpoint's URL, event types, description, or enable or disable it."""
     change = EndpointChange(
         url=_url(body.url),
@@ -196,34 +200,34 @@ async def update_webhook_endpoint(
     endpoint = await _endpoints(request).update(
         identity, code, endpoint_id, change, client_address(request)
     )
-    return EndpointOut.model_validate(endpoint_as_dict(endpoint))
+    return WebhookEndpointOut.model_validate(endpoint_as_dict(endpoint))
 
 
 @routes.delete(
     "/api/hospitals/{code}/webhooks/{endpoint_id}",
-    response=EndpointOut,
+    response=WebhookEndpointOut,
     description="the endpoint deleted",
     problems=(403, 404),
 )
 async def delete_webhook_endpoint(
     request: web.Request, identity: Identity, code: str, endpoint_id: str
-) -> EndpointOut:
+) -> WebhookEndpointOut:
     """Delete an endpoint; its pending events are not sent (its administrators)."""
     endpoint = await _endpoints(request).delete(
         identity, code, endpoint_id, client_address(request)
     )
-    return EndpointOut.model_validate(endpoint_as_dict(endpoint))
+    return WebhookEndpointOut.model_validate(endpoint_as_dict(endpoint))
 
 
 @routes.post(
     "/api/hospitals/{code}/webhooks/{endpoint_id}/rotate-secret",
-    response=EndpointWithSecretOut,
+    response=WebhookEndpointWithSecretOut,
     description="the endpoint and its new secret, shown this once",
     problems=(403, 404),
 )
 async def rotate_webhook_secret(
     request: web.Request, identity: Identity, code: str, endpoint_id: str
-) -> EndpointWithSecretOut:
+) -> WebhookEndpointWithSecretOut:
     """Give an endpoint a new signing secret, in this answer only; the old one signs no more."""
     created = await _endpoints(request).rotate_secret(
         identity, code, endpoint_id, client_address(request)
