@@ -9,7 +9,6 @@ from clinical.allergies import AllergyRegistry
 from clinical.changes import ChangeFeed, DocumentChange
 from clinical.documents import DocumentContext
 from clinical.notes import NoteService
-from clinical.outbox_admin import OutboxAdmin
 from clinical.prescriptions import PrescriptionService
 from clinical.record_store import RECORD_KINDS, FhirRecordStore, RecordStore, SqlRecordStore
 from clinical.signing import DocumentSigner
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ClinicalServices:
-    """Notes, prescriptions, allergies, the signing key, the record store and the outbox's admin.
+    """Notes, prescriptions, allergies, the signing key and the record store.
 
     :param changes: committed changes of the documents, for the edge to tell the consult's pages.
     """
@@ -36,7 +35,6 @@ class ClinicalServices:
     allergies: AllergyRegistry
     signer: DocumentSigner
     store: RecordStore
-    outbox: OutboxAdmin
     changes: ChangeFeed
     audit: AuditLog
 
@@ -99,7 +97,6 @@ def build_clinical(
         allergies=allergies,
         signer=signer,
         store=store,
-        outbox=OutboxAdmin(outbox),
         changes=changes,
         audit=audit,
     )

@@ -18,6 +18,7 @@ from media.server import MediaServer
 from outbox.queue import Outbox
 from outbox.worker import OutboxPolicy, OutboxWorker
 from recordings.service import build_recordings
+from rooms.outbox_admin import OutboxAdmin
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from rooms.webhooks.service import build_webhooks
@@ -104,6 +105,7 @@ def build_services(settings: Settings) -> Services:
         ),
         recordings=build_recordings(settings, database, media, consult_service),
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
+        outbox_admin=OutboxAdmin(outbox),
         webhooks=webhook_service,
         redis=redis_client,
     )

@@ -15,6 +15,7 @@ from config.settings import Settings
 from media import MediaHost
 from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
+from rooms.outbox_admin import OutboxAdmin
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
 from rooms.webhooks.service import Webhooks
@@ -40,6 +41,8 @@ class Services:
     clinical: ClinicalServices
     recordings: RecordingService
     outbox_worker: OutboxWorker
+    #: The outbox as its admins see it (every kind).
+    outbox_admin: OutboxAdmin
     webhooks: Webhooks
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
