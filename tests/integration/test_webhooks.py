@@ -426,3 +426,27 @@ async def test_only_the_hospitals_administrators_manage_its_webhooks_and_never_s
         actions = {(entry["action"], entry["outcome"]) for entry in audit["entries"]}
         assert {("create", "allowed"), ("update", "allowed"), ("delete", "allowed")} <= actions
         assert ("list", "refused:forbidden") in actions
+
+
+async def test_a_stopped_recording_is_announced_ready_with_its_id(
+    database_url: str, settings_factory: Callable[..., Settings]
+) -> None:
+    async with (
+        receiving(Receiver()) as receiver,
+        server(database_url, settings_factory) as live,
+    ):
+        await subscribe(live, receiver, ["recording.ready"])
+        consult = await live.schedule_visit(
+            kind="referral",
+            participants=[{"sub": "ex-zhao", "name": "Prof. Zhao", "role": "expert"}],
+        )
+        doctor = await joined(live, consult, "dr-wang")
+        started = await doctor.call("start_recording", {})
+        assert started["ok"] and started["recording"], started
+        assert (await doctor.call("stop_recording", {}))["ok"]
+        await doctor.close()
+        await receiver.wait_for(lambda: len(receiver.events) == 1, "the recording")
+        ready = receiver.events[0]["data"]
+        assert ready["consult_id"] == consult["id"]
+        assert ready["recording_id"] == started["recording_id"]
+        assert ready["status"] == "complete"
