@@ -171,7 +171,7 @@ class ConsultService:
                 session,
                 EventType.CONSULT_SCHEDULED,
                 consult,
-                {"kind": spec.kind, "scheduled_at": spec.scheduled_at.isoformat()},
+                {"scheduled_at": spec.scheduled_at.isoformat()},
             )
         self._notify(emitted)
         logger.info("consult scheduled", extra={"consult_id": consult_id, "kind": spec.kind})
