@@ -450,3 +450,30 @@ async def test_a_stopped_recording_is_announced_ready_with_its_id(
         assert ready["consult_id"] == consult["id"]
         assert ready["recording_id"] == started["recording_id"]
         assert ready["status"] == "complete"
+
+
+async def test_a_record_that_the_record_store_never_took_is_reported_as_delivery_failed(
+    database_url: str, settings_factory: Callable[..., Settings]
+) -> None:
+    # A FHIR store nobody listens on (port 9, discard, on loopback): every write is refused.
+    async with (
+        receiving(Receiver()) as monitor,
+        server(
+            database_url,
+            settings_factory,
+            outbox_max_attempts=2,
+            record_store="fhir",
+            fhir_base_url="http://127.0.0.1:9/fhir",
+        ) as live,
+    ):
+        await subscribe(live, monitor, ["delivery.failed"])
+        consult = await live.schedule_visit()
+        doctor = live.token("dr-wang", Role.DOCTOR, name="Dr. Wang Fang")
+        status, note = await api(live, doctor, "POST", f"/api/consults/{consult['id']}/notes", NOTE)
+        assert status == 201
+        status, _ = await api(live, doctor, "POST", f"/api/notes/{note['id']}/sign")
+        assert status == 200
+        await monitor.wait_for(lambda: len(monitor.events) == 1, "the failure report")
+        report = monitor.events[0]["data"]
+        assert report["kind"] == "note" and report["document_id"] == note["id"]
+        assert report["consult_id"] == consult["id"] and report["attempts"] == 2
