@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.database import Database
 from config.secrets import SecretBox
 from outbox.errors import EntryNotFailed, EntryNotFound
-from outbox.models import OutboxEntry
+from outbox.models import PENDING, OutboxEntry
 from outbox.queue import Outbox
 from rooms.audit import AuditLog, AuditRecord
 from rooms.errors import DomainError, Forbidden
@@ -197,10 +197,19 @@ class WebhookEndpoints:
     async def delete(
         self, caller: Identity, hospital: str, endpoint_id: str, address: str | None = None
     ) -> WebhookEndpoint:
-        """Delete an endpoint: its pending deliveries are dropped when their turn comes."""
+        """Delete an endpoint and its pending deliveries (its delivered and failed ones stay in
+        the log; one being sent at this moment completes, or is dropped by the deliverer)."""
         await self._authorise(caller, hospital, "delete", "webhook_endpoint", endpoint_id, address)
         async with self._database.transaction() as session:
             endpoint = await self._endpoint(session, hospital, endpoint_id)
+            await session.execute(
+                delete(OutboxEntry).where(
+                    OutboxEntry.kind == WEBHOOK_KIND,
+                    OutboxEntry.hospital_id == hospital,
+                    OutboxEntry.status == PENDING,
+                    OutboxEntry.payload["endpoint_id"].as_string() == endpoint_id,
+                )
+            )
             await session.delete(endpoint)
         await self._done(caller, hospital, "delete", endpoint_id, address)
         return endpoint
@@ -240,9 +249,16 @@ class WebhookEndpoints:
         """Send a delivered or failed delivery again, with the same ``webhook-id``.
 
         :raises WebhookDeliveryNotFound: for an unknown delivery, or one of another hospital.
+        :raises WebhookEndpointNotFound: when its endpoint has been deleted.
         :raises DeliveryPending: when it is still pending (it is being sent anyway).
         """
         await self._authorise(caller, hospital, "replay", "webhook_delivery", delivery_id, address)
+        async with self._database.sessions() as session:
+            found = await session.get(OutboxEntry, delivery_id)
+            if found is not None and found.kind == WEBHOOK_KIND and found.hospital_id == hospital:
+                endpoint_id = str(found.payload.get("endpoint_id"))
+                if await session.get(WebhookEndpoint, endpoint_id) is None:
+                    raise WebhookEndpointNotFound("The delivery's endpoint has been deleted")
         try:
             entry = await self._outbox.retry(
                 delivery_id, hospital, kind=WEBHOOK_KIND, delivered_too=True

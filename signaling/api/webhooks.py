@@ -212,7 +212,7 @@ async def update_webhook_endpoint(
 async def delete_webhook_endpoint(
     request: web.Request, identity: Identity, code: str, endpoint_id: str
 ) -> WebhookEndpointOut:
-    """Delete an endpoint; its pending events are not sent (its administrators)."""
+    """Delete an endpoint and its pending deliveries (its administrators)."""
     endpoint = await _endpoints(request).delete(
         identity, code, endpoint_id, client_address(request)
     )

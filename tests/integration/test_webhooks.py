@@ -417,6 +417,23 @@ async def test_only_the_hospitals_administrators_manage_its_webhooks_and_never_s
             live, admin, "POST", path, {"url": body["url"], "event_types": ["consult.paused"]}
         )
         assert status == 422
+        # An endpoint nobody answers (port 9, discard) holds a pending delivery until deleted.
+        status, unanswered = await api(
+            live,
+            admin,
+            "POST",
+            path,
+            {"url": "http://127.0.0.1:9/hooks", "event_types": ["consult.scheduled"]},
+        )
+        register_secret(unanswered["secret"])
+        await live.schedule_visit()
+        deliveries = f"{path}/deliveries?status=pending"
+        status, pending = await api(live, admin, "GET", deliveries)
+        assert [d["endpoint_id"] for d in pending] == [unanswered["id"]]
+        status, _ = await api(live, admin, "DELETE", f"{path}/{unanswered['id']}")
+        assert status == 200
+        status, pending = await api(live, admin, "GET", deliveries)
+        assert status == 200 and pending == []
         status, _ = await api(live, admin, "DELETE", f"{path}/{created['id']}")
         assert status == 200
         status, problem = await api(live, admin, "DELETE", f"{path}/{created['id']}")
