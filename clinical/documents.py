@@ -36,6 +36,7 @@ from rooms.identity import Identity
 from rooms.models import utcnow
 from rooms.service import ConsultService
 from rooms.views import ConsultView
+from rooms.webhooks.events import WebhookEvents
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class DocumentContext:
     :param outbox: the queue to the record store.
     :param consults: the consult service (timeline entries).
     :param changes: where committed changes are published.
+    :param webhooks: where the ``<kind>.signed`` webhook events are enqueued.
     :param clock: the current UTC time.
     """
 
@@ -108,6 +110,7 @@ class DocumentContext:
     outbox: Outbox
     consults: ConsultService
     changes: ChangeFeed
+    webhooks: WebhookEvents
     clock: Callable[[], datetime] = utcnow
 
 
@@ -145,6 +148,7 @@ class SignedDocuments(ABC, Generic[Row, View]):
         self._outbox = context.outbox
         self._consults = context.consults
         self._changes = context.changes
+        self._webhooks = context.webhooks
         self._clock = context.clock
 
     async def get(self, caller: Identity, document_id: str, address: str | None = None) -> View:
@@ -250,6 +254,7 @@ class SignedDocuments(ABC, Generic[Row, View]):
                 row.signed_document = document
                 row.signature, row.signing_key_id = signature.value, signature.key_id
                 self._enqueue(session, row, self.kind, f"{self.kind}:{row.id}", self._record(row))
+                await self._emit(session, row, "signed", {"signed_at": now.isoformat()})
         self._outbox.notify()
         await self._consults.note(
             row.consult_id, caller, f"{self.kind}_signed", {f"{self.kind}_id": row.id}
@@ -285,6 +290,16 @@ class SignedDocuments(ABC, Generic[Row, View]):
             consult_id=row.consult_id,
             hospital_id=row.hospital_id,
             payload=payload,
+        )
+
+    async def _emit(self, session: AsyncSession, row: Row, what: str, data: dict[str, Any]) -> None:
+        """Enqueue the webhook event ``<kind>.<what>`` about ``row``: its ids and status only."""
+        await self._webhooks.emit(
+            session,
+            f"{self.kind}.{what}",
+            hospital=row.hospital_id,
+            consult_id=row.consult_id,
+            data={f"{self.kind}_id": row.id, "status": row.status, **data},
         )
 
     async def _changed(self, row: Row, change: Change) -> None:

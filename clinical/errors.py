@@ -33,13 +33,3 @@ class SafetyCheckFailed(DomainError):
     """Allergy or duplicate-drug findings block signing unless the doctor overrides them."""
 
     code, status = "safety_check_failed", 409
-
-
-class OutboxEntryNotFound(DomainError):
-    code, status = "outbox_entry_not_found", 404
-
-
-class NotFailed(DomainError):
-    """Only an entry that has given up may be retried by hand."""
-
-    code, status = "outbox_entry_not_failed", 409

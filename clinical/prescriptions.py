@@ -225,6 +225,7 @@ class PrescriptionService(SignedDocuments[Prescription, PrescriptionView]):
                 self._enqueue(
                     session, row, "prescription_review", f"prescription:{row.id}:review", payload
                 )
+                await self._emit(session, row, "reviewed", {"reviewed_at": now.isoformat()})
                 scope.detail = {"outcome": row.status}
         self._outbox.notify()
         await self._consults.note(

@@ -9,7 +9,6 @@ from clinical.allergies import AllergyRegistry
 from clinical.changes import ChangeFeed, DocumentChange
 from clinical.documents import DocumentContext
 from clinical.notes import NoteService
-from clinical.outbox_admin import OutboxAdmin
 from clinical.prescriptions import PrescriptionService
 from clinical.record_store import RECORD_KINDS, FhirRecordStore, RecordStore, SqlRecordStore
 from clinical.signing import DocumentSigner
@@ -19,13 +18,14 @@ from outbox.models import OutboxEntry
 from outbox.queue import Outbox
 from rooms.audit import AuditLog
 from rooms.service import ConsultService
+from rooms.webhooks.events import WebhookEvents
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class ClinicalServices:
-    """Notes, prescriptions, allergies, the signing key, the record store and the outbox's admin.
+    """Notes, prescriptions, allergies, the signing key and the record store.
 
     :param changes: committed changes of the documents, for the edge to tell the consult's pages.
     """
@@ -35,7 +35,6 @@ class ClinicalServices:
     allergies: AllergyRegistry
     signer: DocumentSigner
     store: RecordStore
-    outbox: OutboxAdmin
     changes: ChangeFeed
     audit: AuditLog
 
@@ -57,7 +56,11 @@ def record_store_from_settings(settings: Settings, database: Database) -> Record
 
 
 def build_clinical(
-    settings: Settings, database: Database, consults: ConsultService, outbox: Outbox
+    settings: Settings,
+    database: Database,
+    consults: ConsultService,
+    outbox: Outbox,
+    webhooks: WebhookEvents,
 ) -> ClinicalServices:
     """Build the clinical services and register the record store as the outbox's deliverer.
 
@@ -65,6 +68,7 @@ def build_clinical(
     :param database: the shared database.
     :param consults: the consult service (for timeline entries).
     :param outbox: the outbox signed documents are queued in.
+    :param webhooks: where signing and review events are enqueued for the hospital's systems.
     """
     audit = AuditLog(database)
     signer = DocumentSigner.from_file(settings.clinical_key_path)
@@ -82,7 +86,7 @@ def build_clinical(
             )
 
     outbox.on_delivered(tell_delivered)
-    context = DocumentContext(database, audit, signer, outbox, consults, changes)
+    context = DocumentContext(database, audit, signer, outbox, consults, changes, webhooks)
     logger.info(
         "clinical services ready",
         extra={"record_store": settings.record_store, "signing_key_id": signer.key_id},
@@ -93,7 +97,6 @@ def build_clinical(
         allergies=allergies,
         signer=signer,
         store=store,
-        outbox=OutboxAdmin(outbox),
         changes=changes,
         audit=audit,
     )

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     outbox_backoff_seconds: float = Field(default=2.0, gt=0)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
     outbox_poll_seconds: float = Field(default=5.0, gt=0)
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="how long a webhook endpoint may take to answer one request before the "
+        "attempt counts as failed (and is retried with the same webhook-id)",
+    )
 
     # Recordings: kept this many days (at least one) unless the hospital's policy says otherwise;
     # playback links (signed, one recording only) are valid this many seconds.

@@ -4,4 +4,5 @@ import clinical.models  # noqa: F401
 import outbox.models  # noqa: F401
 import recordings.models  # noqa: F401
 import rooms.audit
-import rooms.models  # noqa: F401
+import rooms.models
+import rooms.webhooks.models  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.database import Database
 from outbox.deliverer import Deliverer
 from outbox.errors import EntryNotFailed, EntryNotFound
-from outbox.models import FAILED, PENDING, OutboxEntry, utcnow
+from outbox.models import DELIVERED, FAILED, PENDING, OutboxEntry, utcnow
 
 logger = logging.getLogger(__name__)
 
 DeliveredListener = Callable[[OutboxEntry], Awaitable[None]]
 """Told of an entry whose delivery was acknowledged (its owner may tell the users)."""
+GaveUpListener = Callable[[AsyncSession, OutboxEntry], Awaitable[None]]
+"""Told of an entry that failed its last attempt, inside the transaction that marks it failed
+(it may enqueue a report of it there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class Outbox:
         self._deliverers: dict[str, Deliverer] = {}
         self._listeners: list[Callable[[], None]] = []
         self._delivered_listeners: list[DeliveredListener] = []
+        self._gave_up_listeners: list[GaveUpListener] = []
+        self._last_enqueued: datetime | None = None
 
     def register(self, kind: str, deliverer: Deliverer) -> None:
         """Make ``deliverer`` the one that delivers entries of ``kind``.
@@ -102,6 +107,15 @@ class Outbox:
     def on_delivered(self, listener: DeliveredListener) -> None:
         """Call ``listener`` with each entry once its delivery is acknowledged and committed."""
         self._delivered_listeners.append(listener)
+
+    def on_gave_up(self, listener: GaveUpListener) -> None:
+        """Call ``listener`` in the transaction that marks an entry failed at its last attempt."""
+        self._gave_up_listeners.append(listener)
+
+    async def gave_up(self, session: AsyncSession, entry: OutboxEntry) -> None:
+        """Tell the listeners, in ``session``, that ``entry`` failed its last attempt."""
+        for listener in self._gave_up_listeners:
+            await listener(session, entry)
 
     async def delivered(self, entry: OutboxEntry) -> None:
         """Tell the listeners an entry was delivered; one that fails is logged (it is done)."""
@@ -141,7 +155,12 @@ class Outbox:
         """
         if kind not in self._deliverers:
             raise ValueError(f"outbox kind {kind!r} has no deliverer")
-        now = self._clock()
+        now = created = self._clock()
+        # Order per document follows created_at: two entries enqueued within one tick of the
+        # clock (two events of one transaction) must still be told apart.
+        if self._last_enqueued is not None and created <= self._last_enqueued:
+            created = self._last_enqueued + timedelta(microseconds=1)
+        self._last_enqueued = created
         session.add(
             OutboxEntry(
                 idempotency_key=idempotency_key,
@@ -153,7 +172,7 @@ class Outbox:
                 status=PENDING,
                 attempts=0,
                 next_attempt_at=now,
-                created_at=now,
+                created_at=created,
             )
         )
 
@@ -176,11 +195,16 @@ class Outbox:
             return found
 
     async def entries(
-        self, hospital_id: str, status: str | None = None, limit: int = 200
+        self,
+        hospital_id: str,
+        status: str | None = None,
+        limit: int = 200,
+        kind: str | None = None,
     ) -> list[OutboxEntry]:
         """The entries of a hospital, newest first.
 
         :param status: only entries in this state (``pending``, ``delivered``, ``failed``).
+        :param kind: only entries of this kind.
         """
         query = (
             select(OutboxEntry)
@@ -190,26 +214,41 @@ class Outbox:
         )
         if status is not None:
             query = query.where(OutboxEntry.status == status)
+        if kind is not None:
+            query = query.where(OutboxEntry.kind == kind)
         async with self.database.sessions() as session:
             return list(await session.scalars(query))
 
-    async def retry(self, entry_id: str, hospital_id: str) -> OutboxEntry:
+    async def retry(
+        self,
+        entry_id: str,
+        hospital_id: str,
+        *,
+        kind: str | None = None,
+        delivered_too: bool = False,
+    ) -> OutboxEntry:
         """Put a failed entry of a hospital back in the queue with a fresh count of attempts.
 
-        :raises EntryNotFound: for an unknown entry or one of another hospital.
-        :raises EntryNotFailed: when the entry has not failed.
+        :param kind: only an entry of this kind is found.
+        :param delivered_too: a delivered entry is sent again too (a replay to its receiver).
+        :raises EntryNotFound: for an unknown entry, one of another hospital or of another kind.
+        :raises EntryNotFailed: when the entry is pending, or delivered without ``delivered_too``.
         """
+        again = {FAILED, DELIVERED} if delivered_too else {FAILED}
         async with self.database.transaction() as session:
             entry = await session.get(OutboxEntry, entry_id)
             if entry is None or entry.hospital_id != hospital_id:
                 raise EntryNotFound(entry_id)
-            if entry.status != FAILED:
+            if kind is not None and entry.kind != kind:
+                raise EntryNotFound(entry_id)
+            if entry.status not in again:
                 raise EntryNotFailed(entry_id)
             entry.status = PENDING
             entry.attempts = 0
             entry.next_attempt_at = self._clock()
             entry.claimed_until = None
             entry.claimed_by = None
+            entry.delivered_at = None
         logger.info("outbox entry retried by hand", extra={"entry_id": entry_id})
         self.notify()
         return entry

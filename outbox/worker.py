@@ -226,6 +226,9 @@ class OutboxWorker:
                     claimed_until=None,
                 )
             )
+            if gave_up:
+                entry.attempts, entry.last_error = attempts, error
+                await self._outbox.gave_up(session, entry)
         extra = {
             "entry_id": entry.id,
             "kind": entry.kind,

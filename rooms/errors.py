@@ -61,6 +61,16 @@ class NotInLobby(DomainError):
     code, status = "not_in_lobby", 409
 
 
+class OutboxEntryNotFound(DomainError):
+    code, status = "outbox_entry_not_found", 404
+
+
+class OutboxEntryNotFailed(DomainError):
+    """Only an entry that has given up may be retried by hand."""
+
+    code, status = "outbox_entry_not_failed", 409
+
+
 # Refusals of a token: identity tokens and join links (signaling), playback links (recordings).
 
 

@@ -27,6 +27,7 @@ from rooms.identity import HOST_ROLES, PARTICIPANT_ROLES, SCHEDULING_ROLES, Iden
 from rooms.lifecycle import ConsultState, on_arrival, transition
 from rooms.models import Consult, Hospital, Participant, TimelineEvent, utcnow
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
+from rooms.webhooks.events import TIMELINE_EVENTS, EventType, WebhookEvents
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,23 @@ def _check_spec(spec: ConsultSpec) -> None:
 class ConsultService:
     """Consults, their participants and their timeline, authorised per caller.
 
+    Each change that is a webhook event (scheduled, started, joined, waiting, left, ended, a
+    recording ready) is enqueued for the hospital's endpoints in the transaction of the change.
+
     :param database: where consults are stored.
     :param clock: returns the current UTC time (tests may pass their own).
+    :param webhooks: where webhook events are enqueued; None sends none.
     """
 
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = utcnow,
+        webhooks: WebhookEvents | None = None,
+    ) -> None:
         self._database = database
         self._clock = clock
+        self._webhooks = webhooks
 
     async def schedule(self, caller: Identity, spec: ConsultSpec) -> ConsultView:
         """Store a new consult and its invitations.
@@ -156,6 +167,13 @@ class ConsultService:
             self._record(session, consult.id, caller, "scheduled", {"kind": spec.kind})
             await session.flush()
             consult_id = consult.id
+            emitted = await self._emit(
+                session,
+                EventType.CONSULT_SCHEDULED,
+                consult,
+                {"scheduled_at": spec.scheduled_at.isoformat()},
+            )
+        self._notify(emitted)
         logger.info("consult scheduled", extra={"consult_id": consult_id, "kind": spec.kind})
         return await self._load(consult_id)
 
@@ -190,6 +208,10 @@ class ConsultService:
             row.state = transition(ConsultState(row.state), ConsultState.ENDED).value
             row.ended_at = self._clock()
             self._record(session, consult_id, caller, "ended", {})
+            emitted = await self._emit(
+                session, EventType.CONSULT_ENDED, row, {"ended_at": row.ended_at.isoformat()}
+            )
+        self._notify(emitted)
         logger.info("consult ended", extra={"consult_id": consult_id})
         return await self._load(consult_id)
 
@@ -229,7 +251,8 @@ class ConsultService:
             if participant.removed:
                 raise ParticipantRemoved("The host removed you from this consult")
             state = on_arrival(ConsultState(row.state), participant.is_host)
-            if state is ConsultState.LIVE and row.started_at is None:
+            started = state is ConsultState.LIVE and row.started_at is None
+            if started:
                 row.started_at = self._clock()
             row.state = state.value
             grants = grants_for(
@@ -239,7 +262,18 @@ class ConsultService:
             kind = "reconnected" if resumed else "waiting" if waiting else "joined"
             detail = {"away_seconds": away_seconds} if resumed and away_seconds is not None else {}
             self._record(session, consult_id, caller, kind, detail)
+            emitted = 0
+            if started:
+                assert row.started_at is not None
+                started_at = row.started_at.isoformat()
+                emitted += await self._emit(
+                    session, EventType.CONSULT_STARTED, row, {"started_at": started_at}
+                )
+            if not resumed:
+                arrival = EventType.LOBBY_WAITING if waiting else EventType.PARTICIPANT_JOINED
+                emitted += await self._emit(session, arrival, row, _about(participant))
             consult = ConsultView.of(row)
+        self._notify(emitted)
         arrived = consult.participant(participant.id)
         assert arrived is not None  # it is one of the rows the view was made of
         return Arrival(consult, arrived, grants)
@@ -266,6 +300,13 @@ class ConsultService:
                 "admitted",
                 {"participant_id": target.id, "name": target.name},
             )
+            emitted = await self._emit(
+                session,
+                EventType.PARTICIPANT_JOINED,
+                await self._row(session, consult_id),
+                _about(target) | {"admitted": True},
+            )
+        self._notify(emitted)
         logger.info("participant admitted", extra={"consult_id": consult_id})
         refreshed = (await self._load(consult_id)).participant(participant_id)
         assert refreshed is not None
@@ -293,6 +334,13 @@ class ConsultService:
                 "removed",
                 {"participant_id": target.id, "name": target.name},
             )
+            emitted = await self._emit(
+                session,
+                EventType.PARTICIPANT_LEFT,
+                await self._row(session, consult_id),
+                _about(target) | {"reason": "removed"},
+            )
+        self._notify(emitted)
         refreshed = (await self._load(consult_id)).participant(participant_id)
         assert refreshed is not None
         return refreshed
@@ -300,10 +348,43 @@ class ConsultService:
     async def note(
         self, consult_id: str, actor: Identity, kind: str, detail: dict[str, Any] | None = None
     ) -> TimelineEntry:
-        """Add an entry to a consult's timeline (left, muted, chat, …) and return it."""
+        """Add an entry to a consult's timeline (left, muted, chat, …) and return it.
+
+        A departure or a catalogued recording is also a webhook event, in the same transaction.
+        """
+        emitted = 0
         async with self._database.transaction() as session:
             row = self._record(session, consult_id, actor, kind, detail or {})
+            event_type = TIMELINE_EVENTS.get(kind)
+            if event_type is not None and self._webhooks is not None:
+                emitted = await self._emit_noted(session, event_type, consult_id, actor, row)
+        self._notify(emitted)
         return TimelineEntry.of(row)
+
+    async def _emit_noted(
+        self,
+        session: AsyncSession,
+        event_type: EventType,
+        consult_id: str,
+        actor: Identity,
+        entry: TimelineEvent,
+    ) -> int:
+        """The webhook event of a noted timeline entry: who left, or which recording is ready."""
+        consult = await self._row(session, consult_id)
+        if event_type == EventType.PARTICIPANT_LEFT:
+            who = next(
+                (p for p in consult.participants if actor.is_person(p.hospital_id, p.sub)), None
+            )
+            if who is None:
+                return 0
+            data = _about(ParticipantView.of(who)) | {"reason": entry.kind}
+        else:
+            data = {
+                "recording_id": entry.detail.get("recording_id"),
+                "duration": entry.detail.get("duration"),
+                "status": "recovered" if entry.kind == "recording_recovered" else "complete",
+            }
+        return await self._emit(session, event_type, consult, data)
 
     async def timeline(self, caller: Identity, consult_id: str) -> list[TimelineEntry]:
         """The consult's timeline, oldest first, for those who may read the consult."""
@@ -388,6 +469,25 @@ class ConsultService:
         session.add(row)
         return row
 
+    async def _emit(
+        self, session: AsyncSession, event_type: EventType, consult: Consult, data: dict[str, Any]
+    ) -> int:
+        """Enqueue a webhook event about ``consult`` (with its state) in ``session``."""
+        if self._webhooks is None:
+            return 0
+        return await self._webhooks.emit(
+            session,
+            event_type,
+            hospital=consult.hospital_id,
+            consult_id=consult.id,
+            data={"kind": consult.kind, "state": consult.state, **data},
+        )
+
+    def _notify(self, emitted: int) -> None:
+        """Wake the outbox once the transaction that enqueued webhook events has committed."""
+        if emitted and self._webhooks is not None:
+            self._webhooks.notify()
+
     async def _load(self, consult_id: str) -> ConsultView:
         async with self._database.sessions() as session:
             return ConsultView.of(await self._row(session, consult_id))
@@ -414,3 +514,13 @@ class ConsultService:
             raise Forbidden("Only the host may do this")
         if consult.state is ConsultState.ENDED:
             transition(consult.state, consult.state)
+
+
+def _about(participant: ParticipantView) -> dict[str, Any]:
+    """A participant as a webhook names them: ids and role, never their name."""
+    return {
+        "participant_id": participant.id,
+        "role": participant.role.value,
+        "participant_hospital": participant.hospital,
+        "is_host": participant.is_host,
+    }

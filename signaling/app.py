@@ -20,9 +20,11 @@ from outbox.queue import Outbox
 from outbox.worker import OutboxPolicy, OutboxWorker
 from recordings.service import build_recordings
 from rooms.hospitals import HospitalDirectory
+from rooms.outbox_admin import OutboxAdmin
 from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from rooms.turn import IceDefaults
+from rooms.webhooks.service import build_webhooks
 from signaling.api import (
     allergies,
     audit,
@@ -39,6 +41,7 @@ from signaling.api import (
     prescriptions,
     recording_policies,
     recordings,
+    webhooks,
 )
 from signaling.api.declare import OPERATIONS
 from signaling.auth import (
@@ -93,7 +96,6 @@ def build_services(settings: Settings) -> Services:
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
         )
     )
-    consult_service = ConsultService(database)
     outbox = Outbox(database)
     verifier = verifier_from_settings(settings)
     directory = HospitalDirectory(
@@ -105,6 +107,8 @@ def build_services(settings: Settings) -> Services:
     verifier.hospital_issuers = HospitalIssuers(
         directory, settings.token_leeway_seconds, settings.hospital_cache_seconds
     )
+    webhook_service = build_webhooks(settings, database, outbox)
+    consult_service = ConsultService(database, webhooks=webhook_service.events)
     return Services(
         settings=settings,
         database=database,
@@ -122,9 +126,13 @@ def build_services(settings: Settings) -> Services:
         issuer=issuer_from_settings(settings),
         join_links=join_link_issuer(settings),
         sio=sio,
-        clinical=build_clinical(settings, database, consult_service, outbox),
+        clinical=build_clinical(
+            settings, database, consult_service, outbox, webhook_service.events
+        ),
         recordings=build_recordings(settings, database, media, consult_service, directory),
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
+        outbox_admin=OutboxAdmin(outbox),
+        webhooks=webhook_service,
         redis=redis_client,
     )
 
@@ -155,6 +163,7 @@ def create_app(settings: Settings) -> web.Application:
         documents,
         outbox,
         hospitals,
+        webhooks,
     ):
         resource.routes.add_to(app)
     app[ROUTE_LIMITS] = {
@@ -207,6 +216,7 @@ def create_app(settings: Settings) -> web.Application:
     async def stop_jobs(_: web.Application) -> None:
         await supervisor.stop()
         await svc.clinical.close()
+        await svc.webhooks.close()
 
     app.on_startup.append(start_jobs)
     app.on_cleanup.append(stop_jobs)

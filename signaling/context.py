@@ -16,9 +16,11 @@ from media import MediaHost
 from outbox.worker import OutboxWorker
 from recordings.service import RecordingService
 from rooms.hospitals import HospitalDirectory
+from rooms.outbox_admin import OutboxAdmin
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
 from rooms.turn import IceDefaults
+from rooms.webhooks.service import Webhooks
 from signaling.auth import TokenIssuer, TokenVerifier
 from signaling.supervisor import Supervisor
 
@@ -45,6 +47,9 @@ class Services:
     clinical: ClinicalServices
     recordings: RecordingService
     outbox_worker: OutboxWorker
+    #: The outbox as its admins see it (every kind).
+    outbox_admin: OutboxAdmin
+    webhooks: Webhooks
     redis: aioredis.Redis | None = None
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: Runs the background jobs (outbox, renditions, retention, registry, JWKS), restarting them.

@@ -210,6 +210,7 @@ class ApiRoutes:
     post = _method("POST", route)
     put = _method("PUT", route)
     patch = _method("PATCH", route)
+    delete = _method("DELETE", route)
 
     @property
     def operations(self) -> list[Operation]:

@@ -59,7 +59,7 @@ async def list_outbox(
         clinical.audit, identity, "list", "outbox", identity.hospital, client_address(request)
     ) as scope:
         scope.hospital_id = identity.hospital
-        entries = await clinical.outbox.entries(identity, query.status)
+        entries = await services(request).outbox_admin.entries(identity, query.status)
     return [OutboxEntryOut.model_validate(entry_as_dict(entry)) for entry in entries]
 
 
@@ -77,6 +77,6 @@ async def retry_outbox_entry(
     async with audited(
         clinical.audit, identity, "retry", "outbox", entry_id, client_address(request)
     ) as scope:
-        entry = await clinical.outbox.retry(identity, entry_id)
+        entry = await services(request).outbox_admin.retry(identity, entry_id)
         scope.about(entry.consult_id, entry.hospital_id)
     return OutboxEntryOut.model_validate(entry_as_dict(entry))

@@ -16,7 +16,7 @@ from config.database import Base, Database
 from config.redis import connect_redis
 
 # Packages whose ``models`` module declares tables on config.database.Base.
-MODEL_PACKAGES = ("rooms", "recordings", "clinical", "outbox")
+MODEL_PACKAGES = ("rooms", "rooms.webhooks", "recordings", "clinical", "outbox")
 
 
 def import_all_models() -> None:

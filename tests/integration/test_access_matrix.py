@@ -382,6 +382,37 @@ ROUTES: dict[tuple[str, str], dict[str, Answer]] = {
         reviewer="forbidden",
         admin="outbox_entry_not_found",
     ),
+    **{
+        route: row(
+            doctor="forbidden",
+            colleague="forbidden",
+            outsider="forbidden",
+            pharmacist="forbidden",
+            reviewer="forbidden",
+            admin=admin,
+        )
+        for route, admin in (
+            (("GET", "/api/hospitals/{code}/webhooks"), "200"),
+            (("POST", "/api/hospitals/{code}/webhooks"), "201"),
+            (
+                ("PATCH", "/api/hospitals/{code}/webhooks/{endpoint_id}"),
+                "webhook_endpoint_not_found",
+            ),
+            (
+                ("DELETE", "/api/hospitals/{code}/webhooks/{endpoint_id}"),
+                "webhook_endpoint_not_found",
+            ),
+            (
+                ("POST", "/api/hospitals/{code}/webhooks/{endpoint_id}/rotate-secret"),
+                "webhook_endpoint_not_found",
+            ),
+            (("GET", "/api/hospitals/{code}/webhooks/deliveries"), "200"),
+            (
+                ("POST", "/api/hospitals/{code}/webhooks/deliveries/{delivery_id}/replay"),
+                "webhook_delivery_not_found",
+            ),
+        )
+    },
 }
 
 #: Each Socket.IO event: the ack each caller gets after trying to join the consult.
@@ -448,6 +479,8 @@ class World:
             "entry_id": "1",
             "hospital": HOSPITAL,
             "code": HOSPITAL,
+            "endpoint_id": "1",
+            "delivery_id": "1",
             "patient_sub": self.patient,
         }
         return template.format(**values)
@@ -477,6 +510,12 @@ def body(method: str, template: str, world: World) -> Any:
         "/api/recording-policies/{hospital}": {"retention_days": 30, "rubric": ["Consent"]},
         "/api/recording-policies/{hospital}/retention": {},
         "/api/hospitals/{code}": {"display_names": {"zh-CN": "瑞金医院", "en": "Ruijin Hospital"}},
+        # Port 9 (discard) on loopback: nothing answers; the deliveries fail in the background.
+        "/api/hospitals/{code}/webhooks": {
+            "url": "http://127.0.0.1:9/hooks",
+            "event_types": ["consult.ended"],
+        },
+        "/api/hospitals/{code}/webhooks/{endpoint_id}": {"enabled": False},
         "/api/recordings/{recording_id}/scores": {"scores": dict.fromkeys(DEFAULT_RUBRIC, 5)},
         "/api/recordings/{recording_id}/comments": {"offset": 1.5, "text": "Good rapport."},
     }

@@ -112,6 +112,24 @@ async def test_a_documents_entries_are_delivered_in_order_even_when_the_first_mu
     assert courier.attempts["reviewed"] == 1
 
 
+async def test_entries_of_a_document_enqueued_within_one_clock_tick_keep_their_order(
+    database: Database,
+) -> None:
+    # Two webhook events of one transaction (a consult starts as its host joins) share a tick.
+    clock, courier = Clock(), Courier()
+    outbox, worker = process(database, clock, courier)
+    await enqueue(outbox, "started", document="consult-a")
+    await enqueue(outbox, "joined", document="consult-a")
+    courier.refuse = {"started"}
+    assert await worker.deliver_due() == 0
+    assert courier.attempts["joined"] == 0, "the later entry waits behind the earlier"
+    courier.refuse = set()
+    clock.advance(2)
+    assert await worker.deliver_due() == 1
+    assert await worker.deliver_due() == 1
+    assert courier.delivered == ["started", "joined"]
+
+
 async def test_a_crashed_process_lease_is_taken_over_once_it_expires(database: Database) -> None:
     clock, stuck, courier = Clock(), Courier(), Courier()
     first, crashing = process(database, clock, stuck)

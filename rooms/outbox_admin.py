@@ -1,12 +1,12 @@
-"""An admin's view of the outbox: the entries of their hospital, and a retry of a failed one."""
+"""An admin's view of the outbox, whatever the kind (record store, webhook): the entries of
+their hospital, and a retry of a failed one."""
 
 from __future__ import annotations
 
-from clinical.errors import NotFailed, OutboxEntryNotFound
 from outbox.errors import EntryNotFailed, EntryNotFound
 from outbox.models import OutboxEntry
 from outbox.queue import Outbox
-from rooms.errors import Forbidden
+from rooms.errors import Forbidden, OutboxEntryNotFailed, OutboxEntryNotFound
 from rooms.identity import Identity, Role
 
 
@@ -34,7 +34,7 @@ class OutboxAdmin:
 
         :raises Forbidden: for anyone but an admin.
         :raises OutboxEntryNotFound: for an unknown entry or one of another hospital.
-        :raises NotFailed: when the entry has not failed.
+        :raises OutboxEntryNotFailed: when the entry has not failed.
         """
         _require_admin(caller)
         try:
@@ -42,7 +42,7 @@ class OutboxAdmin:
         except EntryNotFound:
             raise OutboxEntryNotFound("No such outbox entry") from None
         except EntryNotFailed:
-            raise NotFailed("Only a failed entry can be retried") from None
+            raise OutboxEntryNotFailed("Only a failed entry can be retried") from None
 
 
 def _require_admin(caller: Identity) -> None:

@@ -1,0 +1,1 @@
+"""Webhooks to the hospitals' systems (Standard Webhooks): events, endpoints, the deliverer."""
