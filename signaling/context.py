@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -18,6 +17,7 @@ from recordings.service import RecordingService
 from rooms.registry import RoomRegistry
 from rooms.service import ConsultService
 from signaling.auth import TokenIssuer, TokenVerifier
+from signaling.cluster import ClusterNode
 from signaling.supervisor import Supervisor
 
 
@@ -39,10 +39,16 @@ class Services:
     clinical: ClinicalServices
     recordings: RecordingService
     outbox_worker: OutboxWorker
+    #: This process as a node of the cluster (a cluster of one without Redis).
+    cluster: ClusterNode
     redis: aioredis.Redis | None = None
-    node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: Runs the background jobs (outbox, renditions, retention, registry, JWKS), restarting them.
     supervisor: Supervisor = field(default_factory=Supervisor)
+
+    @property
+    def node_id(self) -> str:
+        """This process's id in the cluster."""
+        return self.cluster.node_id
 
 
 SERVICES = web.AppKey("services", Services)
