@@ -97,8 +97,9 @@ class NodeDirectory(Protocol):
         """The nodes whose heartbeat is current."""
 
     async def place(self, consult_id: str, me: Node, region: str | None = None) -> Placement:
-        """The node hosting a consult's media: the current one while it lives, else the
-        least-loaded live node (of ``region`` when given), claimed atomically.
+        """The node hosting a consult's media: the current one while it lives; a consult not
+        placed yet goes on the least-loaded live node, one whose node died on ``me`` (both of
+        ``region`` when given); claimed atomically.
 
         :raises NoNodeInRegion: when no live node is in ``region``.
         """
@@ -248,7 +249,12 @@ class RedisNodes:
         live = [n for n in await self.live_nodes() if region is None or n.region == region]
         if not live:
             raise NoNodeInRegion("No live server may host this consult's media")
-        candidate = min(live, key=lambda n: (n.load.score, n.node_id != me.node_id, n.node_id))
+        if owner is not None and any(n.node_id == me.node_id for n in live):
+            # Taken over from a dead node: here, where a returning client arrived, so that
+            # the node that recovers its recording is the one that records on.
+            candidate = me
+        else:
+            candidate = min(live, key=lambda n: (n.load.score, n.node_id != me.node_id, n.node_id))
         owner, previous = cast(
             list[str],
             await self._place_script(

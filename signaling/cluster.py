@@ -14,6 +14,7 @@ from config.settings import Settings
 from media import MediaHost
 from recordings.service import RecordingService
 from rooms.nodes import Node, NodeDirectory, NodeLoad, Placement
+from rooms.views import ConsultView
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +111,18 @@ class ClusterNode:
         recovered = await self._recordings.recover()
         logger.info("recordings recovered", extra={"node": dead_node_id, "count": len(recovered)})
 
-    async def place(self, consult_id: str, hospital: str) -> Placement:
-        """The node that hosts a consult's media, placing it (again, after a death) if needed."""
-        region = self._settings.hospital_regions.get(hospital)
-        placement = await self.directory.place(consult_id, self.me, region)
+    async def place(self, consult: ConsultView) -> Placement:
+        """The node that hosts a consult's media, placing it (again, after a death) if needed.
+
+        A consult taken over here from a dead node has its recording recovered first (even if
+        the heartbeat job has not noticed the death yet), and a recording that ran there goes
+        on here as a new one.
+        """
+        region = self._settings.hospital_regions.get(consult.hospital)
+        placement = await self.directory.place(consult.id, self.me, region)
         if placement.taken_over_from is not None and placement.node.node_id == self.node_id:
-            # The consult comes here from a dead node: its recording must be complete before
-            # it continues here, even if the heartbeat job has not noticed the death yet.
             await self.recover_after(placement.taken_over_from)
+            await self._recordings.continue_recovered(consult)
         return placement
 
     async def follow_ended(self) -> None:

@@ -369,7 +369,7 @@ class ConsultSignaling:
         another node than the media's is sent there (docs/cluster.md: the redirect)."""
         services = self.services
         consult = await services.consults.get(connection.identity, consult_id)
-        placement = await services.cluster.place(consult.id, consult.hospital)
+        placement = await services.cluster.place(consult)
         if placement.node.node_id != services.node_id:
             raise MediaOnOtherNode(
                 "This consult's media is served by another node: connect there",

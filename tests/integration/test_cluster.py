@@ -267,7 +267,7 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
                 assert (await patient.call("recording_consent", {"agree": True}))["ok"]
                 started = await doctor.call("start_recording", {})
                 assert started["ok"], started
-                recording_id = started["recording"]["id"]
+                recording_id = started["recording_id"]
                 await asyncio.sleep(1.5)  # some seconds of the visit are on disk
 
                 os.kill(node_b.pid, signal.SIGKILL)
@@ -280,9 +280,9 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
                 survivor = doctor.served_by[-1]
                 assert survivor in (node_a.url, node_c.url) and patient.served_by[-1] == survivor
 
-                coordinator = live.token("qa-1", "quality_reviewer")
+                reviewer = live.token("qa-1", "reviewer")
                 async with live.http.get(
-                    f"{node_a.url}/api/recordings/{recording_id}", headers=live.headers(coordinator)
+                    f"{node_a.url}/api/recordings/{recording_id}", headers=live.headers(reviewer)
                 ) as response:
                     assert response.status == 200, await response.text()
                     assert (await response.json())["status"] == "recovered"
@@ -290,6 +290,15 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
                     (tmp_path / "recordings" / recording_id / "manifest.json").read_text()
                 )
                 assert manifest["status"] == "recovered"
+                # And the visit is recorded on, as a new recording, on the node that took it.
+                doctor_token = live.token_of(consult, "dr-wang")
+                async with live.http.get(
+                    f"{survivor}/api/consults/{consult['id']}/timeline",
+                    headers=live.headers(doctor_token),
+                ) as response:
+                    events = (await response.json())["events"]
+                continued = [e for e in events if e["kind"] == "recording_continued"]
+                assert [e["detail"]["continues"] for e in continued] == [recording_id]
             finally:
                 await doctor.close()
                 await patient.close()
