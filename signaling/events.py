@@ -368,7 +368,10 @@ class ConsultSignaling:
         """Place the consult's media (again, if its node died); a join or resume that reached
         another node than the media's is sent there (docs/cluster.md: the redirect)."""
         services = self.services
-        consult = await services.consults.get(connection.identity, consult_id)
+        try:
+            consult = await services.consults.get(connection.identity, consult_id)
+        except DomainError:
+            return  # the arrival refuses it, with the precise code (not invited, ended...)
         placement = await services.cluster.place(consult)
         if placement.node.node_id != services.node_id:
             raise MediaOnOtherNode(
