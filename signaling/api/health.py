@@ -108,9 +108,7 @@ async def readyz(request: web.Request) -> web.Response:
         forwarded=load.forwarded,
         cpu=load.cpu,
     )
-    out = ReadinessOut(
-        status="ok" if ready else "unavailable", checks=checks, jobs=jobs, node=node
-    )
+    out = ReadinessOut(status="ok" if ready else "unavailable", checks=checks, jobs=jobs, node=node)
     return web.json_response(text=out.model_dump_json(), status=200 if ready else 503)
 
 

@@ -122,8 +122,12 @@ async def until(condition: Callable[[], bool], timeout: float, what: str) -> Non
 
 
 async def admit_visit(
-    live: LiveServer, consult: dict[str, Any], doctor: ClusterParticipant,
-    patient: ClusterParticipant, doctor_via: str, patient_via: str,
+    live: LiveServer,
+    consult: dict[str, Any],
+    doctor: ClusterParticipant,
+    patient: ClusterParticipant,
+    doctor_via: str,
+    patient_via: str,
 ) -> None:
     """The doctor joins, the patient waits, the doctor admits, both publish."""
     assert (await doctor.join(doctor_via))["status"] == "joined"
@@ -136,7 +140,9 @@ async def admit_visit(
 
 
 async def sees_each_other(
-    consult: dict[str, Any], doctor: ClusterParticipant, patient: ClusterParticipant,
+    consult: dict[str, Any],
+    doctor: ClusterParticipant,
+    patient: ClusterParticipant,
     timeout: float,
 ) -> None:
     """Video arrives both ways (new frames, on the media connections of now)."""
@@ -157,9 +163,7 @@ async def test_a_visit_placed_on_b_is_joined_through_a_and_c_and_ended_from_c(
     c = node_settings(node_region="c", **regions)
     async with cluster(a, b, c) as (node_a, node_b, node_c), client_of(node_a) as live:
         consult = await live.schedule_visit()
-        doctor = ClusterParticipant(
-            [node_a.url], live.token_of(consult, "dr-wang"), consult["id"]
-        )
+        doctor = ClusterParticipant([node_a.url], live.token_of(consult, "dr-wang"), consult["id"])
         patient = ClusterParticipant([node_c.url], live.token_of(consult, "pt-li"), consult["id"])
         try:
             await admit_visit(live, consult, doctor, patient, node_a.url, node_c.url)
@@ -195,9 +199,10 @@ async def test_a_visit_placed_on_b_is_joined_through_a_and_c_and_ended_from_c(
 async def test_a_visit_goes_on_through_a_rolling_restart_of_every_node(
     node_settings: Callable[..., Settings],
 ) -> None:
-    async with cluster(node_settings(), node_settings(), node_settings()) as nodes, client_of(
-        nodes[0]
-    ) as live:
+    async with (
+        cluster(node_settings(), node_settings(), node_settings()) as nodes,
+        client_of(nodes[0]) as live,
+    ):
         urls = [node.url for node in nodes]
         consult = await live.schedule_visit()
         doctor = ClusterParticipant(urls, live.token_of(consult, "dr-wang"), consult["id"])
@@ -222,9 +227,7 @@ async def serve_in_subprocess(settings: Settings, log: Path) -> asyncio.subproce
     answers /readyz."""
     env = {**clean_environ()}
     for name, value in settings.model_dump(mode="json", exclude_defaults=True).items():
-        env[f"TELECONSULT_{name.upper()}"] = (
-            value if isinstance(value, str) else json.dumps(value)
-        )
+        env[f"TELECONSULT_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     env["TELECONSULT_MEDIA_ADDRESSES"] = ",".join(settings.media_addresses)
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "teleconsult"),
@@ -241,7 +244,7 @@ async def serve_in_subprocess(settings: Settings, log: Path) -> asyncio.subproce
                         return process
             except OSError:
                 pass
-            assert process.returncode is None, log.read_text()[-2000:]
+            assert process.returncode is None, f"the node stopped at start: see {log}"
             await asyncio.sleep(0.2)
 
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
