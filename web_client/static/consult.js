@@ -331,6 +331,13 @@ session.on("change", render);
 
 session.on("error", (code) => ui.showError(code));
 
+// The consult's media is on another node: this page continues there (same link, same token).
+session.on("moved", (nodeUrl) => {
+  const target = new URL(location.pathname + location.search + location.hash, nodeUrl);
+  if (target.origin === location.origin) ui.showError("media_on_other_node");
+  else location.assign(target.href);
+});
+
 session.on("joined", (result) => {
   if (signaling) mountRecordingControls(signaling, result);
   chat.setHistory(result.chat ?? []);
