@@ -80,7 +80,10 @@ class ClusterParticipant:
         try:
             while not self._closed:
                 for url in self.urls:
-                    with contextlib.suppress(Exception):
+                    # A dead node refuses the connection; one still starting may refuse it too.
+                    with contextlib.suppress(
+                        socketio.exceptions.ConnectionError, AssertionError, TimeoutError
+                    ):
                         await self._arrive(url, "resume", None)
                         if self._publishing:
                             await self._restart_media()
@@ -141,7 +144,8 @@ class ClusterParticipant:
         self._closed = True
         if self._reconnecting is not None:
             self._reconnecting.cancel()
-        if self.media is not None:
-            await self.media.close()
-        if self.signaling is not None and self.signaling.client.connected:
-            await self.signaling.close()
+        async with asyncio.timeout(10):
+            if self.media is not None:
+                await self.media.close()
+            if self.signaling is not None and self.signaling.client.connected:
+                await self.signaling.close()

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.redis
 CLUSTER_TIMING = {"node_heartbeat_seconds": 0.3, "node_dead_after_seconds": 2.0}
 #: The issue's bound: after its node died, a visit has video again within this many seconds.
 RECOVERY_BOUND_SECONDS = 15
+#: A node stopping in order finishes within this (a hang fails the test instead of the run).
+NODE_STOP_SECONDS = 30
 
 
 class InProcessNode:
@@ -59,7 +61,8 @@ class InProcessNode:
     async def stop(self) -> None:
         """Stop in order: clients are told to go elsewhere."""
         if self._server is not None:
-            await self._server.close()
+            async with asyncio.timeout(NODE_STOP_SECONDS):
+                await self._server.close()
             self._server = None
 
     @property
