@@ -13,6 +13,9 @@ import socketio
 from tests.integration.live import SignalingClient, connect
 from tests.integration.media_client import MediaClient
 
+#: How long one attempt to come back through one node may take before the next node is tried.
+ATTEMPT_SECONDS = 6
+
 
 class ClusterParticipant:
     """One participant's signaling and media across the nodes of a cluster.
@@ -84,7 +87,9 @@ class ClusterParticipant:
                     with contextlib.suppress(
                         socketio.exceptions.ConnectionError, AssertionError, TimeoutError
                     ):
-                        await self._arrive(url, "resume", None)
+                        # A node shutting down may accept and never answer: try the next soon.
+                        async with asyncio.timeout(ATTEMPT_SECONDS):
+                            await self._arrive(url, "resume", None)
                         if self._publishing:
                             await self._restart_media()
                         return

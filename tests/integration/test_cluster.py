@@ -129,11 +129,13 @@ async def admit_visit(
     consult: dict[str, Any],
     doctor: ClusterParticipant,
     patient: ClusterParticipant,
-    doctor_via: str,
+    doctor_via: str | None,
     patient_via: str,
 ) -> None:
-    """The doctor joins, the patient waits, the doctor admits, both publish."""
-    assert (await doctor.join(doctor_via))["status"] == "joined"
+    """The doctor joins (unless ``doctor_via`` is None: joined already), the patient waits,
+    the doctor admits, both publish."""
+    if doctor_via is not None:
+        assert (await doctor.join(doctor_via))["status"] == "joined"
     assert (await patient.join(patient_via))["status"] == "lobby"
     patient_pid = participant_id(consult, "pt-li")
     assert (await doctor.call("admit", {"participant_id": patient_pid}))["ok"]
@@ -215,8 +217,9 @@ async def test_a_visit_goes_on_through_a_rolling_restart_of_every_node(
             await sees_each_other(consult, doctor, patient, timeout=30)
             for node in nodes:
                 await node.stop()
-                await asyncio.gather(doctor.reconnected(30), patient.reconnected(30))
-                await sees_each_other(consult, doctor, patient, timeout=RECOVERY_BOUND_SECONDS)
+                # No speed is asserted here (the death test holds the issue's bound): generous.
+                await asyncio.gather(doctor.reconnected(60), patient.reconnected(60))
+                await sees_each_other(consult, doctor, patient, timeout=60)
                 await node.start()
             # Every node served the visit at some point or handed it on; it was never lost.
             assert len(doctor.served_by) >= 2 and len(patient.served_by) >= 2
@@ -255,19 +258,22 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
     node_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     a, b_settings, c = node_settings(), node_settings(), node_settings()
-    async with cluster(a, c) as (node_a, node_c), client_of(node_a) as live:
-        node_b = await serve_in_subprocess(b_settings, tmp_path / "node-b.log")
+    await asyncio.to_thread(upgrade, b_settings.effective_database_url)
+    # B alone at first: the consult's first participant arrives there and it is placed there.
+    node_b = await serve_in_subprocess(b_settings, tmp_path / "node-b.log")
+    try:
         b_url = b_settings.effective_node_url()
-        try:
+        async with client_of(b_settings) as live:
             consult = await live.schedule_visit()
-            urls = [b_url, node_a.url, node_c.url]
-            doctor = ClusterParticipant(urls, live.token_of(consult, "dr-wang"), consult["id"])
+            doctor = ClusterParticipant([b_url], live.token_of(consult, "dr-wang"), consult["id"])
+            assert (await doctor.join(b_url))["status"] == "joined"
+        async with cluster(a, c) as (node_a, node_c), client_of(node_a) as live:
+            doctor.urls = [b_url, node_a.url, node_c.url]
             patient = ClusterParticipant(
                 [node_c.url, node_a.url], live.token_of(consult, "pt-li"), consult["id"]
             )
             try:
-                # The doctor arrives first, at B: the consult is placed there (nobody is busier).
-                await admit_visit(live, consult, doctor, patient, b_url, node_c.url)
+                await admit_visit(live, consult, doctor, patient, None, node_c.url)
                 assert doctor.served_by == [b_url] and patient.served_by == [b_url]
                 await sees_each_other(consult, doctor, patient, timeout=30)
                 assert (await patient.call("recording_consent", {"agree": True}))["ok"]
@@ -278,11 +284,12 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
 
                 os.kill(node_b.pid, signal.SIGKILL)
                 await node_b.wait()
-                await asyncio.gather(
-                    doctor.reconnected(RECOVERY_BOUND_SECONDS),
-                    patient.reconnected(RECOVERY_BOUND_SECONDS),
-                )
-                await sees_each_other(consult, doctor, patient, timeout=RECOVERY_BOUND_SECONDS)
+                async with asyncio.timeout(RECOVERY_BOUND_SECONDS):  # counted from the kill
+                    await asyncio.gather(
+                        doctor.reconnected(RECOVERY_BOUND_SECONDS),
+                        patient.reconnected(RECOVERY_BOUND_SECONDS),
+                    )
+                    await sees_each_other(consult, doctor, patient, RECOVERY_BOUND_SECONDS)
                 survivor = doctor.served_by[-1]
                 assert survivor in (node_a.url, node_c.url) and patient.served_by[-1] == survivor
 
@@ -308,7 +315,7 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
             finally:
                 await doctor.close()
                 await patient.close()
-        finally:
-            if node_b.returncode is None:
-                node_b.kill()
-                await node_b.wait()
+    finally:
+        if node_b.returncode is None:
+            node_b.kill()
+            await node_b.wait()
