@@ -86,6 +86,27 @@ class Settings(BaseSettings):
     socket_ping_interval_seconds: float = Field(default=5.0, gt=0)
     socket_ping_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # The cluster (with redis_url): this process as one node of it (docs/cluster.md).
+    node_url: str | None = Field(
+        default=None,
+        description="URL clients reach this node's signaling at (a join elsewhere is sent "
+        "here when this node hosts the consult's media); default: public_url",
+    )
+    node_region: str | None = Field(
+        default=None, description="this node's region label (a data centre), for placement"
+    )
+    hospital_regions: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"hospital id": "region"}: that hospital\'s consults get their media '
+        "only on nodes of that region",
+    )
+    node_heartbeat_seconds: float = Field(
+        default=2.5, gt=0, description="how often a node announces itself and its load"
+    )
+    node_dead_after_seconds: float = Field(
+        default=10.0, gt=0, description="a node silent this long is dead: its consults move"
+    )
+
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_servers: Annotated[list[IceServer], NoDecode] = Field(
@@ -228,6 +249,10 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The public base URL used in join links."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def effective_node_url(self) -> str:
+        """The URL clients reach this node's signaling at."""
+        return (self.node_url or self.base_url()).rstrip("/")
 
     def prepare_data_dir(self) -> None:
         """Create data_dir and recordings/ when missing, readable by this user only (0700), and

@@ -3,6 +3,7 @@
 from .api import (
     ConsultMediaSession,
     MediaHost,
+    MediaLoad,
     ParticipantSession,
     RecordingHandle,
     SignalSender,
@@ -30,6 +31,7 @@ __all__ = [
     "MediaConfig",
     "MediaError",
     "MediaHost",
+    "MediaLoad",
     "MediaServer",
     "NoPendingOffer",
     "ParticipantMedia",

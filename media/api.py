@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # the recorder's modules import this one
     from .recording.manifest import Manifest
@@ -125,12 +125,24 @@ class ConsultMediaSession(Protocol):
         ...
 
 
+class MediaLoad(NamedTuple):
+    """What a process's media carries: consults, publishing participants, forwarded tracks."""
+
+    consults: int
+    publishers: int
+    forwarded: int
+
+
 class MediaHost(Protocol):
     """The consults whose media one server process hosts."""
 
     @property
     def consult_ids(self) -> list[str]:
         """The consults whose media is hosted here."""
+        ...
+
+    def load(self) -> MediaLoad:
+        """What the hosted media carries now (the cluster places consults by it)."""
         ...
 
     def room(self, consult_id: str) -> ConsultMediaSession:

@@ -106,6 +106,12 @@ class ConsultMedia(ConsultMediaSession):
         for participant_id in list(self._participants):
             await self.leave(participant_id)
 
+    def load(self) -> tuple[int, int]:
+        """The participants publishing here, and the tracks forwarded to subscribers."""
+        publishers = sum(1 for p in self._participants.values() if p.publisher.tracks)
+        forwarded = sum(len(self._tracks_for(pid)) for pid in self._participants)
+        return publishers, forwarded
+
     def _published(self, participant_id: str) -> None:
         participant = self._participants.get(participant_id)
         if participant is None:

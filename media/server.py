@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from .aiortc_hooks import route_retransmissions, tolerate_consent_delays, use_host_addresses
-from .api import MediaHost
+from .api import MediaHost, MediaLoad
 from .consult import ConsultMedia
 from .peer import MediaConfig
 
@@ -36,6 +36,15 @@ class MediaServer(MediaHost):
     def consult_ids(self) -> list[str]:
         """The consults whose media this process hosts."""
         return list(self._rooms)
+
+    def load(self) -> MediaLoad:
+        """What the hosted media carries now."""
+        publishers = forwarded = 0
+        for room in self._rooms.values():
+            room_publishers, room_forwarded = room.load()
+            publishers += room_publishers
+            forwarded += room_forwarded
+        return MediaLoad(len(self._rooms), publishers, forwarded)
 
     def room(self, consult_id: str) -> ConsultMedia:
         """Return the media of a consult, creating it on first use."""

@@ -140,6 +140,21 @@ class RecordingCatalogue:
                 raise RecordingNotFound("No such recording")
             return RecordingView.of(row)
 
+    async def latest_of_consult(self, consult_id: str) -> RecordingView | None:
+        """
+        The consult's most recently started recording, if any.
+
+        :param consult_id: The consult.
+        """
+        async with self._database.sessions() as session:
+            row = await session.scalar(
+                select(Recording)
+                .where(Recording.consult_id == consult_id)
+                .order_by(Recording.started_at.desc())
+                .limit(1)
+            )
+            return RecordingView.of(row) if row is not None else None
+
     async def with_status(self, *statuses: str) -> list[RecordingView]:
         """
         Every recording in one of `statuses`.

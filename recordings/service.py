@@ -427,6 +427,36 @@ class RecordingService:
             logger.info("recording recovered", extra={"recording_id": recording.id})
         return recovered
 
+    async def continue_recovered(self, consult: ConsultView) -> RecordingView | None:
+        """
+        The consult's media moved here from a dead node: if its latest recording was running
+        there (it is ``recovered`` now), record on here as a new recording, with the same
+        consent, started by the same host; the timeline links the two (``recording_continued``).
+
+        :param consult: The consult, just placed on this process.
+        :return: The new recording, or None when there is nothing to continue.
+        """
+        if consult.id in self._active:
+            return None
+        latest = await self.catalogue.latest_of_consult(consult.id)
+        if latest is None or latest.status != "recovered" or await self.withdrawn(consult.id):
+            return None
+        host = next((p for p in consult.hosts if p.sub == latest.started_by), None)
+        if host is None:
+            return None
+        identity = Identity(host.sub, host.name, host.role, host.hospital)
+        recording = await self.start(identity, consult, latest.consent)
+        await self._consults.note(
+            consult.id,
+            system_identity(consult.hospital, "recovery"),
+            "recording_continued",
+            {"recording_id": recording.id, "continues": latest.id},
+        )
+        logger.info(
+            "recording continued", extra={"recording_id": recording.id, "continues": latest.id}
+        )
+        return recording
+
     async def open(self) -> None:
         """At server start: recover the recordings a crash left unfinished."""
         await self.recover()

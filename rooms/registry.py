@@ -1,4 +1,4 @@
-"""The room registry: who is present in which consult, and which process hosts its media.
+"""The room registry: who is present in which consult (its media's node: ``rooms.nodes``).
 
 Two implementations behind one interface (LiveKit's local and Redis routers): ``LocalRegistry``
 for one process, ``RedisRegistry`` when several processes serve the same consults.
@@ -59,18 +59,10 @@ class RoomRegistry(Protocol):
     async def clear_consult(self, consult_id: str) -> None:
         """Forget a consult's live state (it ended)."""
 
-    async def claim_media_node(self, consult_id: str, node_id: str) -> str:
-        """Name ``node_id`` as the media host of the consult unless a live node already is.
-
-        :returns: the node that hosts the consult's media.
-        """
-
     async def close(self) -> None:
         """Release connections."""
 
 
-#: How often a process renews its media-node claims (well inside RedisRegistry's claim TTL).
-CLAIM_RENEWAL_SECONDS = 10.0
 #: How often a process asserts its participants' presence again (well inside PRESENCE_TTL_SECONDS).
 PRESENCE_REFRESH_SECONDS = 10.0
 #: How long a presence lives in Redis without being asserted again: a process that died, or
@@ -83,7 +75,6 @@ class LocalRegistry:
 
     def __init__(self) -> None:
         self._presence: dict[str, dict[str, Presence]] = {}
-        self._media_nodes: dict[str, str] = {}
 
     async def set_presence(self, consult_id: str, participant_id: str, presence: Presence) -> None:
         self._presence.setdefault(consult_id, {})[participant_id] = presence
@@ -106,14 +97,9 @@ class LocalRegistry:
 
     async def clear_consult(self, consult_id: str) -> None:
         self._presence.pop(consult_id, None)
-        self._media_nodes.pop(consult_id, None)
-
-    async def claim_media_node(self, consult_id: str, node_id: str) -> str:
-        return self._media_nodes.setdefault(consult_id, node_id)
 
     async def close(self) -> None:
         self._presence.clear()
-        self._media_nodes.clear()
 
 
 #: Delete a participant's presence if ``ARGV[2]`` (a sid) still holds it, or any if it is empty.
@@ -151,8 +137,6 @@ class RedisRegistry:
     :param client: a Redis client returning str values (every call with a timeout:
         ``config.redis.connect_redis``).
     :param prefix: key prefix, so that several deployments may share one Redis.
-    :param media_ttl_seconds: how long a media-node claim lives without renewal; a dead process's
-        consults move to a live one once it expires.
     :param presence_ttl_seconds: how long a presence lives without being asserted again.
     """
 
@@ -160,12 +144,10 @@ class RedisRegistry:
         self,
         client: aioredis.Redis,
         prefix: str = "teleconsult",
-        media_ttl_seconds: int = 30,
         presence_ttl_seconds: int = PRESENCE_TTL_SECONDS,
     ) -> None:
         self._redis = client
         self._prefix = prefix
-        self._media_ttl = media_ttl_seconds
         self._presence_ttl = presence_ttl_seconds
         self._clear_script = client.register_script(_CLEAR_PRESENCE)
         self._refresh_script = client.register_script(_REFRESH_PRESENCE)
@@ -175,9 +157,6 @@ class RedisRegistry:
 
     def _presence_key(self, consult_id: str) -> str:
         return f"{self._prefix}:presence:{consult_id}"
-
-    def _media_key(self, consult_id: str) -> str:
-        return f"{self._prefix}:media:{consult_id}"
 
     async def set_presence(self, consult_id: str, participant_id: str, presence: Presence) -> None:
         key = self._presence_key(consult_id)
@@ -213,19 +192,7 @@ class RedisRegistry:
         return present
 
     async def clear_consult(self, consult_id: str) -> None:
-        await self._redis.delete(self._presence_key(consult_id), self._media_key(consult_id))
-
-    async def claim_media_node(self, consult_id: str, node_id: str) -> str:
-        key = self._media_key(consult_id)
-        if await self._redis.set(key, node_id, nx=True, ex=self._media_ttl):
-            return node_id
-        owner = cast(str | None, await self._redis.get(key))  # a decoded reply, as above
-        if owner == node_id:
-            await self._redis.expire(key, self._media_ttl)
-            return node_id
-        if owner is None:  # expired between the two calls
-            return await self.claim_media_node(consult_id, node_id)
-        return owner
+        await self._redis.delete(self._presence_key(consult_id))
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import uuid
 
 import socketio
 from aiohttp import web
@@ -20,8 +20,9 @@ from outbox.queue import Outbox
 from outbox.worker import OutboxPolicy, OutboxWorker
 from recordings.service import build_recordings
 from rooms.hospitals import HospitalDirectory
+from rooms.nodes import LocalNodes, NodeDirectory, RedisNodes
 from rooms.outbox_admin import OutboxAdmin
-from rooms.registry import CLAIM_RENEWAL_SECONDS, LocalRegistry, RedisRegistry, RoomRegistry
+from rooms.registry import LocalRegistry, RedisRegistry, RoomRegistry
 from rooms.service import ConsultService
 from rooms.turn import IceDefaults
 from rooms.webhooks.service import build_webhooks
@@ -51,8 +52,9 @@ from signaling.auth import (
     verifier_from_settings,
 )
 from signaling.clinical_events import forward_clinical_changes
+from signaling.cluster import ClusterNode
 from signaling.context import SERVICES, Services
-from signaling.errors import problem_middleware
+from signaling.errors import outage_tolerated, problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
 from signaling.headers import security_headers
 from signaling.limits import (
@@ -77,6 +79,11 @@ def build_services(settings: Settings) -> Services:
     database = Database(settings.effective_database_url)
     redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
     registry: RoomRegistry = RedisRegistry(redis_client) if redis_client else LocalRegistry()
+    nodes: NodeDirectory = (
+        RedisNodes(redis_client, dead_after_seconds=settings.node_dead_after_seconds)
+        if redis_client
+        else LocalNodes()
+    )
     client_manager = (
         socketio.AsyncRedisManager(
             settings.redis_url, channel="teleconsult", redis_options=redis_options()
@@ -109,6 +116,7 @@ def build_services(settings: Settings) -> Services:
     )
     webhook_service = build_webhooks(settings, database, outbox)
     consult_service = ConsultService(database, webhooks=webhook_service.events)
+    recordings = build_recordings(settings, database, media, consult_service, directory)
     return Services(
         settings=settings,
         database=database,
@@ -129,10 +137,11 @@ def build_services(settings: Settings) -> Services:
         clinical=build_clinical(
             settings, database, consult_service, outbox, webhook_service.events
         ),
-        recordings=build_recordings(settings, database, media, consult_service, directory),
+        recordings=recordings,
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
         outbox_admin=OutboxAdmin(outbox),
         webhooks=webhook_service,
+        cluster=ClusterNode(uuid.uuid4().hex, settings, nodes, media, recordings),
         redis=redis_client,
     )
 
@@ -183,24 +192,20 @@ def create_app(settings: Settings) -> web.Application:
         await svc.recordings.close()
 
     async def going_away(_: web.Application) -> None:
+        with outage_tolerated("node not withdrawn: it dies by its heartbeat"):
+            await svc.cluster.leave()
         await live.going_away()
 
     app.on_startup.append(open_recordings)
     app.on_shutdown.append(going_away)
     app.on_shutdown.append(close_recordings)
 
-    async def renew_media_claims() -> None:
-        """Keep naming this process as the media host of its consults, so claims don't expire."""
-        while True:
-            await asyncio.sleep(CLAIM_RENEWAL_SECONDS)
-            for consult_id in svc.media.consult_ids:
-                await svc.registry.claim_media_node(consult_id, svc.node_id)
-
     supervisor = svc.supervisor
     supervisor.add("outbox", svc.outbox_worker.run)
     for name, job in svc.recordings.jobs().items():
         supervisor.add(name, job)
-    supervisor.add("media_claims", renew_media_claims)
+    supervisor.add("node", svc.cluster.keep_announcing)
+    supervisor.add("ended_elsewhere", svc.cluster.follow_ended)
     supervisor.add("presence", app[LIVE_CONSULTS].refresh_presence)
     supervisor.add("event_loop_lag", watch_event_loop_lag)
     if svc.verifier.hospital_issuers is not None:
@@ -211,6 +216,8 @@ def create_app(settings: Settings) -> web.Application:
     supervisor.add("resume_tokens", live.refresh_resume_tokens)
 
     async def start_jobs(_: web.Application) -> None:
+        with outage_tolerated("node not announced yet: its heartbeat job retries"):
+            await svc.cluster.announce()  # placeable before its first join arrives
         supervisor.start()
 
     async def stop_jobs(_: web.Application) -> None:

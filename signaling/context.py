@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -22,6 +21,7 @@ from rooms.service import ConsultService
 from rooms.turn import IceDefaults
 from rooms.webhooks.service import Webhooks
 from signaling.auth import TokenIssuer, TokenVerifier
+from signaling.cluster import ClusterNode
 from signaling.supervisor import Supervisor
 
 
@@ -50,10 +50,16 @@ class Services:
     #: The outbox as its admins see it (every kind).
     outbox_admin: OutboxAdmin
     webhooks: Webhooks
+    #: This process as a node of the cluster (a cluster of one without Redis).
+    cluster: ClusterNode
     redis: aioredis.Redis | None = None
-    node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: Runs the background jobs (outbox, renditions, retention, registry, JWKS), restarting them.
     supervisor: Supervisor = field(default_factory=Supervisor)
+
+    @property
+    def node_id(self) -> str:
+        """This process's id in the cluster."""
+        return self.cluster.node_id
 
 
 SERVICES = web.AppKey("services", Services)

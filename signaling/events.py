@@ -108,6 +108,7 @@ class ConsultSignaling:
         self._going_away = False
         #: Called with the consult's id after each departure (the recording checks its recorders).
         self.departure_listeners: list[Callable[[str], Awaitable[None]]] = []
+        services.cluster.ended_listeners.append(self.close_here)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
@@ -307,6 +308,7 @@ class ConsultSignaling:
         """
         services = self.services
         held = self._held.get((consult_id, seat.participant_id)) if seat is not None else None
+        await self._media_here(connection, consult_id)
         arrival = await services.consults.arrive(
             connection.identity,
             consult_id,
@@ -317,9 +319,6 @@ class ConsultSignaling:
         consult, participant = arrival.consult, arrival.participant
         if seat is not None and seat.participant_id != participant.id:
             raise ResumeRefused("This resume token is for another participant")
-        owner = await services.registry.claim_media_node(consult.id, services.node_id)
-        if owner != services.node_id:
-            raise MediaOnOtherNode("This consult's media is served by another server process")
         registry = services.registry
         present = await registry.presence(consult.id)
         previous = present.get(participant.id)
@@ -379,6 +378,21 @@ class ConsultSignaling:
             participant_id,
             starts_at,
         )
+
+    async def _media_here(self, connection: Connection, consult_id: str) -> None:
+        """Place the consult's media (again, if its node died); a join or resume that reached
+        another node than the media's is sent there (docs/cluster.md: the redirect)."""
+        services = self.services
+        try:
+            consult = await services.consults.get(connection.identity, consult_id)
+        except DomainError:
+            return  # the arrival refuses it, with the precise code (not invited, ended...)
+        placement = await services.cluster.place(consult)
+        if placement.node.node_id != services.node_id:
+            raise MediaOnOtherNode(
+                "This consult's media is served by another node: connect there",
+                details={"node_url": placement.node.url},
+            )
 
     async def _enter_consult(
         self,
@@ -601,13 +615,21 @@ class ConsultSignaling:
             await self.sio.emit("consult_ended", ended, room=room)
             await self.sio.close_room(room)
         await self.sio.close_room(hosts_room(consult_id))
-        await services.media.close_room(consult_id)
+        await self.close_here(consult_id)
+        with outage_tolerated("live state of an ended consult not cleared", consult_id=consult_id):
+            await services.registry.clear_consult(consult_id)  # else it expires by itself
+            await services.cluster.directory.release(consult_id)
+            # Its media and recording may be on another node: that node closes them.
+            await services.cluster.directory.announce_ended(consult_id)
+        return consult
+
+    async def close_here(self, consult_id: str) -> None:
+        """Close an ended consult's media on this node (the recording stops with it), and take
+        this node's connections out of it."""
+        await self.services.media.close_room(consult_id)
         for connection in self._connections.values():
             if connection.consult_id == consult_id:
                 connection.leave_consult()
-        with outage_tolerated("live state of an ended consult not cleared", consult_id=consult_id):
-            await services.registry.clear_consult(consult_id)  # else it expires by itself
-        return consult
 
     async def _depart(self, sid: str, connection: Connection, how: str | None) -> None:
         """Take a connection out of its consult; ``how`` goes on the timeline (None: already).

@@ -41,7 +41,10 @@ class InLobby(DomainError):
 
 
 class MediaOnOtherNode(DomainError):
-    code, status = "media_on_other_node", 503
+    """The consult's media is on another node: the client joins there (a redirect, not a fault:
+    no 5xx, no traceback in the log)."""
+
+    code, status = "media_on_other_node", 409
 
 
 class UnknownEvent(DomainError):

@@ -33,13 +33,28 @@ class JobOut(BaseModel):
     last_error: str | None = Field(description="the class of the last exception it raised")
 
 
+class NodeOut(BaseModel):
+    """This process as a node of the cluster, and what it holds (counts only: consult ids are
+    not for an unauthenticated probe)."""
+
+    node_id: str
+    url: str
+    region: str | None
+    consults: int = Field(description="consults whose media it hosts")
+    publishers: int = Field(description="participants publishing to it")
+    forwarded: int = Field(description="tracks it forwards to subscribers")
+    cpu: float = Field(description="its process's CPU over the last heartbeat period, in cores")
+
+
 class ReadinessOut(BaseModel):
-    """Whether the process can reach what it needs, each check's outcome, and the state of its
-    background jobs (reported, not part of readiness: a job backing off retries by itself)."""
+    """Whether the process can reach what it needs, each check's outcome, the state of its
+    background jobs (reported, not part of readiness: a job backing off retries by itself), and
+    what it holds as a node of the cluster."""
 
     status: Check
     checks: dict[str, Check]
     jobs: dict[str, JobOut]
+    node: NodeOut
 
 
 @routes.get("/healthz", response=LivenessOut, description="up", bearer=False)
@@ -82,7 +97,18 @@ async def readyz(request: web.Request) -> web.Response:
         name: JobOut(status=job.status, restarts=job.restarts, last_error=job.last_error)
         for name, job in svc.supervisor.states().items()
     }
-    out = ReadinessOut(status="ok" if ready else "unavailable", checks=checks, jobs=jobs)
+    me = svc.cluster.me
+    load = svc.cluster.load()
+    node = NodeOut(
+        node_id=me.node_id,
+        url=me.url,
+        region=me.region,
+        consults=load.consults,
+        publishers=load.publishers,
+        forwarded=load.forwarded,
+        cpu=load.cpu,
+    )
+    out = ReadinessOut(status="ok" if ready else "unavailable", checks=checks, jobs=jobs, node=node)
     return web.json_response(text=out.model_dump_json(), status=200 if ready else 503)
 
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
@@ -47,17 +46,6 @@ async def test_presence_is_kept_per_consult(registry: RoomRegistry) -> None:
     await registry.clear_consult("c1")
     assert await registry.presence("c1") == {}
     assert set(await registry.presence("c2")) == {"p3"}
-
-
-async def test_the_first_process_to_claim_a_consult_hosts_its_media(
-    registry: RoomRegistry,
-) -> None:
-    assert await registry.claim_media_node("c1", "node-a") == "node-a"
-    assert await registry.claim_media_node("c1", "node-b") == "node-a"
-    assert await registry.claim_media_node("c1", "node-a") == "node-a"
-    assert await registry.claim_media_node("c2", "node-b") == "node-b"
-    await registry.clear_consult("c1")
-    assert await registry.claim_media_node("c1", "node-b") == "node-b"
 
 
 async def test_leaving_clears_only_the_connection_that_still_holds_the_participant(
@@ -104,15 +92,6 @@ async def test_a_presence_nobody_asserts_again_expires(redis_url: str) -> None:
         await observer.aclose()
     finally:
         await registry.close()
-
-
-@pytest.mark.redis
-async def test_a_dead_process_claim_expires(redis_client: aioredis.Redis) -> None:
-    registry = RedisRegistry(redis_client, prefix="test", media_ttl_seconds=1)
-    assert await registry.claim_media_node("c1", "node-a") == "node-a"
-    await redis_client.pexpire("test:media:c1", 1)
-    await asyncio.sleep(0.05)
-    assert await registry.claim_media_node("c1", "node-b") == "node-b"
 
 
 @pytest.mark.redis

@@ -89,6 +89,8 @@ import { Subscriber } from "./subscriber.js";
  * @property {[]} reconnected the connection came back by itself and the seat was resumed
  * @property {[]} media_restarted new peer connections replaced lost ones
  * @property {[EndReason]} ending the session is ending: stop the page's media and timers
+ * @property {[string]} moved the consult's media is on another node of the cluster: open the
+ *   page at that node's URL (docs/cluster.md)
  */
 
 /**
@@ -98,6 +100,17 @@ import { Subscriber } from "./subscriber.js";
  */
 function codeOf(err) {
   return /** @type {{code?: string}|null|undefined} */ (err)?.code;
+}
+
+/**
+ * The node a `media_on_other_node` refusal sends the join to, if that is what `err` is.
+ * @param {unknown} err
+ * @returns {string|undefined}
+ */
+function nodeUrlOf(err) {
+  if (codeOf(err) !== "media_on_other_node") return undefined;
+  const details = /** @type {{details?: {node_url?: unknown}}} */ (err).details;
+  return typeof details?.node_url === "string" ? details.node_url : undefined;
 }
 
 /**
@@ -186,6 +199,11 @@ export class ConsultSession extends Emitter {
       this.signaling?.close();
       this.signaling = null;
       this.joining = false;
+      const nodeUrl = nodeUrlOf(err);
+      if (nodeUrl) {
+        this.emit("moved", nodeUrl);
+        return;
+      }
       this.emit("error", codeOf(err));
       this.emit("change");
       return;

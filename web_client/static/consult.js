@@ -331,6 +331,14 @@ session.on("change", render);
 
 session.on("error", (code) => ui.showError(code));
 
+// The consult's media is on another node: this page continues there (same link, same token).
+session.on("moved", (nodeUrl) => {
+  // Appended, not resolved: a node's URL may be a path of the balancer (https://lb/n/b).
+  const target = new URL(nodeUrl.replace(/\/$/, "") + location.pathname + location.search + location.hash);
+  if (target.origin === location.origin) ui.showError("media_on_other_node");
+  else location.assign(target.href);
+});
+
 session.on("joined", (result) => {
   if (signaling) mountRecordingControls(signaling, result);
   chat.setHistory(result.chat ?? []);

@@ -1,0 +1,307 @@
+"""The cluster's nodes: who serves, how loaded each is, and on which node a consult's media goes.
+
+Two implementations behind one interface, like the room registry: ``LocalNodes`` for one
+process (it is the only node), ``RedisNodes`` when several processes serve. A node announces
+itself with a heartbeat key that expires: a node whose key is gone is dead, no consensus needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, cast
+
+import redis.asyncio as aioredis
+
+from rooms.errors import DomainError
+
+
+class NoNodeInRegion(DomainError):
+    """No live node may host the consult's media (its region has none)."""
+
+    code, status = "no_node_in_region", 503
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """What a node carries now.
+
+    :param consults: consults whose media it hosts.
+    :param publishers: participants publishing to it.
+    :param forwarded: tracks it forwards (one per subscriber of each track).
+    :param cpu: its process's share of one core over the last interval (0.0-1.0+).
+    """
+
+    consults: int = 0
+    publishers: int = 0
+    forwarded: int = 0
+    cpu: float = 0.0
+
+    @property
+    def score(self) -> float:
+        """One number to compare nodes by: the forwarded streams dominate a node's cost."""
+        return self.forwarded + 2 * self.publishers + self.consults + 100 * self.cpu
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One serving process.
+
+    :param node_id: its id (random at start).
+    :param url: the URL clients reach its signaling at.
+    :param media_addresses: the addresses its ICE candidates are gathered on.
+    :param region: an optional label (a data centre) that placement may require.
+    :param load: what it carries, as of its last heartbeat.
+    """
+
+    node_id: str
+    url: str
+    media_addresses: list[str] = field(default_factory=list)
+    region: str | None = None
+    load: NodeLoad = field(default_factory=NodeLoad)
+
+    def as_json(self) -> str:
+        """The node as stored in its heartbeat."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Node:
+        """The node a heartbeat stored."""
+        fields = json.loads(raw)
+        return cls(**{**fields, "load": NodeLoad(**fields["load"])})
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a consult's media is.
+
+    :param node: the node hosting it.
+    :param taken_over_from: the dead node it was placed on before, when this placement
+        moved it (its recordings need recovery), else None.
+    """
+
+    node: Node
+    taken_over_from: str | None = None
+
+
+class NodeDirectory(Protocol):
+    """The live nodes of the cluster and the placement of consults on them."""
+
+    async def heartbeat(self, node: Node) -> None:
+        """Announce that ``node`` lives, with its load; it is dead if this stops for the
+        directory's dead-node timeout."""
+
+    async def live_nodes(self) -> list[Node]:
+        """The nodes whose heartbeat is current."""
+
+    async def place(self, consult_id: str, me: Node, region: str | None = None) -> Placement:
+        """The node hosting a consult's media: the current one while it lives; a consult not
+        placed yet goes on the least-loaded live node, one whose node died on ``me`` (both of
+        ``region`` when given); claimed atomically.
+
+        :raises NoNodeInRegion: when no live node is in ``region``.
+        """
+
+    async def renew(self, consult_ids: list[str], me: Node) -> None:
+        """Keep the claims ``me`` holds (the consults whose media it hosts)."""
+
+    async def release(self, consult_id: str) -> None:
+        """Forget a consult's placement (it ended)."""
+
+    async def dead_nodes(self) -> list[str]:
+        """Nodes that were announced and are dead now, each reported once across the cluster
+        (whoever receives it recovers what the dead node left)."""
+
+    async def leave(self, node: Node) -> None:
+        """Withdraw ``node`` (it stops in order)."""
+
+    async def announce_ended(self, consult_id: str) -> None:
+        """Tell every node that a consult ended (its media node closes it)."""
+
+    def ended(self) -> AsyncIterator[str]:
+        """The consults other nodes announced ended, as they come (forever)."""
+
+
+class LocalNodes:
+    """The directory of a single process: it is the only node and hosts every consult."""
+
+    def __init__(self) -> None:
+        self._me: Node | None = None
+
+    async def heartbeat(self, node: Node) -> None:
+        self._me = node
+
+    async def live_nodes(self) -> list[Node]:
+        return [self._me] if self._me is not None else []
+
+    async def place(self, consult_id: str, me: Node, region: str | None = None) -> Placement:
+        return Placement(me)
+
+    async def renew(self, consult_ids: list[str], me: Node) -> None:
+        return None
+
+    async def release(self, consult_id: str) -> None:
+        return None
+
+    async def dead_nodes(self) -> list[str]:
+        return []
+
+    async def leave(self, node: Node) -> None:
+        self._me = None
+
+    async def announce_ended(self, consult_id: str) -> None:
+        return None  # the only node ended it itself
+
+    async def ended(self) -> AsyncIterator[str]:
+        await asyncio.Event().wait()  # nobody else announces anything
+        yield ""  # pragma: no cover - never reached
+
+
+#: KEYS: the consult's placement key, the node-key prefix. ARGV: the candidate node id, the
+#: claim's lifetime (s). Returns {owner, previous owner if it was dead else ''}.
+_PLACE = """
+local owner = redis.call('GET', KEYS[1])
+if owner and redis.call('EXISTS', KEYS[2] .. owner) == 1 then
+  return {owner, ''}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {ARGV[1], owner or ''}
+"""
+
+#: KEYS: placement keys. ARGV: the node id, the claim's lifetime (s). Extends only the node's own.
+_RENEW = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 0
+"""
+
+
+class RedisNodes:
+    """The directory in Redis.
+
+    A node's heartbeat is a key ``<prefix>:node:<id>`` that expires after ``dead_after_seconds``;
+    every announced node is also in the set ``<prefix>:nodes``, so a dead one is noticed (and
+    taken out of the set by exactly one survivor). A consult's placement is the key
+    ``<prefix>:media:<consult>`` (the room registry's media claim), moved only when its node died.
+
+    :param client: a Redis client returning str values.
+    :param prefix: key prefix, shared with the room registry.
+    :param dead_after_seconds: how long a node lives without a heartbeat.
+    :param claim_ttl_seconds: how long a placement lives without renewal.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "teleconsult",
+        dead_after_seconds: float = 10.0,
+        claim_ttl_seconds: int = 30,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._dead_after_ms = int(dead_after_seconds * 1000)
+        self._claim_ttl = claim_ttl_seconds
+        self._place_script = client.register_script(_PLACE)
+        self._renew_script = client.register_script(_RENEW)
+
+    def _node_key(self, node_id: str) -> str:
+        return f"{self._prefix}:node:{node_id}"
+
+    def _media_key(self, consult_id: str) -> str:
+        return f"{self._prefix}:media:{consult_id}"
+
+    @property
+    def _members_key(self) -> str:
+        return f"{self._prefix}:nodes"
+
+    @property
+    def _ended_channel(self) -> str:
+        return f"{self._prefix}:consult-ended"
+
+    async def heartbeat(self, node: Node) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._node_key(node.node_id), node.as_json(), px=self._dead_after_ms)
+            pipe.sadd(self._members_key, node.node_id)
+            await pipe.execute()
+
+    async def live_nodes(self) -> list[Node]:
+        members = sorted(cast(set[str], await self._redis.smembers(self._members_key)))
+        if not members:
+            return []
+        raw = cast(list[str | None], await self._redis.mget([self._node_key(m) for m in members]))
+        return [Node.from_json(value) for value in raw if value is not None]
+
+    async def _node(self, node_id: str) -> Node | None:
+        raw = cast(str | None, await self._redis.get(self._node_key(node_id)))
+        return Node.from_json(raw) if raw is not None else None
+
+    async def place(self, consult_id: str, me: Node, region: str | None = None) -> Placement:
+        owner = cast(str | None, await self._redis.get(self._media_key(consult_id)))
+        if owner is not None:
+            current = me if owner == me.node_id else await self._node(owner)
+            if current is not None:
+                return Placement(current)
+        live = [n for n in await self.live_nodes() if region is None or n.region == region]
+        if not live:
+            raise NoNodeInRegion("No live server may host this consult's media")
+        if owner is not None and any(n.node_id == me.node_id for n in live):
+            # Taken over from a dead node: here, where a returning client arrived, so that
+            # the node that recovers its recording is the one that records on.
+            candidate = me
+        else:
+            candidate = min(live, key=lambda n: (n.load.score, n.node_id != me.node_id, n.node_id))
+        owner, previous = cast(
+            list[str],
+            await self._place_script(
+                keys=[self._media_key(consult_id), self._node_key("")],
+                args=[candidate.node_id, self._claim_ttl],
+            ),
+        )
+        node = next((n for n in live if n.node_id == owner), None) or await self._node(owner)
+        if node is None:  # the winner of a race died at once: place again
+            return await self.place(consult_id, me, region)
+        return Placement(node, previous or None)
+
+    async def renew(self, consult_ids: list[str], me: Node) -> None:
+        if not consult_ids:
+            return
+        keys = [self._media_key(consult_id) for consult_id in consult_ids]
+        await self._renew_script(keys=keys, args=[me.node_id, self._claim_ttl])
+
+    async def release(self, consult_id: str) -> None:
+        await self._redis.delete(self._media_key(consult_id))
+
+    async def dead_nodes(self) -> list[str]:
+        members = sorted(cast(set[str], await self._redis.smembers(self._members_key)))
+        dead = []
+        for node_id in members:
+            if not await self._redis.exists(self._node_key(node_id)):
+                # SREM answers 1 to one caller only: that survivor recovers the node's leavings.
+                if await self._redis.srem(self._members_key, node_id):
+                    dead.append(node_id)
+        return dead
+
+    async def leave(self, node: Node) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._node_key(node.node_id))
+            pipe.srem(self._members_key, node.node_id)
+            await pipe.execute()
+
+    async def announce_ended(self, consult_id: str) -> None:
+        await self._redis.publish(self._ended_channel, consult_id)
+
+    async def ended(self) -> AsyncIterator[str]:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._ended_channel)
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "message":
+                    yield str(message["data"])
+        finally:
+            await pubsub.aclose()

@@ -1,0 +1,75 @@
+"""The node directory in the real Redis: liveness by heartbeat, placement by load and region,
+a dead node's consults taken over once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from rooms.nodes import Node, NodeLoad, NoNodeInRegion, RedisNodes
+
+pytestmark = pytest.mark.redis
+
+
+def node(name: str, forwarded: int = 0, region: str | None = None) -> Node:
+    """A node named ``name`` carrying ``forwarded`` streams."""
+    return Node(name, f"http://{name}.test", ["127.0.0.1"], region, NodeLoad(forwarded=forwarded))
+
+
+async def test_a_new_consult_goes_on_the_least_loaded_node_and_stays_there(
+    redis_client: aioredis.Redis,
+) -> None:
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=5)
+    busy, idle = node("busy", forwarded=40), node("idle", forwarded=2)
+    for each in (busy, idle):
+        await directory.heartbeat(each)
+    placement = await directory.place("c1", busy)
+    assert (placement.node.node_id, placement.taken_over_from) == ("idle", None)
+    await directory.heartbeat(node("idle", forwarded=90))  # busier now: the consult stays
+    assert (await directory.place("c1", busy)).node.node_id == "idle"
+
+
+async def test_a_region_keeps_a_consult_on_its_nodes_or_refuses(
+    redis_client: aioredis.Redis,
+) -> None:
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=5)
+    near, far = node("near", forwarded=50, region="dc1"), node("far", region="dc2")
+    for each in (near, far):
+        await directory.heartbeat(each)
+    assert (await directory.place("c1", far, region="dc1")).node.node_id == "near"
+    with pytest.raises(NoNodeInRegion):
+        await directory.place("c2", far, region="dc3")
+
+
+async def test_a_dead_nodes_consult_is_taken_over_once_where_a_client_returns(
+    redis_client: aioredis.Redis,
+) -> None:
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=0.5)
+    doomed, a, b = node("doomed"), node("a", forwarded=9), node("b")
+    await directory.heartbeat(doomed)
+    assert (await directory.place("c1", doomed)).node.node_id == "doomed"
+    await asyncio.sleep(0.7)  # doomed stops beating
+    for each in (a, b):
+        await directory.heartbeat(each)
+    # A client came back through a: a takes the consult, though b is idler, and says from whom.
+    first, second = await asyncio.gather(directory.place("c1", a), directory.place("c1", b))
+    assert {first.node.node_id, second.node.node_id} == {first.node.node_id}
+    assert [p.taken_over_from for p in (first, second)].count("doomed") == 1
+    assert await directory.dead_nodes() == ["doomed"]
+    assert await directory.dead_nodes() == []  # reported to one survivor only
+
+
+async def test_a_node_renews_only_its_own_claims(redis_client: aioredis.Redis) -> None:
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=5, claim_ttl_seconds=1)
+    a, b = node("a"), node("b", forwarded=9)
+    for each in (a, b):
+        await directory.heartbeat(each)
+    assert (await directory.place("c1", a)).node.node_id == "a"
+    await directory.renew(["c1"], b)  # b believes it hosts c1 (a stale view): no effect
+    assert await redis_client.get("test:media:c1") == "a"
+    await directory.renew(["c1"], a)
+    assert await redis_client.ttl("test:media:c1") == 1
+    await directory.leave(a)
+    assert [n.node_id for n in await directory.live_nodes()] == ["b"]
