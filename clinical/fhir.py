@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from fhir.resources.R4B.composition import Composition
+from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.provenance import Provenance
@@ -27,10 +28,15 @@ SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
 SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 MODELS: dict[str, type[Resource]] = {
     "Encounter": Encounter,
     "Composition": Composition,
+    "Condition": Condition,
     "MedicationRequest": MedicationRequest,
     "Provenance": Provenance,
 }
@@ -139,12 +145,50 @@ def _narrative(text: str) -> dict[str, str]:
     }
 
 
+def condition_id(note_id: str, index: int) -> str:
+    """The Condition id of one diagnosis of a note."""
+    return f"cond-{note_id}-{index + 1}"
+
+
+def conditions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One Condition (an encounter diagnosis, ICD-10) per diagnosis of a signed note."""
+    document = payload["document"]
+    hospital = document["consult"]["hospital"]
+    return [
+        validated(
+            {
+                "resourceType": "Condition",
+                "id": condition_id(document["id"], index),
+                "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+                "verificationStatus": {
+                    "coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]
+                },
+                "category": [
+                    {"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}
+                ],
+                "code": {
+                    "coding": [{"system": ICD10, "code": diagnosis["code"]}],
+                    "text": diagnosis["text"],
+                },
+                "subject": _person("patient", hospital, document["patient"]),
+                "encounter": {"reference": f"Encounter/{encounter_id(document['consult']['id'])}"},
+                "recordedDate": document["signed_at"],
+                "recorder": _person("practitioner", hospital, document["author"]),
+            }
+        )
+        for index, diagnosis in enumerate(document["diagnoses"])
+    ]
+
+
 def composition(payload: dict[str, Any]) -> dict[str, Any]:
-    """The Composition (LOINC 11488-4, consult note) of a signed note: SOAP and diagnoses."""
+    """The Composition (LOINC 11488-4, consult note) of a signed note: SOAP and diagnoses.
+
+    The diagnoses section references the note's :func:`conditions`.
+    """
     document = payload["document"]
     hospital = document["consult"]["hospital"]
     author = _person("practitioner", hospital, document["author"])
-    sections = [
+    sections: list[dict[str, Any]] = [
         {
             "title": title,
             "code": {"coding": [{"system": LOINC, "code": code, "display": title}]},
@@ -161,6 +205,10 @@ def composition(payload: dict[str, Any]) -> dict[str, Any]:
                 "title": "Diagnoses (ICD-10)",
                 "code": {"coding": [{"system": LOINC, "code": "29548-5", "display": "Diagnosis"}]},
                 "text": _narrative(lines),
+                "entry": [
+                    {"reference": f"Condition/{condition_id(document['id'], index)}"}
+                    for index in range(len(diagnoses))
+                ],
             }
         )
     resource: dict[str, Any] = {
@@ -334,12 +382,16 @@ def provenance(
 
 
 def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every resource one outbox delivery writes, Encounter first, Provenance last."""
+    """Every resource one outbox delivery writes, Encounter first, Provenance last.
+
+    A note's Conditions come before the Composition that references them.
+    """
     document = payload["document"]
     if kind == "note":
         note = composition(payload)
         return [
             encounter(payload),
+            *conditions(payload),
             note,
             provenance(
                 f"prov-note-{document['id']}",
