@@ -7,6 +7,7 @@ idempotency key: delivering the same entry twice leaves one record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ import aiohttp
 from sqlalchemy.exc import IntegrityError
 
 from clinical import fhir
+from clinical.fhir_auth import AuthFailed, FhirAuth, NoAuth
 from clinical.models import RecordEncounter, RecordNote, RecordPrescription
 from config.database import Database
 from outbox.deliverer import Deliverer, Delivery
@@ -123,12 +125,18 @@ class FhirRecordStore:
     Each resource is validated with fhir.resources and written with ``PUT [base]/[type]/[id]``
     (update-as-create) under a deterministic id, so a retry updates instead of duplicating.
 
+    A 401 makes the authentication forget its token; the request is retried once with a new one.
+
     :param base_url: the FHIR server's base, e.g. ``https://his.example/fhir``.
     :param timeout_seconds: the limit of each request.
+    :param auth: how requests authenticate (none by default).
     """
 
-    def __init__(self, base_url: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, timeout_seconds: float = 10.0, auth: FhirAuth | None = None
+    ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._auth: FhirAuth = auth or NoAuth()
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
 
@@ -151,18 +159,66 @@ class FhirRecordStore:
             "Accept": "application/fhir+json",
             "X-Request-Id": f"{key}/{kind}/{resource_id}",
         }
+        http = self._client()
         try:
-            async with self._client().put(url, json=resource, headers=headers) as response:
-                if response.status not in (200, 201):
-                    raise DeliveryFailed(
-                        f"{kind}/{resource_id}: FHIR server answered {response.status}"
-                    )
-                await response.read()
+            for attempt in range(2):
+                auth = await self._auth.headers(http)
+                async with http.put(url, json=resource, headers=headers | auth) as response:
+                    await response.read()
+                    status = response.status
+                if status == 401 and attempt == 0:
+                    self._auth.forget()
+                    continue
+                break
+        except AuthFailed as exc:
+            raise DeliveryFailed(f"{kind}/{resource_id}: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryFailed(f"{kind}/{resource_id}: {type(exc).__name__}") from exc
+        if status not in (200, 201):
+            raise DeliveryFailed(f"{kind}/{resource_id}: FHIR server answered {status}")
 
     async def close(self) -> None:
         """Close the HTTP client."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+#: Finds the record store of a hospital by its code; ``None`` when the hospital has no store of
+#: its own and the deployment's default (from the environment settings) takes its records.
+StoreLookup = Callable[[str], RecordStore | None]
+
+
+class RecordStores:
+    """The outbox's deliverer of the record kinds: each entry goes to the store of the hospital
+    that owns the consult (``payload["consult"]["hospital"]``), whoever wrote the document.
+
+    A hospital's store is looked up once and kept, so its cached access token is reused.
+
+    :param default: the store of hospitals without one of their own.
+    :param lookup: a hospital's own store, or ``None``.
+    """
+
+    def __init__(self, default: RecordStore, lookup: StoreLookup | None = None) -> None:
+        self._default = default
+        self._lookup = lookup
+        self._stores: dict[str, RecordStore] = {}
+
+    def for_hospital(self, hospital: str) -> RecordStore:
+        """The record store of ``hospital``."""
+        store = self._stores.get(hospital)
+        if store is None:
+            own = self._lookup(hospital) if self._lookup is not None else None
+            store = own if own is not None else self._default
+            self._stores[hospital] = store
+        return store
+
+    async def deliver(self, delivery: Delivery) -> None:
+        """Deliver to the store of the consult's hospital."""
+        await self.for_hospital(delivery.payload["consult"]["hospital"]).deliver(delivery)
+
+    async def close(self) -> None:
+        """Close every store, the default included, once each."""
+        stores = {id(store): store for store in [self._default, *self._stores.values()]}
+        for store in stores.values():
+            await store.close()

@@ -11,7 +11,14 @@ from clinical.documents import DocumentContext
 from clinical.notes import NoteService
 from clinical.outbox_admin import OutboxAdmin
 from clinical.prescriptions import PrescriptionService
-from clinical.record_store import RECORD_KINDS, FhirRecordStore, RecordStore, SqlRecordStore
+from clinical.record_store import (
+    RECORD_KINDS,
+    FhirRecordStore,
+    RecordStore,
+    RecordStores,
+    SqlRecordStore,
+    StoreLookup,
+)
 from clinical.signing import DocumentSigner
 from config.database import Database
 from config.settings import Settings
@@ -57,7 +64,11 @@ def record_store_from_settings(settings: Settings, database: Database) -> Record
 
 
 def build_clinical(
-    settings: Settings, database: Database, consults: ConsultService, outbox: Outbox
+    settings: Settings,
+    database: Database,
+    consults: ConsultService,
+    outbox: Outbox,
+    store_lookup: StoreLookup | None = None,
 ) -> ClinicalServices:
     """Build the clinical services and register the record store as the outbox's deliverer.
 
@@ -65,10 +76,11 @@ def build_clinical(
     :param database: the shared database.
     :param consults: the consult service (for timeline entries).
     :param outbox: the outbox signed documents are queued in.
+    :param store_lookup: a hospital's own record store; the settings' store for the others.
     """
     audit = AuditLog(database)
     signer = DocumentSigner.from_file(settings.clinical_key_path)
-    store = record_store_from_settings(settings, database)
+    store = RecordStores(record_store_from_settings(settings, database), store_lookup)
     for kind in RECORD_KINDS:
         outbox.register(kind, store)
     allergies = AllergyRegistry(database, audit)

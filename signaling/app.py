@@ -9,6 +9,7 @@ import os
 import socketio
 from aiohttp import web
 
+from clinical.record_store import StoreLookup
 from clinical.services import build_clinical
 from config.database import Database
 from config.redis import connect_redis, redis_options
@@ -56,8 +57,11 @@ from signaling.recording_events import RecordingEvents
 logger = logging.getLogger(__name__)
 
 
-def build_services(settings: Settings) -> Services:
-    """Pick every seam's implementation from the settings (SQLite or PostgreSQL, local or Redis)."""
+def build_services(settings: Settings, store_lookup: StoreLookup | None = None) -> Services:
+    """Pick every seam's implementation from the settings (SQLite or PostgreSQL, local or Redis).
+
+    :param store_lookup: a hospital's own record store; the settings' store for the others.
+    """
     # Everything the server writes (recordings, renditions, keys, the database) is health data
     # or a secret: readable by the server's user only, whichever library creates the file.
     os.umask(0o077)
@@ -96,16 +100,19 @@ def build_services(settings: Settings) -> Services:
         issuer=issuer_from_settings(settings),
         join_links=join_link_issuer(settings),
         sio=sio,
-        clinical=build_clinical(settings, database, consult_service, outbox),
+        clinical=build_clinical(settings, database, consult_service, outbox, store_lookup),
         recordings=build_recordings(settings, database, media, consult_service),
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),
         redis=redis_client,
     )
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The whole server as one aiohttp application."""
-    svc = build_services(settings)
+def create_app(settings: Settings, store_lookup: StoreLookup | None = None) -> web.Application:
+    """The whole server as one aiohttp application.
+
+    :param store_lookup: a hospital's own record store; the settings' store for the others.
+    """
+    svc = build_services(settings, store_lookup)
     app = web.Application(
         middlewares=[security_headers, problem_middleware, rate_limit_middleware],
         client_max_size=1024**2,

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from fhir.resources.R4B import get_fhir_model_class
 from prometheus_client import REGISTRY
 
-from clinical.record_store import SqlRecordStore
+from clinical.record_store import SqlRecordStore, StoreLookup
 from config.database import Database
 from config.settings import Settings
 from migrations.runner import upgrade
@@ -92,9 +92,11 @@ async def fhir_server() -> AsyncIterator[tuple[FhirServer, str]]:
 
 
 @asynccontextmanager
-async def teleconsult(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Our whole server (outbox worker included) on the given settings."""
-    server = TestServer(create_app(settings), host="127.0.0.1")
+async def teleconsult(
+    settings: Settings, store_lookup: StoreLookup | None = None
+) -> AsyncIterator[LiveServer]:
+    """Our whole server (outbox worker included) on the given settings and hospital stores."""
+    server = TestServer(create_app(settings, store_lookup), host="127.0.0.1")
     await server.start_server()
     issuer = issuer_from_settings(settings)
     assert issuer is not None
@@ -155,6 +157,7 @@ def assert_exactly_once(fhir: FhirServer, documents: dict[str, Any]) -> None:
     assert fhir.invalid == []
     assert set(fhir.resources) == {
         ("Encounter", f"enc-{consult_id}"),
+        ("Condition", f"cond-{note_id}-1"),
         ("Composition", f"note-{note_id}"),
         ("Provenance", f"prov-note-{note_id}"),
         ("MedicationRequest", f"rx-{rx_id}-1"),
@@ -172,6 +175,9 @@ def assert_exactly_once(fhir: FhirServer, documents: dict[str, Any]) -> None:
         "Plan",
         "Diagnoses (ICD-10)",
     ]
+    assert composition["section"][-1]["entry"] == [{"reference": f"Condition/cond-{note_id}-1"}]
+    condition = fhir.of_type("Condition")[f"cond-{note_id}-1"]
+    assert condition["code"]["coding"][0]["code"] == NOTE["diagnoses"][0]["code"]
     provenance = fhir.of_type("Provenance")[f"prov-note-{note_id}"]
     assert provenance["signature"][0]["data"] == documents["note_signature"]
 
