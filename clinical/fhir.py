@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import html
 import logging
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.composition import Composition
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.provenance import Provenance
@@ -34,6 +38,8 @@ CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-st
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 MODELS: dict[str, type[Resource]] = {
+    "Bundle": Bundle,
+    "DocumentReference": DocumentReference,
     "Encounter": Encounter,
     "Composition": Composition,
     "Condition": Condition,
@@ -180,10 +186,12 @@ def conditions(payload: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def composition(payload: dict[str, Any]) -> dict[str, Any]:
+def composition(payload: dict[str, Any], medication_requests: Sequence[str] = ()) -> dict[str, Any]:
     """The Composition (LOINC 11488-4, consult note) of a signed note: SOAP and diagnoses.
 
     The diagnoses section references the note's :func:`conditions`.
+
+    :param medication_requests: ids of MedicationRequests a prescriptions section references.
     """
     document = payload["document"]
     hospital = document["consult"]["hospital"]
@@ -208,6 +216,19 @@ def composition(payload: dict[str, Any]) -> dict[str, Any]:
                 "entry": [
                     {"reference": f"Condition/{condition_id(document['id'], index)}"}
                     for index in range(len(diagnoses))
+                ],
+            }
+        )
+    if medication_requests:
+        sections.append(
+            {
+                "title": "Prescriptions",
+                "code": {
+                    "coding": [{"system": LOINC, "code": "10160-0", "display": "Medication use"}]
+                },
+                "entry": [
+                    {"reference": f"MedicationRequest/{request_id}"}
+                    for request_id in medication_requests
                 ],
             }
         )
@@ -384,11 +405,16 @@ def provenance(
 def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
     """Every resource one outbox delivery writes, Encounter first, Provenance last.
 
-    A note's Conditions come before the Composition that references them.
+    A note's Conditions come before the Composition that references them; its FHIR document
+    (:func:`document_bundle`, with the prescriptions signed before it) and the
+    DocumentReference that indexes it come last.
     """
     document = payload["document"]
     if kind == "note":
         note = composition(payload)
+        bundle = document_bundle(
+            payload, [(rx, status) for rx, status in payload.get("prescriptions", [])]
+        )
         return [
             encounter(payload),
             *conditions(payload),
@@ -399,6 +425,8 @@ def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
                 payload,
                 document["author"],
             ),
+            bundle,
+            document_reference(payload, bundle),
         ]
     if kind == "prescription":
         requests = medication_requests(payload, "signed")
@@ -415,3 +443,93 @@ def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "prescription_review":
         return medication_requests(payload, payload["review"]["outcome"])
     raise ValueError(f"unknown outbox kind {kind!r}")
+
+
+def full_url(reference: str) -> str:
+    """The ``urn:uuid`` fullUrl, in a document Bundle, of the resource ``Type/id``."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{SYSTEM}:{reference}')}"
+
+
+def _inside_bundle(value: Any) -> Any:
+    """``value`` with every literal reference turned into the fullUrl of its Bundle entry."""
+    if isinstance(value, dict):
+        return {
+            key: full_url(item) if key == "reference" else _inside_bundle(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_inside_bundle(item) for item in value]
+    return value
+
+
+def document_bundle(
+    note: dict[str, Any], prescriptions: Sequence[tuple[dict[str, Any], str]]
+) -> dict[str, Any]:
+    """The FHIR document of a signed note with the consult's signed prescriptions.
+
+    A ``Bundle`` of type ``document``: the Composition first, then every resource it references
+    (Encounter, Conditions, MedicationRequests), each under a ``urn:uuid`` fullUrl that its
+    references name. People and the hospital are referenced by identifier, as in the record.
+
+    :param note: the note's record payload.
+    :param prescriptions: each prescription's record payload and its state
+        (``signed``, ``approved`` or ``rejected``).
+    """
+    requests = [
+        request
+        for payload, status in prescriptions
+        for request in medication_requests(payload, status)
+    ]
+    resources = [
+        composition(note, [request["id"] for request in requests]),
+        encounter(note),
+        *conditions(note),
+        *requests,
+    ]
+    document = note["document"]
+    bundle = {
+        "resourceType": "Bundle",
+        "id": f"doc-{document['id']}",
+        "identifier": {"system": f"{SYSTEM}:document", "value": document["id"]},
+        "type": "document",
+        "timestamp": document["signed_at"],
+        "entry": [
+            {
+                "fullUrl": full_url(f"{resource['resourceType']}/{resource['id']}"),
+                "resource": _inside_bundle(resource),
+            }
+            for resource in resources
+        ],
+    }
+    return validated(bundle)
+
+
+def document_reference(note: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
+    """The DocumentReference by which the regional platform indexes a note's document Bundle."""
+    document = note["document"]
+    hospital = document["consult"]["hospital"]
+    resource = {
+        "resourceType": "DocumentReference",
+        "id": f"docref-{document['id']}",
+        "masterIdentifier": {"system": f"{SYSTEM}:document", "value": document["id"]},
+        "status": "current",
+        "docStatus": "amended" if document["amends"] else "final",
+        "type": {"coding": [{"system": LOINC, "code": "11488-4", "display": "Consult note"}]},
+        "subject": _person("patient", hospital, document["patient"]),
+        "date": document["signed_at"],
+        "author": [_person("practitioner", hospital, document["author"])],
+        "custodian": {"identifier": {"system": f"{SYSTEM}:hospital", "value": hospital}},
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/fhir+json",
+                    "url": f"Bundle/{bundle['id']}",
+                    "title": f"Consultation note v{document['version']}",
+                }
+            }
+        ],
+        "context": {
+            "encounter": [{"reference": f"Encounter/{encounter_id(document['consult']['id'])}"}]
+        },
+    }
+    return validated(resource)

@@ -160,6 +160,8 @@ def assert_exactly_once(fhir: FhirServer, documents: dict[str, Any]) -> None:
         ("Condition", f"cond-{note_id}-1"),
         ("Composition", f"note-{note_id}"),
         ("Provenance", f"prov-note-{note_id}"),
+        ("Bundle", f"doc-{note_id}"),
+        ("DocumentReference", f"docref-{note_id}"),
         ("MedicationRequest", f"rx-{rx_id}-1"),
         ("MedicationRequest", f"rx-{rx_id}-2"),
         ("Provenance", f"prov-rx-{rx_id}"),
