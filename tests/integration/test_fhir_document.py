@@ -78,14 +78,14 @@ async def get_document(live: LiveServer, token: str, consult_id: str) -> tuple[i
 
 
 async def test_signed_note_is_a_self_contained_document_delivered_and_readable(
-    sqlite_url: str,
+    database_url: str,
     settings_factory: Callable[..., Settings],
     fhir_store: tuple[FhirServer, str],
 ) -> None:
     fhir, base_url = fhir_store
-    await asyncio.to_thread(upgrade, sqlite_url)
+    await asyncio.to_thread(upgrade, database_url)
     settings = settings_factory(
-        database_url=sqlite_url,
+        database_url=database_url,
         record_store="fhir",
         fhir_base_url=base_url,
         outbox_backoff_seconds=0.02,
@@ -122,6 +122,10 @@ async def test_signed_note_is_a_self_contained_document_delivered_and_readable(
         # The consult's other doctor reads the note, so the document too.
         status, _, colleague_bundle = await get_document(live, colleague, consult["id"])
         assert status == 200 and colleague_bundle == bundle
+        # The patient, with the hospital portal's identity token, reads their signed note too.
+        patient = live.token("pt-li", "patient", name="Li Hua")
+        status, _, patient_bundle = await get_document(live, patient, consult["id"])
+        assert status == 200 and patient_bundle == bundle
         # A doctor of the hospital outside the consult does not.
         status, content_type, body = await get_document(live, outsider, consult["id"])
         assert (status, content_type, body["error"]["code"]) == (
