@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
@@ -159,3 +160,36 @@ class SmartBackendAuth:
         """Drop the cached token."""
         self._token = None
         self._expires_at = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BearerSpec:
+    """A static bearer token, as a hospital's settings give it."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SmartSpec:
+    """SMART Backend Services credentials, as a hospital's settings give them."""
+
+    token_url: str
+    client_id: str
+    private_key_pem: str = field(repr=False)
+    key_id: str
+    scope: str = "system/*.write"
+
+
+#: How a FHIR server is reached: no credentials (``None``), a bearer token, or SMART.
+AuthSpec = BearerSpec | SmartSpec | None
+
+
+def auth_from(spec: AuthSpec) -> FhirAuth:
+    """The authentication of ``spec`` (a new token cache for SMART)."""
+    if isinstance(spec, BearerSpec):
+        return BearerAuth(spec.token)
+    if isinstance(spec, SmartSpec):
+        return SmartBackendAuth(
+            spec.token_url, spec.client_id, spec.private_key_pem, spec.key_id, spec.scope
+        )
+    return NoAuth()

@@ -7,7 +7,8 @@ idempotency key: delivering the same entry twice leaves one record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,7 +16,7 @@ import aiohttp
 from sqlalchemy.exc import IntegrityError
 
 from clinical import fhir
-from clinical.fhir_auth import AuthFailed, FhirAuth, NoAuth
+from clinical.fhir_auth import AuthFailed, AuthSpec, FhirAuth, NoAuth, auth_from
 from clinical.models import RecordEncounter, RecordNote, RecordPrescription
 from config.database import Database
 from outbox.deliverer import Deliverer, Delivery
@@ -184,41 +185,76 @@ class FhirRecordStore:
             self._session = None
 
 
-#: Finds the record store of a hospital by its code; ``None`` when the hospital has no store of
-#: its own and the deployment's default (from the environment settings) takes its records.
-StoreLookup = Callable[[str], RecordStore | None]
+@dataclass(frozen=True, slots=True)
+class SqlStoreSpec:
+    """A hospital whose records go to the SQL tables of our database."""
+
+
+@dataclass(frozen=True, slots=True)
+class FhirStoreSpec:
+    """A hospital whose records go to its FHIR server, reached with its credentials."""
+
+    base_url: str
+    auth: AuthSpec = None
+
+
+#: A hospital's own record store, as its settings describe it (compared by value).
+StoreSpec = SqlStoreSpec | FhirStoreSpec
+
+#: The record store settings of a hospital by its code; ``None`` when it has none of its own and
+#: the deployment's default store (from the environment settings) takes its records.
+StoreLookup = Callable[[str], Awaitable[StoreSpec | None]]
 
 
 class RecordStores:
     """The outbox's deliverer of the record kinds: each entry goes to the store of the hospital
     that owns the consult (``payload["consult"]["hospital"]``), whoever wrote the document.
 
-    A hospital's store is looked up once and kept, so its cached access token is reused.
+    A hospital's store is kept while its settings stay the same (so a SMART token cache lives
+    on), and replaced when they change.
 
     :param default: the store of hospitals without one of their own.
-    :param lookup: a hospital's own store, or ``None``.
+    :param database: the database of hospitals whose own store is SQL.
+    :param timeout_seconds: the limit of each request to a hospital's FHIR server.
+    :param lookup: a hospital's own store settings, or ``None``.
     """
 
-    def __init__(self, default: RecordStore, lookup: StoreLookup | None = None) -> None:
+    def __init__(
+        self,
+        default: RecordStore,
+        database: Database,
+        timeout_seconds: float,
+        lookup: StoreLookup | None = None,
+    ) -> None:
         self._default = default
+        self._sql = SqlRecordStore(database)
+        self._timeout_seconds = timeout_seconds
         self._lookup = lookup
-        self._stores: dict[str, RecordStore] = {}
+        self._stores: dict[str, tuple[FhirStoreSpec, FhirRecordStore]] = {}
 
-    def for_hospital(self, hospital: str) -> RecordStore:
-        """The record store of ``hospital``."""
-        store = self._stores.get(hospital)
-        if store is None:
-            own = self._lookup(hospital) if self._lookup is not None else None
-            store = own if own is not None else self._default
-            self._stores[hospital] = store
+    async def for_hospital(self, hospital: str) -> RecordStore:
+        """The record store of ``hospital``, per its settings now."""
+        spec = await self._lookup(hospital) if self._lookup is not None else None
+        if spec is None:
+            return self._default
+        if isinstance(spec, SqlStoreSpec):
+            return self._sql
+        kept = self._stores.get(hospital)
+        if kept is not None and kept[0] == spec:
+            return kept[1]
+        store = FhirRecordStore(spec.base_url, self._timeout_seconds, auth_from(spec.auth))
+        self._stores[hospital] = (spec, store)
+        if kept is not None:
+            await kept[1].close()
         return store
 
     async def deliver(self, delivery: Delivery) -> None:
         """Deliver to the store of the consult's hospital."""
-        await self.for_hospital(delivery.payload["consult"]["hospital"]).deliver(delivery)
+        store = await self.for_hospital(delivery.payload["consult"]["hospital"])
+        await store.deliver(delivery)
 
     async def close(self) -> None:
-        """Close every store, the default included, once each."""
-        stores = {id(store): store for store in [self._default, *self._stores.values()]}
-        for store in stores.values():
+        """Close the default store and every hospital's store."""
+        await self._default.close()
+        for _, store in self._stores.values():
             await store.close()

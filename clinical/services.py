@@ -76,11 +76,16 @@ def build_clinical(
     :param database: the shared database.
     :param consults: the consult service (for timeline entries).
     :param outbox: the outbox signed documents are queued in.
-    :param store_lookup: a hospital's own record store; the settings' store for the others.
+    :param store_lookup: a hospital's own record store settings; the env store for the others.
     """
     audit = AuditLog(database)
     signer = DocumentSigner.from_file(settings.clinical_key_path)
-    store = RecordStores(record_store_from_settings(settings, database), store_lookup)
+    store = RecordStores(
+        record_store_from_settings(settings, database),
+        database,
+        settings.fhir_timeout_seconds,
+        store_lookup,
+    )
     for kind in RECORD_KINDS:
         outbox.register(kind, store)
     allergies = AllergyRegistry(database, audit)

@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 def build_services(settings: Settings, store_lookup: StoreLookup | None = None) -> Services:
     """Pick every seam's implementation from the settings (SQLite or PostgreSQL, local or Redis).
 
-    :param store_lookup: a hospital's own record store; the settings' store for the others.
+    :param store_lookup: a hospital's own record store settings; the env store for the others.
     """
     # Everything the server writes (recordings, renditions, keys, the database) is health data
     # or a secret: readable by the server's user only, whichever library creates the file.
@@ -110,7 +110,7 @@ def build_services(settings: Settings, store_lookup: StoreLookup | None = None) 
 def create_app(settings: Settings, store_lookup: StoreLookup | None = None) -> web.Application:
     """The whole server as one aiohttp application.
 
-    :param store_lookup: a hospital's own record store; the settings' store for the others.
+    :param store_lookup: a hospital's own record store settings; the env store for the others.
     """
     svc = build_services(settings, store_lookup)
     app = web.Application(

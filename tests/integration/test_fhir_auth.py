@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from clinical.fhir_auth import ASSERTION_TYPE, BearerAuth, FhirAuth, SmartBackendAuth
-from clinical.record_store import FhirRecordStore, RecordStore
+from clinical.fhir_auth import ASSERTION_TYPE, AuthSpec, BearerSpec, SmartSpec
+from clinical.record_store import FhirStoreSpec, StoreLookup, StoreSpec
 from config.settings import Settings
 from migrations.runner import upgrade
 from tests.integration.clinical_helpers import NOTE
@@ -166,8 +166,8 @@ def key_pair(kind: str) -> tuple[str, Any]:
     return pem, private.public_key()
 
 
-def smart_auth(guarded: GuardedFhir, pem: str) -> SmartBackendAuth:
-    return SmartBackendAuth(
+def smart(guarded: GuardedFhir, pem: str) -> SmartSpec:
+    return SmartSpec(
         token_url=f"{guarded.url}/token",
         client_id=CLIENT_ID,
         private_key_pem=pem,
@@ -176,13 +176,17 @@ def smart_auth(guarded: GuardedFhir, pem: str) -> SmartBackendAuth:
     )
 
 
-def stores(**by_hospital: tuple[GuardedFhir, FhirAuth]) -> Callable[[str], RecordStore | None]:
-    """A lookup of hospital stores (what the hospital directory will provide)."""
-    built: dict[str, RecordStore] = {
-        hospital.replace("_", "-"): FhirRecordStore(f"{guarded.url}/fhir", auth=auth)
+def stores(**by_hospital: tuple[GuardedFhir, AuthSpec]) -> StoreLookup:
+    """The hospitals' own FHIR stores (what the hospital directory will provide)."""
+    specs = {
+        hospital.replace("_", "-"): FhirStoreSpec(f"{guarded.url}/fhir", auth)
         for hospital, (guarded, auth) in by_hospital.items()
     }
-    return built.get
+
+    async def lookup(hospital: str) -> StoreSpec | None:
+        return specs.get(hospital)
+
+    return lookup
 
 
 async def settings_for(factory: Callable[..., Settings], sqlite_url: str) -> Settings:
@@ -224,7 +228,7 @@ async def test_smart_token_is_obtained_with_a_signed_assertion_cached_and_renewe
     pem, public = key_pair(key_kind)
     east = await serve(GuardedFhir(public))
     settings = await settings_for(settings_factory, sqlite_url)
-    async with teleconsult(settings, stores(h_east=(east, smart_auth(east, pem)))) as live:
+    async with teleconsult(settings, stores(h_east=(east, smart(east, pem)))) as live:
         first = await deliver_visit(live)
         # One token for the note's and the prescription's many PUTs.
         assert east.token_requests == 1
@@ -250,7 +254,7 @@ async def test_smart_token_is_renewed_after_it_expires(
     # The FHIR endpoint would take the expired token: only our own expiry can renew it.
     east = await serve(GuardedFhir(public, expires_in=1, enforce_expiry=False))
     settings = await settings_for(settings_factory, sqlite_url)
-    async with teleconsult(settings, stores(h_east=(east, smart_auth(east, pem)))) as live:
+    async with teleconsult(settings, stores(h_east=(east, smart(east, pem)))) as live:
         await deliver_visit(live)
         before = east.token_requests
         await asyncio.sleep(1.2)
@@ -270,7 +274,7 @@ async def test_a_refused_client_assertion_delivers_nothing(
     east = await serve(GuardedFhir(registered))
     settings = await settings_for(settings_factory, sqlite_url)
     settings = settings.model_copy(update={"outbox_max_attempts": 2})
-    async with teleconsult(settings, stores(h_east=(east, smart_auth(east, stolen_pem)))) as live:
+    async with teleconsult(settings, stores(h_east=(east, smart(east, stolen_pem)))) as live:
         await sign_visit_documents(live)
         entries = await wait_for_outbox(
             live, lambda e: len(e) == 2 and all(x["status"] == "failed" for x in e)
@@ -290,7 +294,7 @@ async def test_static_bearer_token(
     register_secret(token)
     east.grant_static(token)
     settings = await settings_for(settings_factory, sqlite_url)
-    async with teleconsult(settings, stores(h_east=(east, BearerAuth(token)))) as live:
+    async with teleconsult(settings, stores(h_east=(east, BearerSpec(token)))) as live:
         documents = await deliver_visit(live)
     assert east.unauthorized == 0
     assert east.token_requests == 0
@@ -308,7 +312,7 @@ async def test_a_cross_hospital_referral_writes_the_note_to_the_consults_hospita
     register_secret(east_token, west_token)
     east.grant_static(east_token)
     west.grant_static(west_token)
-    lookup = stores(h_east=(east, BearerAuth(east_token)), h_west=(west, BearerAuth(west_token)))
+    lookup = stores(h_east=(east, BearerSpec(east_token)), h_west=(west, BearerSpec(west_token)))
     settings = await settings_for(settings_factory, sqlite_url)
     async with teleconsult(settings, lookup) as live:
         referral = await live.schedule_visit(
@@ -326,3 +330,29 @@ async def test_a_cross_hospital_referral_writes_the_note_to_the_consults_hospita
     assert west.fhir.resources == {}
     assert west.authorized_puts == west.unauthorized == 0
     assert referral["hospital"] == HOSPITAL
+
+
+async def test_a_rotated_bearer_token_is_used_from_the_next_delivery(
+    sqlite_url: str,
+    settings_factory: Callable[..., Settings],
+    serve: Callable[[GuardedFhir], Awaitable[GuardedFhir]],
+) -> None:
+    east = await serve(GuardedFhir())
+    old, new = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    register_secret(old, new)
+    east.grant_static(old)
+    specs: dict[str, StoreSpec] = {HOSPITAL: FhirStoreSpec(f"{east.url}/fhir", BearerSpec(old))}
+
+    async def lookup(hospital: str) -> StoreSpec | None:
+        return specs.get(hospital)
+
+    settings = await settings_for(settings_factory, sqlite_url)
+    async with teleconsult(settings, lookup) as live:
+        await deliver_visit(live)
+        # The hospital's administrator rotates the token: the old one stops working.
+        east.revoke_all()
+        east.grant_static(new)
+        specs[HOSPITAL] = FhirStoreSpec(f"{east.url}/fhir", BearerSpec(new))
+        second = await deliver_note(live, "pt-zhou", entries_before=2)
+    assert east.unauthorized == 0
+    assert ("Composition", f"note-{second}") in east.fhir.resources
