@@ -80,13 +80,18 @@ class SmartBackendAuth:
     :param token_url: the authorisation server's token endpoint (the assertion's ``aud``).
     :param client_id: our registered client id (the assertion's ``iss`` and ``sub``).
     :param private_key_pem: the PEM private key registered with the server (RSA or EC P-384).
-    :param key_id: the ``kid`` of the key in our registered JWK set.
+    :param key_id: the ``kid`` of the key in our registered JWK set (``None``: no ``kid``).
     :param scope: the scopes requested, e.g. ``system/*.write``.
     :raises ValueError: when the key is neither RSA nor EC.
     """
 
     def __init__(
-        self, token_url: str, client_id: str, private_key_pem: str, key_id: str, scope: str
+        self,
+        token_url: str,
+        client_id: str,
+        private_key_pem: str,
+        key_id: str | None,
+        scope: str,
     ) -> None:
         self._token_url = token_url
         self._client_id = client_id
@@ -118,7 +123,7 @@ class SmartBackendAuth:
             claims,
             self._key,
             algorithm=self._algorithm,
-            headers={"kid": self._key_id, "typ": "JWT"},
+            headers={"typ": "JWT"} | ({"kid": self._key_id} if self._key_id else {}),
         )
 
     async def headers(self, http: aiohttp.ClientSession) -> dict[str, str]:
@@ -176,7 +181,7 @@ class SmartSpec:
     token_url: str
     client_id: str
     private_key_pem: str = field(repr=False)
-    key_id: str
+    key_id: str | None = None
     scope: str = "system/*.write"
 
 
