@@ -48,6 +48,17 @@ View = TypeVar("View")
 SignedContent = Callable[[Row, AuditScope], Awaitable[dict[str, Any]]]
 
 
+def record_of(row: SignedDocument) -> dict[str, Any]:
+    """What the record store receives of a signed document."""
+    document = row.signed_document or {}
+    return {
+        "document": document,
+        "signature": signature_of(row),
+        "consult": document["consult"],
+        "practitioner": document[row.author_key],
+    }
+
+
 def signature_of(row: SignedDocument) -> dict[str, str | None] | None:
     """A row's signature as the API and the record store show it; None while a draft."""
     if not row.signature:
@@ -253,7 +264,8 @@ class SignedDocuments(ABC, Generic[Row, View]):
                 row.signed_at = row.updated_at = now
                 row.signed_document = document
                 row.signature, row.signing_key_id = signature.value, signature.key_id
-                self._enqueue(session, row, self.kind, f"{self.kind}:{row.id}", self._record(row))
+                record = record_of(row) | await self._record_extras(session, row)
+                self._enqueue(session, row, self.kind, f"{self.kind}:{row.id}", record)
                 await self._emit(session, row, "signed", {"signed_at": now.isoformat()})
         self._outbox.notify()
         await self._consults.note(
@@ -263,15 +275,9 @@ class SignedDocuments(ABC, Generic[Row, View]):
         logger.info("clinical document signed", extra={"kind": self.kind, "document_id": row.id})
         return row
 
-    def _record(self, row: Row) -> dict[str, Any]:
-        """What the record store receives of a signed document."""
-        document = row.signed_document or {}
-        return {
-            "document": document,
-            "signature": signature_of(row),
-            "consult": document["consult"],
-            "practitioner": document[row.author_key],
-        }
+    async def _record_extras(self, session: AsyncSession, row: Row) -> dict[str, Any]:
+        """What the record store receives beside a signed document of this type (nothing)."""
+        return {}
 
     def _enqueue(
         self,

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import html
 import logging
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.composition import Composition
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.provenance import Provenance
@@ -27,10 +32,17 @@ SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
 SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 MODELS: dict[str, type[Resource]] = {
+    "Bundle": Bundle,
+    "DocumentReference": DocumentReference,
     "Encounter": Encounter,
     "Composition": Composition,
+    "Condition": Condition,
     "MedicationRequest": MedicationRequest,
     "Provenance": Provenance,
 }
@@ -139,12 +151,52 @@ def _narrative(text: str) -> dict[str, str]:
     }
 
 
-def composition(payload: dict[str, Any]) -> dict[str, Any]:
-    """The Composition (LOINC 11488-4, consult note) of a signed note: SOAP and diagnoses."""
+def condition_id(note_id: str, index: int) -> str:
+    """The Condition id of one diagnosis of a note."""
+    return f"cond-{note_id}-{index + 1}"
+
+
+def conditions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One Condition (an encounter diagnosis, ICD-10) per diagnosis of a signed note."""
+    document = payload["document"]
+    hospital = document["consult"]["hospital"]
+    return [
+        validated(
+            {
+                "resourceType": "Condition",
+                "id": condition_id(document["id"], index),
+                "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+                "verificationStatus": {
+                    "coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]
+                },
+                "category": [
+                    {"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}
+                ],
+                "code": {
+                    "coding": [{"system": ICD10, "code": diagnosis["code"]}],
+                    "text": diagnosis["text"],
+                },
+                "subject": _person("patient", hospital, document["patient"]),
+                "encounter": {"reference": f"Encounter/{encounter_id(document['consult']['id'])}"},
+                "recordedDate": document["signed_at"],
+                "recorder": _person("practitioner", hospital, document["author"]),
+            }
+        )
+        for index, diagnosis in enumerate(document["diagnoses"])
+    ]
+
+
+def composition(payload: dict[str, Any], medication_requests: Sequence[str] = ()) -> dict[str, Any]:
+    """The Composition (LOINC 11488-4, consult note) of a signed note: SOAP and diagnoses.
+
+    The diagnoses section references the note's :func:`conditions`.
+
+    :param medication_requests: ids of MedicationRequests a prescriptions section references.
+    """
     document = payload["document"]
     hospital = document["consult"]["hospital"]
     author = _person("practitioner", hospital, document["author"])
-    sections = [
+    sections: list[dict[str, Any]] = [
         {
             "title": title,
             "code": {"coding": [{"system": LOINC, "code": code, "display": title}]},
@@ -161,6 +213,23 @@ def composition(payload: dict[str, Any]) -> dict[str, Any]:
                 "title": "Diagnoses (ICD-10)",
                 "code": {"coding": [{"system": LOINC, "code": "29548-5", "display": "Diagnosis"}]},
                 "text": _narrative(lines),
+                "entry": [
+                    {"reference": f"Condition/{condition_id(document['id'], index)}"}
+                    for index in range(len(diagnoses))
+                ],
+            }
+        )
+    if medication_requests:
+        sections.append(
+            {
+                "title": "Prescriptions",
+                "code": {
+                    "coding": [{"system": LOINC, "code": "10160-0", "display": "Medication use"}]
+                },
+                "entry": [
+                    {"reference": f"MedicationRequest/{request_id}"}
+                    for request_id in medication_requests
+                ],
             }
         )
     resource: dict[str, Any] = {
@@ -334,12 +403,21 @@ def provenance(
 
 
 def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every resource one outbox delivery writes, Encounter first, Provenance last."""
+    """Every resource one outbox delivery writes, Encounter first, Provenance last.
+
+    A note's Conditions come before the Composition that references them; its FHIR document
+    (:func:`document_bundle`, with the prescriptions signed before it) and the
+    DocumentReference that indexes it come last.
+    """
     document = payload["document"]
     if kind == "note":
         note = composition(payload)
+        bundle = document_bundle(
+            payload, [(rx, status) for rx, status in payload.get("prescriptions", [])]
+        )
         return [
             encounter(payload),
+            *conditions(payload),
             note,
             provenance(
                 f"prov-note-{document['id']}",
@@ -347,6 +425,8 @@ def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
                 payload,
                 document["author"],
             ),
+            bundle,
+            document_reference(payload, bundle),
         ]
     if kind == "prescription":
         requests = medication_requests(payload, "signed")
@@ -363,3 +443,93 @@ def resources_for(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "prescription_review":
         return medication_requests(payload, payload["review"]["outcome"])
     raise ValueError(f"unknown outbox kind {kind!r}")
+
+
+def full_url(reference: str) -> str:
+    """The ``urn:uuid`` fullUrl, in a document Bundle, of the resource ``Type/id``."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{SYSTEM}:{reference}')}"
+
+
+def _inside_bundle(value: Any) -> Any:
+    """``value`` with every literal reference turned into the fullUrl of its Bundle entry."""
+    if isinstance(value, dict):
+        return {
+            key: full_url(item) if key == "reference" else _inside_bundle(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_inside_bundle(item) for item in value]
+    return value
+
+
+def document_bundle(
+    note: dict[str, Any], prescriptions: Sequence[tuple[dict[str, Any], str]]
+) -> dict[str, Any]:
+    """The FHIR document of a signed note with the consult's signed prescriptions.
+
+    A ``Bundle`` of type ``document``: the Composition first, then every resource it references
+    (Encounter, Conditions, MedicationRequests), each under a ``urn:uuid`` fullUrl that its
+    references name. People and the hospital are referenced by identifier, as in the record.
+
+    :param note: the note's record payload.
+    :param prescriptions: each prescription's record payload and its state
+        (``signed``, ``approved`` or ``rejected``).
+    """
+    requests = [
+        request
+        for payload, status in prescriptions
+        for request in medication_requests(payload, status)
+    ]
+    resources = [
+        composition(note, [request["id"] for request in requests]),
+        encounter(note),
+        *conditions(note),
+        *requests,
+    ]
+    document = note["document"]
+    bundle = {
+        "resourceType": "Bundle",
+        "id": f"doc-{document['id']}",
+        "identifier": {"system": f"{SYSTEM}:document", "value": document["id"]},
+        "type": "document",
+        "timestamp": document["signed_at"],
+        "entry": [
+            {
+                "fullUrl": full_url(f"{resource['resourceType']}/{resource['id']}"),
+                "resource": _inside_bundle(resource),
+            }
+            for resource in resources
+        ],
+    }
+    return validated(bundle)
+
+
+def document_reference(note: dict[str, Any], bundle: dict[str, Any]) -> dict[str, Any]:
+    """The DocumentReference by which the regional platform indexes a note's document Bundle."""
+    document = note["document"]
+    hospital = document["consult"]["hospital"]
+    resource = {
+        "resourceType": "DocumentReference",
+        "id": f"docref-{document['id']}",
+        "masterIdentifier": {"system": f"{SYSTEM}:document", "value": document["id"]},
+        "status": "current",
+        "docStatus": "amended" if document["amends"] else "final",
+        "type": {"coding": [{"system": LOINC, "code": "11488-4", "display": "Consult note"}]},
+        "subject": _person("patient", hospital, document["patient"]),
+        "date": document["signed_at"],
+        "author": [_person("practitioner", hospital, document["author"])],
+        "custodian": {"identifier": {"system": f"{SYSTEM}:hospital", "value": hospital}},
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/fhir+json",
+                    "url": f"Bundle/{bundle['id']}",
+                    "title": f"Consultation note v{document['version']}",
+                }
+            }
+        ],
+        "context": {
+            "encounter": [{"reference": f"Encounter/{encounter_id(document['consult']['id'])}"}]
+        },
+    }
+    return validated(resource)

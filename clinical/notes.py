@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from clinical import fhir
 from clinical.access import AuditScope, audited, load_consult, require_consult_doctor
-from clinical.documents import SIGNED, DocumentView, SignedDocuments
+from clinical.documents import DRAFT, SIGNED, DocumentView, SignedDocuments, record_of
 from clinical.errors import NoteNotFound, NotSigned
-from clinical.models import ConsultationNote
+from clinical.models import ConsultationNote, Prescription
 from rooms.errors import InvalidPayload
 from rooms.identity import Identity
 
@@ -89,6 +91,22 @@ async def _signed_content(row: ConsultationNote, scope: AuditScope) -> dict[str,
     }
 
 
+async def _signed_prescriptions_before(
+    session: AsyncSession, note: ConsultationNote
+) -> list[Prescription]:
+    """The prescriptions of the note's consult signed before the note, in signing order."""
+    rows = await session.scalars(
+        select(Prescription)
+        .where(
+            Prescription.consult_id == note.consult_id,
+            Prescription.status != DRAFT,
+            Prescription.signed_at <= note.signed_at,
+        )
+        .order_by(Prescription.signed_at)
+    )
+    return list(rows)
+
+
 class NoteService(SignedDocuments[ConsultationNote, NoteView]):
     """Writes, signs, amends and reads consultation notes; every access is audited."""
 
@@ -163,6 +181,42 @@ class NoteService(SignedDocuments[ConsultationNote, NoteView]):
             scope.detail = {"amendment_id": row.id}
         await self._changed(row, "amended")
         return NoteView(row)
+
+    async def document(
+        self, caller: Identity, consult_id: str, address: str | None = None
+    ) -> dict[str, Any]:
+        """The FHIR document (a ``Bundle``) of the consult's latest signed note, with the
+        prescriptions signed before it (in their state now), for whoever may read the note;
+        audited.
+
+        :raises NoteNotFound: when the caller may read no signed note of the consult.
+        """
+        async with audited(self._audit, caller, "view", "document", consult_id, address) as scope:
+            consult = await load_consult(self._database, consult_id)
+            scope.about(consult.id, consult.hospital)
+            async with self._database.sessions() as session:
+                notes = await session.scalars(
+                    select(ConsultationNote)
+                    .where(
+                        ConsultationNote.consult_id == consult_id,
+                        ConsultationNote.status != DRAFT,
+                    )
+                    .order_by(ConsultationNote.signed_at.desc())
+                )
+                note = next((row for row in notes if self._may_read(caller, consult, row)), None)
+                if note is None:
+                    raise NoteNotFound("No signed note of this consult")
+                prescriptions = await _signed_prescriptions_before(session, note)
+            scope.detail = {"note_id": note.id, "prescriptions": [p.id for p in prescriptions]}
+        return fhir.document_bundle(
+            record_of(note), [(record_of(row), row.status) for row in prescriptions]
+        )
+
+    async def _record_extras(self, session: AsyncSession, row: ConsultationNote) -> dict[str, Any]:
+        """A note's document carries the consult's prescriptions signed before it (and their
+        state then)."""
+        prescriptions = await _signed_prescriptions_before(session, row)
+        return {"prescriptions": [[record_of(p), p.status] for p in prescriptions]}
 
     async def _views(self, rows: list[ConsultationNote]) -> list[NoteView]:
         statuses = await self._outbox.statuses(row.id for row in rows)

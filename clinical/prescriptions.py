@@ -10,7 +10,14 @@ from sqlalchemy import select
 
 from clinical.access import AuditScope, audited, load_consult, person
 from clinical.allergies import AllergyRegistry
-from clinical.documents import DRAFT, SIGNED, DocumentContext, DocumentView, SignedDocuments
+from clinical.documents import (
+    DRAFT,
+    SIGNED,
+    DocumentContext,
+    DocumentView,
+    SignedDocuments,
+    record_of,
+)
 from clinical.errors import AlreadyReviewed, NotSigned, PrescriptionNotFound, SafetyCheckFailed
 from clinical.models import Prescription
 from clinical.safety import ActiveMedication, check_prescription
@@ -215,7 +222,7 @@ class PrescriptionService(SignedDocuments[Prescription, PrescriptionView]):
                 row.review_reason = text
                 row.reviewed_at = now
                 row.updated_at = now
-                payload = self._record(row)
+                payload = record_of(row)
                 payload["review"] = {
                     "outcome": row.status,
                     "reason": text,

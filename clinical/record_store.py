@@ -7,6 +7,8 @@ idempotency key: delivering the same entry twice leaves one record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -14,6 +16,7 @@ import aiohttp
 from sqlalchemy.exc import IntegrityError
 
 from clinical import fhir
+from clinical.fhir_auth import AuthFailed, AuthSpec, FhirAuth, NoAuth, auth_from
 from clinical.models import RecordEncounter, RecordNote, RecordPrescription
 from config.database import Database
 from outbox.deliverer import Deliverer, Delivery
@@ -123,12 +126,18 @@ class FhirRecordStore:
     Each resource is validated with fhir.resources and written with ``PUT [base]/[type]/[id]``
     (update-as-create) under a deterministic id, so a retry updates instead of duplicating.
 
+    A 401 makes the authentication forget its token; the request is retried once with a new one.
+
     :param base_url: the FHIR server's base, e.g. ``https://his.example/fhir``.
     :param timeout_seconds: the limit of each request.
+    :param auth: how requests authenticate (none by default).
     """
 
-    def __init__(self, base_url: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, timeout_seconds: float = 10.0, auth: FhirAuth | None = None
+    ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._auth: FhirAuth = auth or NoAuth()
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
 
@@ -151,18 +160,101 @@ class FhirRecordStore:
             "Accept": "application/fhir+json",
             "X-Request-Id": f"{key}/{kind}/{resource_id}",
         }
+        http = self._client()
         try:
-            async with self._client().put(url, json=resource, headers=headers) as response:
-                if response.status not in (200, 201):
-                    raise DeliveryFailed(
-                        f"{kind}/{resource_id}: FHIR server answered {response.status}"
-                    )
-                await response.read()
+            for attempt in range(2):
+                auth = await self._auth.headers(http)
+                async with http.put(url, json=resource, headers=headers | auth) as response:
+                    await response.read()
+                    status = response.status
+                if status == 401 and attempt == 0:
+                    self._auth.forget()
+                    continue
+                break
+        except AuthFailed as exc:
+            raise DeliveryFailed(f"{kind}/{resource_id}: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryFailed(f"{kind}/{resource_id}: {type(exc).__name__}") from exc
+        if status not in (200, 201):
+            raise DeliveryFailed(f"{kind}/{resource_id}: FHIR server answered {status}")
 
     async def close(self) -> None:
         """Close the HTTP client."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@dataclass(frozen=True, slots=True)
+class SqlStoreSpec:
+    """A hospital whose records go to the SQL tables of our database."""
+
+
+@dataclass(frozen=True, slots=True)
+class FhirStoreSpec:
+    """A hospital whose records go to its FHIR server, reached with its credentials."""
+
+    base_url: str
+    auth: AuthSpec = None
+
+
+#: A hospital's own record store, as its settings describe it (compared by value).
+StoreSpec = SqlStoreSpec | FhirStoreSpec
+
+#: The record store settings of a hospital by its code; ``None`` when it has none of its own and
+#: the deployment's default store (from the environment settings) takes its records.
+StoreLookup = Callable[[str], Awaitable[StoreSpec | None]]
+
+
+class RecordStores:
+    """The outbox's deliverer of the record kinds: each entry goes to the store of the hospital
+    that owns the consult (``payload["consult"]["hospital"]``), whoever wrote the document.
+
+    A hospital's store is kept while its settings stay the same (so a SMART token cache lives
+    on), and replaced when they change.
+
+    :param default: the store of hospitals without one of their own.
+    :param database: the database of hospitals whose own store is SQL.
+    :param timeout_seconds: the limit of each request to a hospital's FHIR server.
+    :param lookup: a hospital's own store settings, or ``None``.
+    """
+
+    def __init__(
+        self,
+        default: RecordStore,
+        database: Database,
+        timeout_seconds: float,
+        lookup: StoreLookup | None = None,
+    ) -> None:
+        self._default = default
+        self._sql = SqlRecordStore(database)
+        self._timeout_seconds = timeout_seconds
+        self._lookup = lookup
+        self._stores: dict[str, tuple[FhirStoreSpec, FhirRecordStore]] = {}
+
+    async def for_hospital(self, hospital: str) -> RecordStore:
+        """The record store of ``hospital``, per its settings now."""
+        spec = await self._lookup(hospital) if self._lookup is not None else None
+        if spec is None:
+            return self._default
+        if isinstance(spec, SqlStoreSpec):
+            return self._sql
+        kept = self._stores.get(hospital)
+        if kept is not None and kept[0] == spec:
+            return kept[1]
+        store = FhirRecordStore(spec.base_url, self._timeout_seconds, auth_from(spec.auth))
+        self._stores[hospital] = (spec, store)
+        if kept is not None:
+            await kept[1].close()
+        return store
+
+    async def deliver(self, delivery: Delivery) -> None:
+        """Deliver to the store of the consult's hospital."""
+        store = await self.for_hospital(delivery.payload["consult"]["hospital"])
+        await store.deliver(delivery)
+
+    async def close(self) -> None:
+        """Close the default store and every hospital's store."""
+        await self._default.close()
+        for _, store in self._stores.values():
+            await store.close()

@@ -8,14 +8,26 @@ from dataclasses import dataclass
 from clinical.allergies import AllergyRegistry
 from clinical.changes import ChangeFeed, DocumentChange
 from clinical.documents import DocumentContext
+from clinical.fhir_auth import BearerSpec, SmartSpec
 from clinical.notes import NoteService
 from clinical.prescriptions import PrescriptionService
-from clinical.record_store import RECORD_KINDS, FhirRecordStore, RecordStore, SqlRecordStore
+from clinical.record_store import (
+    RECORD_KINDS,
+    FhirRecordStore,
+    FhirStoreSpec,
+    RecordStore,
+    RecordStores,
+    SqlRecordStore,
+    SqlStoreSpec,
+    StoreLookup,
+    StoreSpec,
+)
 from clinical.signing import DocumentSigner
 from config.database import Database
 from config.settings import Settings
 from outbox.models import OutboxEntry
 from outbox.queue import Outbox
+from rooms import hospitals
 from rooms.audit import AuditLog
 from rooms.service import ConsultService
 from rooms.webhooks.events import WebhookEvents
@@ -55,12 +67,37 @@ def record_store_from_settings(settings: Settings, database: Database) -> Record
     return SqlRecordStore(database)
 
 
+def hospital_store_lookup(directory: hospitals.HospitalDirectory) -> StoreLookup:
+    """Each hospital's own record store, as its record names it (with its decrypted
+    credentials); ``None`` (the environment's store) for a hospital without one."""
+
+    async def lookup(code: str) -> StoreSpec | None:
+        entry = await directory.get(code, with_secrets=True)
+        store = entry.profile.record_store if entry is not None else None
+        if store is None:
+            return None
+        if isinstance(store, hospitals.SqlRecordStore):
+            return SqlStoreSpec()
+        auth = store.auth
+        if isinstance(auth, hospitals.BearerAuth) and auth.token:
+            return FhirStoreSpec(store.base_url, BearerSpec(auth.token))
+        if isinstance(auth, hospitals.SmartAuth) and auth.private_key_pem:
+            smart = SmartSpec(
+                auth.token_url, auth.client_id, auth.private_key_pem, auth.key_id, auth.scope
+            )
+            return FhirStoreSpec(store.base_url, smart)
+        return FhirStoreSpec(store.base_url)
+
+    return lookup
+
+
 def build_clinical(
     settings: Settings,
     database: Database,
     consults: ConsultService,
     outbox: Outbox,
     webhooks: WebhookEvents,
+    store_lookup: StoreLookup | None = None,
 ) -> ClinicalServices:
     """Build the clinical services and register the record store as the outbox's deliverer.
 
@@ -69,10 +106,16 @@ def build_clinical(
     :param consults: the consult service (for timeline entries).
     :param outbox: the outbox signed documents are queued in.
     :param webhooks: where signing and review events are enqueued for the hospital's systems.
+    :param store_lookup: a hospital's own record store settings; the env store for the others.
     """
     audit = AuditLog(database)
     signer = DocumentSigner.from_file(settings.clinical_key_path)
-    store = record_store_from_settings(settings, database)
+    store = RecordStores(
+        record_store_from_settings(settings, database),
+        database,
+        settings.fhir_timeout_seconds,
+        store_lookup,
+    )
     for kind in RECORD_KINDS:
         outbox.register(kind, store)
     allergies = AllergyRegistry(database, audit)

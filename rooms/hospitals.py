@@ -180,7 +180,9 @@ class HospitalProfile(_Record):
         description="the hospital's name per language: zh-CN and en"
     )
     trusted_issuers: list[HospitalIssuer] = Field(default_factory=list, max_length=10)
-    record_store: RecordStoreSettings = Field(default_factory=SqlRecordStore)
+    record_store: RecordStoreSettings | None = Field(
+        default=None, description="where its signed notes go; none: the environment's store"
+    )
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
     ice: IceSettings = Field(default_factory=IceSettings)
 
@@ -211,7 +213,7 @@ class HospitalProfile(_Record):
         """The record as the API shows it: secrets left out, ``<name>_set`` says if stored."""
         shown = self.model_dump(mode="json")
         shown["code"] = code
-        store = shown["record_store"]
+        store = shown["record_store"] or {}
         if "fhir_bearer_token" in stored and store.get("auth", {}).get("kind") == "bearer":
             store["auth"]["token_set"] = True
         if "fhir_smart_private_key" in stored and store.get("auth", {}).get("kind") == "smart":

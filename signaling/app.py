@@ -9,7 +9,7 @@ import uuid
 import socketio
 from aiohttp import web
 
-from clinical.services import build_clinical
+from clinical.services import build_clinical, hospital_store_lookup
 from config.database import Database
 from config.redis import connect_redis, redis_options
 from config.secrets import SecretBox
@@ -135,7 +135,12 @@ def build_services(settings: Settings) -> Services:
         join_links=join_link_issuer(settings),
         sio=sio,
         clinical=build_clinical(
-            settings, database, consult_service, outbox, webhook_service.events
+            settings,
+            database,
+            consult_service,
+            outbox,
+            webhook_service.events,
+            hospital_store_lookup(directory),
         ),
         recordings=recordings,
         outbox_worker=OutboxWorker(outbox, OutboxPolicy.from_settings(settings)),

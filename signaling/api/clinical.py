@@ -1,6 +1,9 @@
-"""REST route of a consult's clinical record: its notes and prescriptions in one answer."""
+"""REST routes of a consult's clinical record: its notes and prescriptions in one answer, and
+the FHIR document of its latest signed note."""
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -51,3 +54,18 @@ async def consult_clinical(
         notes=[note_out(n) for n in notes],
         prescriptions=[prescription_out(p) for p in prescriptions],
     )
+
+
+@routes.get(
+    "/api/consults/{consult_id}/document",
+    description="the FHIR document (Bundle) of the latest signed note",
+    problems=(404,),
+)
+async def consult_document(
+    request: web.Request, identity: Identity, consult_id: str
+) -> web.StreamResponse:
+    """The latest signed note as a FHIR document Bundle, to those who may read the note."""
+    bundle = await services(request).clinical.notes.document(
+        identity, consult_id, client_address(request)
+    )
+    return web.Response(text=json.dumps(bundle), content_type="application/fhir+json")

@@ -129,11 +129,19 @@ def _payload(kind: str) -> dict:
 
 
 def test_fhir_resources_of_a_note_validate_and_link_up() -> None:
-    encounter, composition, provenance = fhir.resources_for("note", _payload("note"))
+    resources = fhir.resources_for("note", _payload("note"))
+    encounter, condition, composition, provenance, bundle, reference = resources
     assert encounter["class"]["code"] == "VR" and encounter["status"] == "in-progress"
     assert composition["encounter"]["reference"] == f"Encounter/{encounter['id']}"
+    # The diagnosis is an ICD-10 Condition of the encounter, referenced from its section.
+    assert condition["code"]["coding"] == [{"system": fhir.ICD10, "code": "I10"}]
+    assert condition["encounter"]["reference"] == f"Encounter/{encounter['id']}"
+    diagnoses = composition["section"][-1]
+    assert diagnoses["entry"] == [{"reference": f"Condition/{condition['id']}"}]
     assert composition["status"] == "final"
     assert provenance["target"] == [{"reference": "Composition/note-n-1"}]
+    assert bundle["type"] == "document"
+    assert reference["content"][0]["attachment"]["url"] == f"Bundle/{bundle['id']}"
     assert provenance["signature"][0]["data"] == "c2ln"
 
 

@@ -365,6 +365,14 @@ ROUTES: dict[tuple[str, str], dict[str, Answer]] = {
         reviewer="consult_not_found",
         admin="200",
     ),
+    ("GET", "/api/consults/{consult_id}/document"): row(
+        doctor="200",
+        colleague="note_not_found",
+        outsider="note_not_found",
+        pharmacist="note_not_found",
+        reviewer="note_not_found",
+        admin="note_not_found",
+    ),
     ("GET", "/api/clinical/public-key"): public("200"),
     ("GET", "/api/outbox"): row(
         doctor="forbidden",

@@ -155,8 +155,11 @@ def assert_exactly_once(fhir: FhirServer, documents: dict[str, Any]) -> None:
     assert fhir.invalid == []
     assert set(fhir.resources) == {
         ("Encounter", f"enc-{consult_id}"),
+        ("Condition", f"cond-{note_id}-1"),
         ("Composition", f"note-{note_id}"),
         ("Provenance", f"prov-note-{note_id}"),
+        ("Bundle", f"doc-{note_id}"),
+        ("DocumentReference", f"docref-{note_id}"),
         ("MedicationRequest", f"rx-{rx_id}-1"),
         ("MedicationRequest", f"rx-{rx_id}-2"),
         ("Provenance", f"prov-rx-{rx_id}"),
@@ -172,6 +175,9 @@ def assert_exactly_once(fhir: FhirServer, documents: dict[str, Any]) -> None:
         "Plan",
         "Diagnoses (ICD-10)",
     ]
+    assert composition["section"][-1]["entry"] == [{"reference": f"Condition/cond-{note_id}-1"}]
+    condition = fhir.of_type("Condition")[f"cond-{note_id}-1"]
+    assert condition["code"]["coding"][0]["code"] == NOTE["diagnoses"][0]["code"]
     provenance = fhir.of_type("Provenance")[f"prov-note-{note_id}"]
     assert provenance["signature"][0]["data"] == documents["note_signature"]
 
