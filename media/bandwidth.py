@@ -19,6 +19,9 @@ GROWTH = 1.08
 LOSS_SMOOTHING = 0.5
 """Weight of the previous loss figure in the smoothed loss."""
 
+LIMITING = 0.9
+"""An estimate under this fraction of the bit rate sent means the link cannot carry it."""
+
 RTT_FAIR = 0.25
 """Round-trip time (s) from which a link is no better than fair."""
 
@@ -53,6 +56,21 @@ class LinkEstimator:
         if self._loss_based is None:
             return self._remb
         return min(self._remb, self._loss_based)
+
+    def limit(self, sent: float) -> float | None:
+        """
+        The estimate if it limits what is sent, else None: the link carries what it gets.
+
+        A receiver's REMB follows the rate it receives (a browser's stays within about 1.5
+        times it), so a low REMB under a low rate says nothing about the link; only an
+        estimate under the rate sent, or heavy loss, does.
+
+        :param sent: Bit/s sent to the subscriber lately.
+        """
+        estimate = self.estimate
+        if estimate is None or (estimate >= sent * LIMITING and self.loss <= LOSS_HIGH):
+            return None
+        return estimate
 
     def on_remb(self, bitrate: float) -> None:
         """

@@ -75,16 +75,17 @@ class DownTrack(MediaStreamTrack):
 
     @temporal_layer.setter
     def temporal_layer(self, layer: int) -> None:
-        if layer > self._layers.current:
-            # Climbing waits for a sync picture or a keyframe; ask for one in case no
-            # sync picture comes (rate-limited per publisher track).
-            self.request_keyframe()
         self._layers.target = min(max(layer, 0), MAX_TEMPORAL_LAYER)
 
     @property
     def forwarded_layer(self) -> int:
         """The highest temporal layer forwarded now."""
         return self._layers.current
+
+    @property
+    def climbing(self) -> bool:
+        """True while a higher :attr:`temporal_layer` waits for a switch point."""
+        return self._layers.climbing
 
     @property
     def paused(self) -> bool:

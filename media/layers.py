@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from .codecs import PictureNumbers
 
@@ -18,6 +19,12 @@ VIDEO_BACK_ABOVE = 150_000
 
 UP_AFTER = 4.0
 """Seconds a better choice must stay possible before the selector climbs one step."""
+
+BACKOFF_WINDOW = 10.0
+"""A step down within this many seconds of a step up makes the next climb wait longer."""
+
+MAX_BACKOFF_STEPS = 3
+"""Climbs wait at most ``2 ** MAX_BACKOFF_STEPS`` times the usual time."""
 
 UP_HEADROOM = 1.2
 """A layer is climbed to only when the budget exceeds its bitrate by this factor."""
@@ -64,6 +71,37 @@ class TemporalLayerFilter:
                 self.current = tid
             self._keep = tid <= self.current
         return self._keep
+
+
+class LayerRates:
+    """
+    The bit rate of each temporal layer of one video, from a down track's byte counters.
+
+    :param smoothing: Weight of the previous figure in each new one.
+    """
+
+    def __init__(self, smoothing: float = 0.5) -> None:
+        self._smoothing = smoothing
+        self._counted: list[int] | None = None
+        self._rates = [0.0] * 4
+
+    def update(self, counted: Sequence[int], elapsed: float) -> tuple[float, ...]:
+        """
+        Take the counters again; the cumulative bit/s up to each layer seen, lowest first.
+
+        :param counted: Payload bytes counted so far per temporal layer.
+        :param elapsed: Seconds since the previous update.
+        """
+        if self._counted is not None and elapsed > 0:
+            for layer, (now, before) in enumerate(zip(counted, self._counted, strict=True)):
+                rate = (now - before) * 8 / elapsed
+                old = self._rates[layer]
+                self._rates[layer] = (
+                    rate if not old else old * self._smoothing + rate * (1 - self._smoothing)
+                )
+        self._counted = list(counted)
+        top = max((layer for layer, rate in enumerate(self._rates) if rate > 0), default=0)
+        return tuple(accumulate(self._rates[: top + 1]))
 
 
 @dataclass(frozen=True)
@@ -134,7 +172,10 @@ class LayerSelector:
 
     Down fast: a choice that no longer fits the estimate is lowered at once. Up slowly: a
     video climbs one step only after the budget has carried that step, with headroom, for
-    `up_after` seconds; video comes back after audio only the same way.
+    `up_after` seconds; video comes back after audio only the same way. A step that had to
+    be taken back soon after it was taken (the link could not carry it after all) waits
+    twice as long the next time, up to ``2 ** MAX_BACKOFF_STEPS`` times `up_after`. An estimate
+    of None means no limit is known (the link carries what is sent): everything climbs.
 
     :param audio_only_below: Estimate (bit/s) under which the subscriber gets audio only.
     :param video_back_above: Estimate (bit/s) above which video comes back.
@@ -152,6 +193,8 @@ class LayerSelector:
         self._up_after = up_after
         self._current = Selection()
         self._up_since: dict[Hashable, float] = {}
+        self._climbed_at: dict[Hashable, float] = {}
+        self._backoff: dict[Hashable, int] = {}
 
     @property
     def current(self) -> Selection:
@@ -164,24 +207,24 @@ class LayerSelector:
         """
         Choose again from a new estimate.
 
-        :param estimate: What the subscriber's link carries (bit/s); None when unknown.
+        :param estimate: What the subscriber's link carries (bit/s); None when no limit
+            is known.
         :param videos: The videos it receives.
         :param now: The time in seconds (monotonic).
         """
-        if estimate is None:
-            self._current = Selection(layers={v.key: len(v.layer_bitrates) - 1 for v in videos})
-            return self._current
+        budget = float("inf") if estimate is None else estimate
         before = self._current
         audio_only = before.audio_only
-        if not audio_only and estimate < self._audio_only_below:
+        if not audio_only and budget < self._audio_only_below:
             audio_only = True
-        elif audio_only and self._held("audio", estimate >= self._video_back_above, now):
+            self._fell("audio", now)
+        elif audio_only and self._held("audio", budget >= self._video_back_above, now):
             audio_only = False
         if audio_only:
             self._current = Selection(True, {v.key: None for v in videos})
             return self._current
-        hold = allocate(estimate, videos)
-        climb = allocate(estimate / UP_HEADROOM, videos)
+        hold = allocate(budget, videos)
+        climb = allocate(budget / UP_HEADROOM, videos)
         layers: dict[Hashable, int | None] = {}
         for video in videos:
             fits = _level(hold[video.key])
@@ -194,7 +237,7 @@ class LayerSelector:
                 now_at = fits  # a video new to this subscriber starts at what fits
             if fits < now_at:
                 chosen = fits
-                self._up_since.pop(video.key, None)
+                self._fell(video.key, now)
             elif self._held(video.key, can_climb > now_at, now):
                 chosen = now_at + 1
             else:
@@ -204,15 +247,28 @@ class LayerSelector:
         return self._current
 
     def _held(self, key: Hashable, condition: bool, now: float) -> bool:
-        """True once `condition` has held for `up_after` seconds (restarting the clock)."""
+        """True once `condition` has held long enough to climb (restarting the clock)."""
         if not condition:
             self._up_since.pop(key, None)
             return False
         since = self._up_since.setdefault(key, now)
-        if now - since >= self._up_after:
-            self._up_since.pop(key, None)
-            return True
-        return False
+        wait = self._up_after * 2 ** self._backoff.get(key, 0)
+        if now - since < wait:
+            return False
+        self._up_since.pop(key, None)
+        self._climbed_at[key] = now
+        return True
+
+    def _fell(self, key: Hashable, now: float) -> None:
+        """A step down: one taken back soon after it was climbed doubles the next wait."""
+        self._up_since.pop(key, None)
+        climbed = self._climbed_at.pop(key, None)
+        if climbed is None:
+            return
+        if now - climbed < BACKOFF_WINDOW:
+            self._backoff[key] = min(self._backoff.get(key, 0) + 1, MAX_BACKOFF_STEPS)
+        else:
+            self._backoff[key] = 0
 
 
 def _level(layer: int | None) -> int:
