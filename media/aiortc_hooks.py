@@ -24,6 +24,9 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   fails as soon as two video receivers share the transport; :func:`route_retransmissions`
   registers the RTX SSRCs too.
 * ``RTCRtpTransceiver._codecs``: the codecs negotiated for a transceiver.
+* ``RTCRtpReceiver._send_rtcp`` and ``RTCRtpReceiver.__rtcp_ssrc``: every REMB the
+  receiver's bitrate estimator sends to the publisher goes through ``_send_rtcp``;
+  :class:`RembLimit` lowers it, and sends one of its own when the limit falls.
 * ``aiortc.codecs.CODECS``: the codecs every connection offers and answers with, and their
   format parameters (aiortc answers with its own, not the offerer's);
   :func:`negotiate_opus_fec` adds Opus in-band FEC there.
@@ -62,6 +65,7 @@ from aiortc.rtp import (
     RtcpRrPacket,
     RtcpSrPacket,
     RtpPacket,
+    pack_remb_fci,
     unpack_remb_fci,
 )
 
@@ -111,6 +115,64 @@ def _register_rtp_receiver_and_rtx(
     for encoding in parameters.encodings:
         if encoding.rtx is not None:
             transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+class RembLimit:
+    """
+    Caps the REMB a publisher's video receiver sends, so the publisher sends no more.
+
+    aiortc's receiver estimates the publisher's uplink (abs-send-time) and reports it by
+    REMB; each report passes here and is lowered to :attr:`limit`. When the limit falls
+    under what was last reported, a REMB at the limit goes out at once.
+
+    :param receiver: A video :class:`RTCRtpReceiver`, before or after it starts.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self._send = receiver._send_rtcp
+        self.limit: int | None = None
+        self.reported: int | None = None
+        """The bit rate of the latest REMB sent."""
+        self._task: asyncio.Task[None] | None = None
+        # Replacing the receiver's method is the point here; mypy refuses it by default.
+        receiver._send_rtcp = self._send_capped  # type: ignore[method-assign]
+
+    def set_limit(self, limit: int | None) -> None:
+        """
+        Cap the reported bit rate at `limit` (None: no cap), telling the publisher now if lower.
+
+        :param limit: Bit/s.
+        """
+        self.limit = limit
+        if limit is not None and (self.reported is None or limit < self.reported):
+            # Name-mangled private attribute (see the module docstring): undeclared for mypy.
+            rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+            ssrcs = [s.source for s in self._receiver.getSynchronizationSources()]
+            if rtcp_ssrc is None or not ssrcs:
+                return
+            remb = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(limit, ssrcs)
+            )
+            self._task = asyncio.ensure_future(self._send_capped(remb))
+
+    async def _send_capped(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if ssrcs:
+                if self.limit is not None and bitrate > self.limit:
+                    bitrate = self.limit
+                    packet = RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP,
+                        ssrc=packet.ssrc,
+                        media_ssrc=0,
+                        fci=pack_remb_fci(bitrate, ssrcs),
+                    )
+                self.reported = bitrate
+        await self._send(packet)
 
 
 OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1}

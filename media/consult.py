@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 ADAPT_INTERVAL = 1.0
 """Seconds between two rounds of layer choices for every subscriber."""
 
+MIN_PUBLISHER_BITRATE = 100_000
+"""The lowest bit rate (bit/s) a publisher's video is capped to: its base layer still fits."""
+
 QUALITY_EVERY = 2
 """Rounds between two ``link_quality`` events (every 2 s)."""
 
@@ -31,7 +34,9 @@ class ConsultMedia(ConsultMediaSession):
     The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
     While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
     its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
-    participant is sent ``link_quality``: each participant's downlink quality.
+    participant is sent ``link_quality``: each participant's downlink quality. Each published
+    video is then capped (REMB to its publisher) to what its best-served subscriber can take,
+    at least :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
 
     :param consult_id: The consult.
     :param config: The media configuration.
@@ -138,6 +143,22 @@ class ConsultMedia(ConsultMediaSession):
                         participant.participant_id,
                         exc_info=True,
                     )
+            self._limit_publishers()
+
+    def _limit_publishers(self) -> None:
+        participants = list(self._participants.values())
+        for owner in participants:
+            for track in owner.publisher.tracks:
+                if track.remb is None:
+                    continue
+                budgets = [
+                    p.subscriber.budget_for(track)
+                    for p in participants
+                    if p is not owner and p.subscriber.receives(track)
+                ]
+                known = [b for b in budgets if b is not None]
+                limited = budgets and len(known) == len(budgets) and self._recorder is None
+                track.remb.set_limit(int(max(MIN_PUBLISHER_BITRATE, *known)) if limited else None)
 
     @property
     def recorder(self) -> ConsultRecorder | None:

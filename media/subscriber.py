@@ -134,6 +134,7 @@ class Subscriber:
         """Bit/s of payload sent to it, as last measured."""
         self._bytes_sent = 0
         self._estimating_since: float | None = None
+        self._limit: float | None = None
 
     @property
     def slots(self) -> list[SubscriberSlot]:
@@ -185,6 +186,30 @@ class Subscriber:
         """Its downlink's quality: loss, round-trip time, and estimate against full video."""
         return self.link.quality(self.wanted_bitrate or None)
 
+    def receives(self, published: PublishedTrack) -> bool:
+        """
+        Tell whether a slot of this subscriber carries `published`.
+
+        :param published: A published track.
+        """
+        return any(slot.published is published for slot in self._slots)
+
+    def budget_for(self, published: PublishedTrack) -> float | None:
+        """
+        Bit/s this subscriber's link can take of one video it receives: an equal share of
+        its limit; None when no limit is known, 0 when it gets no video.
+
+        :param published: A video it receives.
+        """
+        if self._receive_mode[0]:
+            return 0.0
+        if self._limit is None:
+            return None
+        videos = sum(
+            1 for s in self._slots if s.published is not None and s.published.kind == "video"
+        )
+        return self._limit / max(videos, 1)
+
     async def choose_audio_only(self, enabled: bool) -> None:
         """
         The participant chose to receive audio only (or video again).
@@ -224,6 +249,7 @@ class Subscriber:
         limit = None
         if self._estimating_since is not None and now - self._estimating_since >= WARM_UP:
             limit = self.link.limit(self.sent_bitrate)
+        self._limit = limit
         self._apply(self._selector.select(limit, videos, now))
         await self._announce()
 

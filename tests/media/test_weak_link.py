@@ -6,6 +6,9 @@ import asyncio
 import re
 from collections.abc import Callable
 
+from media.aiortc_hooks import on_receiver_feedback
+from media.consult import MIN_PUBLISHER_BITRATE
+
 from .clients import TestParticipant, wait_until
 
 
@@ -30,6 +33,11 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
 
     # The stand-in camera sends about 10 kbit/s: a link that cannot carry it reports less
     # (a REMB above what is sent says nothing about the link).
+    media = doctor.consult.participants["doctor"]
+    camera = next(t for t in media.publisher.tracks if t.source == "camera")
+    sender = next(t.sender for t in doctor.publisher.getTransceivers() if t.kind == "video")
+    remb_to_doctor: list[int] = []
+    on_receiver_feedback(sender, 90000, remb_to_doctor.append, lambda *report: None)
     weak = asyncio.ensure_future(remb(4_000))
     try:
         await wait_until(lambda: patient.last_event("receive_mode") is not None)
@@ -43,6 +51,10 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
         await wait_until(lambda: patient.frames_from("doctor", "microphone") > audio + 25)
         assert patient.frames_from("doctor", "camera") == video  # audio goes on, video not
         assert doctor.last_event("receive_mode") is None  # the doctor's link is not weak
+        # The doctor's camera reaches no one: its publisher is told to send little.
+        assert camera.remb is not None
+        await wait_until(lambda: camera.remb.limit == MIN_PUBLISHER_BITRATE)  # type: ignore[union-attr]
+        assert remb_to_doctor and remb_to_doctor[-1] <= MIN_PUBLISHER_BITRATE
     finally:
         weak.cancel()
 
@@ -59,6 +71,7 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
         )
         video = patient.frames_from("doctor", "camera")
         await wait_until(lambda: patient.frames_from("doctor", "camera") > video + 10)
+        await wait_until(lambda: camera.remb.limit is None)  # type: ignore[union-attr]
     finally:
         strong.cancel()
 
