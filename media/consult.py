@@ -10,6 +10,7 @@ from pathlib import Path
 from .api import ConsultMediaSession, SignalSender, Source
 from .bandwidth import Quality
 from .errors import AlreadyRecording
+from .metrics import observe
 from .participant import ParticipantMedia
 from .peer import MediaConfig
 from .publisher import PublishedTrack
@@ -132,6 +133,7 @@ class ConsultMedia(ConsultMediaSession):
             for participant in list(self._participants.values()):
                 try:
                     await participant.subscriber.adapt(now, elapsed)
+                    observe(participant.subscriber, elapsed)
                     if qualities is not None:
                         await participant.send("link_quality", qualities)
                 except Exception:

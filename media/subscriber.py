@@ -186,6 +186,14 @@ class Subscriber:
         """Its downlink's quality: loss, round-trip time, and estimate against full video."""
         return self.link.quality(self.wanted_bitrate or None)
 
+    def video_layers(self) -> list[int | None]:
+        """The temporal layer forwarded of each video it receives; None for a paused one."""
+        return [
+            None if slot.down_track.paused else slot.down_track.forwarded_layer
+            for slot in self._slots
+            if slot.published is not None and slot.published.kind == "video"
+        ]
+
     def receives(self, published: PublishedTrack) -> bool:
         """
         Tell whether a slot of this subscriber carries `published`.

@@ -6,6 +6,8 @@ import asyncio
 import re
 from collections.abc import Callable
 
+from prometheus_client import REGISTRY
+
 from media.aiortc_hooks import on_receiver_feedback
 from media.consult import MIN_PUBLISHER_BITRATE
 
@@ -38,6 +40,7 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
     sender = next(t.sender for t in doctor.publisher.getTransceivers() if t.kind == "video")
     remb_to_doctor: list[int] = []
     on_receiver_feedback(sender, 90000, remb_to_doctor.append, lambda *report: None)
+    weak_before = audio_only_seconds("weak_connection")
     weak = asyncio.ensure_future(remb(4_000))
     try:
         await wait_until(lambda: patient.last_event("receive_mode") is not None)
@@ -55,6 +58,8 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
         assert camera.remb is not None
         await wait_until(lambda: camera.remb.limit == MIN_PUBLISHER_BITRATE)  # type: ignore[union-attr]
         assert remb_to_doctor and remb_to_doctor[-1] <= MIN_PUBLISHER_BITRATE
+        # /metrics counts it, without naming the consult.
+        await wait_until(lambda: audio_only_seconds("weak_connection") > weak_before)
     finally:
         weak.cancel()
 
@@ -96,6 +101,12 @@ async def test_a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_
     await doctor.consult.set_audio_only("patient", False)
     assert patient.last_event("receive_mode") == {"audio_only": False, "reason": None}
     await wait_until(lambda: patient.frames_from("doctor", "camera") > video + 5)
+
+
+def audio_only_seconds(reason: str) -> float:
+    """The process's ``teleconsult_audio_only_seconds_total`` for one reason."""
+    sample = REGISTRY.get_sample_value("teleconsult_audio_only_seconds_total", {"reason": reason})
+    return sample or 0.0
 
 
 def opus_format(sdp: str) -> str:
