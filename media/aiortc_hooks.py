@@ -24,6 +24,8 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   fails as soon as two video receivers share the transport; :func:`route_retransmissions`
   registers the RTX SSRCs too.
 * ``RTCRtpTransceiver._codecs``: the codecs negotiated for a transceiver.
+* ``RTCRtpReceiver.__remote_streams``: the receiver's per-SSRC statistics (packets
+  expected and received), which :func:`reception_counts` sums for the uplink's loss.
 * ``RTCRtpReceiver._send_rtcp`` and ``RTCRtpReceiver.__rtcp_ssrc``: every REMB the
   receiver's bitrate estimator sends to the publisher goes through ``_send_rtcp``;
   :class:`RembLimit` lowers it, and sends one of its own when the limit falls.
@@ -115,6 +117,18 @@ def _register_rtp_receiver_and_rtx(
     for encoding in parameters.encodings:
         if encoding.rtx is not None:
             transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+def reception_counts(receiver: RTCRtpReceiver) -> tuple[int, int]:
+    """
+    The packets a receiver expected and received so far, over every stream it got.
+
+    :param receiver: An :class:`RTCRtpReceiver`.
+    :return: ``(expected, received)``; their difference is what the uplink lost.
+    """
+    # Name-mangled private attribute (see the module docstring): undeclared for mypy.
+    streams = receiver._RTCRtpReceiver__remote_streams.values()  # type: ignore[attr-defined]
+    return sum(s.packets_expected for s in streams), sum(s.packets_received for s in streams)
 
 
 class RembLimit:

@@ -115,12 +115,51 @@ class LinkEstimator:
         """
         estimate = self.estimate
         ratio = estimate / wanted if wanted and estimate is not None else None
-        rtt = self.rtt or 0.0
-        if self.loss > LOSS_HIGH or rtt >= RTT_POOR or (ratio is not None and ratio < 0.5):
-            return "poor"
-        if self.loss > LOSS_LOW or rtt >= RTT_FAIR or (ratio is not None and ratio < 1.0):
-            return "fair"
-        return "good"
+        return rate_quality(self.loss, self.rtt, ratio)
+
+
+class UplinkLoss:
+    """The loss on a publisher's uplink, from its receivers' cumulative packet counts."""
+
+    def __init__(self) -> None:
+        self._expected = 0
+        self._received = 0
+        self.loss = 0.0
+
+    def update(self, expected: int, received: int) -> float:
+        """
+        Take the counts again; the fraction lost since the previous update (smoothed).
+
+        :param expected: Packets expected so far (from the sequence numbers).
+        :param received: Packets received so far.
+        """
+        new_expected = expected - self._expected
+        new_received = received - self._received
+        self._expected, self._received = expected, received
+        if new_expected > 0:
+            lost = max(0.0, (new_expected - new_received) / new_expected)
+            self.loss = LOSS_SMOOTHING * self.loss + (1 - LOSS_SMOOTHING) * lost
+        return self.loss
+
+    def quality(self) -> Quality:
+        """The uplink's quality from its loss."""
+        return rate_quality(self.loss, None, None)
+
+
+def rate_quality(loss: float, rtt: float | None, ratio: float | None) -> Quality:
+    """
+    A link's quality from its loss, round-trip time, and estimate against what it should carry.
+
+    :param loss: Fraction of packets lost.
+    :param rtt: Round-trip time in seconds, if known.
+    :param ratio: Estimate divided by the bit rate it should carry, if known.
+    """
+    delay = rtt or 0.0
+    if loss > LOSS_HIGH or delay >= RTT_POOR or (ratio is not None and ratio < 0.5):
+        return "poor"
+    if loss > LOSS_LOW or delay >= RTT_FAIR or (ratio is not None and ratio < 1.0):
+        return "fair"
+    return "good"
 
 
 def worse(a: Quality, b: Quality) -> Quality:

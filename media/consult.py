@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .api import ConsultMediaSession, SignalSender, Source
-from .bandwidth import Quality
+from .bandwidth import Quality, UplinkLoss, worse
 from .errors import AlreadyRecording
 from .metrics import observe
 from .participant import ParticipantMedia
@@ -51,6 +51,7 @@ class ConsultMedia(ConsultMediaSession):
         self._config = config
         self._adapt_interval = adapt_interval
         self._adapting: asyncio.Task[None] | None = None
+        self._uplinks: dict[str, UplinkLoss] = {}
         self._participants: dict[str, ParticipantMedia] = {}
         self._muted: set[tuple[str, Source]] = set()
         self._recorder: ConsultRecorder | None = None
@@ -86,6 +87,7 @@ class ConsultMedia(ConsultMediaSession):
     async def leave(self, participant_id: str) -> None:
         """Close a participant's connections and withdraw its tracks from the others."""
         participant = self._participants.pop(participant_id, None)
+        self._uplinks.pop(participant_id, None)
         self._muted = {key for key in self._muted if key[0] != participant_id}
         if participant is None:
             return
@@ -112,8 +114,20 @@ class ConsultMedia(ConsultMediaSession):
             await participant.subscriber.choose_audio_only(enabled)
 
     def link_qualities(self) -> dict[str, Quality]:
-        """Each participant's connection quality, as ``link_quality`` reports it."""
-        return {pid: p.subscriber.quality() for pid, p in self._participants.items()}
+        """Each participant's connection quality, as ``link_quality`` reports it: the worse
+        of its downlink (what its browser reports) and its uplink (what the server lost)."""
+        return {
+            pid: worse(p.subscriber.quality(), self._uplink(pid).quality())
+            for pid, p in self._participants.items()
+        }
+
+    def _uplink(self, participant_id: str) -> UplinkLoss:
+        return self._uplinks.setdefault(participant_id, UplinkLoss())
+
+    def _measure_uplinks(self) -> None:
+        for pid, participant in self._participants.items():
+            counts = [t.reception() for t in participant.publisher.tracks if t.reception]
+            self._uplink(pid).update(sum(c[0] for c in counts), sum(c[1] for c in counts))
 
     async def _adapt_forever(self) -> None:
         last = time.monotonic()
@@ -123,6 +137,7 @@ class ConsultMedia(ConsultMediaSession):
             now = time.monotonic()
             elapsed, last = now - last, now
             rounds += 1
+            self._measure_uplinks()
             qualities = None
             if rounds % QUALITY_EVERY == 0:
                 qualities = {

@@ -13,6 +13,7 @@ from aiortc.sdp import SessionDescription
 from .aiortc_hooks import (
     RembLimit,
     negotiated_codec,
+    reception_counts,
     send_picture_loss,
     tap_encoded_frames,
     tap_rtp_packets,
@@ -37,6 +38,7 @@ class PublishedTrack:
     :param source: ``camera``, ``microphone`` or ``screen``.
     :param receiver: Receives its packets and hands them to the subscribers' down tracks.
     :param remb: Caps what the publisher may send of it (video only).
+    :param reception: Returns the packets of it expected and received so far.
     """
 
     participant_id: str
@@ -44,6 +46,7 @@ class PublishedTrack:
     source: Source
     receiver: TrackReceiver
     remb: RembLimit | None = None
+    reception: Callable[[], tuple[int, int]] | None = None
 
     @property
     def kind(self) -> str:
@@ -197,7 +200,14 @@ class Publisher:
         tap_rtp_packets(rtp_receiver, receiver.on_packet)
         tap_encoded_frames(rtp_receiver, receiver.on_frame, receiver.end)
         remb = RembLimit(rtp_receiver) if receiver.kind == "video" else None
-        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", receiver, remb)
+        self._received[mid] = PublishedTrack(
+            self.participant_id,
+            mid,
+            "camera",
+            receiver,
+            remb,
+            lambda: reception_counts(rtp_receiver),
+        )
 
     def _update_published(
         self, description: SessionDescription, sources: Mapping[str, Source]

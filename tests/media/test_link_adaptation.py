@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media.bandwidth import LinkEstimator, worse
+from media.bandwidth import LinkEstimator, UplinkLoss, worse
 from media.layers import LayerSelector, VideoDemand, allocate
 
 # Cumulative bit/s of an L1T3 camera up to layers 0, 1 and 2, and of a screen share.
@@ -28,6 +28,19 @@ def test_remb_is_followed_down_at_once_and_loss_cuts_below_it() -> None:
     assert link.quality() == "good"
     assert link.quality(wanted=400_000) == "fair"
     assert link.quality(wanted=800_000) == "poor"
+
+
+def test_uplink_loss_is_what_the_server_missed_since_the_last_look() -> None:
+    uplink = UplinkLoss()
+    uplink.update(expected=1000, received=1000)
+    assert uplink.quality() == "good"
+    uplink.update(expected=1100, received=1070)  # 30 % of the last 100 lost
+    assert uplink.quality() == "poor"
+    for step in range(2, 8):
+        uplink.update(expected=1000 + 100 * step, received=970 + 100 * step)
+    assert uplink.quality() == "good"
+    uplink.update(expected=50, received=50)  # a new connection counts from zero again
+    assert uplink.update(expected=150, received=146) > 0.0
 
 
 def test_quality_is_the_worse_of_two() -> None:
