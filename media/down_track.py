@@ -56,6 +56,8 @@ class DownTrack(MediaStreamTrack):
         """Payload bytes that arrived per temporal layer (unlayered video counts as 0)."""
         self.bytes_sent = 0
         """Payload bytes forwarded to the subscriber."""
+        self.voice_at: float | None = None
+        """When audio marked as voice (RFC 6464's V flag) last came through, if ever."""
         self._ended = asyncio.Event()
         self._history: list[tuple[int, int, bytes] | None] = [None] * HISTORY
         self._rtx_sequence_number = 0
@@ -193,6 +195,8 @@ class DownTrack(MediaStreamTrack):
         if self._abs_send_time_prefix:
             elements += self._abs_send_time_prefix + abs_send_time
         level = packet.extensions.audio_level
+        if level is not None and level[0]:
+            self.voice_at = now
         if level is not None and self._audio_level_id:
             elements += bytes([self._audio_level_id << 4, (0x80 if level[0] else 0) | level[1]])
         if elements:

@@ -89,6 +89,9 @@ WARM_UP = 3.0
 """Seconds after the first REMB during which estimates are not acted on: a browser's first
 estimates come before it has measured anything."""
 
+SPEAKER_WINDOW = 2.0
+"""Seconds after their last voice packet a participant still counts as the active speaker."""
+
 ReceiveMode = tuple[bool, str | None]
 """``(audio only, reason)`` as the ``receive_mode`` event says it."""
 
@@ -101,7 +104,9 @@ class Subscriber:
     meanwhile go into the next offer once the answer is in. A slot starts forwarding
     once its offer is answered and the connection is up. Its :attr:`link` estimates what
     the participant's downlink carries from the RTCP its browser sends, and
-    :meth:`adapt` chooses from it the temporal layer of each video, or audio only.
+    :meth:`adapt` chooses from it the temporal layer of each video, or audio only: screen
+    shares first, then the active speaker's camera (whose audio most recently carried the
+    RFC 6464 voice flag), then the other cameras.
 
     :param participant_id: The subscribing participant.
     :param config: The media configuration.
@@ -238,15 +243,18 @@ class Subscriber:
         :param elapsed: Seconds since the previous call, to turn byte counts into rates.
         """
         videos = []
-        sent = 0
+        sent = sum(slot.down_track.bytes_sent for slot in self._slots)
+        speaker = self._active_speaker(now)
         for slot in self._slots:
-            sent += slot.down_track.bytes_sent
             published = slot.published
             if published is None or published.kind != "video":
                 continue
             track = slot.down_track
             rates = self._rates.setdefault(track, LayerRates()).update(track.layer_bytes, elapsed)
-            priority = 0 if published.source == "screen" else 2
+            if published.source == "screen":
+                priority = 0
+            else:
+                priority = 1 if published.participant_id == speaker else 2
             videos.append(VideoDemand(track, rates, priority))
         self.wanted_bitrate = sum(video.layer_bitrates[-1] for video in videos)
         if elapsed > 0:
@@ -260,6 +268,15 @@ class Subscriber:
         self._limit = limit
         self._apply(self._selector.select(limit, videos, now))
         await self._announce()
+
+    def _active_speaker(self, now: float) -> str | None:
+        """Who spoke most recently to this subscriber, within :data:`SPEAKER_WINDOW`."""
+        latest, speaker = now - SPEAKER_WINDOW, None
+        for slot in self._slots:
+            voice_at = slot.down_track.voice_at
+            if slot.published is not None and voice_at is not None and voice_at > latest:
+                latest, speaker = voice_at, slot.published.participant_id
+        return speaker
 
     def _apply(self, selection: Selection) -> None:
         for slot in self._slots:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from aiortc.rtp import RtpPacket
+
 from media.bandwidth import LinkEstimator, UplinkLoss, worse
+from media.down_track import DownTrack
 from media.layers import LayerSelector, VideoDemand, allocate
+from tests.media.test_track_receiver import Wire
 
 # Cumulative bit/s of an L1T3 camera up to layers 0, 1 and 2, and of a screen share.
 CAMERA = (150_000, 250_000, 400_000)
@@ -122,3 +126,21 @@ def test_a_flapping_estimate_does_not_flap_the_layers() -> None:
         for step, estimate in enumerate([1_000_000, 200_000] * 8)
     ]
     assert layers[0] == 2 and set(layers[1:]) == {0}
+
+
+def test_a_voice_flag_in_the_audio_marks_its_sender_as_speaking() -> None:
+    track, wire = DownTrack("audio", 48000), Wire()
+    track.connect(wire)  # type: ignore[arg-type]
+    track.resync()
+    packet = RtpPacket(payload_type=111, sequence_number=1, timestamp=0, payload=b"\xf8opus")
+    packet.extensions.audio_level = (False, 90)  # background noise
+    track.forward(packet, True, None, 10.0, 0, b"\x00\x00\x00")
+    assert track.voice_at is None
+    packet.extensions.audio_level = (True, 30)
+    track.forward(packet, True, None, 11.0, 0, b"\x00\x00\x00")
+    assert track.voice_at == 11.0
+
+
+def test_the_active_speaker_s_camera_comes_before_the_others() -> None:
+    videos = [VideoDemand("camera-a", CAMERA), VideoDemand("speaker", CAMERA, priority=1)]
+    assert allocate(250_000, videos) == {"speaker": 1, "camera-a": None}
