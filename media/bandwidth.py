@@ -63,12 +63,16 @@ class LinkEstimator:
 
         A receiver's REMB follows the rate it receives (a browser's stays within about 1.5
         times it), so a low REMB under a low rate says nothing about the link; only an
-        estimate under the rate sent, or heavy loss, does.
+        estimate under the rate sent does, and only when loss (over 2 %) or a long
+        round-trip time (from 250 ms) shows the link suffering: a receiver whose own CPU
+        runs late also lowers its REMB, and taking its video away would not help it.
 
         :param sent: Bit/s sent to the subscriber lately.
         """
         estimate = self.estimate
-        if estimate is None or (estimate >= sent * LIMITING and self.loss <= LOSS_HIGH):
+        if estimate is None or estimate >= sent * LIMITING:
+            return None
+        if self.loss <= LOSS_LOW and (self.rtt is None or self.rtt < RTT_FAIR):
             return None
         return estimate
 

@@ -16,7 +16,13 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    pack_remb_fci,
+)
 
 from media import ConsultMedia, ParticipantMedia
 from tests.log_scan import register_sdp
@@ -141,10 +147,11 @@ class TestParticipant:
         """The payload of the latest `name` event the server sent, if any."""
         return next((payload for event, payload in reversed(self.events) if event == name), None)
 
-    async def send_remb(self, bitrate: int) -> None:
+    async def send_remb(self, bitrate: int, fraction_lost: int = 0) -> None:
         """
-        Report a receiver estimated maximum bitrate for every video received, as a browser
-        on a link of that capacity would; the client's own estimator stops reporting.
+        Report a receiver estimated maximum bitrate for every video received, and a receiver
+        report with `fraction_lost` (in 1/256), as a browser on a link of that capacity and
+        loss would; the client's own estimator stops reporting.
         """
         for transceiver in self.subscriber.getTransceivers():
             receiver = transceiver.receiver
@@ -155,6 +162,8 @@ class TestParticipant:
             ssrcs = [source.source for source in receiver.getSynchronizationSources()]
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
             if ssrcs and rtcp_ssrc is not None:
+                reports = [RtcpReceiverInfo(ssrc, fraction_lost, 0, 0, 0, 0, 0) for ssrc in ssrcs]
+                await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
                 await receiver._send_rtcp(
                     RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP,

@@ -144,3 +144,16 @@ def test_a_voice_flag_in_the_audio_marks_its_sender_as_speaking() -> None:
 def test_the_active_speaker_s_camera_comes_before_the_others() -> None:
     videos = [VideoDemand("camera-a", CAMERA), VideoDemand("speaker", CAMERA, priority=1)]
     assert allocate(250_000, videos) == {"speaker": 1, "camera-a": None}
+
+
+def test_a_low_remb_limits_only_when_it_is_under_what_is_sent_and_the_link_suffers() -> None:
+    link = LinkEstimator()
+    link.on_remb(60_000)
+    link.on_receiver_report(0, 0.01, 0.05)
+    assert link.limit(sent=20_000) is None  # it follows a low rate: nothing to learn
+    assert link.limit(sent=500_000) is None  # under the rate, but no loss, short RTT: its CPU
+    link.on_receiver_report(int(0.05 * 256), 0.01, 0.05)
+    assert link.limit(sent=500_000) == 60_000
+    link.on_receiver_report(0, 0.01, 0.05)
+    link.on_receiver_report(0, 0.01, 0.4)  # no loss now, but a long round trip: a full queue
+    assert link.limit(sent=500_000) == 60_000
