@@ -135,22 +135,18 @@ class Selection:
 
 def allocate(budget: float, videos: Sequence[VideoDemand]) -> dict[Hashable, int | None]:
     """
-    Spread `budget` over `videos`: base layers by priority first, then one layer up at a time.
+    Spread `budget` over `videos`: every base layer, then one layer up at a time by priority.
+
+    No video is paused for another: a link too weak for every base layer gets audio only
+    (:class:`LayerSelector`), which keeps every participant in view otherwise.
 
     :param budget: Bit/s available for video.
     :param videos: The videos, in any order.
-    :return: The highest affordable layer of each video; None for a video that does not fit.
+    :return: The highest affordable layer of each video.
     """
     ordered = sorted(videos, key=lambda v: v.priority)
-    chosen: dict[Hashable, int | None] = {}
-    spent = 0.0
-    for video in ordered:
-        base = video.layer_bitrates[0]
-        if spent + base <= budget:
-            chosen[video.key] = 0
-            spent += base
-        else:
-            chosen[video.key] = None
+    chosen: dict[Hashable, int | None] = {video.key: 0 for video in ordered}
+    spent = sum(video.layer_bitrates[0] for video in ordered)
     climbed = True
     while climbed:
         climbed = False
@@ -202,7 +198,11 @@ class LayerSelector:
         return self._current
 
     def select(
-        self, estimate: float | None, videos: Sequence[VideoDemand], now: float
+        self,
+        estimate: float | None,
+        videos: Sequence[VideoDemand],
+        now: float,
+        severe: bool = True,
     ) -> Selection:
         """
         Choose again from a new estimate.
@@ -211,11 +211,13 @@ class LayerSelector:
             is known.
         :param videos: The videos it receives.
         :param now: The time in seconds (monotonic).
+        :param severe: Whether the link loses heavily: only then does a low estimate take
+            the video away (a low estimate alone lowers layers).
         """
         budget = float("inf") if estimate is None else estimate
         before = self._current
         audio_only = before.audio_only
-        if not audio_only and budget < self._audio_only_below:
+        if not audio_only and severe and budget < self._audio_only_below:
             audio_only = True
             self._fell("audio", now)
         elif audio_only and self._held("audio", budget >= self._video_back_above, now):

@@ -23,7 +23,7 @@ from .aiortc_hooks import (
     on_retransmission_request,
 )
 from .api import SignalSender
-from .bandwidth import LinkEstimator, Quality
+from .bandwidth import LOSS_HIGH, LinkEstimator, Quality
 from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
 from .layers import LayerRates, LayerSelector, Selection, VideoDemand
@@ -266,7 +266,8 @@ class Subscriber:
         if self._estimating_since is not None and now - self._estimating_since >= WARM_UP:
             limit = self.link.limit(self.sent_bitrate)
         self._limit = limit
-        self._apply(self._selector.select(limit, videos, now))
+        severe = self.link.loss > LOSS_HIGH
+        self._apply(self._selector.select(limit, videos, now, severe))
         await self._announce()
 
     def _active_speaker(self, now: float) -> str | None:
