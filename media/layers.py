@@ -14,6 +14,9 @@ MAX_TEMPORAL_LAYER = 2
 AUDIO_ONLY_BELOW = 100_000
 """Below this estimate (bit/s) a subscriber gets audio only."""
 
+AUDIO_ONLY_AFTER = 2.0
+"""Seconds a link must stay that weak before its video is taken away (a burst is not enough)."""
+
 VIDEO_BACK_ABOVE = 150_000
 """A subscriber on audio only gets video back once its estimate stays above this (bit/s)."""
 
@@ -191,6 +194,7 @@ class LayerSelector:
         self._up_since: dict[Hashable, float] = {}
         self._climbed_at: dict[Hashable, float] = {}
         self._backoff: dict[Hashable, int] = {}
+        self._weak_since: float | None = None
 
     @property
     def current(self) -> Selection:
@@ -217,7 +221,12 @@ class LayerSelector:
         budget = float("inf") if estimate is None else estimate
         before = self._current
         audio_only = before.audio_only
-        if not audio_only and severe and budget < self._audio_only_below:
+        if severe and budget < self._audio_only_below:
+            self._weak_since = now if self._weak_since is None else self._weak_since
+            weak_for = now - self._weak_since
+        else:
+            self._weak_since, weak_for = None, -1.0
+        if not audio_only and weak_for >= AUDIO_ONLY_AFTER:
             audio_only = True
             self._fell("audio", now)
         elif audio_only and self._held("audio", budget >= self._video_back_above, now):

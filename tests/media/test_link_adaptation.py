@@ -69,9 +69,10 @@ def test_a_falling_then_recovering_remb_lowers_layers_at_once_and_raises_them_sl
     link = LinkEstimator()
     selector = LayerSelector(up_after=4.0)
     camera = [VideoDemand("camera", CAMERA)]
-    # (time, REMB): full rate, a fall to 200 kbit/s, to 60 kbit/s, then back to 1 Mbit/s.
-    script = [(0, 1_000_000), (1, 1_000_000), (2, 200_000), (3, 200_000), (4, 60_000)]
-    script += [(t, 1_000_000) for t in range(5, 20)]
+    # (time, REMB): full rate, a fall to 200 kbit/s, to 60 kbit/s for 3 s, then 1 Mbit/s.
+    script = [(0, 1_000_000), (1, 1_000_000), (2, 200_000), (3, 200_000)]
+    script += [(4, 60_000), (5, 60_000), (6, 60_000)]
+    script += [(t, 1_000_000) for t in range(7, 22)]
     chosen: list[tuple[int, str]] = []
     for now, remb in script:
         link.on_remb(remb)
@@ -83,22 +84,24 @@ def test_a_falling_then_recovering_remb_lowers_layers_at_once_and_raises_them_sl
         (1, "2"),
         (2, "0"),  # down at once, two layers at a time
         (3, "0"),
-        (4, "audio"),  # under 100 kbit/s: audio only
-        (5, "audio"),  # the link is back, but video waits 4 s
-        (6, "audio"),
-        (7, "audio"),
+        (4, "0"),  # under 100 kbit/s, but a moment is not enough
+        (5, "0"),
+        (6, "audio"),  # 2 s under 100 kbit/s: audio only
+        (7, "audio"),  # the link is back, but video waits 4 s
         (8, "audio"),
-        (9, "0"),  # video back at the base layer
-        (10, "0"),
-        (11, "0"),
+        (9, "audio"),
+        (10, "audio"),
+        (11, "0"),  # video back at the base layer
         (12, "0"),
-        (13, "1"),  # one layer up, then 4 s again for the next
-        (14, "1"),
-        (15, "1"),
+        (13, "0"),
+        (14, "0"),
+        (15, "1"),  # one layer up, then 4 s again for the next
         (16, "1"),
         (17, "1"),
-        (18, "2"),
-        (19, "2"),
+        (18, "1"),
+        (19, "1"),
+        (20, "2"),
+        (21, "2"),
     ]
 
 
@@ -164,4 +167,5 @@ def test_a_low_estimate_without_heavy_loss_lowers_layers_but_keeps_the_video() -
     camera = [VideoDemand("camera", CAMERA)]
     selection = selector.select(60_000, camera, 0.0, severe=False)
     assert not selection.audio_only and selection.layers == {"camera": 0}
-    assert selector.select(60_000, camera, 1.0, severe=True).audio_only
+    assert not selector.select(60_000, camera, 1.0, severe=True).audio_only
+    assert selector.select(60_000, camera, 3.0, severe=True).audio_only
