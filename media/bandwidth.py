@@ -49,6 +49,11 @@ class LinkEstimator:
         self.jitter = 0.0
 
     @property
+    def remb(self) -> float | None:
+        """The browser's own latest estimate (bit/s), before loss is taken into account."""
+        return self._remb
+
+    @property
     def estimate(self) -> float | None:
         """What the link carries (bit/s); None before any REMB."""
         if self._remb is None:

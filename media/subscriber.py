@@ -26,7 +26,7 @@ from .api import SignalSender
 from .bandwidth import LOSS_HIGH, LinkEstimator, Quality
 from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
-from .layers import LayerRates, LayerSelector, Selection, VideoDemand
+from .layers import AUDIO_ONLY_BELOW, LayerRates, LayerSelector, Selection, VideoDemand
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .publisher import PublishedTrack
 
@@ -266,7 +266,10 @@ class Subscriber:
         if self._estimating_since is not None and now - self._estimating_since >= WARM_UP:
             limit = self.link.limit(self.sent_bitrate)
         self._limit = limit
-        severe = self.link.loss > LOSS_HIGH
+        # Video goes only when the browser's own estimate is that low too: heavy loss alone
+        # (a receiver starved of CPU drops packets) lowers layers, not the video.
+        remb = self.link.remb
+        severe = self.link.loss > LOSS_HIGH and remb is not None and remb < AUDIO_ONLY_BELOW
         self._apply(self._selector.select(limit, videos, now, severe))
         await self._announce()
 
