@@ -14,6 +14,12 @@ well under a millisecond, so this is what the server adds). Frames are recognise
 their first bytes (forward arm, every subscriber) or by the number drawn into the decoded
 picture (the decoding subscriber, both arms).
 
+Arm ``layered`` (``--arms layered``, about a minute) runs in this process: CPU per forwarded
+stream of the forwarding path alone (a publisher's VP8 packets through ``TrackReceiver`` to down
+tracks, each SRTP-protected and sent to a UDP socket on loopback), for plain forwarding of an
+unlayered stream against the same pictures encoded in L1T3 with layer selection on (all three
+layers, and the two lower ones), interleaved in one run.
+
 Run: ``.venv/bin/python bench/sfu.py`` (about 2-3 minutes). The last line printed is one
 JSON object.
 """
@@ -61,6 +67,8 @@ from media.aiortc_hooks import (
     tap_rtp_packets,
     use_host_addresses,
 )
+from media.down_track import DownTrack
+from media.receiver import KeyframeRequester, TrackReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -641,14 +649,195 @@ def analyse(
     }
 
 
+# --------------------------------------------------------------------------- layered arm
+
+LAYERED_STREAMS = 16
+LAYERED_ROUNDS = 9
+LAYERED_LOOPS = 4  # times the 3 s loop is fed per variant and round
+
+
+def encode_l1t3() -> list[bytes]:
+    """The bench's pictures encoded as Chromium's L1T3: libvpx layering mode 3."""
+    video = av.CodecContext.create("libvpx", "w")
+    video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    video.bit_rate = VIDEO_BITRATE
+    video.framerate = fractions.Fraction(FPS)
+    video.time_base = fractions.Fraction(1, FPS)
+    video.gop_size = FPS
+    video.options = {
+        "deadline": "realtime",
+        "cpu-used": "4",
+        "lag-in-frames": "0",
+        "error-resilient": "default",
+        "ts-parameters": "ts_layering_mode=3:ts_target_bitrate=500,750,1000",
+    }
+    frames: list[bytes] = []
+    for index in range(LOOP_FRAMES):
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        frame.planes[0].update(_picture(index))
+        for plane in frame.planes[1:]:
+            plane.update(b"\x80" * plane.buffer_size)
+        frame.pts = index
+        frame.time_base = video.time_base
+        frames.extend(bytes(p) for p in video.encode(frame))
+    frames.extend(bytes(p) for p in video.encode(None))
+    return frames
+
+
+def vp8_packets(frames: Sequence[bytes], layered: bool) -> list[RtpPacket]:
+    """RTP packets of `frames` as a browser sends them, with TID/Y when `layered`."""
+    packets, seq, tl0 = [], 1000, 0
+    for index, frame in enumerate(frames):
+        tid = (0, 2, 1, 2)[index % 4]
+        tl0 = (tl0 + (tid == 0)) & 0xFF
+        chunks = [frame[i : i + 1100] for i in range(0, len(frame), 1100)]
+        for n, chunk in enumerate(chunks):
+            picture = bytes([0x80 | index >> 8 & 0x7F, index & 0xFF])
+            if layered:
+                sync = 0x20 if index % 4 in (1, 2) else 0
+                descriptor = bytes([0x90 if n == 0 else 0x80, 0xE0]) + picture
+                descriptor += bytes([tl0, tid << 6 | sync])
+            else:
+                descriptor = bytes([0x90 if n == 0 else 0x80, 0x80]) + picture
+            packet = RtpPacket(
+                payload_type=97,
+                sequence_number=seq & 0xFFFF,
+                timestamp=index * 3000,
+                payload=descriptor + chunk,
+            )
+            packet.marker = int(n == len(chunks) - 1)
+            packets.append(packet)
+            seq += 1
+    return packets
+
+
+class LoopbackOutlet:
+    """Stands in for a subscriber's :class:`RtpOutlet`: SRTP-protects and sends to loopback."""
+
+    payload_type, rtx_payload_type, ssrc, rtx_ssrc = 96, 97, 1234, 5678
+    mid, mid_id, abs_send_time_id, audio_level_id = "0", 1, 3, None
+
+    def __init__(self, sock: Any, address: tuple[str, int]) -> None:
+        from pylibsrtp import Policy, Session
+
+        policy = Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+        self._session = Session(policy)
+        self._sock, self._address = sock, address
+        self.sent = 0
+
+    def send(self, packet: bytes, timestamp: int, ntp_time: int, payload_size: int) -> None:
+        try:
+            self._sock.sendto(self._session.protect(packet), self._address)
+        except BlockingIOError:
+            pass  # nobody reads the socket: the kernel drops, the cost is paid
+        self.sent += 1
+
+    def resend(self, packet: bytes) -> None:
+        self.send(packet, 0, 0, 0)
+
+
+async def run_layered_arm() -> dict[str, Any]:
+    """CPU per forwarded stream: plain forwarding against layer selection, interleaved."""
+    import socket
+
+    from aiortc import RTCRtpCodecParameters
+
+    frames = encode_l1t3()
+    plain_packets, layered_packets = vp8_packets(frames, False), vp8_packets(frames, True)
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+
+    async def nothing() -> bool:
+        return True
+
+    variants = {"plain": (plain_packets, 2), "layers_0_1_2": (layered_packets, 2)}
+    variants["layers_0_1"] = (layered_packets, 1)
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    forwarded: dict[str, int] = {}
+    for _ in range(LAYERED_ROUNDS):
+        for name, (packets, layer) in variants.items():
+            receiver = TrackReceiver(codec, KeyframeRequester(nothing, interval=3600))
+            outlets = []
+            for _ in range(LAYERED_STREAMS):
+                track = DownTrack("video", 90000)
+                outlet = LoopbackOutlet(sender, sink.getsockname())
+                track.connect(outlet)  # type: ignore[arg-type]
+                track.attach(receiver)
+                track.temporal_layer = layer
+                outlets.append(outlet)
+            start = time.process_time()
+            for loop in range(LAYERED_LOOPS):
+                for packet in packets:
+                    # The VP8 data after the descriptor (4 bytes, 6 with TL0PICIDX and TID).
+                    receiver.on_packet(
+                        packet, packet.payload[6 if packet.payload[1] & 0x40 else 4 :]
+                    )
+                if loop < LAYERED_LOOPS - 1:
+                    packets = shifted(packets)
+            cpu[name].append(time.process_time() - start)
+            forwarded[name] = sum(o.sent for o in outlets) // LAYERED_STREAMS
+            receiver.end()
+    media_seconds = LAYERED_LOOPS * LOOP_FRAMES / FPS
+    pct = {
+        name: round(statistics.median(v) / (media_seconds * LAYERED_STREAMS) * 100, 3)
+        for name, v in cpu.items()
+    }
+    least = {
+        name: round(min(v) / (media_seconds * LAYERED_STREAMS) * 100, 3) for name, v in cpu.items()
+    }
+    spread = {
+        name: round((max(v) - min(v)) / statistics.median(v) * 100, 1) for name, v in cpu.items()
+    }
+    return {
+        "streams": LAYERED_STREAMS,
+        "cpu_pct_per_stream": pct,
+        "cpu_pct_per_stream_least": least,
+        "spread_pct": spread,
+        "packets_forwarded_per_stream": forwarded,
+        "ratio_all_layers_vs_plain": round(pct["layers_0_1_2"] / pct["plain"], 2),
+        "ratio_two_layers_vs_plain": round(pct["layers_0_1"] / pct["plain"], 2),
+        "ratio_all_layers_vs_plain_least": round(least["layers_0_1_2"] / least["plain"], 2),
+    }
+
+
+def shifted(packets: list[RtpPacket]) -> list[RtpPacket]:
+    """The loop's packets once more, later in sequence numbers, pictures and time."""
+    out = []
+    count = len(packets)
+    for packet in packets:
+        payload = bytearray(packet.payload)
+        picture = ((payload[2] & 0x7F) << 8 | payload[3]) + LOOP_FRAMES
+        payload[2], payload[3] = 0x80 | (picture >> 8) & 0x7F, picture & 0xFF
+        if payload[1] & 0x40:
+            payload[4] = (payload[4] + LOOP_FRAMES // 4) & 0xFF
+        copy = RtpPacket(
+            payload_type=packet.payload_type,
+            sequence_number=(packet.sequence_number + count) & 0xFFFF,
+            timestamp=(packet.timestamp + LOOP_FRAMES * 3000) & 0xFFFFFFFF,
+            payload=bytes(payload),
+        )
+        copy.marker = packet.marker
+        out.append(copy)
+    return out
+
+
 async def orchestrate(arms: Sequence[str], steps: dict[str, list[int]]) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average before: {' '.join(load)} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         media = work / "media.json"
-        pre_encode(media)
-        results = {arm: await run_arm(arm, steps[arm], media, work) for arm in arms}
+        if set(arms) - {"layered"}:
+            pre_encode(media)
+        results = {
+            arm: await (
+                run_layered_arm() if arm == "layered" else run_arm(arm, steps[arm], media, work)
+            )
+            for arm in arms
+        }
     for arm, result in results.items():
         print(f"{arm}: {json.dumps(result)}")
     summary: dict[str, Any] = {}
@@ -679,6 +868,12 @@ async def orchestrate(arms: Sequence[str], steps: dict[str, list[int]]) -> None:
                 / results["forward"]["marginal_cpu_pct_per_stream"],
                 1,
             )
+    if "layered" in results:
+        layered = results["layered"]
+        summary["layered_cpu_pct_per_stream"] = layered["cpu_pct_per_stream"]
+        summary["layered_ratio_vs_plain"] = layered["ratio_all_layers_vs_plain"]
+        summary["layered_two_layers_ratio_vs_plain"] = layered["ratio_two_layers_vs_plain"]
+        summary["layered_ratio_vs_plain_least"] = layered["ratio_all_layers_vs_plain_least"]
     summary["load_average"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(json.dumps(summary))
 
@@ -689,7 +884,9 @@ def main() -> None:
         "role", nargs="?", default="bench", choices=["bench", "server", "publisher", "subscribers"]
     )
     parser.add_argument("--arm", choices=["forward", "relay"], default="forward")
-    parser.add_argument("--arms", default="forward,relay", help="arms to compare, in order")
+    parser.add_argument(
+        "--arms", default="forward,relay", help="arms to compare, in order (also: layered)"
+    )
     parser.add_argument("--forward-steps", default=",".join(map(str, DEFAULT_STEPS["forward"])))
     parser.add_argument("--relay-steps", default=",".join(map(str, DEFAULT_STEPS["relay"])))
     parser.add_argument("--url")

@@ -16,11 +16,22 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
 * ``RTCRtpReceiver._send_rtcp_pli`` and ``RTCRtpReceiver.__rtx_ssrc``: asking a publisher
   for a keyframe.
 * ``RTCRtpSender._send_keyframe``: what the sender calls on an incoming PLI or FIR.
+* ``RTCRtpSender._handle_rtcp_packet`` and ``RTCRtpSender.__rtt``: every RTCP packet
+  routed to a sender (receiver reports, REMB) passes there, and the round-trip time it
+  keeps from them; :func:`on_receiver_feedback` watches both.
 * ``RTCDtlsTransport._register_rtp_receiver`` and ``RtpRouter.ssrc_table``: aiortc routes
   an RTX packet by its SSRC, which it never registers, or else by payload type, which
   fails as soon as two video receivers share the transport; :func:`route_retransmissions`
   registers the RTX SSRCs too.
 * ``RTCRtpTransceiver._codecs``: the codecs negotiated for a transceiver.
+* ``RTCRtpReceiver.__remote_streams``: the receiver's per-SSRC statistics (packets
+  expected and received), which :func:`reception_counts` sums for the uplink's loss.
+* ``RTCRtpReceiver._send_rtcp`` and ``RTCRtpReceiver.__rtcp_ssrc``: every REMB the
+  receiver's bitrate estimator sends to the publisher goes through ``_send_rtcp``;
+  :class:`RembLimit` lowers it, and sends one of its own when the limit falls.
+* ``aiortc.codecs.CODECS``: the codecs every connection offers and answers with, and their
+  format parameters (aiortc answers with its own, not the offerer's);
+  :func:`negotiate_opus_fec` adds Opus in-band FEC there.
 * :class:`RtpOutlet` sends a subscriber's RTP without the sender's packetizer:
   ``RTCRtpTransceiver._headerExtensions``, ``RTCRtpSender._ssrc`` / ``_rtx_ssrc``, the
   sender's RTCP sender-report state (``__ntp_timestamp``, ``__rtp_timestamp``,
@@ -41,6 +52,7 @@ from typing import Any
 
 import aioice.ice
 import aioice.stun
+import aiortc.codecs
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
@@ -48,7 +60,16 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpReceiver
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -96,6 +117,93 @@ def _register_rtp_receiver_and_rtx(
     for encoding in parameters.encodings:
         if encoding.rtx is not None:
             transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+def reception_counts(receiver: RTCRtpReceiver) -> tuple[int, int]:
+    """
+    The packets a receiver expected and received so far, over every stream it got.
+
+    :param receiver: An :class:`RTCRtpReceiver`.
+    :return: ``(expected, received)``; their difference is what the uplink lost.
+    """
+    # Name-mangled private attribute (see the module docstring): undeclared for mypy.
+    streams = receiver._RTCRtpReceiver__remote_streams.values()  # type: ignore[attr-defined]
+    return sum(s.packets_expected for s in streams), sum(s.packets_received for s in streams)
+
+
+class RembLimit:
+    """
+    Caps the REMB a publisher's video receiver sends, so the publisher sends no more.
+
+    aiortc's receiver estimates the publisher's uplink (abs-send-time) and reports it by
+    REMB; each report passes here and is lowered to :attr:`limit`. When the limit falls
+    under what was last reported, a REMB at the limit goes out at once.
+
+    :param receiver: A video :class:`RTCRtpReceiver`, before or after it starts.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self._send = receiver._send_rtcp
+        self.limit: int | None = None
+        self.reported: int | None = None
+        """The bit rate of the latest REMB sent."""
+        self._task: asyncio.Task[None] | None = None
+        # Replacing the receiver's method is the point here; mypy refuses it by default.
+        receiver._send_rtcp = self._send_capped  # type: ignore[method-assign]
+
+    def set_limit(self, limit: int | None) -> None:
+        """
+        Cap the reported bit rate at `limit` (None: no cap), telling the publisher now if lower.
+
+        :param limit: Bit/s.
+        """
+        self.limit = limit
+        if limit is not None and (self.reported is None or limit < self.reported):
+            # Name-mangled private attribute (see the module docstring): undeclared for mypy.
+            rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+            ssrcs = [s.source for s in self._receiver.getSynchronizationSources()]
+            if rtcp_ssrc is None or not ssrcs:
+                return
+            remb = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(limit, ssrcs)
+            )
+            self._task = asyncio.ensure_future(self._send_capped(remb))
+
+    async def _send_capped(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if ssrcs:
+                if self.limit is not None and bitrate > self.limit:
+                    bitrate = self.limit
+                    packet = RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP,
+                        ssrc=packet.ssrc,
+                        media_ssrc=0,
+                        fci=pack_remb_fci(bitrate, ssrcs),
+                    )
+                self.reported = bitrate
+        await self._send(packet)
+
+
+OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1}
+"""The Opus format parameters of every connection: in-band FEC, as browsers offer it."""
+
+
+def negotiate_opus_fec() -> None:
+    """
+    Make every connection of this process negotiate Opus with in-band FEC, both ways.
+
+    aiortc answers and offers with its own format parameters, which for Opus are none, so a
+    browser publishing to the server would send no forward error correction and audio would
+    not survive loss. Calling it again is harmless.
+    """
+    for codec in aiortc.codecs.CODECS["audio"]:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = dict(OPUS_PARAMETERS)
 
 
 def route_retransmissions() -> None:
@@ -244,6 +352,49 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """
     # Replacing the sender's method is the point here; mypy refuses it by default.
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+RembSink = Callable[[int], None]
+"""Receives the bit rate (bit/s) of each REMB a subscriber sends about a sender's stream."""
+
+ReportSink = Callable[[int, float, float | None], None]
+"""Receives ``(fraction lost in 1/256, jitter in seconds, round-trip time or None)`` per report."""
+
+
+def on_receiver_feedback(
+    sender: RTCRtpSender, clock_rate: int, on_remb: RembSink, on_report: ReportSink
+) -> None:
+    """
+    Show the REMB and receiver reports the remote peer sends about a sender's stream.
+
+    aiortc still handles them afterwards (round-trip time, statistics).
+
+    :param sender: An :class:`RTCRtpSender`.
+    :param clock_rate: Its codec's clock rate, to turn jitter into seconds.
+    :param on_remb: Called with each REMB bit rate that names this sender's SSRC.
+    :param on_report: Called with each receiver report block about this sender's SSRC.
+    """
+    handle = sender._handle_rtcp_packet
+
+    async def watch(packet: AnyRtcpPacket) -> None:
+        await handle(packet)
+        ssrc = sender._ssrc
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == ssrc:
+                    # Name-mangled private attribute (see the module docstring).
+                    rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+                    on_report(report.fraction_lost, report.jitter / clock_rate, rtt)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if ssrc in ssrcs:
+                on_remb(bitrate)
+
+    # Replacing the sender's method is the point here; mypy refuses it by default.
+    sender._handle_rtcp_packet = watch  # type: ignore[method-assign]
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:

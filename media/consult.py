@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 
 from .api import ConsultMediaSession, SignalSender, Source
+from .bandwidth import Quality, UplinkLoss, worse
 from .errors import AlreadyRecording
+from .metrics import observe
 from .participant import ParticipantMedia
 from .peer import MediaConfig
 from .publisher import PublishedTrack
@@ -14,20 +18,40 @@ from .recording import ConsultRecorder, Manifest
 
 logger = logging.getLogger(__name__)
 
+ADAPT_INTERVAL = 1.0
+"""Seconds between two rounds of layer choices for every subscriber."""
+
+MIN_PUBLISHER_BITRATE = 100_000
+"""The lowest bit rate (bit/s) a publisher's video is capped to: its base layer still fits."""
+
+QUALITY_EVERY = 2
+"""Rounds between two ``link_quality`` events (every 2 s)."""
+
 
 class ConsultMedia(ConsultMediaSession):
     """
     The SFU of one consult, in this process: every participant receives every other's tracks.
 
     The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
+    While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
+    its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
+    participant is sent ``link_quality``: each participant's downlink quality. Each published
+    video is then capped (REMB to its publisher) to what its best-served subscriber can take,
+    at least :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
 
     :param consult_id: The consult.
     :param config: The media configuration.
+    :param adapt_interval: Seconds between two rounds of layer choices.
     """
 
-    def __init__(self, consult_id: str, config: MediaConfig) -> None:
+    def __init__(
+        self, consult_id: str, config: MediaConfig, adapt_interval: float = ADAPT_INTERVAL
+    ) -> None:
         self.consult_id = consult_id
         self._config = config
+        self._adapt_interval = adapt_interval
+        self._adapting: asyncio.Task[None] | None = None
+        self._uplinks: dict[str, UplinkLoss] = {}
         self._participants: dict[str, ParticipantMedia] = {}
         self._muted: set[tuple[str, Source]] = set()
         self._recorder: ConsultRecorder | None = None
@@ -55,12 +79,15 @@ class ConsultMedia(ConsultMediaSession):
         )
         self._participants[participant_id] = participant
         logger.info("consult %s: %s joined media", self.consult_id, participant_id)
+        if self._adapting is None or self._adapting.done():
+            self._adapting = asyncio.ensure_future(self._adapt_forever())
         participant.subscriber.set_tracks(self._tracks_for(participant_id))
         return participant
 
     async def leave(self, participant_id: str) -> None:
         """Close a participant's connections and withdraw its tracks from the others."""
         participant = self._participants.pop(participant_id, None)
+        self._uplinks.pop(participant_id, None)
         self._muted = {key for key in self._muted if key[0] != participant_id}
         if participant is None:
             return
@@ -79,6 +106,76 @@ class ConsultMedia(ConsultMediaSession):
             for track in participant.publisher.tracks:
                 if track.source == source:
                     track.receiver.set_muted(muted)
+
+    async def set_audio_only(self, participant_id: str, enabled: bool) -> None:
+        """Stop (or resume) every video to that participant, by its own choice."""
+        participant = self._participants.get(participant_id)
+        if participant is not None:
+            await participant.subscriber.choose_audio_only(enabled)
+
+    def link_qualities(self) -> dict[str, Quality]:
+        """Each participant's connection quality, as ``link_quality`` reports it: the worse
+        of its downlink (what its browser reports) and its uplink (what the server lost)."""
+        return {
+            pid: worse(p.subscriber.quality(), self._uplink(pid).quality())
+            for pid, p in self._participants.items()
+        }
+
+    def _uplink(self, participant_id: str) -> UplinkLoss:
+        return self._uplinks.setdefault(participant_id, UplinkLoss())
+
+    def _measure_uplinks(self) -> None:
+        for pid, participant in self._participants.items():
+            counts = [t.reception() for t in participant.publisher.tracks if t.reception]
+            self._uplink(pid).update(sum(c[0] for c in counts), sum(c[1] for c in counts))
+
+    async def _adapt_forever(self) -> None:
+        last = time.monotonic()
+        rounds = 0
+        while self._participants:
+            await asyncio.sleep(self._adapt_interval)
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            rounds += 1
+            self._measure_uplinks()
+            qualities = None
+            if rounds % QUALITY_EVERY == 0:
+                qualities = {
+                    "participants": {
+                        pid: {"quality": q} for pid, q in self.link_qualities().items()
+                    }
+                }
+            for participant in list(self._participants.values()):
+                try:
+                    await participant.subscriber.adapt(now, elapsed)
+                    observe(participant.subscriber, elapsed)
+                    if qualities is not None:
+                        await participant.send("link_quality", qualities)
+                except Exception:
+                    # One participant's failed event (its connection gone) must not stop
+                    # the others' adaptation.
+                    logger.warning(
+                        "consult %s: adapting %s failed",
+                        self.consult_id,
+                        participant.participant_id,
+                        exc_info=True,
+                    )
+            self._limit_publishers()
+
+    def _limit_publishers(self) -> None:
+        participants = list(self._participants.values())
+        for owner in participants:
+            for track in owner.publisher.tracks:
+                if track.remb is None:
+                    continue
+                budgets = [
+                    p.subscriber.budget_for(track)
+                    for p in participants
+                    if p is not owner and p.subscriber.receives(track)
+                ]
+                known = [b for b in budgets if b is not None]
+                limited = budgets and len(known) == len(budgets) and self._recorder is None
+                track.remb.set_limit(int(max(MIN_PUBLISHER_BITRATE, *known)) if limited else None)
 
     @property
     def recorder(self) -> ConsultRecorder | None:
@@ -102,6 +199,8 @@ class ConsultMedia(ConsultMediaSession):
 
     async def close(self) -> None:
         """Stop the recording and close every participant's connections."""
+        if self._adapting is not None:
+            self._adapting.cancel()
         await self.stop_recording()
         for participant_id in list(self._participants):
             await self.leave(participant_id)

@@ -10,7 +10,14 @@ from aiortc import RTCIceCandidate, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from .aiortc_hooks import negotiated_codec, send_picture_loss, tap_encoded_frames, tap_rtp_packets
+from .aiortc_hooks import (
+    RembLimit,
+    negotiated_codec,
+    reception_counts,
+    send_picture_loss,
+    tap_encoded_frames,
+    tap_rtp_packets,
+)
 from .api import Source
 from .errors import InvalidSdp, TooManyTracks
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
@@ -30,12 +37,16 @@ class PublishedTrack:
     :param mid: Its media section in the publisher connection.
     :param source: ``camera``, ``microphone`` or ``screen``.
     :param receiver: Receives its packets and hands them to the subscribers' down tracks.
+    :param remb: Caps what the publisher may send of it (video only).
+    :param reception: Returns the packets of it expected and received so far.
     """
 
     participant_id: str
     mid: str
     source: Source
     receiver: TrackReceiver
+    remb: RembLimit | None = None
+    reception: Callable[[], tuple[int, int]] | None = None
 
     @property
     def kind(self) -> str:
@@ -188,7 +199,15 @@ class Publisher:
         receiver = TrackReceiver(codec, KeyframeRequester(picture_loss))
         tap_rtp_packets(rtp_receiver, receiver.on_packet)
         tap_encoded_frames(rtp_receiver, receiver.on_frame, receiver.end)
-        self._received[mid] = PublishedTrack(self.participant_id, mid, "camera", receiver)
+        remb = RembLimit(rtp_receiver) if receiver.kind == "video" else None
+        self._received[mid] = PublishedTrack(
+            self.participant_id,
+            mid,
+            "camera",
+            receiver,
+            remb,
+            lambda: reception_counts(rtp_receiver),
+        )
 
     def _update_published(
         self, description: SessionDescription, sources: Mapping[str, Source]
