@@ -271,7 +271,7 @@ export class ConsultSession extends Emitter {
       this.subscriber = this.#newSubscriber(signaling);
       const stream = this.localStream;
       if (stream && this.#localTracks().length > 0 && state.grants?.publish !== false) {
-        await this.#publishLocal(stream, { restart: true });
+        await this.publishLocal(stream, { restart: true });
       } else {
         // Receive-only: the server replaces its subscriber connection for this one.
         await signaling.request("subscribe", { restart: true });
@@ -559,7 +559,7 @@ export class ConsultSession extends Emitter {
         await this.request("subscribe");
         return;
       }
-      await this.#publishLocal(stream);
+      await this.publishLocal(stream);
     } catch (err) {
       if (this.state.view !== "ended") this.emit("error", codeOf(err) ?? "invalid_sdp");
     }
@@ -571,7 +571,7 @@ export class ConsultSession extends Emitter {
    * @param {{restart?: boolean}} [options] see `ensurePublisher`
    * @returns {Promise<void>}
    */
-  async #publishLocal(stream, options) {
+  async publishLocal(stream, options) {
     const publisher = this.ensurePublisher(options);
     if (!publisher) return;
     // Withheld before the offer: not one frame of the camera leaves while audio only.

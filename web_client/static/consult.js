@@ -227,7 +227,7 @@ async function retryMedia() {
   }
   if (added.length === 0) return;
   try {
-    await session.ensurePublisher()?.publish(new MediaStream(added));
+    await session.publishLocal(new MediaStream(added));
   } catch (err) {
     ui.showError(codeOf(err) ?? "invalid_sdp");
   }
