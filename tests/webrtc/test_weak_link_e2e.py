@@ -53,7 +53,7 @@ from tests.webrtc.visit_flow import (
     visit_in_progress,
 )
 
-pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(300)]
 
 HOSPITAL = "h-east"
 HOST = {"sub": "dr-wang", "name": "Dr. Wang Fang", "role": "doctor"}
@@ -401,6 +401,16 @@ async () => {
 """
 
 
+#: How the doctor's screen share trades resolution against frame rate.
+SCREEN_PREFERENCE = """
+() => {
+  const pc = window.teleconsult.publisherPc;
+  const videos = pc.getTransceivers().filter((t) => t.receiver.track.kind === "video");
+  return videos[1]?.sender.getParameters().degradationPreference ?? null;
+}
+"""
+
+
 async def test_camera_goes_out_in_temporal_layers_and_audio_only_pauses_video_both_ways(
     server: TeleconsultServer, new_context: NewContext
 ) -> None:
@@ -409,6 +419,11 @@ async def test_camera_goes_out_in_temporal_layers_and_audio_only_pauses_video_bo
     doctor, patient, _ = await visit_in_progress(new_context, consult)
     layers = await doctor.evaluate(CAMERA_LAYERS)
     assert layers["asked"] == ["L1T3"] and layers["sent"] == "L1T3", layers
+    await doctor.get_by_role("button", name="Share screen", exact=True).click()
+    await expect(doctor.get_by_role("button", name="Stop sharing", exact=True)).to_be_visible()
+    screen = await doctor.evaluate(SCREEN_PREFERENCE)
+    assert screen == "maintain-resolution", screen
+    await doctor.get_by_role("button", name="Stop sharing", exact=True).click()
 
     patient_id = participant(consult, PATIENT_SUB)["participant_id"]
     doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
