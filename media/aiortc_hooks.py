@@ -16,6 +16,9 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
 * ``RTCRtpReceiver._send_rtcp_pli`` and ``RTCRtpReceiver.__rtx_ssrc``: asking a publisher
   for a keyframe.
 * ``RTCRtpSender._send_keyframe``: what the sender calls on an incoming PLI or FIR.
+* ``RTCRtpSender._handle_rtcp_packet`` and ``RTCRtpSender.__rtt``: every RTCP packet
+  routed to a sender (receiver reports, REMB) passes there, and the round-trip time it
+  keeps from them; :func:`on_receiver_feedback` watches both.
 * ``RTCDtlsTransport._register_rtp_receiver`` and ``RtpRouter.ssrc_table``: aiortc routes
   an RTX packet by its SSRC, which it never registers, or else by payload type, which
   fails as soon as two video receivers share the transport; :func:`route_retransmissions`
@@ -48,7 +51,15 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpReceiver
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -244,6 +255,49 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """
     # Replacing the sender's method is the point here; mypy refuses it by default.
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+RembSink = Callable[[int], None]
+"""Receives the bit rate (bit/s) of each REMB a subscriber sends about a sender's stream."""
+
+ReportSink = Callable[[int, float, float | None], None]
+"""Receives ``(fraction lost in 1/256, jitter in seconds, round-trip time or None)`` per report."""
+
+
+def on_receiver_feedback(
+    sender: RTCRtpSender, clock_rate: int, on_remb: RembSink, on_report: ReportSink
+) -> None:
+    """
+    Show the REMB and receiver reports the remote peer sends about a sender's stream.
+
+    aiortc still handles them afterwards (round-trip time, statistics).
+
+    :param sender: An :class:`RTCRtpSender`.
+    :param clock_rate: Its codec's clock rate, to turn jitter into seconds.
+    :param on_remb: Called with each REMB bit rate that names this sender's SSRC.
+    :param on_report: Called with each receiver report block about this sender's SSRC.
+    """
+    handle = sender._handle_rtcp_packet
+
+    async def watch(packet: AnyRtcpPacket) -> None:
+        await handle(packet)
+        ssrc = sender._ssrc
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == ssrc:
+                    # Name-mangled private attribute (see the module docstring).
+                    rtt = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+                    on_report(report.fraction_lost, report.jitter / clock_rate, rtt)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if ssrc in ssrcs:
+                on_remb(bitrate)
+
+    # Replacing the sender's method is the point here; mypy refuses it by default.
+    sender._handle_rtcp_packet = watch  # type: ignore[method-assign]
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:

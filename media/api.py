@@ -20,7 +20,8 @@ Source = Literal["camera", "microphone", "screen"]
 """What a published track carries: the participant's camera, microphone or screen share."""
 
 SignalSender = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""Sends one event ``(name, payload)`` to one participant (``subscriber_offer``)."""
+"""Sends one event ``(name, payload)`` to one participant (``subscriber_offer``,
+``receive_mode``, ``link_quality``)."""
 
 
 class ParticipantSession(Protocol):
@@ -107,6 +108,17 @@ class ConsultMediaSession(Protocol):
         :param participant_id: The participant.
         :param source: ``camera``, ``microphone`` or ``screen``.
         :param muted: True to stop forwarding.
+        """
+        ...
+
+    async def set_audio_only(self, participant_id: str, enabled: bool) -> None:
+        """
+        Stop (or resume) forwarding any video to a participant who chose audio only.
+
+        The participant is sent ``receive_mode`` with the reason ``chosen``.
+
+        :param participant_id: The participant; unknown ids are ignored.
+        :param enabled: True for audio only.
         """
         ...
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 
 from .api import ConsultMediaSession, SignalSender, Source
+from .bandwidth import Quality
 from .errors import AlreadyRecording
 from .participant import ParticipantMedia
 from .peer import MediaConfig
@@ -14,20 +17,34 @@ from .recording import ConsultRecorder, Manifest
 
 logger = logging.getLogger(__name__)
 
+ADAPT_INTERVAL = 1.0
+"""Seconds between two rounds of layer choices for every subscriber."""
+
+QUALITY_EVERY = 2
+"""Rounds between two ``link_quality`` events (every 2 s)."""
+
 
 class ConsultMedia(ConsultMediaSession):
     """
     The SFU of one consult, in this process: every participant receives every other's tracks.
 
     The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
+    While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
+    its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
+    participant is sent ``link_quality``: each participant's downlink quality.
 
     :param consult_id: The consult.
     :param config: The media configuration.
+    :param adapt_interval: Seconds between two rounds of layer choices.
     """
 
-    def __init__(self, consult_id: str, config: MediaConfig) -> None:
+    def __init__(
+        self, consult_id: str, config: MediaConfig, adapt_interval: float = ADAPT_INTERVAL
+    ) -> None:
         self.consult_id = consult_id
         self._config = config
+        self._adapt_interval = adapt_interval
+        self._adapting: asyncio.Task[None] | None = None
         self._participants: dict[str, ParticipantMedia] = {}
         self._muted: set[tuple[str, Source]] = set()
         self._recorder: ConsultRecorder | None = None
@@ -55,6 +72,8 @@ class ConsultMedia(ConsultMediaSession):
         )
         self._participants[participant_id] = participant
         logger.info("consult %s: %s joined media", self.consult_id, participant_id)
+        if self._adapting is None or self._adapting.done():
+            self._adapting = asyncio.ensure_future(self._adapt_forever())
         participant.subscriber.set_tracks(self._tracks_for(participant_id))
         return participant
 
@@ -80,6 +99,46 @@ class ConsultMedia(ConsultMediaSession):
                 if track.source == source:
                     track.receiver.set_muted(muted)
 
+    async def set_audio_only(self, participant_id: str, enabled: bool) -> None:
+        """Stop (or resume) every video to that participant, by its own choice."""
+        participant = self._participants.get(participant_id)
+        if participant is not None:
+            await participant.subscriber.choose_audio_only(enabled)
+
+    def link_qualities(self) -> dict[str, Quality]:
+        """Each participant's connection quality, as ``link_quality`` reports it."""
+        return {pid: p.subscriber.quality() for pid, p in self._participants.items()}
+
+    async def _adapt_forever(self) -> None:
+        last = time.monotonic()
+        rounds = 0
+        while self._participants:
+            await asyncio.sleep(self._adapt_interval)
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            rounds += 1
+            qualities = None
+            if rounds % QUALITY_EVERY == 0:
+                qualities = {
+                    "participants": {
+                        pid: {"quality": q} for pid, q in self.link_qualities().items()
+                    }
+                }
+            for participant in list(self._participants.values()):
+                try:
+                    await participant.subscriber.adapt(now, elapsed)
+                    if qualities is not None:
+                        await participant.send("link_quality", qualities)
+                except Exception:
+                    # One participant's failed event (its connection gone) must not stop
+                    # the others' adaptation.
+                    logger.warning(
+                        "consult %s: adapting %s failed",
+                        self.consult_id,
+                        participant.participant_id,
+                        exc_info=True,
+                    )
+
     @property
     def recorder(self) -> ConsultRecorder | None:
         """The running recording, if any."""
@@ -102,6 +161,8 @@ class ConsultMedia(ConsultMediaSession):
 
     async def close(self) -> None:
         """Stop the recording and close every participant's connections."""
+        if self._adapting is not None:
+            self._adapting.cancel()
         await self.stop_recording()
         for participant_id in list(self._participants):
             await self.leave(participant_id)

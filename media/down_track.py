@@ -11,6 +11,7 @@ from aiortc.rtp import RtpPacket
 
 from .aiortc_hooks import RtpOutlet
 from .codecs import PictureNumbers
+from .layers import MAX_TEMPORAL_LAYER, TemporalLayerFilter
 from .rewriter import RtpRewriter
 
 if TYPE_CHECKING:
@@ -31,7 +32,10 @@ class DownTrack(MediaStreamTrack):
     packetized by the publisher: per subscriber only the header is rebuilt (SSRC, payload
     type, sequence number, timestamp, header extensions) and the picture numbers are
     moved, by this track's :class:`RtpRewriter`, so the stream stays continuous when
-    :meth:`attach` switches it to another published track. The packets leave through an
+    :meth:`attach` switches it to another published track, when its
+    :class:`~media.layers.TemporalLayerFilter` leaves out the pictures of temporal layers
+    above :attr:`temporal_layer`, and when :attr:`paused` stops it. It counts the bytes
+    that arrive per temporal layer, forwarded or not. The packets leave through an
     :class:`RtpOutlet`; aiortc's sender reads nothing from :meth:`recv`, which only waits
     for the end.
 
@@ -46,6 +50,12 @@ class DownTrack(MediaStreamTrack):
         self._receiver: TrackReceiver | None = None
         self._outlet: RtpOutlet | None = None
         self._needs_keyframe = True
+        self._layers = TemporalLayerFilter()
+        self._paused = False
+        self.layer_bytes = [0] * 4  # a TID has two bits
+        """Payload bytes that arrived per temporal layer (unlayered video counts as 0)."""
+        self.bytes_sent = 0
+        """Payload bytes forwarded to the subscriber."""
         self._ended = asyncio.Event()
         self._history: list[tuple[int, int, bytes] | None] = [None] * HISTORY
         self._rtx_sequence_number = 0
@@ -57,6 +67,38 @@ class DownTrack(MediaStreamTrack):
     def receiver(self) -> TrackReceiver | None:
         """The receiver of the published track feeding this one, if any."""
         return self._receiver
+
+    @property
+    def temporal_layer(self) -> int:
+        """The highest temporal layer forwarded once a switch point allows it."""
+        return self._layers.target
+
+    @temporal_layer.setter
+    def temporal_layer(self, layer: int) -> None:
+        self._layers.target = min(max(layer, 0), MAX_TEMPORAL_LAYER)
+
+    @property
+    def forwarded_layer(self) -> int:
+        """The highest temporal layer forwarded now."""
+        return self._layers.current
+
+    @property
+    def climbing(self) -> bool:
+        """True while a higher :attr:`temporal_layer` waits for a switch point."""
+        return self._layers.climbing
+
+    @property
+    def paused(self) -> bool:
+        """True while nothing is forwarded (the subscriber gets audio only)."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            if not paused:
+                self.resync()
+                self.request_keyframe()
 
     def connect(self, outlet: RtpOutlet) -> None:
         """
@@ -126,13 +168,25 @@ class DownTrack(MediaStreamTrack):
         outlet = self._outlet
         if outlet is None:
             return
+        payload = packet.payload
+        layer = pictures.temporal_id if pictures is not None else None
+        self.layer_bytes[layer or 0] += len(payload)
+        if self._paused:
+            return
         if self._needs_keyframe:
             if not keyframe:
                 return
             self._needs_keyframe = False
         rewriter = self._rewriter
+        if (
+            pictures is not None
+            and layer is not None
+            and not self._layers.accept(pictures, keyframe)
+        ):
+            rewriter.drop(packet.sequence_number, pictures)
+            return
         seq, ts = rewriter.rewrite(packet.sequence_number, packet.timestamp, now, pictures)
-        payload = packet.payload
+        self.bytes_sent += len(payload)
         if pictures is not None:
             payload = pictures.rewrite(payload, rewriter.picture_offset, rewriter.tl0_offset)
         elements = self._mid_element

@@ -32,6 +32,7 @@ class ParticipantMedia(ParticipantSession):
         on_publish: Callable[[], None],
     ) -> None:
         self.participant_id = participant_id
+        self.send = send
         self.publisher = Publisher(participant_id, config, on_publish)
         self.subscriber = Subscriber(participant_id, config, send)
 

@@ -16,10 +16,17 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from .aiortc_hooks import RtpOutlet, on_keyframe_request, on_retransmission_request
+from .aiortc_hooks import (
+    RtpOutlet,
+    on_keyframe_request,
+    on_receiver_feedback,
+    on_retransmission_request,
+)
 from .api import SignalSender
+from .bandwidth import LinkEstimator, Quality
 from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
+from .layers import LayerRates, LayerSelector, Selection, VideoDemand
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .publisher import PublishedTrack
 
@@ -78,13 +85,23 @@ class SubscriberSlot:
         )
 
 
+WARM_UP = 3.0
+"""Seconds after the first REMB during which estimates are not acted on: a browser's first
+estimates come before it has measured anything."""
+
+ReceiveMode = tuple[bool, str | None]
+"""``(audio only, reason)`` as the ``receive_mode`` event says it."""
+
+
 class Subscriber:
     """
     The server end of one participant's subscribing peer connection.
 
     It always offers; one offer is in flight at a time, and changes that arrive
     meanwhile go into the next offer once the answer is in. A slot starts forwarding
-    once its offer is answered and the connection is up.
+    once its offer is answered and the connection is up. Its :attr:`link` estimates what
+    the participant's downlink carries from the RTCP its browser sends, and
+    :meth:`adapt` chooses from it the temporal layer of each video, or audio only.
 
     :param participant_id: The subscribing participant.
     :param config: The media configuration.
@@ -105,6 +122,18 @@ class Subscriber:
         self._pending_offer = False
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self.link = LinkEstimator()
+        self._selector = LayerSelector()
+        self._rates: dict[DownTrack, LayerRates] = {}
+        self._stalled: set[DownTrack] = set()
+        self._audio_only_chosen = False
+        self._receive_mode: ReceiveMode = (False, None)
+        self.wanted_bitrate = 0.0
+        """Bit/s of every video it receives at full rate, as last measured."""
+        self.sent_bitrate = 0.0
+        """Bit/s of payload sent to it, as last measured."""
+        self._bytes_sent = 0
+        self._estimating_since: float | None = None
 
     @property
     def slots(self) -> list[SubscriberSlot]:
@@ -141,6 +170,91 @@ class Subscriber:
         if any(track not in carried for track in self._wanted):
             self._dirty = True
         self._schedule_negotiation()
+
+    @property
+    def receive_mode(self) -> ReceiveMode:
+        """Whether it gets audio only, and why (``weak_connection`` or ``chosen``)."""
+        return self._receive_mode
+
+    @property
+    def selection(self) -> Selection:
+        """The latest choice of layers."""
+        return self._selector.current
+
+    def quality(self) -> Quality:
+        """Its downlink's quality: loss, round-trip time, and estimate against full video."""
+        return self.link.quality(self.wanted_bitrate or None)
+
+    async def choose_audio_only(self, enabled: bool) -> None:
+        """
+        The participant chose to receive audio only (or video again).
+
+        :param enabled: True to stop every video to it until it says otherwise.
+        """
+        self._audio_only_chosen = enabled
+        self._apply(self._selector.current)
+        await self._announce()
+
+    async def adapt(self, now: float, elapsed: float) -> None:
+        """
+        Choose again, from the latest estimate, what each video forwards to it.
+
+        Sends ``receive_mode`` when audio only starts or ends.
+
+        :param now: The time in seconds (monotonic).
+        :param elapsed: Seconds since the previous call, to turn byte counts into rates.
+        """
+        videos = []
+        sent = 0
+        for slot in self._slots:
+            sent += slot.down_track.bytes_sent
+            published = slot.published
+            if published is None or published.kind != "video":
+                continue
+            track = slot.down_track
+            rates = self._rates.setdefault(track, LayerRates()).update(track.layer_bytes, elapsed)
+            priority = 0 if published.source == "screen" else 2
+            videos.append(VideoDemand(track, rates, priority))
+        self.wanted_bitrate = sum(video.layer_bitrates[-1] for video in videos)
+        if elapsed > 0:
+            self.sent_bitrate = (sent - self._bytes_sent) * 8 / elapsed
+        self._bytes_sent = sent
+        if self._estimating_since is None and self.link.estimate is not None:
+            self._estimating_since = now
+        limit = None
+        if self._estimating_since is not None and now - self._estimating_since >= WARM_UP:
+            limit = self.link.limit(self.sent_bitrate)
+        self._apply(self._selector.select(limit, videos, now))
+        await self._announce()
+
+    def _apply(self, selection: Selection) -> None:
+        for slot in self._slots:
+            track = slot.down_track
+            if slot.published is None or slot.published.kind != "video":
+                continue
+            layer = selection.layers.get(track)
+            track.paused = self._audio_only_chosen or layer is None
+            if layer is not None:
+                track.temporal_layer = layer
+            if track.climbing and not track.paused:
+                # No sync picture came since the last round: ask for a keyframe instead.
+                if track in self._stalled:
+                    track.request_keyframe()
+                self._stalled.add(track)
+            else:
+                self._stalled.discard(track)
+
+    async def _announce(self) -> None:
+        if self._audio_only_chosen:
+            mode: ReceiveMode = (True, "chosen")
+        elif self._selector.current.audio_only:
+            mode = (True, "weak_connection")
+        else:
+            mode = (False, None)
+        if mode != self._receive_mode:
+            self._receive_mode = mode
+            logger.info("%s receives %s", self.participant_id, "audio only" if mode[0] else "video")
+            await self._send("receive_mode", {"audio_only": mode[0], "reason": mode[1]})
 
     async def handle_answer(self, sdp: str) -> None:
         """
@@ -235,6 +349,10 @@ class Subscriber:
         transceiver.setCodecPreferences(codec_preferences(kind, codec))
         on_keyframe_request(transceiver.sender, down_track.request_keyframe)
         on_retransmission_request(transceiver.sender, down_track.retransmit)
+        link = self.link
+        on_receiver_feedback(
+            transceiver.sender, codec.clockRate, link.on_remb, link.on_receiver_report
+        )
         slot = SubscriberSlot(transceiver, down_track, codec)
         self._slots.append(slot)
         return slot

@@ -35,6 +35,16 @@ class PictureNumbers(Protocol):
         """The number of the last base-layer picture (TL0PICIDX), 8 bits, if present."""
         ...
 
+    @property
+    def temporal_id(self) -> int | None:
+        """The picture's temporal layer, 0 for the base layer; None when not layered."""
+        ...
+
+    @property
+    def layer_sync(self) -> bool:
+        """Whether a subscriber may start receiving this picture's layer here."""
+        ...
+
     def rewrite(self, payload: bytes, picture_offset: int, tl0_offset: int) -> bytes:
         """
         Return `payload` with its picture numbers moved forward by the given offsets.

@@ -20,6 +20,9 @@ class Vp8Descriptor:
     :param long_picture_id: True for a 15-bit PictureID.
     :param tl0_index: The TL0PICIDX, if present.
     :param tl0_index_at: Its offset in the payload.
+    :param temporal_id: The temporal layer (TID, 0 for the base layer), if present.
+    :param layer_sync: The Y bit: the picture depends on base-layer pictures only, so a
+        subscriber may start receiving its layer here.
     """
 
     picture_id: int
@@ -27,6 +30,8 @@ class Vp8Descriptor:
     long_picture_id: bool
     tl0_index: int | None = None
     tl0_index_at: int = 0
+    temporal_id: int | None = None
+    layer_sync: bool = False
 
     @classmethod
     def parse(cls, payload: bytes) -> Vp8Descriptor | None:
@@ -46,9 +51,20 @@ class Vp8Descriptor:
         else:
             picture_id = payload[2]
             after = 3
-        if payload[1] & 0x40 and len(payload) > after:
-            return cls(picture_id, 2, long_id, payload[after], after)
-        return cls(picture_id, 2, long_id)
+        tl0_index: int | None = None
+        tl0_index_at = 0
+        if payload[1] & 0x40:
+            if len(payload) <= after:
+                return cls(picture_id, 2, long_id)
+            tl0_index, tl0_index_at = payload[after], after
+            after += 1
+        if payload[1] & 0x20 and len(payload) > after:
+            # T bit: the TID/Y/KEYIDX byte follows (its TID is meaningful only with T set).
+            layer = payload[after]
+            return cls(
+                picture_id, 2, long_id, tl0_index, tl0_index_at, layer >> 6, bool(layer & 0x20)
+            )
+        return cls(picture_id, 2, long_id, tl0_index, tl0_index_at)
 
     def rewrite(self, payload: bytes, picture_offset: int, tl0_offset: int) -> bytes:
         """

@@ -16,6 +16,7 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from media import ConsultMedia, ParticipantMedia
 from tests.log_scan import register_sdp
@@ -86,6 +87,8 @@ class TestParticipant:
         self.offers: list[dict[str, Any]] = []
         self.received: dict[str, ReceivedTrack] = {}
         self.answered = asyncio.Event()
+        #: Every other event the server sent, in order (``receive_mode``, ``link_quality``).
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self._joined = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -134,8 +137,37 @@ class TestParticipant:
         await self.publisher.close()
         await self.subscriber.close()
 
+    def last_event(self, name: str) -> dict[str, Any] | None:
+        """The payload of the latest `name` event the server sent, if any."""
+        return next((payload for event, payload in reversed(self.events) if event == name), None)
+
+    async def send_remb(self, bitrate: int) -> None:
+        """
+        Report a receiver estimated maximum bitrate for every video received, as a browser
+        on a link of that capacity would; the client's own estimator stops reporting.
+        """
+        for transceiver in self.subscriber.getTransceivers():
+            receiver = transceiver.receiver
+            if transceiver.kind != "video":
+                continue
+            # aiortc's private names: a test stand-in for a browser's congestion controller.
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = None
+            ssrcs = [source.source for source in receiver.getSynchronizationSources()]
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+            if ssrcs and rtcp_ssrc is not None:
+                await receiver._send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP,
+                        ssrc=rtcp_ssrc,
+                        media_ssrc=0,
+                        fci=pack_remb_fci(bitrate, ssrcs),
+                    )
+                )
+
     async def _signal(self, event: str, payload: dict[str, Any]) -> None:
-        assert event == "subscriber_offer"
+        if event != "subscriber_offer":
+            self.events.append((event, payload))
+            return
         # Like a Socket.IO emit: deliver, and let the client answer on its own time.
         task = asyncio.ensure_future(self._answer(payload))
         self._tasks.add(task)

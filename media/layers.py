@@ -1,0 +1,276 @@
+"""Which layers of which videos a subscriber gets: the temporal layer filter and the selector."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from .codecs import PictureNumbers
+
+MAX_TEMPORAL_LAYER = 2
+"""The highest temporal layer id forwarded (L1T3 has layers 0, 1 and 2)."""
+
+AUDIO_ONLY_BELOW = 100_000
+"""Below this estimate (bit/s) a subscriber gets audio only."""
+
+VIDEO_BACK_ABOVE = 150_000
+"""A subscriber on audio only gets video back once its estimate stays above this (bit/s)."""
+
+UP_AFTER = 4.0
+"""Seconds a better choice must stay possible before the selector climbs one step."""
+
+BACKOFF_WINDOW = 10.0
+"""A step down within this many seconds of a step up makes the next climb wait longer."""
+
+MAX_BACKOFF_STEPS = 3
+"""Climbs wait at most ``2 ** MAX_BACKOFF_STEPS`` times the usual time."""
+
+UP_HEADROOM = 1.2
+"""A layer is climbed to only when the budget exceeds its bitrate by this factor."""
+
+
+class TemporalLayerFilter:
+    """
+    Decides, picture by picture, whether a down track forwards a VP8 picture of some layer.
+
+    The decision is taken on a picture's first packet and holds for the rest of it, so a
+    picture is forwarded whole or not at all. Going down takes effect at the next picture;
+    going up waits for a keyframe, or climbs one layer at a picture of that layer with the
+    Y (layer sync) bit, the first that depends on base-layer pictures only. The base layer is
+    never dropped: pausing a video is the down track's business.
+    """
+
+    def __init__(self) -> None:
+        self.target = MAX_TEMPORAL_LAYER
+        self.current = MAX_TEMPORAL_LAYER
+        self._picture: int | None = None
+        self._keep = True
+
+    @property
+    def climbing(self) -> bool:
+        """True while a higher target waits for a switch point."""
+        return self.target > self.current
+
+    def accept(self, pictures: PictureNumbers, keyframe: bool) -> bool:
+        """
+        Tell whether to forward a packet.
+
+        :param pictures: The packet's picture numbers.
+        :param keyframe: Whether a decoder can start at this packet.
+        """
+        tid = pictures.temporal_id
+        if tid is None:
+            return True
+        picture_id = pictures.picture_id
+        if picture_id != self._picture:
+            self._picture = picture_id
+            if keyframe or self.target < self.current:
+                self.current = self.target
+            elif tid == self.current + 1 <= self.target and pictures.layer_sync:
+                self.current = tid
+            self._keep = tid <= self.current
+        return self._keep
+
+
+class LayerRates:
+    """
+    The bit rate of each temporal layer of one video, from a down track's byte counters.
+
+    :param smoothing: Weight of the previous figure in each new one.
+    """
+
+    def __init__(self, smoothing: float = 0.5) -> None:
+        self._smoothing = smoothing
+        self._counted: list[int] | None = None
+        self._rates = [0.0] * 4
+
+    def update(self, counted: Sequence[int], elapsed: float) -> tuple[float, ...]:
+        """
+        Take the counters again; the cumulative bit/s up to each layer seen, lowest first.
+
+        :param counted: Payload bytes counted so far per temporal layer.
+        :param elapsed: Seconds since the previous update.
+        """
+        if self._counted is not None and elapsed > 0:
+            for layer, (now, before) in enumerate(zip(counted, self._counted, strict=True)):
+                rate = (now - before) * 8 / elapsed
+                old = self._rates[layer]
+                self._rates[layer] = (
+                    rate if not old else old * self._smoothing + rate * (1 - self._smoothing)
+                )
+        self._counted = list(counted)
+        top = max((layer for layer, rate in enumerate(self._rates) if rate > 0), default=0)
+        return tuple(accumulate(self._rates[: top + 1]))
+
+
+@dataclass(frozen=True)
+class VideoDemand:
+    """
+    One video a subscriber receives, as the selector sees it.
+
+    :param key: What names the video (its down track).
+    :param layer_bitrates: Bit/s the video takes up to each temporal layer, cumulative,
+        lowest first; one entry for a video without layers.
+    :param priority: 0 for a screen share, 1 for the active speaker, 2 for the others.
+    """
+
+    key: Hashable
+    layer_bitrates: tuple[float, ...]
+    priority: int = 2
+
+
+@dataclass
+class Selection:
+    """
+    What a subscriber gets: audio only, or a temporal layer (None: paused) per video.
+
+    :param audio_only: True when its link is too weak for any video.
+    :param layers: The chosen layer of each video, by key; None when it is paused.
+    """
+
+    audio_only: bool = False
+    layers: dict[Hashable, int | None] = field(default_factory=dict)
+
+
+def allocate(budget: float, videos: Sequence[VideoDemand]) -> dict[Hashable, int | None]:
+    """
+    Spread `budget` over `videos`: base layers by priority first, then one layer up at a time.
+
+    :param budget: Bit/s available for video.
+    :param videos: The videos, in any order.
+    :return: The highest affordable layer of each video; None for a video that does not fit.
+    """
+    ordered = sorted(videos, key=lambda v: v.priority)
+    chosen: dict[Hashable, int | None] = {}
+    spent = 0.0
+    for video in ordered:
+        base = video.layer_bitrates[0]
+        if spent + base <= budget:
+            chosen[video.key] = 0
+            spent += base
+        else:
+            chosen[video.key] = None
+    climbed = True
+    while climbed:
+        climbed = False
+        for video in ordered:
+            layer = chosen[video.key]
+            if layer is None or layer + 1 >= len(video.layer_bitrates):
+                continue
+            step = video.layer_bitrates[layer + 1] - video.layer_bitrates[layer]
+            if spent + step <= budget:
+                chosen[video.key] = layer + 1
+                spent += step
+                climbed = True
+    return chosen
+
+
+class LayerSelector:
+    """
+    Chooses, for one subscriber, whether it gets video and which layer of each video.
+
+    Down fast: a choice that no longer fits the estimate is lowered at once. Up slowly: a
+    video climbs one step only after the budget has carried that step, with headroom, for
+    `up_after` seconds; video comes back after audio only the same way. A step that had to
+    be taken back soon after it was taken (the link could not carry it after all) waits
+    twice as long the next time, up to ``2 ** MAX_BACKOFF_STEPS`` times `up_after`. An estimate
+    of None means no limit is known (the link carries what is sent): everything climbs.
+
+    :param audio_only_below: Estimate (bit/s) under which the subscriber gets audio only.
+    :param video_back_above: Estimate (bit/s) above which video comes back.
+    :param up_after: Seconds a step up must stay affordable before it is taken.
+    """
+
+    def __init__(
+        self,
+        audio_only_below: float = AUDIO_ONLY_BELOW,
+        video_back_above: float = VIDEO_BACK_ABOVE,
+        up_after: float = UP_AFTER,
+    ) -> None:
+        self._audio_only_below = audio_only_below
+        self._video_back_above = video_back_above
+        self._up_after = up_after
+        self._current = Selection()
+        self._up_since: dict[Hashable, float] = {}
+        self._climbed_at: dict[Hashable, float] = {}
+        self._backoff: dict[Hashable, int] = {}
+
+    @property
+    def current(self) -> Selection:
+        """The latest selection."""
+        return self._current
+
+    def select(
+        self, estimate: float | None, videos: Sequence[VideoDemand], now: float
+    ) -> Selection:
+        """
+        Choose again from a new estimate.
+
+        :param estimate: What the subscriber's link carries (bit/s); None when no limit
+            is known.
+        :param videos: The videos it receives.
+        :param now: The time in seconds (monotonic).
+        """
+        budget = float("inf") if estimate is None else estimate
+        before = self._current
+        audio_only = before.audio_only
+        if not audio_only and budget < self._audio_only_below:
+            audio_only = True
+            self._fell("audio", now)
+        elif audio_only and self._held("audio", budget >= self._video_back_above, now):
+            audio_only = False
+        if audio_only:
+            self._current = Selection(True, {v.key: None for v in videos})
+            return self._current
+        hold = allocate(budget, videos)
+        climb = allocate(budget / UP_HEADROOM, videos)
+        layers: dict[Hashable, int | None] = {}
+        for video in videos:
+            fits = _level(hold[video.key])
+            can_climb = _level(climb[video.key])
+            if before.audio_only:
+                now_at = 0  # video comes back at its base layer
+            elif video.key in before.layers:
+                now_at = _level(before.layers[video.key])
+            else:
+                now_at = fits  # a video new to this subscriber starts at what fits
+            if fits < now_at:
+                chosen = fits
+                self._fell(video.key, now)
+            elif self._held(video.key, can_climb > now_at, now):
+                chosen = now_at + 1
+            else:
+                chosen = now_at
+            layers[video.key] = None if chosen < 0 else chosen
+        self._current = Selection(False, layers)
+        return self._current
+
+    def _held(self, key: Hashable, condition: bool, now: float) -> bool:
+        """True once `condition` has held long enough to climb (restarting the clock)."""
+        if not condition:
+            self._up_since.pop(key, None)
+            return False
+        since = self._up_since.setdefault(key, now)
+        wait = self._up_after * 2 ** self._backoff.get(key, 0)
+        if now - since < wait:
+            return False
+        self._up_since.pop(key, None)
+        self._climbed_at[key] = now
+        return True
+
+    def _fell(self, key: Hashable, now: float) -> None:
+        """A step down: one taken back soon after it was climbed doubles the next wait."""
+        self._up_since.pop(key, None)
+        climbed = self._climbed_at.pop(key, None)
+        if climbed is None:
+            return
+        if now - climbed < BACKOFF_WINDOW:
+            self._backoff[key] = min(self._backoff.get(key, 0) + 1, MAX_BACKOFF_STEPS)
+        else:
+            self._backoff[key] = 0
+
+
+def _level(layer: int | None) -> int:
+    """A layer as a number, -1 for paused, so that choices compare."""
+    return -1 if layer is None else layer

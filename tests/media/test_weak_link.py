@@ -1,0 +1,84 @@
+"""A subscriber whose link weakens gets audio only, is told so, and gets video back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from .clients import TestParticipant, wait_until
+
+
+async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
+    participants: Callable[[str], TestParticipant],
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    await doctor.join()
+    await doctor.publish()
+    await patient.join()
+    await patient.publish()
+    await wait_until(lambda: patient.frames_from("doctor", "camera") > 10)
+    await wait_until(lambda: patient.last_event("link_quality") is not None)
+    qualities = patient.last_event("link_quality")
+    assert qualities is not None and set(qualities["participants"]) == {"doctor", "patient"}
+    assert patient.last_event("receive_mode") is None  # nothing to say while all is well
+
+    async def remb(bitrate: int) -> None:
+        while True:  # a browser repeats its REMB about once a second
+            await patient.send_remb(bitrate)
+            await asyncio.sleep(0.3)
+
+    # The stand-in camera sends about 10 kbit/s: a link that cannot carry it reports less
+    # (a REMB above what is sent says nothing about the link).
+    weak = asyncio.ensure_future(remb(4_000))
+    try:
+        await wait_until(lambda: patient.last_event("receive_mode") is not None)
+        assert patient.last_event("receive_mode") == {
+            "audio_only": True,
+            "reason": "weak_connection",
+        }
+        await asyncio.sleep(0.3)  # packets already on their way
+        video = patient.frames_from("doctor", "camera")
+        audio = patient.frames_from("doctor", "microphone")
+        await wait_until(lambda: patient.frames_from("doctor", "microphone") > audio + 25)
+        assert patient.frames_from("doctor", "camera") == video  # audio goes on, video not
+        assert doctor.last_event("receive_mode") is None  # the doctor's link is not weak
+    finally:
+        weak.cancel()
+
+    strong = asyncio.ensure_future(remb(3_000_000))
+    try:
+        await wait_until(
+            lambda: (
+                patient.last_event("receive_mode")
+                == {
+                    "audio_only": False,
+                    "reason": None,
+                }
+            )
+        )
+        video = patient.frames_from("doctor", "camera")
+        await wait_until(lambda: patient.frames_from("doctor", "camera") > video + 10)
+    finally:
+        strong.cancel()
+
+
+async def test_a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_again(
+    participants: Callable[[str], TestParticipant],
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    await doctor.join()
+    await doctor.publish()
+    await patient.join()
+    await wait_until(lambda: patient.frames_from("doctor", "camera") > 5)
+
+    await doctor.consult.set_audio_only("patient", True)
+    assert patient.last_event("receive_mode") == {"audio_only": True, "reason": "chosen"}
+    await asyncio.sleep(0.3)
+    video = patient.frames_from("doctor", "camera")
+    audio = patient.frames_from("doctor", "microphone")
+    await wait_until(lambda: patient.frames_from("doctor", "microphone") > audio + 25)
+    assert patient.frames_from("doctor", "camera") == video
+
+    await doctor.consult.set_audio_only("patient", False)
+    assert patient.last_event("receive_mode") == {"audio_only": False, "reason": None}
+    await wait_until(lambda: patient.frames_from("doctor", "camera") > video + 5)
