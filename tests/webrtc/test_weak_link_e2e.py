@@ -431,8 +431,9 @@ async def test_camera_goes_out_in_temporal_layers_and_audio_only_pauses_video_bo
     await button.click()
     await expect(button).to_have_attribute("aria-pressed", "true")
     await expect(patient.locator("#alert")).to_have_text("")
-    await expect(remote_tile(doctor, patient_id).locator(".badge-video-paused")).to_have_text(
-        "Video paused: audio only", timeout=HANG_GUARD_MS
+    # The server shows the others a participant's audio only as their camera turned off.
+    await expect(remote_tile(doctor, patient_id).locator(".badge-camera-off")).to_have_text(
+        "Camera is off", timeout=HANG_GUARD_MS
     )
     await expect(remote_tile(patient, doctor_id)).to_have_attribute(
         "data-video-paused", "audio_only"
@@ -445,5 +446,6 @@ async def test_camera_goes_out_in_temporal_layers_and_audio_only_pauses_video_bo
     await button.click()
     await expect(button).to_have_attribute("aria-pressed", "false")
     await expect(remote_tile(doctor, patient_id)).to_have_attribute(
-        "data-video-paused", "", timeout=HANG_GUARD_MS
+        "data-camera-muted", "false", timeout=HANG_GUARD_MS
     )
+    await expect(remote_tile(patient, doctor_id)).to_have_attribute("data-video-paused", "")

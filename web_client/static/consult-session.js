@@ -14,8 +14,7 @@ import { Subscriber } from "./subscriber.js";
 /**
  * A participant as the server describes it (docs/protocol.md).
  * @typedef {{participant_id: string, name: string, role?: string, is_host?: boolean,
- *            status?: string, muted?: {microphone: boolean, camera: boolean},
- *            audio_only?: boolean}} Participant
+ *            status?: string, muted?: {microphone: boolean, camera: boolean}}} Participant
  */
 /**
  * What this participant may do.

@@ -13,7 +13,8 @@
  */
 /**
  * Why a tile shows no picture: "weak_connection" (this participant's own link), "audio_only"
- * (this participant, or the tile's, chose audio only).
+ * (this participant chose audio only). Another participant's choice of audio only reaches us
+ * as their camera muted (`participant_updated`): their tile says "Camera is off".
  * @typedef {"weak_connection"|"audio_only"} VideoPause
  */
 
@@ -58,17 +59,14 @@ export function parseReceiveMode(payload) {
 }
 
 /**
- * Why a tile shows no picture, if it shows none because of weak links or audio only.
+ * Why a tile shows no picture, if it shows none because of a weak link or audio only.
  * @param {"local"|"camera"|"screen"} kind the tile's
  * @param {{receiveMode: ReceiveMode, audioOnly: boolean}} own what this participant receives,
  *   and whether it chose audio only (it then sends no camera either)
- * @param {{audio_only?: boolean}|undefined} participant the tile's participant (remote tiles)
  * @returns {VideoPause|null}
  */
-export function videoPauseOf(kind, own, participant) {
+export function videoPauseOf(kind, own) {
   if (kind === "local") return own.audioOnly ? "audio_only" : null;
   if (own.receiveMode.audioOnly) return own.receiveMode.reason === "chosen" ? "audio_only" : "weak_connection";
-  if (own.audioOnly) return "audio_only";
-  // The tile's participant sends no camera: their screen share, if any, still comes.
-  return kind === "camera" && participant?.audio_only === true ? "audio_only" : null;
+  return own.audioOnly ? "audio_only" : null;
 }

@@ -14,7 +14,7 @@ import { FULL_RECEIVE, videoPauseOf } from "./link-quality.js";
 
 /**
  * @typedef {{participant_id: string, name: string, status?: string,
- *            muted?: {microphone: boolean, camera: boolean}, audio_only?: boolean}} Participant
+ *            muted?: {microphone: boolean, camera: boolean}}} Participant
  * @typedef {{kind: "local"|"camera"|"screen", participantId: string|null, figure: HTMLElement,
  *            video: HTMLVideoElement, name: HTMLElement, micBadge: HTMLElement,
  *            cameraBadge: HTMLElement, reconnectingBadge: HTMLElement, qualityBadge: HTMLElement,
@@ -328,7 +328,7 @@ export class VideoGrid {
     const videoTracks = local
       ? local.stream.getVideoTracks()
       : [...tile.tracks].filter((tr) => tr.kind === "video");
-    const paused = videoPauseOf(tile.kind, this.links, participant);
+    const paused = videoPauseOf(tile.kind, this.links);
     tile.figure.dataset.micMuted = String(micMuted);
     tile.figure.dataset.cameraMuted = String(cameraOff);
     // Initials stand in for the picture when there is none to show (not a frozen last frame).
