@@ -313,11 +313,26 @@ async def test_one_weak_link_in_a_conference_degrades_no_one_else(
                 return
             assert time.monotonic() < deadline, f"no video yet: {missing}"
 
+    async def full_rate(receivers: dict[str, Page], within: float) -> float:
+        """Seconds until every receiver gets every publisher at >= 25 fps (2 s windows)."""
+        since = time.monotonic()
+        while True:
+            figures = await measure(receivers, 2.0)
+            slow = {
+                sub: {names[who]: round(fps, 1) for who, (fps, _) in got.items()}
+                for sub, got in figures.items()
+                if len(got) < len(pages) - 1 or min(fps for fps, _ in got.values()) < OTHERS_MIN_FPS
+            }
+            waited = time.monotonic() - since
+            if not slow:
+                return waited
+            assert waited < within, f"after {waited:.0f} s not at full rate: {slow}"
+
     await everyone_sees_everyone()
     print(f"\n4 participants exchanging video {time.monotonic() - started:.1f} s after start")
-    # What this machine's load leaves of the frame rates before any shaping: the figures below
-    # read against it (printed, never asserted).
-    print(f"[no limit] {describe(await measure(pages, 3.0), names)}")
+    # Layers start low and climb: the weak link is made once everyone gets the full rate (on a
+    # machine too loaded to encode and decode 30 fps, this is where the test says so).
+    print(f"[no limit] full rate everywhere in {await full_rate(pages, 2 * HANG_GUARD):.1f} s")
 
     # --- 250 kbit/s with 3 % loss --------------------------------------------------------------
     await weak.evaluate(AUDIO_WATCH)
@@ -347,16 +362,8 @@ async def test_one_weak_link_in_a_conference_degrades_no_one_else(
 
     # --- the limit is lifted -------------------------------------------------------------------
     network.unshape()
-    lifted = time.monotonic()
-    while True:
-        rate = (await measure({LIMITED: weak}, 2.0))[LIMITED]
-        if all(rate.get(ids[o], (0.0, 0))[0] >= OTHERS_MIN_FPS for o in others):
-            break
-        waited = time.monotonic() - lifted
-        assert waited < HANG_GUARD, f"after {waited:.0f} s the limited page still gets {rate}"
-    climbed = time.monotonic() - lifted
+    climbed = await full_rate({LIMITED: weak}, CLIMB_BACK_WITHIN_S)
     print(f"limit lifted → full rate from every publisher in {climbed:.1f} s")
-    assert climbed <= CLIMB_BACK_WITHIN_S, f"full rate only after {climbed:.1f} s"
 
     # --- 60 kbit/s: audio only, and the page says so -------------------------------------------
     network.shape_downlink(AUDIO_ONLY_KBIT)
