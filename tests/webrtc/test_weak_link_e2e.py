@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -426,14 +427,20 @@ async def test_camera_goes_out_in_temporal_layers_and_audio_only_pauses_video_bo
     doctor, patient, _ = await visit_in_progress(new_context, consult)
     layers = await doctor.evaluate(CAMERA_LAYERS)
     assert layers["asked"] == ["L1T3"] and layers["sent"] == "L1T3", layers
+    patient_id = participant(consult, PATIENT_SUB)["participant_id"]
+    doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
+    # Every tile, one's own too, rates its participant's connection in words.
+    for page, other in ((doctor, patient_id), (patient, doctor_id)):
+        for tile in (remote_tile(page, other), page.locator("figure.tile-local")):
+            await expect(tile.locator(".badge-quality")).to_have_text(
+                re.compile(r"^Connection: (good|fair|poor)$"), timeout=HANG_GUARD_MS
+            )
     await doctor.get_by_role("button", name="Share screen", exact=True).click()
     await expect(doctor.get_by_role("button", name="Stop sharing", exact=True)).to_be_visible()
     screen = await doctor.evaluate(SCREEN_PREFERENCE)
     assert screen == "maintain-resolution", screen
     await doctor.get_by_role("button", name="Stop sharing", exact=True).click()
 
-    patient_id = participant(consult, PATIENT_SUB)["participant_id"]
-    doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
     button = patient.get_by_role("button", name="Audio only", exact=True)
     await button.click()
     await expect(button).to_have_attribute("aria-pressed", "true")
