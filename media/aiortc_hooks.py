@@ -24,6 +24,9 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   fails as soon as two video receivers share the transport; :func:`route_retransmissions`
   registers the RTX SSRCs too.
 * ``RTCRtpTransceiver._codecs``: the codecs negotiated for a transceiver.
+* ``aiortc.codecs.CODECS``: the codecs every connection offers and answers with, and their
+  format parameters (aiortc answers with its own, not the offerer's);
+  :func:`negotiate_opus_fec` adds Opus in-band FEC there.
 * :class:`RtpOutlet` sends a subscriber's RTP without the sender's packetizer:
   ``RTCRtpTransceiver._headerExtensions``, ``RTCRtpSender._ssrc`` / ``_rtx_ssrc``, the
   sender's RTCP sender-report state (``__ntp_timestamp``, ``__rtp_timestamp``,
@@ -44,6 +47,7 @@ from typing import Any
 
 import aioice.ice
 import aioice.stun
+import aiortc.codecs
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
@@ -107,6 +111,23 @@ def _register_rtp_receiver_and_rtx(
     for encoding in parameters.encodings:
         if encoding.rtx is not None:
             transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1}
+"""The Opus format parameters of every connection: in-band FEC, as browsers offer it."""
+
+
+def negotiate_opus_fec() -> None:
+    """
+    Make every connection of this process negotiate Opus with in-band FEC, both ways.
+
+    aiortc answers and offers with its own format parameters, which for Opus are none, so a
+    browser publishing to the server would send no forward error correction and audio would
+    not survive loss. Calling it again is harmless.
+    """
+    for codec in aiortc.codecs.CODECS["audio"]:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = dict(OPUS_PARAMETERS)
 
 
 def route_retransmissions() -> None:

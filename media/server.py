@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from .aiortc_hooks import route_retransmissions, tolerate_consent_delays, use_host_addresses
+from .aiortc_hooks import (
+    negotiate_opus_fec,
+    route_retransmissions,
+    tolerate_consent_delays,
+    use_host_addresses,
+)
 from .api import MediaHost
 from .consult import ConsultMedia
 from .peer import MediaConfig
@@ -30,6 +35,7 @@ class MediaServer(MediaHost):
         use_host_addresses(config.addresses)
         route_retransmissions()
         tolerate_consent_delays()
+        negotiate_opus_fec()
         logger.info("media host addresses: %s", config.addresses or "discovered")
 
     @property

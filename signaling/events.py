@@ -54,6 +54,7 @@ from signaling.protocol import (
 )
 from signaling.resume import ResumeRefused, ResumeTokens, Seat
 from signaling.schemas import (
+    AudioOnlyIn,
     ChatIn,
     EmptyIn,
     IceCandidateIn,
@@ -120,6 +121,7 @@ class ConsultSignaling:
         register("subscriber_answer", SessionDescriptionIn, self._subscriber_answer)
         register("ice_candidate", IceCandidateIn, self._ice_candidate, limit="ice_candidates")
         register("mute", MuteIn, self._mute)
+        register("audio_only", AudioOnlyIn, self._audio_only)
         register("leave", EmptyIn, self._leave)
         register("end", EmptyIn, self._end)
         register("mute_participant", ModerateMuteIn, self._mute_participant)
@@ -473,6 +475,17 @@ class ConsultSignaling:
         if presence is None:
             raise NotJoined("Join the consult first")
         await self._set_muted(consult_id, participant, presence, payload.source, payload.muted)
+        return None
+
+    async def _audio_only(self, sid: str, connection: Connection, payload: AudioOnlyIn) -> None:
+        """The participant's own "Audio only": no video to them, and theirs shown paused."""
+        consult_id, participant = connection.joined()
+        presence = (await self.services.registry.presence(consult_id)).get(participant.id)
+        if presence is None:
+            raise NotJoined("Join the consult first")
+        await self.services.media.room(consult_id).set_audio_only(participant.id, payload.enabled)
+        # The others see its camera paused, as after a mute; the client stops sending it.
+        await self._set_muted(consult_id, participant, presence, "camera", payload.enabled)
         return None
 
     async def _set_muted(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class Strict(BaseModel):
@@ -94,6 +94,12 @@ class MuteIn(Strict):
 
     source: Literal["microphone", "camera", "screen"]
     muted: bool
+
+
+class AudioOnlyIn(Strict):
+    """``audio_only``: the participant chose to receive (and send) audio only, or video again."""
+
+    enabled: StrictBool
 
 
 class ModerateMuteIn(Strict):

@@ -192,6 +192,29 @@ async def test_mute_is_shown_to_the_others(live_server: LiveServer, clients: Con
     assert update["muted"] == {"microphone": True, "camera": False}
 
 
+async def test_audio_only_is_acknowledged_and_shows_the_participants_video_paused(
+    live_server: LiveServer, clients: Connect
+) -> None:
+    consult = await live_server.schedule_visit(
+        kind="referral",
+        participants=[{"sub": "ex-zhao", "name": "Prof. Zhao", "role": "expert"}],
+    )
+    doctor = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
+    await doctor.call("join", {"consult_id": consult["id"]})
+    expert = await clients(live_server.url, live_server.token_of(consult, "ex-zhao"))
+    assert (await expert.call("audio_only", {"enabled": True}))["error"]["code"] == "not_joined"
+    await expert.call("join", {"consult_id": consult["id"]})
+    for junk in ({"enabled": "yes"}, {}, {"enabled": True, "for": "everyone"}):
+        ack = await expert.call("audio_only", junk)
+        assert ack["error"]["code"] == "invalid_payload", junk
+    assert await expert.call("audio_only", {"enabled": True}) == {"ok": True}
+    update = await doctor.next("participant_updated")
+    assert update["name"] == "Prof. Zhao"
+    assert update["muted"] == {"microphone": False, "camera": True}
+    assert await expert.call("audio_only", {"enabled": False}) == {"ok": True}
+    assert (await doctor.next("participant_updated"))["muted"]["camera"] is False
+
+
 async def test_leaving_tells_the_others_and_the_participant_can_come_back(
     live_server: LiveServer, clients: Connect
 ) -> None:

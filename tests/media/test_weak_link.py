@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 
 from .clients import TestParticipant, wait_until
@@ -82,3 +83,23 @@ async def test_a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_
     await doctor.consult.set_audio_only("patient", False)
     assert patient.last_event("receive_mode") == {"audio_only": False, "reason": None}
     await wait_until(lambda: patient.frames_from("doctor", "camera") > video + 5)
+
+
+def opus_format(sdp: str) -> str:
+    """The format parameters of Opus in an SDP."""
+    payload_type = re.search(r"a=rtpmap:(\d+) opus/48000", sdp, re.IGNORECASE)
+    assert payload_type is not None
+    found = re.search(rf"a=fmtp:{payload_type.group(1)} (\S+)", sdp)
+    return found.group(1) if found else ""
+
+
+async def test_opus_in_band_fec_is_negotiated_both_ways(
+    participants: Callable[[str], TestParticipant],
+) -> None:
+    doctor, patient = participants("doctor"), participants("patient")
+    await doctor.join()
+    answer = await doctor.publish()
+    await patient.join()
+    await wait_until(lambda: bool(patient.offers))
+    assert "useinbandfec=1" in opus_format(answer).split(";")  # so the publisher sends FEC
+    assert "useinbandfec=1" in opus_format(patient.offers[-1]["sdp"]).split(";")
