@@ -210,6 +210,11 @@ async def enter(context: BrowserContext, url: str) -> Page:
     return page
 
 
+async def receive_mode(page: Page) -> dict[str, Any]:
+    """What the page was last told it receives (``receive_mode``)."""
+    return dict(await page.evaluate("() => window.teleconsult.state.receiveMode"))
+
+
 async def inbound(page: Page) -> dict[tuple[str, str], dict[str, Any]]:
     """The page's inbound counters by (participant id, kind)."""
     return {(s["participant"], s["kind"]): s for s in await page.evaluate(INBOUND)}
@@ -327,7 +332,11 @@ async def test_one_weak_link_in_a_conference_degrades_no_one_else(
             waited = time.monotonic() - since
             if not slow:
                 return waited
-            assert waited < within, f"after {waited:.0f} s not at full rate: {slow}"
+            if waited >= within:
+                modes = {sub: await receive_mode(page) for sub, page in receivers.items()}
+                raise AssertionError(
+                    f"after {waited:.0f} s not at full rate: {slow}; receive modes {modes}"
+                )
 
     await everyone_sees_everyone()
     print(f"\n4 participants exchanging video {time.monotonic() - started:.1f} s after start")
