@@ -317,7 +317,9 @@ async def test_one_weak_link_in_a_conference_degrades_no_one_else(
             ]
             if not missing:
                 return
-            assert time.monotonic() < deadline, f"no video yet: {missing}"
+            if time.monotonic() >= deadline:
+                modes = {sub: await receive_mode(page) for sub, page in pages.items()}
+                raise AssertionError(f"no video yet: {missing}; receive modes {modes}")
 
     async def full_rate(receivers: dict[str, Page], within: float) -> float:
         """Seconds until every receiver gets every publisher at >= 25 fps (2 s windows)."""
