@@ -210,9 +210,26 @@ async def enter(context: BrowserContext, url: str) -> Page:
     return page
 
 
+#: What the page's camera sender does: frames a second, size, and what limits it (the browser's
+#: own word: "cpu" on a machine too loaded to encode, "bandwidth" when its estimate is short).
+SENDING = """
+async () => {
+  let camera = null;
+  (await window.teleconsult.publisherPc.getStats()).forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video" && !camera) camera = s;
+  });
+  return camera && {
+    fps: camera.framesPerSecond ?? 0, width: camera.frameWidth ?? 0,
+    limited_by: camera.qualityLimitationReason, layers: camera.scalabilityMode,
+  };
+}
+"""
+
+
 async def receive_mode(page: Page) -> dict[str, Any]:
-    """What the page was last told it receives (``receive_mode``)."""
-    return dict(await page.evaluate("() => window.teleconsult.state.receiveMode"))
+    """What the page was last told it receives (``receive_mode``), and what its camera sends."""
+    mode = await page.evaluate("() => window.teleconsult.state.receiveMode")
+    return {**mode, "sending": await page.evaluate(SENDING)}
 
 
 async def inbound(page: Page) -> dict[tuple[str, str], dict[str, Any]]:
