@@ -464,3 +464,103 @@ describe("ending", () => {
     await assert.rejects(session.request("chat", { text: "hi" }), { code: "connection_lost" });
   });
 });
+
+describe("weak links", () => {
+  /**
+   * The camera's sender on the session's current publisher connection.
+   * @param {ConsultSession} session
+   */
+  const cameraSender = (session) => {
+    const camera = fake(session.publisher?.pc).transceivers.find((t) => t.kind === "video");
+    assert.ok(camera, "the camera is published");
+    return camera.sender;
+  };
+
+  test("the camera is published with three temporal layers and a bitrate cap", async () => {
+    const { session } = start(DOCTOR);
+    await session.join();
+    assert.deepEqual(cameraSender(session).getParameters().encodings, [{ scalabilityMode: "L1T3", maxBitrate: 1_000_000 }]);
+  });
+
+  test("a browser without that scalability mode publishes one layer, capped all the same", async (t) => {
+    t.after(() => {
+      FakePeerConnection.scalabilityModes = ["L1T3"];
+    });
+    FakePeerConnection.scalabilityModes = [];
+    const { session, emitted } = start(DOCTOR);
+    await session.join();
+    assert.deepEqual(cameraSender(session).getParameters().encodings, [{ maxBitrate: 1_000_000 }]);
+    assert.deepEqual(emitted("error"), []);
+  });
+
+  test("the server's ratings of everyone's connection reach the page; malformed entries are left out", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    /** @type {Map<string, string>[]} */
+    const rated = [];
+    session.on("link_quality", () => rated.push(new Map(session.state.linkQuality)));
+    await session.join();
+    await signaling.send("link_quality", {
+      participants: { "p-doctor": { quality: "good" }, "p-patient": { quality: "poor" }, "p-x": { quality: "awful" } },
+    });
+    assert.deepEqual(rated, [new Map([["p-doctor", "good"], ["p-patient", "poor"]])]);
+    assert.deepEqual(emitted("error"), []);
+  });
+
+  test("video paused for a weak connection, and back when the server says so", async () => {
+    const { session, signaling } = start(PATIENT);
+    /** @type {unknown[]} */
+    const modes = [];
+    session.on("receive_mode", (mode) => modes.push(mode));
+    await session.join();
+    await signaling.send("receive_mode", { audio_only: true, reason: "weak_connection" });
+    assert.deepEqual(session.state.receiveMode, { audioOnly: true, reason: "weak_connection" });
+    await signaling.send("receive_mode", { audio_only: "yes" });
+    await signaling.send("receive_mode", { audio_only: false, reason: null });
+    assert.deepEqual(modes, [
+      { audioOnly: true, reason: "weak_connection" },
+      { audioOnly: false, reason: null },
+    ], "a malformed receive_mode changes nothing");
+  });
+
+  test("audio only: the camera leaves its sender at once, the server is told; off brings it back", async () => {
+    const { session, signaling, camera } = start(DOCTOR);
+    await session.join();
+    await session.setAudioOnly(true);
+    assert.equal(session.state.audioOnly, true);
+    assert.equal(cameraSender(session).track, null, "no camera frame leaves");
+    assert.equal(camera.readyState, "live", "the camera stays open, for coming back quickly");
+    await session.setAudioOnly(false);
+    assert.equal(cameraSender(session).track, camera);
+    assert.deepEqual(signaling.sent("audio_only"), [{ enabled: true }, { enabled: false }]);
+    assert.equal(signaling.sent("publish").length, 1, "no renegotiation");
+  });
+
+  test("audio only refused by the server is undone here", async () => {
+    const refuse = () => {
+      throw new SignalingError("forbidden", "no");
+    };
+    const { session, camera } = start(DOCTOR, { audio_only: refuse });
+    await session.join();
+    await assert.rejects(session.setAudioOnly(true), { code: "forbidden" });
+    assert.equal(session.state.audioOnly, false);
+    assert.equal(cameraSender(session).track, camera);
+  });
+
+  test("audio only holds through a switched camera, a media restart and a resume", async () => {
+    const { session, signaling } = start(DOCTOR);
+    await session.join();
+    await session.setAudioOnly(true);
+    assert.equal(await session.sendTrack("camera", /** @type {any} */ (new FakeTrack("video"))), true);
+    assert.equal(cameraSender(session).track, null, "the new camera is not sent either");
+
+    fake(session.publisher?.pc).becomes("failed");
+    await settle();
+    assert.equal(cameraSender(session).track, null, "the new connection sends no camera");
+
+    await signaling.send("disconnect", "transport close");
+    signaling.reconnectHandler?.();
+    await settle();
+    assert.deepEqual(signaling.sent("audio_only").at(-1), { enabled: true }, "told again after a resume");
+    assert.equal(cameraSender(session).track, null);
+  });
+});

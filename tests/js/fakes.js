@@ -108,6 +108,33 @@ export function fakeStream(tracks) {
   return /** @type {MediaStream} */ (/** @type {unknown} */ (stream));
 }
 
+/** The sending half of a transceiver: its track and its encoding parameters. */
+export class FakeSender {
+  /**
+   * @param {FakeTrack|null} track
+   * @param {object[]} [encodings] as given to addTransceiver
+   */
+  constructor(track, encodings = [{}]) {
+    this.track = track;
+    /** @type {{encodings: object[], degradationPreference?: string}} what getParameters gives */
+    this.parameters = { encodings: encodings.map((encoding) => ({ ...encoding })) };
+  }
+
+  /** @param {FakeTrack|null} next */
+  async replaceTrack(next) {
+    this.track = next;
+  }
+
+  getParameters() {
+    return structuredClone(this.parameters);
+  }
+
+  /** @param {{encodings: object[], degradationPreference?: string}} parameters */
+  async setParameters(parameters) {
+    this.parameters = structuredClone(parameters);
+  }
+}
+
 /**
  * A peer connection that negotiates at once. Offers it receives are written `mids:0,1,…`
  * (the media sections they carry); its ICE gathering is always complete.
@@ -115,6 +142,8 @@ export function fakeStream(tracks) {
 export class FakePeerConnection extends EventTarget {
   /** @type {FakePeerConnection[]} every one created, oldest first */
   static created = [];
+  /** Scalability modes this browser's encoders take (addTransceiver throws on another one). */
+  static scalabilityModes = ["L1T3"];
 
   /** @param {RTCConfiguration} config */
   constructor(config) {
@@ -130,7 +159,7 @@ export class FakePeerConnection extends EventTarget {
     this.localDescription = null;
     /** @type {RTCSessionDescriptionInit|null} */
     this.remoteDescription = null;
-    /** @type {Array<{mid: string|null, direction: string, sender: {track: FakeTrack|null},
+    /** @type {Array<{mid: string|null, direction: string, sender: FakeSender,
      *   receiver: {track: FakeTrack}, kind: string}>} */
     this.transceivers = [];
     FakePeerConnection.created.push(this);
@@ -142,21 +171,19 @@ export class FakePeerConnection extends EventTarget {
 
   /**
    * @param {FakeTrack} track
-   * @param {{direction: string}} init
+   * @param {{direction: string, sendEncodings?: Array<{scalabilityMode?: string}>}} init
    */
   addTransceiver(track, init) {
-    /** @type {FakePeerConnection["transceivers"][number] & {sender: {replaceTrack: (next: FakeTrack|null) => Promise<void>}}} */
+    for (const { scalabilityMode } of init.sendEncodings ?? []) {
+      if (scalabilityMode && !FakePeerConnection.scalabilityModes.includes(scalabilityMode)) {
+        throw new DOMException(`${scalabilityMode} is not supported`, "OperationError");
+      }
+    }
     const transceiver = {
-      mid: null,
+      mid: /** @type {string|null} */ (null),
       direction: init.direction,
       kind: track.kind,
-      sender: {
-        track,
-        /** @param {FakeTrack|null} next */
-        replaceTrack: async (next) => {
-          transceiver.sender.track = next;
-        },
-      },
+      sender: new FakeSender(track, init.sendEncodings),
       receiver: { track: new FakeTrack(track.kind) },
     };
     this.transceivers.push(transceiver);
@@ -198,7 +225,7 @@ export class FakePeerConnection extends EventTarget {
     for (const mid of description.sdp.slice("mids:".length).split(",").filter(Boolean)) {
       if (this.transceivers.some((t) => t.mid === mid)) continue;
       const track = new FakeTrack(Number(mid) % 2 === 0 ? "audio" : "video");
-      const transceiver = { mid, direction: "recvonly", kind: track.kind, sender: { track: null }, receiver: { track } };
+      const transceiver = { mid, direction: "recvonly", kind: track.kind, sender: new FakeSender(null), receiver: { track } };
       this.transceivers.push(transceiver);
       this.dispatchEvent(Object.assign(new Event("track"), { track, transceiver }));
     }

@@ -26,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.conftest import clean_environ, free_tcp_port
 from tests.log_scan import register_log_file, register_secret
+from tests.webrtc.own_network import OwnNetwork, own_network
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -159,6 +160,42 @@ async def page(new_context: Callable[..., Awaitable[BrowserContext]]) -> Page:
     """A page in a fresh en-US context with camera and microphone allowed."""
     context = await new_context()
     return await context.new_page()
+
+
+@pytest.fixture
+async def own_network_browser(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Awaitable[tuple[Browser, OwnNetwork]]]]:
+    """Launch Chromium in a network namespace of its own, trusting the server's bridge origin.
+
+    The namespace and its link exist before any other browser starts: a browser that sees an
+    interface appear drops its connections (and would reconnect, which is not this test's).
+    Request this fixture before ``new_context``. ``launch(origin, *args)``: further Chromium
+    arguments in ``args``.
+    """
+    with own_network(tmp_path) as network:
+        async with async_playwright() as playwright:
+            browsers: list[Browser] = []
+
+            async def launch(origin: str, *args: str) -> tuple[Browser, OwnNetwork]:
+                assert not browsers, "one browser per network"
+                browser = await playwright.chromium.launch(
+                    executable_path=str(network.executable),
+                    headless=True,
+                    args=[
+                        *CHROMIUM_ARGS,
+                        f"--unsafely-treat-insecure-origin-as-secure={origin}",
+                        *args,
+                    ],
+                )
+                browsers.append(browser)
+                return browser, network
+
+            try:
+                yield launch
+            finally:
+                for browser in browsers:
+                    await browser.close()
 
 
 # --- the teleconsult server ------------------------------------------------------------------

@@ -4,7 +4,9 @@
 The browser runs in a network namespace joined by a veth pair to a bridge in the test's
 namespace, where the server listens. nftables rules in the browser's namespace drop everything
 it sends and receives on that link (or only UDP): the network "goes away" for that browser
-alone, with no interface going down (which browsers notice at once), as in a lift.
+alone, with no interface going down (which browsers notice at once), as in a lift. A weak link
+is shaped the same way: ``tc tbf`` on the bridge's end of the veth limits what reaches the
+browser, and an nftables rule drops a share of it at random (this kernel has no netem).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 #: The bridge in the test's namespace and its address: the server's address for such browsers.
 BRIDGE, GATEWAY, PREFIX = "tcbr0", "10.77.0.1", 24
 _TABLE = "teleconsult_loss"
+_SHAPE_TABLE = "teleconsult_shape"
 
 
 def _run(*command: str) -> None:
@@ -42,11 +45,12 @@ class OwnNetwork:
         ``executable_path``).
     """
 
-    def __init__(self, name: str, address: str, executable: Path) -> None:
+    def __init__(self, name: str, address: str, executable: Path, outside: str) -> None:
         self.name = name
         self.address = address
         self.executable = executable
         self._link = "eth0"
+        self._outside = outside
 
     def drop(self, *, udp_only: bool = False) -> None:
         """
@@ -75,6 +79,48 @@ class OwnNetwork:
         """Let the packets through again."""
         _run("ip", "netns", "exec", self.name, "nft", "delete", "table", "inet", _TABLE)
 
+    def shape_downlink(self, rate_kbit: int, loss_percent: int = 0) -> None:
+        """
+        Make the browser's downlink weak: at most `rate_kbit` reach it (excess queued up to
+        300 ms, then dropped), and `loss_percent` % of what arrives is lost at random.
+
+        :param rate_kbit: The rate limit, kbit/s (replaces a previous one).
+        :param loss_percent: Random loss of incoming packets, 0 to 100.
+        """
+        _run(
+            "tc", "qdisc", "replace", "dev", self._outside, "root", "tbf",
+            "rate", f"{rate_kbit}kbit", "burst", "16kb", "latency", "300ms",
+        )  # fmt: skip
+        self._unset_loss()
+        if loss_percent:
+            rules = (
+                f"table inet {_SHAPE_TABLE} {{\n"
+                "  chain inbound { type filter hook input priority 0; policy accept;\n"
+                f'    iifname "{self._link}" numgen random mod 100 < {loss_percent} drop; }}\n'
+                "}\n"
+            )
+            subprocess.run(
+                ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
+                input=rules.encode(),
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+
+    def unshape(self) -> None:
+        """Lift the rate limit and the loss of :meth:`shape_downlink`."""
+        subprocess.run(
+            ["tc", "qdisc", "del", "dev", self._outside, "root"], capture_output=True, timeout=30
+        )
+        self._unset_loss()
+
+    def _unset_loss(self) -> None:
+        subprocess.run(
+            ["ip", "netns", "exec", self.name, "nft", "delete", "table", "inet", _SHAPE_TABLE],
+            capture_output=True,
+            timeout=30,
+        )
+
 
 @contextmanager
 def own_network(folder: Path, host_number: int = 2) -> Iterator[OwnNetwork]:
@@ -100,7 +146,7 @@ def own_network(folder: Path, host_number: int = 2) -> Iterator[OwnNetwork]:
         wrapper = folder / f"chromium-{name}"
         wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {name} /usr/bin/chromium "$@"\n')
         wrapper.chmod(0o755)
-        yield OwnNetwork(name, address, wrapper)
+        yield OwnNetwork(name, address, wrapper, outside)
     finally:
         subprocess.run(["ip", "link", "del", outside], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)

@@ -17,17 +17,17 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.webrtc.conftest import CHROMIUM_ARGS, TeleconsultServer
-from tests.webrtc.own_network import GATEWAY, OwnNetwork, own_network
+from tests.webrtc.conftest import TeleconsultServer
+from tests.webrtc.own_network import GATEWAY, OwnNetwork
 from tests.webrtc.test_recording_e2e import start_recording_with_consent
 from tests.webrtc.visit_flow import (
     DOCTOR_SUB,
@@ -148,37 +148,6 @@ async def timeline(server: TeleconsultServer, consult_id: str) -> list[dict[str,
     ):
         assert response.status == 200, await response.text()
         return list((await response.json())["events"])
-
-
-@pytest.fixture
-async def own_network_browser(
-    tmp_path: Path,
-) -> AsyncIterator[Callable[[str], Awaitable[tuple[Browser, OwnNetwork]]]]:
-    """Launch Chromium in a network namespace of its own, trusting the server's bridge origin.
-
-    The namespace and its link exist before any other browser starts: a browser that sees an
-    interface appear drops its connections (and would reconnect, which is not this test's).
-    Request this fixture before ``new_context``.
-    """
-    with own_network(tmp_path) as network:
-        async with async_playwright() as playwright:
-            browsers: list[Browser] = []
-
-            async def launch(origin: str) -> tuple[Browser, OwnNetwork]:
-                assert not browsers, "one browser per network"
-                browser = await playwright.chromium.launch(
-                    executable_path=str(network.executable),
-                    headless=True,
-                    args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"],
-                )
-                browsers.append(browser)
-                return browser, network
-
-            try:
-                yield launch
-            finally:
-                for browser in browsers:
-                    await browser.close()
 
 
 async def patient_in_own_network(

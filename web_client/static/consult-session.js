@@ -6,6 +6,7 @@
  */
 import { Emitter } from "./emitter.js";
 import { browserPeerConnection } from "./ice.js";
+import { FULL_RECEIVE, parseLinkQuality, parseReceiveMode } from "./link-quality.js";
 import { Publisher } from "./publisher.js";
 import { SignalingError } from "./signaling-error.js";
 import { Subscriber } from "./subscriber.js";
@@ -62,6 +63,10 @@ import { Subscriber } from "./subscriber.js";
  * @property {Map<string, Participant>} participants everyone the server told us about, by id
  * @property {Participant[]} waiting participants waiting in the lobby (hosts only)
  * @property {Record<Source, boolean>} muted
+ * @property {boolean} audioOnly this participant chose audio only: it sends no camera, receives no video
+ * @property {import("./link-quality.js").ReceiveMode} receiveMode what the server sends us
+ * @property {Map<string, import("./link-quality.js").Quality>} linkQuality each participant's
+ *   connection quality, as the server last rated it
  * @property {boolean} reconnecting the connection dropped and is coming back by itself
  * @property {EndReason|null} endedReason
  * @property {string|null} endedBy the host who removed this participant
@@ -80,6 +85,8 @@ import { Subscriber } from "./subscriber.js";
  * @property {[]} admitted the host admitted this participant
  * @property {[{source: Source|"screen", by: string}]} muted_by_host a host muted our source
  * @property {[]} local_media the local media's mute state changed
+ * @property {[]} link_quality the server rated the participants' connections again
+ * @property {[import("./link-quality.js").ReceiveMode]} receive_mode what the server sends us changed
  * @property {[import("./subscriber.js").Placement]} track_added a received track to show
  * @property {[import("./subscriber.js").Placement]} track_removed a received track to drop
  * @property {[import("./chat.js").ChatMessage]} chat_message
@@ -144,6 +151,9 @@ export class ConsultSession extends Emitter {
       participants: new Map(),
       waiting: [],
       muted: { microphone: false, camera: false },
+      audioOnly: false,
+      receiveMode: FULL_RECEIVE,
+      linkQuality: new Map(),
       reconnecting: false,
       endedReason: null,
       endedBy: null,
@@ -282,7 +292,7 @@ export class ConsultSession extends Emitter {
       this.subscriber = this.#newSubscriber(signaling);
       const stream = this.localStream;
       if (stream && this.#localTracks().length > 0 && state.grants?.publish !== false) {
-        await this.ensurePublisher({ restart: true })?.publish(stream);
+        await this.publishLocal(stream, { restart: true });
       } else {
         // Receive-only: the server replaces its subscriber connection for this one.
         await signaling.request("subscribe", { restart: true });
@@ -325,6 +335,8 @@ export class ConsultSession extends Emitter {
         this.request("mute", { source, muted: true }).catch(() => {});
       }
     }
+    // The server may have restarted and forgotten the choice.
+    if (state.audioOnly) this.request("audio_only", { enabled: true }).catch(() => {});
     this.emit("reconnected");
     this.emit("change");
     if (state.view === "consult") await this.restartMedia({ force: true });
@@ -430,6 +442,25 @@ export class ConsultSession extends Emitter {
           this.#applyMute(source, true);
         }
         this.emit("muted_by_host", { source, by });
+      }),
+    );
+
+    connection.on(
+      "link_quality",
+      afterJoin((payload) => {
+        state.linkQuality = parseLinkQuality(payload);
+        this.emit("link_quality");
+      }),
+    );
+
+    connection.on(
+      "receive_mode",
+      afterJoin((payload) => {
+        const mode = parseReceiveMode(payload);
+        if (!mode) return;
+        state.receiveMode = mode;
+        this.emit("receive_mode", mode);
+        this.emit("change");
       }),
     );
 
@@ -549,10 +580,65 @@ export class ConsultSession extends Emitter {
         await this.request("subscribe");
         return;
       }
-      await this.ensurePublisher()?.publish(stream);
+      await this.publishLocal(stream);
     } catch (err) {
       if (this.state.view !== "ended") this.emit("error", codeOf(err) ?? "invalid_sdp");
     }
+  }
+
+  /**
+   * Publish the local media on the publisher connection (camera withheld while audio only).
+   * @param {MediaStream} stream
+   * @param {{restart?: boolean}} [options] see `ensurePublisher`
+   * @returns {Promise<void>}
+   */
+  async publishLocal(stream, options) {
+    const publisher = this.ensurePublisher(options);
+    if (!publisher) return;
+    // Withheld before the offer: not one frame of the camera leaves while audio only.
+    const publishing = publisher.publish(stream);
+    if (this.state.audioOnly) await publisher.replaceTrack("camera", null);
+    await publishing;
+  }
+
+  /**
+   * Send `track` as our microphone or camera on the sender already there (a switched or
+   * reopened device); while audio only, the camera's sender stays empty.
+   * @param {Source} source
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<boolean>} false when nothing of that source is published yet
+   */
+  async sendTrack(source, track) {
+    const sent = source === "camera" && this.state.audioOnly ? null : track;
+    return (await this.publisher?.replaceTrack(source, sent)) ?? false;
+  }
+
+  /**
+   * Choose audio only (or video again): at once here, our camera leaves the sender (or comes
+   * back to it); then the server stops (or resumes) sending us video and tells the others.
+   * A refusal undoes it here.
+   * @param {boolean} enabled
+   * @returns {Promise<void>}
+   * @throws {SignalingError} the server refused it
+   */
+  async setAudioOnly(enabled) {
+    const before = this.state.audioOnly;
+    await this.#applyAudioOnly(enabled);
+    try {
+      await this.request("audio_only", { enabled });
+    } catch (err) {
+      await this.#applyAudioOnly(before);
+      throw err;
+    }
+  }
+
+  /** @param {boolean} enabled */
+  async #applyAudioOnly(enabled) {
+    this.state.audioOnly = enabled;
+    const camera = this.localStream?.getVideoTracks()[0] ?? null;
+    this.emit("local_media");
+    this.emit("change");
+    await this.publisher?.replaceTrack("camera", enabled ? null : camera);
   }
 
   /**

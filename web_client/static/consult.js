@@ -149,8 +149,19 @@ function render() {
     endedBy: state.endedBy,
     sharing: screenShare.sharing,
     canSwitchCamera,
+    audioOnly: state.audioOnly,
   });
-  grid.refresh();
+  grid.setLinks(linksOf());
+}
+
+/** @returns {import("./tiles.js").Links} what the tiles show of the links, from the session */
+function linksOf() {
+  return {
+    quality: state.linkQuality,
+    receiveMode: state.receiveMode,
+    audioOnly: state.audioOnly,
+    ownId: state.participant?.participant_id ?? null,
+  };
 }
 
 // ---------------------------------------------------------------- device check
@@ -216,7 +227,7 @@ async function retryMedia() {
   }
   if (added.length === 0) return;
   try {
-    await session.ensurePublisher()?.publish(new MediaStream(added));
+    await session.publishLocal(new MediaStream(added));
   } catch (err) {
     ui.showError(codeOf(err) ?? "invalid_sdp");
   }
@@ -233,7 +244,7 @@ async function useTrack(track, old) {
   const source = track.kind === "audio" ? "microphone" : "camera";
   track.enabled = !state.muted[source];
   watchEnded(track);
-  const replaced = (await session.publisher?.replaceTrack(source, track)) ?? false;
+  const replaced = await session.sendTrack(source, track);
   if (old) {
     endedTracks.delete(old);
     localStream.removeTrack(old);
@@ -409,6 +420,17 @@ session.on("track_removed", (placement) => {
 
 session.on("chat_message", (message) => chat.add(message));
 
+session.on("link_quality", () => grid.setLinks(linksOf()));
+
+/** @type {import("./link-quality.js").ReceiveMode["reason"]} why video was paused last (null: it was not) */
+let pausedFor = null;
+session.on("receive_mode", (mode) => {
+  // The page says it once; the tiles keep saying it.
+  if (mode.reason === "weak_connection" && pausedFor !== "weak_connection") ui.announce("announce_weak_connection");
+  if (!mode.audioOnly && pausedFor === "weak_connection") ui.announce("announce_video_back");
+  pausedFor = mode.reason;
+});
+
 // The page's part of ending: the session then closes the peer connections and the socket.
 session.on("ending", () => {
   stopMeter();
@@ -450,6 +472,16 @@ async function toggleMute(source) {
   else ui.announce(muted ? "announce_camera_off" : "announce_camera_on");
   try {
     await request;
+  } catch (err) {
+    ui.showError(codeOf(err));
+  }
+}
+
+async function toggleAudioOnly() {
+  const enabled = !state.audioOnly;
+  ui.announce(enabled ? "announce_audio_only_on" : "announce_audio_only_off");
+  try {
+    await session.setAudioOnly(enabled);
   } catch (err) {
     ui.showError(codeOf(err));
   }
@@ -521,6 +553,7 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible" && endedTracks.size) reacquireEnded();
 });
 ui.elements.screenButton.addEventListener("click", toggleScreenShare);
+ui.elements.audioOnlyButton.addEventListener("click", toggleAudioOnly);
 ui.elements.leaveButton.addEventListener("click", () => session.leave());
 ui.elements.lobbyLeaveButton.addEventListener("click", () => session.leave());
 ui.elements.endButton.addEventListener("click", endConsult);

@@ -6,6 +6,16 @@
  */
 import { browserPeerConnection, waitForIceGatheringComplete, watchConnection } from "./ice.js";
 
+/**
+ * How the camera is encoded: three temporal layers (L1T3: one resolution, frames of layers
+ * 0, 2, 1, 2, …), so that the server can forward a third or half of the frame rate to a
+ * subscriber on a weak link without decoding; capped so that one sender leaves room for the
+ * others on an uplink the server shares out.
+ * @type {Array<RTCRtpEncodingParameters & {scalabilityMode?: string}>} (webrtc-svc's field,
+ *   not yet in TypeScript's DOM types)
+ */
+export const CAMERA_ENCODINGS = [{ scalabilityMode: "L1T3", maxBitrate: 1_000_000 }];
+
 /** The connection that carries this participant's own media to the server. */
 export class Publisher {
   /**
@@ -39,18 +49,37 @@ export class Publisher {
    * @throws {import("./signaling.js").SignalingError} when the server refuses the offer
    */
   async publish(stream) {
-    for (const track of [...stream.getAudioTracks(), ...stream.getVideoTracks()]) {
-      const transceiver = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      this.sources.set(transceiver, track.kind === "audio" ? "microphone" : "camera");
+    for (const track of stream.getAudioTracks()) {
+      this.sources.set(this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), "microphone");
+    }
+    for (const track of stream.getVideoTracks()) {
+      this.sources.set(this.#addCamera(track, stream), "camera");
     }
     await this.#negotiate();
   }
 
   /**
+   * A send-only transceiver for the camera with temporal layers (CAMERA_ENCODINGS); a browser
+   * that refuses the scalability mode sends one layer, capped all the same.
+   * @param {MediaStreamTrack} track
+   * @param {MediaStream} stream
+   * @returns {RTCRtpTransceiver}
+   */
+  #addCamera(track, stream) {
+    try {
+      return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: CAMERA_ENCODINGS });
+    } catch {
+      const sendEncodings = CAMERA_ENCODINGS.map(({ scalabilityMode, ...rest }) => rest);
+      return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings });
+    }
+  }
+
+  /**
    * Send `track` instead of the current microphone or camera track, on the same sender:
-   * no new offer, so the others' receivers go on without a renegotiation.
+   * no new offer, so the others' receivers go on without a renegotiation. `null` sends
+   * nothing (audio only) until a track is given again.
    * @param {"microphone"|"camera"} source
-   * @param {MediaStreamTrack} track a new track of the same kind
+   * @param {MediaStreamTrack|null} track a new track of the same kind, or none
    * @returns {Promise<boolean>} false when nothing of that source is published yet
    */
   async replaceTrack(source, track) {
@@ -70,13 +99,15 @@ export class Publisher {
    * @throws {import("./signaling.js").SignalingError} when the server refuses the offer
    */
   async shareScreen(track) {
-    const screen = this.#screenTransceiver();
+    let screen = this.#screenTransceiver();
     if (screen) {
       await screen.sender.replaceTrack(track);
       screen.direction = "sendonly";
     } else {
-      this.sources.set(this.pc.addTransceiver(track, { direction: "sendonly" }), "screen");
+      screen = this.pc.addTransceiver(track, { direction: "sendonly" });
+      this.sources.set(screen, "screen");
     }
+    await preferResolution(screen.sender);
     await this.#negotiate();
   }
 
@@ -139,5 +170,21 @@ export class Publisher {
   close() {
     this.stopWatching();
     this.pc.close();
+  }
+}
+
+/**
+ * Ask the sender to keep the resolution and drop the frame rate when the link is short: a
+ * shared X-ray or lab sheet must stay legible, its motion matters little. Browsers without
+ * the preference send as they would anyway.
+ * @param {RTCRtpSender} sender
+ * @returns {Promise<void>}
+ */
+async function preferResolution(sender) {
+  try {
+    const parameters = sender.getParameters();
+    await sender.setParameters({ ...parameters, degradationPreference: "maintain-resolution" });
+  } catch {
+    // Not supported here (or the connection closed meanwhile): the default balance applies.
   }
 }

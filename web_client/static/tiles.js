@@ -6,17 +6,25 @@
  * every tile) chooses its columns in the style sheet; in a one-to-one call (`data-arrangement`
  * "pip") the other party fills the grid and one's own picture is a small inset.
  * Remote tiles play their sound; where the browser blocks that, they play muted until
- * `enableSound` is called from a tap.
+ * `enableSound` is called from a tap. Each participant's tile says how good their connection
+ * is, and a tile whose video is paused (a weak link, audio only) says so instead of freezing.
  */
 import { t } from "./i18n.js";
+import { FULL_RECEIVE, videoPauseOf } from "./link-quality.js";
 
 /**
  * @typedef {{participant_id: string, name: string, status?: string,
  *            muted?: {microphone: boolean, camera: boolean}}} Participant
  * @typedef {{kind: "local"|"camera"|"screen", participantId: string|null, figure: HTMLElement,
  *            video: HTMLVideoElement, name: HTMLElement, micBadge: HTMLElement,
- *            cameraBadge: HTMLElement, reconnectingBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
+ *            cameraBadge: HTMLElement, reconnectingBadge: HTMLElement, qualityBadge: HTMLElement,
+ *            pausedBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
  *            tracks: Set<MediaStreamTrack>}} Tile
+ * @typedef {{quality: Map<string, import("./link-quality.js").Quality>,
+ *            receiveMode: import("./link-quality.js").ReceiveMode, audioOnly: boolean,
+ *            ownId: string|null}} Links
+ *   the server's ratings of everyone's connection, what this participant receives, whether it
+ *   chose audio only, and its own participant id (the local tile's rating)
  */
 
 const LOCAL_KEY = "local";
@@ -66,6 +74,17 @@ export class VideoGrid {
     /** @type {{stream: MediaStream, participant: Participant,
      *           muted: {microphone: boolean, camera: boolean}}|null} */
     this.local = null;
+    /** @type {Links} */
+    this.links = { quality: new Map(), receiveMode: FULL_RECEIVE, audioOnly: false, ownId: null };
+  }
+
+  /**
+   * Take the latest connection ratings and receive mode, and relabel every tile.
+   * @param {Links} links
+   */
+  setLinks(links) {
+    this.links = links;
+    this.refresh();
   }
 
   /**
@@ -212,11 +231,21 @@ export class VideoGrid {
     const reconnectingBadge = document.createElement("span");
     reconnectingBadge.className = "badge badge-reconnecting";
     reconnectingBadge.setAttribute("role", "status");
+    // Words, not a colour: "Connection: poor" reads the same to everyone.
+    const qualityBadge = document.createElement("span");
+    qualityBadge.className = "badge badge-quality";
+    qualityBadge.hidden = true;
+    // No live region: the page announces a pause once, not once per tile.
+    const pausedBadge = document.createElement("span");
+    pausedBadge.className = "badge badge-video-paused";
+    pausedBadge.hidden = true;
     const speakingCue = document.createElement("span");
     speakingCue.className = "visually-hidden tile-speaking";
     speakingCue.hidden = true;
     figure.dataset.speaking = "false";
-    caption.append(name, " ", micBadge, " ", cameraBadge, " ", reconnectingBadge, speakingCue);
+    caption.append(
+      name, " ", micBadge, " ", cameraBadge, " ", reconnectingBadge, " ", pausedBadge, " ", qualityBadge, speakingCue,
+    );
     figure.append(video, initials, caption);
     /** @type {Tile} */
     const tile = {
@@ -228,6 +257,8 @@ export class VideoGrid {
       micBadge,
       cameraBadge,
       reconnectingBadge,
+      qualityBadge,
+      pausedBadge,
       speakingCue,
       initials,
       tracks: new Set(),
@@ -297,10 +328,20 @@ export class VideoGrid {
     const videoTracks = local
       ? local.stream.getVideoTracks()
       : [...tile.tracks].filter((tr) => tr.kind === "video");
+    const paused = videoPauseOf(tile.kind, this.links);
     tile.figure.dataset.micMuted = String(micMuted);
     tile.figure.dataset.cameraMuted = String(cameraOff);
-    // Initials stand in for the picture when there is none to show.
-    tile.figure.dataset.hasVideo = String(videoTracks.length > 0 && !cameraOff);
+    // Initials stand in for the picture when there is none to show (not a frozen last frame).
+    tile.figure.dataset.hasVideo = String(videoTracks.length > 0 && !cameraOff && !paused);
+    tile.figure.dataset.videoPaused = paused ?? "";
+    tile.pausedBadge.textContent = paused ? t(`tile_video_paused.${paused}`) : "";
+    tile.pausedBadge.hidden = !paused;
+    // A screen share travels the same link as its sharer's camera: one rating, on the camera tile.
+    const quality =
+      tile.kind === "screen" ? undefined : this.links.quality.get((local ? this.links.ownId : tile.participantId) ?? "");
+    tile.figure.dataset.quality = quality ?? "";
+    tile.qualityBadge.textContent = quality ? t(`tile_quality.${quality}`) : "";
+    tile.qualityBadge.hidden = !quality;
     tile.micBadge.textContent = t("tile_muted");
     tile.micBadge.hidden = !micMuted;
     tile.cameraBadge.textContent = t("tile_camera_off");

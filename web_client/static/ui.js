@@ -20,6 +20,7 @@ export const elements = {
   mediaRetryButton: byId("media-retry-button", HTMLButtonElement),
   lobbyPreview: byId("lobby-preview", HTMLVideoElement),
   screenButton: byId("screen-button", HTMLButtonElement),
+  audioOnlyButton: byId("audio-only-button", HTMLButtonElement),
   chatPanel: byId("chat-panel"),
   leaveButton: byId("leave-button", HTMLButtonElement),
   lobbyLeaveButton: byId("lobby-leave-button", HTMLButtonElement),
@@ -214,6 +215,7 @@ export function setMicLevel(level) {
  * @param {string|null} [model.endedBy] the host who removed this participant
  * @param {boolean} [model.sharing] whether the screen is being shared
  * @param {boolean} [model.canSwitchCamera] whether another camera (or the other side) can be chosen
+ * @param {boolean} [model.audioOnly] whether this participant chose audio only
  */
 export function render(model) {
   byId("join-greeting").textContent = model.name ? t("join_greeting", { name: model.name }) : "";
@@ -228,6 +230,9 @@ export function render(model) {
   elements.cameraButton.textContent = t(model.muted.camera ? "camera_on" : "camera_off");
   elements.cameraButton.disabled = !model.hasTrack.camera;
   elements.switchCameraButton.hidden = !model.canSwitchCamera || !model.hasTrack.camera;
+  // A toggle: its name stays, its pressed state says whether audio only is on.
+  elements.audioOnlyButton.textContent = t("audio_only");
+  elements.audioOnlyButton.setAttribute("aria-pressed", String(Boolean(model.audioOnly)));
   elements.endButton.hidden = !model.grants?.end;
   elements.screenButton.textContent = t(model.sharing ? "stop_sharing" : "share_screen");
   elements.screenButton.hidden = model.grants?.publish === false || !navigator.mediaDevices?.getDisplayMedia;

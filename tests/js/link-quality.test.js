@@ -1,0 +1,73 @@
+// @ts-check
+/**
+ * What a page makes of the server's words about weak links (link-quality.js), and how the
+ * publisher connection asks the browser to send a screen share.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import {
+  FULL_RECEIVE,
+  parseLinkQuality,
+  parseReceiveMode,
+  videoPauseOf,
+} from "../../web_client/static/link-quality.js";
+import { Publisher } from "../../web_client/static/publisher.js";
+import { FakePeerConnection, FakeSignaling, FakeTrack, fake } from "./fakes.js";
+
+describe("link_quality", () => {
+  test("each participant's rating, by id", () => {
+    const ratings = parseLinkQuality({ participants: { a: { quality: "good" }, b: { quality: "fair" }, c: { quality: "poor" } } });
+    assert.deepEqual([...ratings], [["a", "good"], ["b", "fair"], ["c", "poor"]]);
+  });
+
+  test("anything else is no rating, never an exception", () => {
+    for (const payload of [null, undefined, "poor", {}, { participants: null }, { participants: { a: null } }]) {
+      assert.deepEqual([...parseLinkQuality(payload)], [], JSON.stringify(payload));
+    }
+    assert.deepEqual([...parseLinkQuality({ participants: { a: { quality: "bad" }, b: { quality: 3 } } })], []);
+  });
+});
+
+describe("receive_mode", () => {
+  test("audio only for a weak connection, or chosen; everything again", () => {
+    assert.deepEqual(parseReceiveMode({ audio_only: true, reason: "weak_connection" }), { audioOnly: true, reason: "weak_connection" });
+    assert.deepEqual(parseReceiveMode({ audio_only: true, reason: "chosen" }), { audioOnly: true, reason: "chosen" });
+    assert.deepEqual(parseReceiveMode({ audio_only: false, reason: null }), FULL_RECEIVE);
+  });
+
+  test("audio only for an unknown reason is shown as the link's doing; a malformed one is none", () => {
+    assert.deepEqual(parseReceiveMode({ audio_only: true, reason: "cosmic" }), { audioOnly: true, reason: "weak_connection" });
+    assert.equal(parseReceiveMode({ audio_only: "true" }), null);
+    assert.equal(parseReceiveMode(null), null);
+  });
+});
+
+describe("which tile says its video is paused", () => {
+  const full = { receiveMode: FULL_RECEIVE, audioOnly: false };
+  const weak = { receiveMode: { audioOnly: true, reason: /** @type {const} */ ("weak_connection") }, audioOnly: false };
+  const chosen = { receiveMode: { audioOnly: true, reason: /** @type {const} */ ("chosen") }, audioOnly: true };
+
+  test("our weak link pauses every remote tile, camera and screen, not our own picture", () => {
+    assert.equal(videoPauseOf("camera", weak), "weak_connection");
+    assert.equal(videoPauseOf("screen", weak), "weak_connection");
+    assert.equal(videoPauseOf("local", weak), null);
+    assert.equal(videoPauseOf("camera", full), null);
+  });
+
+  test("our own audio only pauses every tile, ours included, even before the server confirms", () => {
+    for (const kind of /** @type {const} */ (["camera", "screen", "local"])) {
+      assert.equal(videoPauseOf(kind, chosen), "audio_only");
+      assert.equal(videoPauseOf(kind, { ...full, audioOnly: true }), "audio_only");
+    }
+  });
+});
+
+describe("a screen share", () => {
+  test("asks the browser to keep its resolution and give up frame rate", async () => {
+    const publisher = new Publisher(new FakeSignaling({ publish: { ok: true, sdp: "answer" } }), [], { onFailed() {} }, FakePeerConnection.factory);
+    await publisher.shareScreen(/** @type {any} */ (new FakeTrack("video")));
+    const [screen] = fake(publisher.pc).transceivers;
+    assert.equal(screen.sender.getParameters().degradationPreference, "maintain-resolution");
+  });
+});
