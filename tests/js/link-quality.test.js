@@ -65,7 +65,7 @@ describe("which tile says its video is paused", () => {
 
 describe("a screen share", () => {
   test("asks the browser to keep its resolution and give up frame rate", async () => {
-    const publisher = new Publisher(new FakeSignaling({ publish: { ok: true, sdp: "answer" } }), [], { onFailed() {} }, FakePeerConnection.factory);
+    const publisher = new Publisher(new FakeSignaling({ publish: { ok: true, sdp: "answer" } }), { iceServers: [] }, { onFailed() {} }, FakePeerConnection.factory);
     await publisher.shareScreen(/** @type {any} */ (new FakeTrack("video")));
     const [screen] = fake(publisher.pc).transceivers;
     assert.equal(screen.sender.getParameters().degradationPreference, "maintain-resolution");
