@@ -26,8 +26,7 @@ class OutboxEntry(Base):
     hospital scopes who administers them; the consult says what they are about.
     """
 
-    # The table was born inside the clinical package; its name stays to spare a migration.
-    __tablename__ = "clinical_outbox"
+    __tablename__ = "outbox_entries"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)

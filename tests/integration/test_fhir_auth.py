@@ -185,20 +185,24 @@ def auth_record(auth: AuthSpec) -> dict[str, Any]:
     return {"kind": "none"}
 
 
+def store_record(code: str, guarded: GuardedFhir, auth: AuthSpec) -> dict[str, Any]:
+    """A hospital record whose FHIR store is ``guarded``, reached with ``auth``."""
+    return {
+        "display_names": {"en": code},
+        "record_store": {
+            "kind": "fhir",
+            "base_url": f"{guarded.url}/fhir",
+            "auth": auth_record(auth),
+        },
+    }
+
+
 async def set_stores(live: LiveServer, **by_hospital: tuple[GuardedFhir, AuthSpec]) -> None:
     """The region's administrator names each hospital's own FHIR store in its record."""
     admin = live.token("admin-region", "admin", hospital=live.settings.region_code)
     for name, (guarded, auth) in by_hospital.items():
         code = name.replace("_", "-")
-        record = {
-            "display_names": {"en": code},
-            "record_store": {
-                "kind": "fhir",
-                "base_url": f"{guarded.url}/fhir",
-                "auth": auth_record(auth),
-            },
-        }
-        await call(live, admin, "PUT", f"/api/hospitals/{code}", record)
+        await call(live, admin, "PUT", f"/api/hospitals/{code}", store_record(code, guarded, auth))
 
 
 async def settings_for(factory: Callable[..., Settings], sqlite_url: str) -> Settings:
