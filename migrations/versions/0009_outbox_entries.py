@@ -4,7 +4,7 @@ The outbox serves webhooks as well as clinical documents. Its indexes and constr
 naming convention of config.database, so they are renamed with it: PostgreSQL renames them in
 place; SQLite cannot rename an index or a constraint, so they are dropped and created again.
 
-Revision ID: 0012
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-04 11:55:00.000000
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
