@@ -79,41 +79,6 @@ class OwnNetwork:
         """Let the packets through again."""
         _run("ip", "netns", "exec", self.name, "nft", "delete", "table", "inet", _TABLE)
 
-    def shape_downlink(self, rate_kbit: int, loss_percent: int = 0) -> None:
-        """
-        Make the browser's downlink weak: at most `rate_kbit` reach it (excess queued up to
-        300 ms, then dropped), and `loss_percent` % of what arrives is lost at random.
-
-        :param rate_kbit: The rate limit, kbit/s (replaces a previous one).
-        :param loss_percent: Random loss of incoming packets, 0 to 100.
-        """
-        _run(
-            "tc", "qdisc", "replace", "dev", self._outside, "root", "tbf",
-            "rate", f"{rate_kbit}kbit", "burst", "16kb", "latency", "300ms",
-        )  # fmt: skip
-        self._unset_loss()
-        if loss_percent:
-            rules = (
-                f"table inet {_SHAPE_TABLE} {{\n"
-                "  chain inbound { type filter hook input priority 0; policy accept;\n"
-                f'    iifname "{self._link}" numgen random mod 100 < {loss_percent} drop; }}\n'
-                "}\n"
-            )
-            subprocess.run(
-                ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
-                input=rules.encode(),
-                check=True,
-                capture_output=True,
-                timeout=30,
-            )
-
-    def unshape(self) -> None:
-        """Lift the rate limit and the loss of :meth:`shape_downlink`."""
-        subprocess.run(
-            ["tc", "qdisc", "del", "dev", self._outside, "root"], capture_output=True, timeout=30
-        )
-        self._unset_loss()
-
     def _unset_loss(self) -> None:
         subprocess.run(
             ["ip", "netns", "exec", self.name, "nft", "delete", "table", "inet", _SHAPE_TABLE],
