@@ -27,29 +27,15 @@ from rooms.turn import turn_credentials
 from tests.conftest import free_tcp_port
 from tests.log_scan import register_secret
 from tests.webrtc.conftest import TeleconsultServer
-from tests.webrtc.visit_flow import HOSPITAL, NewContext, schedule_visit, visit_in_progress
+from tests.webrtc.visit_flow import (
+    HOSPITAL,
+    SELECTED_PAIR,
+    NewContext,
+    schedule_visit,
+    visit_in_progress,
+)
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(120)]
-
-#: The selected candidate pair of a page's connection: its state and both candidates' types.
-SELECTED_PAIR_TYPES = """
-async (which) => {
-  const pc = window.teleconsult[which];
-  if (!pc) return null;
-  const stats = await pc.getStats();
-  let pairId = null;
-  stats.forEach((s) => {
-    if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-  });
-  if (!pairId) return null;
-  const pair = stats.get(pairId);
-  return {
-    state: pair.state,
-    local: stats.get(pair.localCandidateId).candidateType,
-    remote: stats.get(pair.remoteCandidateId).candidateType,
-  };
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -174,7 +160,7 @@ async def test_a_relay_only_hospital_has_its_visit_relayed_through_coturn(
 
     for who, page in (("doctor", doctor), ("patient", patient)):
         for which in ("publisherPc", "subscriberPc"):
-            pair = await page.evaluate(SELECTED_PAIR_TYPES, which)
+            pair = await page.evaluate(SELECTED_PAIR, which)
             assert pair is not None, f"{who} {which}: no selected candidate pair"
             assert pair["state"] == "succeeded", f"{who} {which}: {pair}"
-            assert pair["local"] == "relay", f"{who} {which} did not relay: {pair}"
+            assert pair["localType"] == "relay", f"{who} {which} did not relay: {pair}"

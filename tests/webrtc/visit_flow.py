@@ -71,6 +71,8 @@ async (which) => {
     state: pair.state,
     local: local.address ?? local.ip,
     remote: remote.address ?? remote.ip,
+    localType: local.candidateType,
+    remoteType: remote.candidateType,
   };
 }
 """
