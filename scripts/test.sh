@@ -16,7 +16,7 @@ PYTEST=.venv/bin/pytest
 PYTHON=.venv/bin/python
 ARTIFACTS=test-artifacts
 # A safety net so CI never hangs (phases of at most 15 minutes each; the host phase takes about
-# 7 on a quiet machine); per-test limits come from pytest-timeout (tests/conftest.py).
+# 5 on a quiet machine); per-test limits come from pytest-timeout (tests/conftest.py).
 PHASE_TIMEOUT=${TELECONSULT_TEST_PHASE_TIMEOUT:-900}
 read -r -a extra_args <<<"${PYTEST_ARGS:-}"
 
@@ -88,8 +88,15 @@ if [ "$which_phases" = all ] || [ "$which_phases" = js ]; then
         --test-reporter=junit --test-reporter-destination="$ARTIFACTS/junit-js.xml" \
         tests/js/
 fi
+# The host phase runs on two pytest-xdist workers (one per core of the machine CI uses; each
+# test has its own database and Redis keys); TELECONSULT_TEST_HOST_WORKERS=0 runs it serially.
+host_workers=${TELECONSULT_TEST_HOST_WORKERS:-2}
+host_parallel=()
+if [ "$host_workers" -gt 0 ]; then
+    host_parallel=(-n "$host_workers" --dist worksteal)
+fi
 if [ "$which_phases" = all ] || [ "$which_phases" = host ]; then
-    run_phase host "$PYTEST" -m "not webrtc" "${common[@]}" \
+    run_phase host "$PYTEST" -m "not webrtc" "${common[@]}" ${host_parallel[@]+"${host_parallel[@]}"} \
         --junitxml="$ARTIFACTS/junit-host.xml" ${extra_args[@]+"${extra_args[@]}"}
 fi
 if [ "$which_phases" = all ] || [ "$which_phases" = webrtc ]; then

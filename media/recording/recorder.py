@@ -326,6 +326,20 @@ class ConsultRecorder:
         self._writer.start()
         logger.info("recording started", extra={"recording_id": self.recording_id})
 
+    def frames_written(self, participant_id: str, source: str) -> int:
+        """
+        Frames written so far to the open file of one participant's source (0 when none is open).
+
+        :param participant_id: The publishing participant.
+        :param source: ``camera``, ``microphone`` or ``screen``.
+        """
+        return sum(
+            recording.file.frames
+            for recording in self._tracks.values()
+            if recording.published.participant_id == participant_id
+            and recording.published.source == source
+        )
+
     def sync(self, published: Iterable[PublishedTrack]) -> None:
         """
         Record exactly the tracks published now: start new ones, close withdrawn ones.

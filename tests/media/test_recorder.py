@@ -195,10 +195,14 @@ async def test_a_participant_leaving_closes_their_files_and_the_recording_goes_o
     for person in (doctor, patient):
         await person.join()
         await person.publish()
-    consult.start_recording(tmp_path / "rec-1", new_manifest())
-    await asyncio.sleep(1.5)
+    await wait_until(lambda: patient.frames_from("doctor", "camera") >= 10)
+    await wait_until(lambda: doctor.frames_from("patient", "camera") >= 10)
+    recorder = consult.start_recording(tmp_path / "rec-1", new_manifest())
+    await wait_until(lambda: recorder.frames_written("patient", "camera") >= 10)
     await consult.leave("patient")
-    await asyncio.sleep(1.5)
+    # The doctor's camera is recorded on after the patient left.
+    written = recorder.frames_written("doctor", "camera")
+    await wait_until(lambda: recorder.frames_written("doctor", "camera") >= written + 10)
     manifest = await consult.stop_recording()
 
     assert manifest is not None
