@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     node_dead_after_seconds: float = Field(
         default=10.0, gt=0, description="a node silent this long is dead: its consults move"
     )
+    job_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="lifetime of the Redis lease under which one node runs retention and "
+        "renditions for the cluster; another node takes a dead holder's job within it",
+    )
 
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -269,7 +275,7 @@ class Settings(BaseSettings):
         """The HS256 secret: configured, or generated once in data_dir with mode 0600."""
         if self.jwt_secret:
             return self.jwt_secret
-        return self._generated_secret("jwt-secret", lambda: secrets.token_urlsafe(48))
+        return self._generated_secret(JWT_SECRET_FILE, new_jwt_secret)
 
     def secrets_keys(self) -> list[str]:
         """The keys that encrypt stored secrets (webhook and FHIR credentials): the configured
@@ -277,7 +283,12 @@ class Settings(BaseSettings):
         rotated), or one generated once in data_dir for a single-machine install."""
         if self.secrets_key:
             return [key.strip() for key in self.secrets_key.split(",") if key.strip()]
-        return [self._generated_secret("secrets-key", lambda: Fernet.generate_key().decode())]
+        return [self._generated_secret(SECRETS_KEY_FILE, new_secrets_key)]
+
+    def kept_secret(self, name: str) -> str | None:
+        """A secret this install generated before in ``data_dir/name``, if there is one."""
+        path = self.data_dir / name
+        return path.read_text().strip() if path.exists() else None
 
     def _generated_secret(self, name: str, make: Callable[[], str]) -> str:
         """A secret kept in ``data_dir/name`` (mode 0600), made by ``make`` on first use."""
@@ -291,6 +302,20 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(make())
         return path.read_text().strip()
+
+
+JWT_SECRET_FILE = "jwt-secret"
+SECRETS_KEY_FILE = "secrets-key"
+
+
+def new_jwt_secret() -> str:
+    """A new random HS256 secret."""
+    return secrets.token_urlsafe(48)
+
+
+def new_secrets_key() -> str:
+    """A new random key for stored credentials (Fernet)."""
+    return Fernet.generate_key().decode()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two writes of a rendition's progress to the catalogue.
 PROGRESS_INTERVAL = 0.5
+#: Seconds between two looks for pending renditions while none is queued.
+PENDING_SCAN_INTERVAL = 5.0
 
 
 class Renderer:
@@ -40,16 +42,22 @@ class Renderer:
             self._queue.put_nowait(recording_id)
 
     async def run(self) -> None:
-        """Queue the renditions left due or running (a restart, a crash), then make the queued
-        ones until cancelled; a failed rendition is marked failed.
+        """Make the renditions queued, left due or running (a restart, a crash), or waiting
+        after a recording that stopped on another node, until cancelled; a failed rendition is
+        marked failed.
 
         When the catalogue itself fails (the database does not answer) this raises: the
         process's supervisor runs it again after a pause, and it picks up where it stopped.
         """
-        for recording in await self._catalogue.pending_renditions():
-            self.queue(recording.id)
         while True:
-            recording_id = await self._queue.get()
+            # Pending renditions are looked for again after each one, and while idle: in a
+            # cluster the recording may have stopped on another node (docs/cluster.md).
+            for recording in await self._catalogue.pending_renditions():
+                self.queue(recording.id)
+            try:
+                recording_id = await asyncio.wait_for(self._queue.get(), PENDING_SCAN_INTERVAL)
+            except TimeoutError:
+                continue
             try:
                 await self.render(recording_id)
             except Exception as exc:
@@ -69,8 +77,11 @@ class Renderer:
         :param recording_id: A complete or recovered recording.
         """
         recording = await self._catalogue.get(recording_id)
-        if recording.status not in ("complete", "recovered"):
-            return
+        if recording.status not in ("complete", "recovered") or recording.rendition_status not in (
+            "pending",
+            "running",
+        ):
+            return  # deleted meanwhile, or rendered already (by another node)
         manifest = await self._files.manifest(recording_id)
         done = [0.0]
         await self._catalogue.set_rendition(recording_id, "running", 0)

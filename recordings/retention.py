@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Counter
+
 from rooms.audit import AuditLog, AuditRecord
 
 from .access import system_identity
@@ -24,6 +26,11 @@ logger = logging.getLogger(__name__)
 RETENTION_INTERVAL = 3600.0
 #: Seconds before the next sweep when a deletion failed.
 RETRY_INTERVAL = 300.0
+
+RETENTION_SWEEPS = Counter(
+    "teleconsult_retention_sweeps_total",
+    "Periodic retention sweeps this process ran (one node of a cluster runs them)",
+)
 
 
 @dataclass
@@ -119,4 +126,5 @@ class Retention:
         """
         while True:
             sweep = await self.apply(datetime.now(UTC))
+            RETENTION_SWEEPS.inc()
             await asyncio.sleep(RETRY_INTERVAL if sweep.failed else RETENTION_INTERVAL)

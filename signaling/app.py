@@ -57,6 +57,7 @@ from signaling.context import SERVICES, Services
 from signaling.errors import outage_tolerated, problem_middleware
 from signaling.events import LIVE_CONSULTS, ConsultSignaling
 from signaling.headers import security_headers
+from signaling.leases import JobLease, once_per_cluster
 from signaling.limits import (
     LIMITER,
     ROUTE_LIMITS,
@@ -207,8 +208,13 @@ def create_app(settings: Settings) -> web.Application:
 
     supervisor = svc.supervisor
     supervisor.add("outbox", svc.outbox_worker.run)
-    for name, job in svc.recordings.jobs().items():
-        supervisor.add(name, job)
+    for name, job in svc.recordings.jobs().items():  # sweeps and files: one node of the cluster
+        lease = (
+            JobLease(svc.redis, name, svc.node_id, settings.job_lease_seconds)
+            if svc.redis is not None
+            else None
+        )
+        supervisor.add(name, once_per_cluster(job, lease))
     supervisor.add("node", svc.cluster.keep_announcing)
     supervisor.add("ended_elsewhere", svc.cluster.follow_ended)
     supervisor.add("presence", app[LIVE_CONSULTS].refresh_presence)

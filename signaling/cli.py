@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from config.issuers import ConfigurationError
+from config.keys import with_shared_keys
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from rooms.identity import Identity, Role
@@ -45,6 +46,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.is_embedded_database:
         settings.prepare_data_dir()
         upgrade(settings.effective_database_url)
+    settings = asyncio.run(with_shared_keys(settings))
     app = create_app(settings)
     logger.info(
         "serving",
@@ -91,6 +93,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
+    settings = asyncio.run(with_shared_keys(settings))
     issuer = join_link_issuer(settings) if args.consult else issuer_from_settings(settings)
     if issuer is None:
         print("no signing key: set TELECONSULT_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
@@ -159,6 +162,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     settings.prepare_data_dir()
     if settings.is_embedded_database:
         upgrade(settings.effective_database_url)
+    settings = asyncio.run(with_shared_keys(settings))
     links = asyncio.run(_create_demo(settings))
     print(demo_banner(links, serving=False))
     return 0

@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 
-from config.settings import Settings
+from config.keys import with_shared_keys
+from config.secrets import SecretBox
+from config.settings import JWT_SECRET_FILE, Settings
 from migrations.runner import upgrade
+from recordings.links import PlaybackLinks
+from rooms.identity import Identity, Role
 from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
@@ -26,6 +32,7 @@ from signaling.context import SERVICES
 from tests.conftest import clean_environ, free_tcp_port
 from tests.integration.cluster_client import ClusterParticipant
 from tests.integration.live import HOSPITAL, NO_RATE_LIMITS, LiveServer, participant_id
+from tests.integration.test_webhooks import Receiver, api, receiving, subscribe
 
 pytestmark = pytest.mark.redis
 
@@ -64,6 +71,12 @@ class InProcessNode:
             async with asyncio.timeout(NODE_STOP_SECONDS):
                 await self._server.close()
             self._server = None
+
+    @property
+    def node_id(self) -> str:
+        """The node's id in the cluster."""
+        assert self._server is not None
+        return self._server.app[SERVICES].node_id
 
     @property
     def hosted(self) -> list[str]:
@@ -319,3 +332,86 @@ async def test_the_media_node_killed_mid_visit_the_visit_and_its_recording_go_on
         if node_b.returncode is None:
             node_b.kill()
             await node_b.wait()
+
+
+REVIEWER = Identity("qa-1", "QA Reviewer", Role.REVIEWER, HOSPITAL)
+#: A short job lease, so that a survivor takes a stopped node's jobs in about a second.
+QUICK_LEASE = {"job_lease_seconds": 0.9}
+
+
+def retention_sweeps() -> float:
+    """Retention sweeps run so far by the nodes of this process (they share its metrics)."""
+    return REGISTRY.get_sample_value("teleconsult_retention_sweeps_total") or 0.0
+
+
+async def test_retention_runs_on_one_node_of_three_and_moves_when_that_node_stops(
+    node_settings: Callable[..., Settings], redis_client: aioredis.Redis
+) -> None:
+    before = retention_sweeps()
+    async with cluster(*(node_settings(**QUICK_LEASE) for _ in range(3))) as nodes:
+        await until(lambda: retention_sweeps() == before + 1, 30, "the cluster's first sweep")
+        holder_id = await redis_client.get("teleconsult:lease:retention")
+        holder = next(node for node in nodes if node.node_id == holder_id)
+        await asyncio.sleep(4 * QUICK_LEASE["job_lease_seconds"])  # several renewals
+        assert retention_sweeps() == before + 1  # the others wait; the next sweep is in an hour
+
+        await holder.stop()
+        await until(lambda: retention_sweeps() == before + 2, 30, "a survivor's sweep")
+        survivor_id = await redis_client.get("teleconsult:lease:retention")
+        assert survivor_id != holder_id
+        assert survivor_id in {node.node_id for node in nodes if node is not holder}
+        await asyncio.sleep(4 * QUICK_LEASE["job_lease_seconds"])
+        assert retention_sweeps() == before + 2
+
+
+async def test_each_webhook_is_delivered_once_by_three_nodes_delivering_at_once(
+    node_settings: Callable[..., Settings],
+) -> None:
+    quick_outbox = {"outbox_backoff_seconds": 0.05, "outbox_poll_seconds": 0.05}
+    async with (
+        receiving(Receiver()) as receiver,
+        cluster(*(node_settings(**quick_outbox) for _ in range(3))) as nodes,
+    ):
+        async with client_of(nodes[0]) as live:
+            await subscribe(live, receiver, ["consult.scheduled", "consult.ended"])
+        consults = []
+        for number in range(9):  # scheduled and ended through each node in turn
+            async with client_of(nodes[number % 3]) as live:
+                consult = await live.schedule_visit()
+                coordinator = live.token("coord-1", Role.COORDINATOR)
+                end = f"/api/consults/{consult['id']}/end"
+                status, _ = await api(live, coordinator, "POST", end)
+                assert status == 200
+                consults.append(consult)
+        await receiver.wait_for(lambda: len(receiver.events) == 18, "all eighteen events")
+        await asyncio.sleep(1.0)  # a second delivery of any would arrive by now
+        assert len(receiver.received_ids) == len(set(receiver.received_ids)) == 18
+        for consult in consults:
+            assert receiver.of_consult(consult["id"]) == ["consult.scheduled", "consult.ended"]
+
+
+async def test_nodes_without_a_configured_secret_share_the_clusters_keys(
+    node_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    a = node_settings(jwt_secret=None, data_dir=tmp_path / "a")
+    b = node_settings(jwt_secret=None, data_dir=tmp_path / "b")
+    await asyncio.to_thread(upgrade, a.effective_database_url)
+    # Node A served alone before: its data folder has the secret its links were signed with.
+    own_secret, own_key = a.signing_secret(), a.secrets_keys()[0]
+    link = PlaybackLinks(own_secret, 600).sign(REVIEWER, "rec-1")
+    stored = SecretBox(a.secrets_keys()).encrypt("Bearer fhir-credential")
+
+    a, b = await with_shared_keys(a), await with_shared_keys(b)
+    assert a.signing_secret() == b.signing_secret() == own_secret
+    assert a.secrets_keys()[0] == b.secrets_keys()[0] == own_key
+    assert not (tmp_path / "b" / JWT_SECRET_FILE).exists()  # never a node's own file
+    assert PlaybackLinks(b.signing_secret(), 600).verify(link, "rec-1").sub == REVIEWER.sub
+    assert SecretBox(b.secrets_keys()).decrypt(stored) == "Bearer fhir-credential"
+    # A join link minted by node A opens the consult on node B, and the other way round.
+    async with cluster(a, b) as (node_a, node_b), client_of(node_a) as via_a:
+        consult = await via_a.schedule_visit()
+        doctor = ClusterParticipant([node_b.url], via_a.token_of(consult, "dr-wang"), consult["id"])
+        try:
+            assert (await doctor.join(node_b.url))["status"] == "joined"
+        finally:
+            await doctor.close()
