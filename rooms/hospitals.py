@@ -20,7 +20,7 @@ from config.database import Database
 from config.issuers import TrustedIssuer, check_hs256_secret
 from config.secrets import SecretBox
 from rooms.errors import DomainError, InvalidPayload
-from rooms.models import Hospital, utcnow
+from rooms.models import Hospital, ensure_hospital, utcnow
 
 #: The languages a hospital's display name is given in.
 DISPLAY_LANGUAGES = ("zh-CN", "en")
@@ -296,10 +296,9 @@ class HospitalDirectory:
         """
         await self._check_issuers(code, profile)
         async with self._database.transaction() as session:
-            row = await session.get(Hospital, code)
-            if row is None:
-                row = Hospital(id=code, name=_name_of(profile, code))
-                session.add(row)
+            await ensure_hospital(session, code, _name_of(profile, code))
+            row = await session.get(Hospital, code, populate_existing=True)
+            assert row is not None
             stored: dict[str, str] = dict(row.secrets or {})
             kept: dict[str, str] = {}
             for name, (part, attribute) in profile.secret_slots().items():

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.database import Base, UTCDateTime
@@ -99,3 +102,20 @@ class TimelineEvent(Base):
     actor_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+async def ensure_hospital(session: AsyncSession, hospital_id: str, name: str) -> None:
+    """
+    Add the hospital's row unless it exists, also when another transaction adds it at once.
+
+    :param session: The caller's session (inside its transaction).
+    :param hospital_id: The hospital's id.
+    :param name: Its name, for a new row.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Hospital)
+        .values(id=hospital_id, name=name, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["id"])
+    )

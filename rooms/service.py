@@ -25,7 +25,7 @@ from rooms.errors import (
 from rooms.grants import ConsultGrants, grants_for
 from rooms.identity import HOST_ROLES, PARTICIPANT_ROLES, SCHEDULING_ROLES, Identity, Role
 from rooms.lifecycle import ConsultState, on_arrival, transition
-from rooms.models import Consult, Hospital, Participant, TimelineEvent, utcnow
+from rooms.models import Consult, Participant, TimelineEvent, ensure_hospital, utcnow
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
 from rooms.webhooks.events import TIMELINE_EVENTS, EventType, WebhookEvents
 
@@ -138,9 +138,7 @@ class ConsultService:
             raise Forbidden("Consults can only be scheduled for your own hospital")
         _check_spec(spec)
         async with self._database.transaction() as session:
-            if await session.get(Hospital, spec.hospital) is None:
-                session.add(Hospital(id=spec.hospital, name=spec.hospital))
-                await session.flush()
+            await ensure_hospital(session, spec.hospital, spec.hospital)
             consult = Consult(
                 kind=spec.kind,
                 hospital_id=spec.hospital,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rooms.identity import Role
@@ -186,3 +187,22 @@ async def test_the_api_is_described_and_health_is_reported(live_server: LiveServ
         assert (await response.json())["checks"]["database"] == "ok"
     async with live_server.http.get(f"{live_server.url}/metrics") as response:
         assert "teleconsult_" in await response.text()
+
+
+async def test_the_first_consults_of_a_new_hospital_scheduled_at_once_are_all_stored(
+    live_server: LiveServer,
+) -> None:
+    coordinator = live_server.token("coord-9", Role.COORDINATOR, "h-new")
+    body = {
+        "kind": "visit",
+        "hospital": "h-new",
+        "title": "First visits of a hospital that just joined",
+        "scheduled_at": "2026-12-04T09:00:00+00:00",
+        "host": {"sub": "dr-new", "name": "Dr. Xu Ming", "role": "doctor"},
+        "participants": [{"sub": "pt-new", "name": "Zhao Lei", "role": "patient"}],
+    }
+    answers = await asyncio.gather(
+        *(post(live_server, "/api/consults", coordinator, body) for _ in range(12))
+    )
+    assert [status for status, _ in answers] == [201] * 12, answers
+    assert len({consult["id"] for _, consult in answers}) == 12
