@@ -89,6 +89,10 @@ async def with_shared_keys(settings: Settings) -> Settings:
             own_key = settings.kept_secret(SECRETS_KEY_FILE)
             key = await shared_key(database, SECRETS_KEY_FILE, lambda: own_key or new_secrets_key())
             update["secrets_key"] = key if own_key in (None, key) else f"{key},{own_key}"
+            logger.warning(
+                "the key of stored credentials is kept in the database beside them: "
+                "set TELECONSULT_SECRETS_KEY on every node"
+            )
     finally:
         await database.dispose()
     return settings.model_copy(update=update)
