@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from config.issuers import ConfigurationError
 from config.logging import configure_logging
@@ -35,12 +35,17 @@ DemoLinks = dict[str, tuple[str, str]]
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    if args.workers > 1:
+        return _serve_workers(settings, args)
     import uvloop
     from aiohttp import web
 
     from migrations.runner import upgrade
     from signaling.access_log import AccessLogger
     from signaling.app import create_app
+    from signaling.workers import listening_sockets
 
     if settings.is_embedded_database:
         settings.prepare_data_dir()
@@ -50,19 +55,43 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "serving",
         extra={
             "url": settings.base_url(),
+            "node_url": settings.effective_node_url(),
             "database": settings.effective_database_url.split(":")[0],
         },
     )
+    # A worker of `serve --workers` listens on the shared port and on its own.
+    where: dict[str, Any] = (
+        {"sock": listening_sockets(settings)}
+        if settings.worker_port is not None
+        else {"host": settings.host, "port": settings.port}
+    )
     web.run_app(
         app,
-        host=settings.host,
-        port=settings.port,
+        **where,
         # run_app calls `print` once every site listens: the moment to show the demo's links.
         print=_demo_when_started(app) if args.demo else None,
         access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),
     )
     return 0
+
+
+def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate once, make the data folder's secrets once, then run the workers."""
+    from clinical.signing import DocumentSigner
+    from migrations.runner import upgrade
+    from signaling.workers import WorkerPool, check_cluster_settings
+
+    if args.demo:
+        raise ConfigurationError("--demo serves one process: leave out --workers")
+    check_cluster_settings(settings)
+    settings.prepare_data_dir()
+    upgrade(settings.effective_database_url)
+    # Made here, before any worker reads them, so that every worker has the same ones.
+    settings.signing_secret()
+    settings.secrets_keys()
+    DocumentSigner.from_file(settings.clinical_key_path)
+    return WorkerPool(settings, args.workers).run()
 
 
 def _demo_when_started(app: web.Application) -> Callable[[str], None]:
@@ -178,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="also schedule a demo visit and print its join links once listening",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run this many nodes on this machine, sharing the port (needs Redis and "
+        "PostgreSQL; docs/cluster.md)",
     )
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
