@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         description='JSON {"hospital id": "region"}: that hospital\'s consults get their media '
         "only on nodes of that region",
     )
+    workers: int = Field(
+        default=1, ge=1, description="nodes `serve` runs on this machine (`--workers`)"
+    )
     worker_port: int | None = Field(
         default=None,
         description="set by `serve --workers N` in each worker: its own port (its node URL's), "

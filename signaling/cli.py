@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from config.issuers import ConfigurationError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
@@ -35,9 +37,7 @@ DemoLinks = dict[str, tuple[str, str]]
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise ConfigurationError("--workers must be at least 1")
-    if args.workers > 1:
+    if settings.workers > 1 and settings.worker_port is None:
         return _serve_workers(settings, args)
     import uvloop
     from aiohttp import web
@@ -91,7 +91,7 @@ def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
     settings.signing_secret()
     settings.secrets_keys()
     DocumentSigner.from_file(settings.clinical_key_path)
-    return WorkerPool(settings, args.workers).run()
+    return WorkerPool(settings).run()
 
 
 def _demo_when_started(app: web.Application) -> Callable[[str], None]:
@@ -211,9 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="run this many nodes on this machine, sharing the port (needs Redis and "
-        "PostgreSQL; docs/cluster.md)",
+        help="run this many nodes on this machine, sharing the port (TELECONSULT_WORKERS; "
+        "more than one needs Redis and PostgreSQL: docs/cluster.md)",
     )
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
@@ -240,9 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``teleconsult`` command."""
     args = build_parser().parse_args(argv)
     overrides = {
-        key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None
+        key: value
+        for key in ("host", "port", "workers")
+        if (value := getattr(args, key, None)) is not None
     }
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.run(settings, args))

@@ -22,7 +22,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import engineio
+import socketio
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from config.issuers import ConfigurationError
 from config.settings import Settings
@@ -31,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: A worker must listen on its own port within this many seconds of its start.
 START_SECONDS = 120.0
-#: A worker asked to stop is killed if it has not exited after this many seconds.
-STOP_SECONDS = 60.0
+#: A worker asked to stop is killed if it has not exited after this many seconds: longer than
+#: aiohttp's own wait for requests in flight (60 s), so that a worker stopping in order can.
+STOP_SECONDS = 90.0
 #: Restart backoff: the first wait, its cap, and how long a worker must have run for the next
 #: death to start over at the first wait.
 FIRST_BACKOFF_SECONDS = 1.0
@@ -63,6 +71,11 @@ def check_cluster_settings(settings: Settings) -> None:
         )
 
 
+def first_worker_port(settings: Settings) -> int:
+    """The own port of the first worker (the others follow it)."""
+    return settings.worker_ports_from or settings.port + 1
+
+
 def worker_node_url(settings: Settings, port: int) -> str:
     """The node URL of the worker listening on ``port``: ``TELECONSULT_NODE_URL`` with its
     ``{port}`` filled in, or else the public URL with its port replaced."""
@@ -72,6 +85,13 @@ def worker_node_url(settings: Settings, port: int) -> str:
     host = parts.hostname or settings.host
     host = f"[{host}]" if ":" in host else host
     return urlunsplit(parts._replace(netloc=f"{host}:{port}")).rstrip("/")
+
+
+def local_url(settings: Settings, port: int) -> str:
+    """The URL this machine reaches a worker's own port at (loopback for a wildcard host)."""
+    host = settings.host
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @dataclass
@@ -96,15 +116,16 @@ class Worker:
 class WorkerPool:
     """Starts N workers, keeps them running, and stops them on ``SIGTERM`` or ``SIGINT``.
 
-    :param settings: the deployment's settings (the workers read the same environment).
-    :param count: how many workers.
+    :param settings: the deployment's settings (the workers read the same environment); how
+        many workers, and from which port.
     """
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        first = settings.worker_ports_from or settings.port + 1
+        self._first_port = first_worker_port(settings)
         self.workers = [
-            Worker(i, first + i, worker_node_url(settings, first + i)) for i in range(count)
+            Worker(i, port, worker_node_url(settings, port))
+            for i, port in enumerate(range(self._first_port, self._first_port + settings.workers))
         ]
         self._stop = threading.Event()
 
@@ -138,6 +159,8 @@ class WorkerPool:
             # The parent's command-line flags win over the environment: pass what it resolved.
             "TELECONSULT_HOST": settings.host,
             "TELECONSULT_PORT": str(settings.port),
+            "TELECONSULT_WORKERS": str(settings.workers),
+            "TELECONSULT_WORKER_PORTS_FROM": str(self._first_port),
             "TELECONSULT_WORKER_PORT": str(worker.port),
             "TELECONSULT_NODE_URL": worker.node_url,
         }
@@ -179,11 +202,8 @@ class WorkerPool:
     def _listens(self, port: int) -> bool:
         """Whether a worker's own port answers ``/healthz`` (not merely accepts: another
         program may hold the port)."""
-        host = self._settings.host
-        host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
-        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         try:
-            with _DIRECT.open(f"http://{host}:{port}/healthz", timeout=2) as answer:
+            with _DIRECT.open(f"{local_url(self._settings, port)}/healthz", timeout=2) as answer:
                 return bool(answer.status == 200)
         except OSError:
             return False
@@ -252,3 +272,100 @@ def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         sock.close()
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     return sock
+
+
+class _PinnedEngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """An engine.io server whose session ids start with this worker's own port."""
+
+    worker_port = 0
+
+    def generate_id(self) -> str:
+        """A unique session id that names the worker holding the session."""
+        return f"{self.worker_port}.{super().generate_id()}"
+
+
+class WorkerSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """The Socket.IO server of a worker: its sessions' ids name its own port, so that a
+    sibling receiving one of their long-polling requests on the shared port can pass it on.
+
+    :param worker_port: this worker's own port.
+    """
+
+    def __init__(self, worker_port: int, **options: Any) -> None:
+        self._worker_port = worker_port
+        super().__init__(**options)
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return type(
+            "PinnedEngineServer", (_PinnedEngineServer,), {"worker_port": self._worker_port}
+        )
+
+
+def socket_server(settings: Settings, **options: Any) -> socketio.AsyncServer:
+    """This process's Socket.IO server: pinned sessions in a worker of ``serve --workers``."""
+    if settings.worker_port is None:
+        return socketio.AsyncServer(**options)
+    return WorkerSocketServer(settings.worker_port, **options)
+
+
+#: Headers of a forwarded long-polling answer that belong to one hop only.
+_HOP_HEADERS = {"connection", "content-length", "content-encoding", "transfer-encoding", "date"}
+
+
+class SiblingPolling:
+    """Passes a long-polling request of another worker's Socket.IO session to that worker.
+
+    The kernel spreads the connections of the shared port over the workers, and a browser
+    polls over several connections: a request whose session id names a sibling's port is sent
+    to that sibling's own port and its answer returned. WebSocket needs none of this (one
+    connection, one worker); an upgrade that reaches the wrong worker is refused and the
+    client keeps polling.
+
+    :param settings: this worker's settings (its siblings' ports, how long a poll lasts).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        first = first_worker_port(settings)
+        self._settings = settings
+        self._siblings = set(range(first, first + settings.workers)) - {settings.worker_port}
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.socket_ping_interval_seconds + settings.socket_ping_timeout_seconds + 10
+        )
+        self._http: aiohttp.ClientSession | None = None
+
+    def sibling_of(self, request: web.Request) -> int | None:
+        """The sibling's port a long-polling request belongs to, if any."""
+        if not request.path.startswith("/socket.io/") or "Upgrade" in request.headers:
+            return None
+        port, dot, _ = request.query.get("sid", "").partition(".")
+        if dot and port.isdigit() and int(port) in self._siblings:
+            return int(port)
+        return None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """aiohttp middleware: forward a sibling's polling request, serve anything else."""
+        port = self.sibling_of(request)
+        if port is None:
+            return await handler(request)
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
+        headers = {
+            name: value
+            for name in ("Content-Type", "Origin", "Host", "Cookie", "User-Agent")
+            if (value := request.headers.get(name)) is not None
+        }
+        async with self._http.request(
+            request.method,
+            local_url(self._settings, port) + request.path_qs,
+            data=await request.read(),
+            headers=headers,
+        ) as answer:
+            body = await answer.read()
+            kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS}
+            return web.Response(status=answer.status, body=body, headers=kept)
+
+    async def close(self, _: web.Application) -> None:
+        """Close the connections to the siblings (``on_cleanup``)."""
+        if self._http is not None:
+            await self._http.close()
