@@ -308,6 +308,18 @@ def socket_server(settings: Settings, **options: Any) -> socketio.AsyncServer:
     return WorkerSocketServer(settings.worker_port, **options)
 
 
+#: Headers of a long-polling request that its owner reads: engine.io checks the origin against
+#: the host (and the proxy's scheme), the session cookie, and who the client is.
+_FORWARDED_HEADERS = (
+    "Content-Type",
+    "Origin",
+    "Host",
+    "Cookie",
+    "User-Agent",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+)
 #: Headers of a forwarded long-polling answer that belong to one hop only.
 _HOP_HEADERS = {"connection", "content-length", "content-encoding", "transfer-encoding", "date"}
 
@@ -352,7 +364,7 @@ class SiblingPolling:
             self._http = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
         headers = {
             name: value
-            for name in ("Content-Type", "Origin", "Host", "Cookie", "User-Agent")
+            for name in _FORWARDED_HEADERS
             if (value := request.headers.get(name)) is not None
         }
         async with self._http.request(
