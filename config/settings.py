@@ -100,6 +100,19 @@ class Settings(BaseSettings):
         description='JSON {"hospital id": "region"}: that hospital\'s consults get their media '
         "only on nodes of that region",
     )
+    workers: int = Field(
+        default=1, ge=1, description="nodes `serve` runs on this machine (`--workers`)"
+    )
+    worker_port: int | None = Field(
+        default=None,
+        description="set by `serve --workers N` in each worker: its own port (its node URL's), "
+        "listened on beside `port`, which the workers share",
+    )
+    worker_ports_from: int | None = Field(
+        default=None,
+        description="`serve --workers N` gives its workers the N ports from this one; "
+        "default: port + 1",
+    )
     node_heartbeat_seconds: float = Field(
         default=2.5, gt=0, description="how often a node announces itself and its load"
     )

@@ -67,6 +67,7 @@ from signaling.limits import (
 )
 from signaling.metrics import watch_event_loop_lag
 from signaling.recording_events import RecordingEvents
+from signaling.workers import SiblingPolling, socket_server
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def build_services(settings: Settings) -> Services:
         if settings.redis_url
         else None
     )
-    sio = socketio.AsyncServer(
+    sio = socket_server(
+        settings,
         async_mode="aiohttp",
         client_manager=client_manager,
         ping_interval=settings.socket_ping_interval_seconds,
@@ -155,10 +157,19 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings) -> web.Application:
     """The whole server as one aiohttp application."""
     svc = build_services(settings)
+    # A worker of `serve --workers` first passes its siblings' long-polling requests on.
+    siblings = SiblingPolling(settings) if settings.worker_port is not None else None
     app = web.Application(
-        middlewares=[security_headers, problem_middleware, rate_limit_middleware],
+        middlewares=[
+            *([siblings.middleware] if siblings else []),
+            security_headers,
+            problem_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=1024**2,
     )
+    if siblings is not None:
+        app.on_cleanup.append(siblings.close)
     app[SERVICES] = svc
     app[LIMITER] = Limiter(limits_from_settings(settings), settings.redis_url)
     live = app[LIVE_CONSULTS] = ConsultSignaling(svc, app[LIMITER])

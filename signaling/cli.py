@@ -11,7 +11,9 @@ import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from config.issuers import ConfigurationError
 from config.keys import with_shared_keys
@@ -36,12 +38,15 @@ DemoLinks = dict[str, tuple[str, str]]
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.workers > 1 and settings.worker_port is None:
+        return _serve_workers(settings, args)
     import uvloop
     from aiohttp import web
 
     from migrations.runner import upgrade
     from signaling.access_log import AccessLogger
     from signaling.app import create_app
+    from signaling.workers import listening_sockets
 
     if settings.is_embedded_database:
         settings.prepare_data_dir()
@@ -52,19 +57,43 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "serving",
         extra={
             "url": settings.base_url(),
+            "node_url": settings.effective_node_url(),
             "database": settings.effective_database_url.split(":")[0],
         },
     )
+    # A worker of `serve --workers` listens on the shared port and on its own.
+    where: dict[str, Any] = (
+        {"sock": listening_sockets(settings)}
+        if settings.worker_port is not None
+        else {"host": settings.host, "port": settings.port}
+    )
     web.run_app(
         app,
-        host=settings.host,
-        port=settings.port,
+        **where,
         # run_app calls `print` once every site listens: the moment to show the demo's links.
         print=_demo_when_started(app) if args.demo else None,
         access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),
     )
     return 0
+
+
+def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate once, make the shared keys once, then run the workers."""
+    from clinical.signing import DocumentSigner
+    from migrations.runner import upgrade
+    from signaling.workers import WorkerPool, check_cluster_settings
+
+    if args.demo:
+        raise ConfigurationError("--demo serves one process: leave out --workers")
+    check_cluster_settings(settings)
+    settings.prepare_data_dir()
+    upgrade(settings.effective_database_url)
+    # Made here, before any worker reads them, so that every worker has the same ones: the
+    # cluster's keys in the database, the clinical signing key in the shared data folder.
+    asyncio.run(with_shared_keys(settings))
+    DocumentSigner.from_file(settings.clinical_key_path)
+    return WorkerPool(settings).run()
 
 
 def _demo_when_started(app: web.Application) -> Callable[[str], None]:
@@ -183,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also schedule a demo visit and print its join links once listening",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="run this many nodes on this machine, sharing the port (TELECONSULT_WORKERS; "
+        "more than one needs Redis and PostgreSQL: docs/cluster.md)",
+    )
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         run=_migrate
@@ -208,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``teleconsult`` command."""
     args = build_parser().parse_args(argv)
     overrides = {
-        key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None
+        key: value
+        for key in ("host", "port", "workers")
+        if (value := getattr(args, key, None)) is not None
     }
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        print(f"teleconsult: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.run(settings, args))

@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import socketio
 
+from config.settings import Settings
+from tests.conftest import clean_environ
 from tests.integration.live import SignalingClient, connect
 from tests.integration.media_client import MediaClient
+
+
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a ``teleconsult serve`` subprocess that reads ``settings``."""
+    env = {**clean_environ()}
+    for name, value in settings.model_dump(mode="json", exclude_defaults=True).items():
+        env[f"TELECONSULT_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    env["TELECONSULT_MEDIA_ADDRESSES"] = ",".join(settings.media_addresses)
+    return env
+
 
 #: How long one attempt to come back through one node may take before the next node is tried.
 ATTEMPT_SECONDS = 6

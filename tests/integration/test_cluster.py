@@ -29,8 +29,8 @@ from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
 from signaling.context import SERVICES
-from tests.conftest import clean_environ, free_tcp_port
-from tests.integration.cluster_client import ClusterParticipant
+from tests.conftest import free_tcp_port
+from tests.integration.cluster_client import ClusterParticipant, serve_environment
 from tests.integration.live import HOSPITAL, NO_RATE_LIMITS, LiveServer, participant_id
 from tests.integration.test_webhooks import Receiver, api, receiving, subscribe
 
@@ -244,14 +244,10 @@ async def test_a_visit_goes_on_through_a_rolling_restart_of_every_node(
 async def serve_in_subprocess(settings: Settings, log: Path) -> asyncio.subprocess.Process:
     """``teleconsult serve`` with ``settings``, as a node that can be killed; ready once it
     answers /readyz."""
-    env = {**clean_environ()}
-    for name, value in settings.model_dump(mode="json", exclude_defaults=True).items():
-        env[f"TELECONSULT_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-    env["TELECONSULT_MEDIA_ADDRESSES"] = ",".join(settings.media_addresses)
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "teleconsult"),
         "serve",
-        env=env,
+        env=serve_environment(settings),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=log.open("wb"),
     )

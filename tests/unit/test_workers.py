@@ -1,0 +1,47 @@
+"""The worker pool's arithmetic: each worker's node URL, and which polling requests it passes on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp.test_utils import make_mocked_request
+
+from config.settings import Settings
+from signaling.workers import SiblingPolling, WorkerPool, worker_node_url
+
+
+def test_each_worker_announces_its_own_port(settings_factory: Callable[..., Settings]) -> None:
+    plain = settings_factory(port=8080, workers=3)
+    assert [w.node_url for w in WorkerPool(plain).workers] == [
+        "http://127.0.0.1:8081",
+        "http://127.0.0.1:8082",
+        "http://127.0.0.1:8083",
+    ]
+    public = settings_factory(public_url="https://consult.example.org/", worker_ports_from=9000)
+    assert worker_node_url(public, 9000) == "https://consult.example.org:9000"
+    template = settings_factory(node_url="https://media1.example.org:{port}/")
+    assert worker_node_url(template, 8443) == "https://media1.example.org:8443"
+    ipv6 = settings_factory(host="::1", port=8080)
+    assert worker_node_url(ipv6, 8081) == "http://[::1]:8081"
+
+
+def test_a_worker_passes_on_only_its_siblings_polling_requests(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    polling = SiblingPolling(
+        settings_factory(port=8080, workers=3, worker_ports_from=9000, worker_port=9001)
+    )
+
+    def sibling(query: str, headers: dict[str, str] | None = None) -> int | None:
+        return polling.sibling_of(make_mocked_request("GET", query, headers=headers))
+
+    assert sibling("/socket.io/?EIO=4&transport=polling&sid=9000.abc") == 9000
+    assert sibling("/socket.io/?EIO=4&transport=polling&sid=9002.abc") == 9002
+    # Its own sessions, a new session, ports that are not a sibling's, other paths, upgrades.
+    assert sibling("/socket.io/?EIO=4&transport=polling&sid=9001.abc") is None
+    assert sibling("/socket.io/?EIO=4&transport=polling") is None
+    assert sibling("/socket.io/?EIO=4&transport=polling&sid=5432.abc") is None
+    assert sibling("/socket.io/?EIO=4&transport=polling&sid=abc") is None
+    assert sibling("/api/consults?sid=9000.abc") is None
+    upgrade = {"Upgrade": "websocket"}
+    assert sibling("/socket.io/?EIO=4&transport=websocket&sid=9000.abc", upgrade) is None
