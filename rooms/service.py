@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.database import Database
@@ -126,6 +128,16 @@ class ConsultService:
         self._clock = clock
         self._webhooks = webhooks
 
+    async def _ensure_hospital(self, hospital: str) -> None:
+        """The hospital's row, made by its first consult. Two first consults scheduled at once
+        (two processes, or two requests of one) may both insert it: the loser finds it there."""
+        async with self._database.transaction() as session:
+            if await session.get(Hospital, hospital) is not None:
+                return
+        with contextlib.suppress(IntegrityError):
+            async with self._database.transaction() as session:
+                session.add(Hospital(id=hospital, name=hospital))
+
     async def schedule(self, caller: Identity, spec: ConsultSpec) -> ConsultView:
         """Store a new consult and its invitations.
 
@@ -137,10 +149,8 @@ class ConsultService:
         if caller.hospital != spec.hospital:
             raise Forbidden("Consults can only be scheduled for your own hospital")
         _check_spec(spec)
+        await self._ensure_hospital(spec.hospital)
         async with self._database.transaction() as session:
-            if await session.get(Hospital, spec.hospital) is None:
-                session.add(Hospital(id=spec.hospital, name=spec.hospital))
-                await session.flush()
             consult = Consult(
                 kind=spec.kind,
                 hospital_id=spec.hospital,

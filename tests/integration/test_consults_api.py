@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rooms.identity import Role
@@ -186,3 +187,27 @@ async def test_the_api_is_described_and_health_is_reported(live_server: LiveServ
         assert (await response.json())["checks"]["database"] == "ok"
     async with live_server.http.get(f"{live_server.url}/metrics") as response:
         assert "teleconsult_" in await response.text()
+
+
+async def test_a_new_hospitals_first_consults_scheduled_at_once_all_succeed(
+    live_server: LiveServer,
+) -> None:
+    # Its first consult makes the hospital's row: concurrent first consults must not collide.
+    hospital = "h-new-at-once"
+    coordinator = live_server.token("coord-new", Role.COORDINATOR, hospital)
+
+    async def schedule(n: int) -> int:
+        body = {
+            "kind": "visit",
+            "hospital": hospital,
+            "title": "First day",
+            "scheduled_at": "2026-12-04T09:00:00+00:00",
+            "host": {"sub": f"dr-{n}", "name": "Dr.", "role": "doctor"},
+            "participants": [{"sub": f"pt-{n}", "name": "Patient", "role": "patient"}],
+        }
+        async with live_server.http.post(
+            f"{live_server.url}/api/consults", json=body, headers=live_server.headers(coordinator)
+        ) as response:
+            return response.status
+
+    assert await asyncio.gather(*(schedule(n) for n in range(8))) == [201] * 8
