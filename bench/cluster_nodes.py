@@ -165,13 +165,23 @@ class Cluster:
         stats = self.redis.info("commandstats")
         return sum(int(entry["calls"]) for entry in stats.values())
 
+    async def metric_total(self, http: aiohttp.ClientSession, name: str) -> float:
+        """The sum over all nodes of a metric's samples (all its labels) in ``/metrics``."""
+        total = 0.0
+        for url in self.urls:
+            async with http.get(f"{url}/metrics") as response:
+                for line in (await response.text()).splitlines():
+                    if line.startswith((f"{name} ", f"{name}{{")):
+                        total += float(line.rsplit(" ", 1)[1])
+        return total
+
     async def schedule_visits(
         self, http: aiohttp.ClientSession, count: int, prefix: str
     ) -> list[dict[str, Any]]:
         """``count`` visits, each of its own doctor (``<prefix>-dr-<n>``) and patient; their
         consults as the REST API returns them (join links included)."""
         headers = {"Authorization": f"Bearer {self.token('coordinator', Role.COORDINATOR)}"}
-        limit = asyncio.Semaphore(1)
+        limit = asyncio.Semaphore(8)
 
         async def one(n: int) -> dict[str, Any]:
             body = {
