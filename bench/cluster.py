@@ -118,7 +118,7 @@ async def serve_visits(media: Path, replies: TextIO) -> None:
     clip = EncodedClip(video=video, audio=audio)
     visits: list[Visit] = []
     loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader()
+    commands = asyncio.StreamReader(limit=1 << 24)  # a command carries many clients' tokens
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
     while line := await commands.readline():
         command = json.loads(line)

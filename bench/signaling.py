@@ -101,7 +101,7 @@ async def serve_clients(replies: TextIO) -> None:
     """This process's clients, driven by JSON lines on stdin: ``join`` (client specs, the
     start time and the total rate), ``offer`` (the SDP, start time, rate), ``close``."""
     loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader()
+    commands = asyncio.StreamReader(limit=1 << 24)  # a command carries many clients' tokens
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
     joined: list[tuple[SignalingClient, dict[str, Any]]] = []
     while line := await commands.readline():
