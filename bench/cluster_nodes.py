@@ -282,6 +282,13 @@ async def running_cluster(
     finally:
         for node in started:
             node.stop()
+            errors = [
+                line
+                for line in (node.folder / "server.log").read_text(errors="replace").splitlines()
+                if '"ERROR"' in line
+            ]
+            if errors:  # a failure the benchmark met is worth reading: the folder goes away
+                print(f"--- {node.url}: {len(errors)} errors, the last:\n{errors[-1][-4000:]}")
         client.close()
         redis_process.terminate()
         redis_process.wait(10)
