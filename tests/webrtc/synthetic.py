@@ -386,14 +386,19 @@ class SyntheticParticipant:
         Notes ``joined_at`` and, in ``milestones``, when the join was acknowledged, the
         publication answered, and the first subscriber offer received and answered.
         """
-        self.subscriber.on("track", self._on_track)
         self.joined_at = time.monotonic()
         ack = await self.signaling.call(
             "join", {"consult_id": consult_id}, timeout=SIGNALING_HANG_GUARD
         )
         assert ack.get("ok") and ack["status"] == "joined", ack
+        await self.enter(ack)
+
+    async def enter(self, ack: dict[str, Any]) -> None:
+        """Having joined (``ack``: the join's acknowledgement; a patient also admitted),
+        receive the others and publish camera and microphone."""
         self._reached("joined")
         self.participant_id = ack["participant"]["participant_id"]
+        self.subscriber.on("track", self._on_track)
         self._spawn(self._answer_offers())
         video = LoopedPacketTrack("video", self.clip.video, 1 / FPS, 3000, VIDEO_TIME_BASE)
         audio = LoopedPacketTrack(
