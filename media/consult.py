@@ -220,15 +220,20 @@ class ConsultMedia(ConsultMediaSession):
         self._update_subscribers()
 
     def _tracks_for(self, participant_id: str) -> list[PublishedTrack]:
+        """The others' tracks: a camera's low layer is forwarded in its camera's place only."""
         return [
             track
             for other in self._participants.values()
             if other.participant_id != participant_id
             for track in other.publisher.tracks
+            if track.layer is None
         ]
 
     def _all_tracks(self) -> list[PublishedTrack]:
-        return [t for p in self._participants.values() for t in p.publisher.tracks]
+        """Every track to record: each camera in full, never its low layer."""
+        return [
+            t for p in self._participants.values() for t in p.publisher.tracks if t.layer is None
+        ]
 
     def _update_subscribers(self) -> None:
         if self._recorder is not None:

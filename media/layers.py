@@ -107,14 +107,30 @@ class LayerRates:
         return tuple(accumulate(self._rates[: top + 1]))
 
 
+def ladder(full: tuple[float, ...], low: tuple[float, ...] | None) -> tuple[float, ...]:
+    """
+    The layers one camera can be forwarded at, as bit/s: its low spatial layer whole (a small
+    picture at a low rate: its own temporal layers are not worth the wait), then each
+    temporal layer of the full one.
+
+    :param full: The full layer's cumulative bit/s per temporal layer (:class:`LayerRates`).
+    :param low: The low layer's, if the publisher sends one.
+    """
+    if low is None:
+        return full
+    floor = low[-1]
+    return (floor, *(max(rate, floor) for rate in full))
+
+
 @dataclass(frozen=True)
 class VideoDemand:
     """
     One video a subscriber receives, as the selector sees it.
 
     :param key: What names the video (its down track).
-    :param layer_bitrates: Bit/s the video takes up to each temporal layer, cumulative,
-        lowest first; one entry for a video without layers.
+    :param layer_bitrates: Bit/s the video takes at each layer it can be forwarded at, lowest
+        first: its low spatial layer if it has one, then each temporal layer of the full one,
+        cumulative; one entry for a video without layers.
     :param priority: 0 for a screen share, 1 for the active speaker, 2 for the others.
     """
 
@@ -126,10 +142,11 @@ class VideoDemand:
 @dataclass
 class Selection:
     """
-    What a subscriber gets: audio only, or a temporal layer (None: paused) per video.
+    What a subscriber gets: audio only, or a layer (None: paused) per video.
 
     :param audio_only: True when its link is too weak for any video.
-    :param layers: The chosen layer of each video, by key; None when it is paused.
+    :param layers: The chosen layer of each video, by key, an index into its
+        :attr:`VideoDemand.layer_bitrates`; None when it is paused.
     """
 
     audio_only: bool = False
@@ -138,18 +155,27 @@ class Selection:
 
 def allocate(budget: float, videos: Sequence[VideoDemand]) -> dict[Hashable, int | None]:
     """
-    Spread `budget` over `videos`: every base layer, then one layer up at a time by priority.
+    Spread `budget` over `videos`: lowest layers by priority, then one layer up at a time.
 
-    No video is paused for another: a link too weak for every base layer gets audio only
-    (:class:`LayerSelector`), which keeps every participant in view otherwise.
+    The first video by priority always keeps its lowest layer (a link too weak even for that
+    gets audio only, :class:`LayerSelector`); each other one gets its lowest layer if it fits
+    in what is left, else it is paused (None). What remains climbs one layer at a time, in
+    priority order, a step that does not fit letting a cheaper one pass.
 
     :param budget: Bit/s available for video.
     :param videos: The videos, in any order.
-    :return: The highest affordable layer of each video.
+    :return: The highest affordable layer of each video; None for a paused one.
     """
     ordered = sorted(videos, key=lambda v: v.priority)
-    chosen: dict[Hashable, int | None] = {video.key: 0 for video in ordered}
-    spent = sum(video.layer_bitrates[0] for video in ordered)
+    chosen: dict[Hashable, int | None] = {}
+    spent = 0.0
+    for index, video in enumerate(ordered):
+        lowest = video.layer_bitrates[0]
+        if index == 0 or spent + lowest <= budget:
+            chosen[video.key] = 0
+            spent += lowest
+        else:
+            chosen[video.key] = None
     climbed = True
     while climbed:
         climbed = False
