@@ -268,7 +268,7 @@ class Publisher:
                 "%s publishes %s",
                 self.participant_id,
                 [
-                    f"{t.mid}:{t.source}:{t.layer or 'full'}:{t.receiver.codec.mimeType}"
+                    f"{t.mid}:{t.source}{'/low' if t.layer else ''}:{t.receiver.codec.mimeType}"
                     for t in published
                 ],
             )

@@ -240,26 +240,27 @@ class Subscriber:
 
     def receives(self, published: PublishedTrack) -> bool:
         """
-        Tell whether a slot of this subscriber forwards `published` itself now: not paused,
-        and not from the low layer of that camera.
+        Tell whether a slot of this subscriber carries `published`.
 
         :param published: A published track.
         """
-        return any(
-            slot.published is published
-            and slot.source is published.receiver
-            and not slot.down_track.paused
-            for slot in self._slots
-        )
+        return any(slot.published is published for slot in self._slots)
 
     def budget_for(self, published: PublishedTrack) -> float | None:
         """
         Bit/s this subscriber's link can take of one video it receives: an equal share of
-        its limit; None when no limit is known, 0 when it gets no video.
+        its limit; None when no limit is known, 0 when it gets none of that track (audio
+        only, the video paused, or forwarded from the camera's low layer).
 
         :param published: A video it receives.
         """
-        if self._receive_mode[0]:
+        slot = next((s for s in self._slots if s.published is published), None)
+        if (
+            self._receive_mode[0]
+            or slot is None
+            or slot.down_track.paused
+            or slot.source is not published.receiver
+        ):
             return 0.0
         if self._limit is None:
             return None
