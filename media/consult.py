@@ -30,14 +30,16 @@ QUALITY_EVERY = 2
 
 class ConsultMedia(ConsultMediaSession):
     """
-    The SFU of one consult, in this process: every participant receives every other's tracks.
+    The SFU of one consult, in this process: every participant receives every other's tracks
+    (a camera's low layer only in that camera's place, and it is never recorded).
 
     The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
     While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
     its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
     participant is sent ``link_quality``: each participant's downlink quality. Each published
-    video is then capped (REMB to its publisher) to what its best-served subscriber can take,
-    at least :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
+    video is then capped (REMB to its publisher) to what its best-served subscriber of it can
+    take (one on the camera's low layer takes none of it), at least
+    :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
 
     :param consult_id: The consult.
     :param config: The media configuration.
