@@ -83,7 +83,7 @@ class SubscriberSlot:
     on_low: bool = False
 
     @property
-    def source(self) -> TrackReceiver | None:
+    def feed(self) -> TrackReceiver | None:
         """The receiver this slot forwards from: the camera's low layer's, or the track's."""
         published = self.published
         if published is None:
@@ -259,7 +259,7 @@ class Subscriber:
             self._receive_mode[0]
             or slot is None
             or slot.down_track.paused
-            or slot.source is not published.receiver
+            or slot.feed is not published.receiver
         ):
             return 0.0
         if self._limit is None:
@@ -361,9 +361,9 @@ class Subscriber:
                 low = slot.published.low is not None
                 slot.on_low = low and layer == 0
                 track.temporal_layer = MAX_TEMPORAL_LAYER if slot.on_low else layer - low
-                source = slot.source
-                if source is not None and self._forwarding(slot):
-                    track.attach(source)  # from the next keyframe, which it asks for
+                feed = slot.feed
+                if feed is not None and self._forwarding(slot):
+                    track.attach(feed)  # from the next keyframe, which it asks for
             if track.climbing and not track.paused:
                 # No sync picture came since the last round: ask for a keyframe instead.
                 if track in self._stalled:
@@ -530,7 +530,7 @@ class Subscriber:
 
     def _attach_answered(self) -> None:
         for slot in self._answered:
-            source = slot.source
-            if self._forwarding(slot) and source is not None:
+            feed = slot.feed
+            if self._forwarding(slot) and feed is not None:
                 slot.down_track.connect(RtpOutlet(slot.transceiver))
-                slot.down_track.attach(source)
+                slot.down_track.attach(feed)
