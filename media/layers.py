@@ -153,17 +153,20 @@ class Selection:
     layers: dict[Hashable, int | None] = field(default_factory=dict)
 
 
-def allocate(budget: float, videos: Sequence[VideoDemand]) -> dict[Hashable, int | None]:
+def allocate(
+    budget: float, videos: Sequence[VideoDemand], pause: bool = True
+) -> dict[Hashable, int | None]:
     """
     Spread `budget` over `videos`: lowest layers by priority, then one layer up at a time.
 
     The first video by priority always keeps its lowest layer (a link too weak even for that
     gets audio only, :class:`LayerSelector`); each other one gets its lowest layer if it fits
-    in what is left, else it is paused (None). What remains climbs one layer at a time, in
-    priority order, a step that does not fit letting a cheaper one pass.
+    in what is left, else it is paused (None), when `pause` allows. What remains climbs one
+    layer at a time, in priority order, a step that does not fit letting a cheaper one pass.
 
     :param budget: Bit/s available for video.
     :param videos: The videos, in any order.
+    :param pause: False to keep every video at its lowest layer at least.
     :return: The highest affordable layer of each video; None for a paused one.
     """
     ordered = sorted(videos, key=lambda v: v.priority)
@@ -171,7 +174,7 @@ def allocate(budget: float, videos: Sequence[VideoDemand]) -> dict[Hashable, int
     spent = 0.0
     for index, video in enumerate(ordered):
         lowest = video.layer_bitrates[0]
-        if index == 0 or spent + lowest <= budget:
+        if index == 0 or not pause or spent + lowest <= budget:
             chosen[video.key] = 0
             spent += lowest
         else:
@@ -233,6 +236,7 @@ class LayerSelector:
         videos: Sequence[VideoDemand],
         now: float,
         severe: bool = True,
+        pause: bool = True,
     ) -> Selection:
         """
         Choose again from a new estimate.
@@ -243,6 +247,8 @@ class LayerSelector:
         :param now: The time in seconds (monotonic).
         :param severe: Whether the link loses heavily: only then does a low estimate take
             the video away (a low estimate alone lowers layers).
+        :param pause: Whether a video that does not fit at its lowest layer may be paused
+            (:func:`allocate`).
         """
         budget = float("inf") if estimate is None else estimate
         before = self._current
@@ -260,8 +266,8 @@ class LayerSelector:
         if audio_only:
             self._current = Selection(True, {v.key: None for v in videos})
             return self._current
-        hold = allocate(budget, videos)
-        climb = allocate(budget / UP_HEADROOM, videos)
+        hold = allocate(budget, videos, pause)
+        climb = allocate(budget / UP_HEADROOM, videos, pause)
         layers: dict[Hashable, int | None] = {}
         for video in videos:
             fits = _level(hold[video.key])

@@ -316,10 +316,13 @@ class Subscriber:
             limit = self.link.limit(self.sent_bitrate)
         self._limit = limit
         # Video goes only when the browser's own estimate is that low too: heavy loss alone
-        # (a receiver starved of CPU drops packets) lowers layers, not the video.
+        # (a receiver starved of CPU drops packets) lowers layers, not the video. A low
+        # estimate alone (a receiver whose CPU runs late lowers its REMB) pauses no video:
+        # only with heavy loss, when the link shows it cannot carry them.
         remb = self.link.remb
-        severe = self.link.loss > LOSS_HIGH and remb is not None and remb < AUDIO_ONLY_BELOW
-        self._apply(self._selector.select(limit, videos, now, severe))
+        heavy_loss = self.link.loss > LOSS_HIGH
+        severe = heavy_loss and remb is not None and remb < AUDIO_ONLY_BELOW
+        self._apply(self._selector.select(limit, videos, now, severe, pause=heavy_loss))
         await self._announce()
 
     def _rate(

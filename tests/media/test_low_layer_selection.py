@@ -69,3 +69,13 @@ def test_a_paused_video_comes_back_only_once_its_low_layer_fits_for_a_while() ->
     ]
     # 140k of low layers needs 168k with the headroom; a dip restarts the clock.
     assert layers == [None, None, None, None, None, 0]
+
+
+def test_without_leave_to_pause_every_video_keeps_its_lowest_layer() -> None:
+    # Subscriber.adapt gives that leave only with heavy loss: a low estimate alone may be
+    # the receiver's own CPU running late.
+    selector = LayerSelector(up_after=2.0)
+    cameras = ladder(FULL, LOW)
+    videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
+    selection = selector.select(50_000, videos, 0.0, severe=False, pause=False)
+    assert selection.layers == {"speaker": 0, "other": 0}
