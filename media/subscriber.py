@@ -233,11 +233,6 @@ class Subscriber:
             if slot.published is not None and slot.published.kind == "video"
         ]
 
-    @property
-    def paused_videos(self) -> tuple[PausedVideo, ...]:
-        """The videos paused because its link cannot carry them (audio only aside)."""
-        return self._paused
-
     def receives(self, published: PublishedTrack) -> bool:
         """
         Tell whether a slot of this subscriber carries `published`.
