@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -31,6 +31,13 @@ MAX_BACKOFF_STEPS = 3
 
 UP_HEADROOM = 1.2
 """A layer is climbed to only when the budget exceeds its bitrate by this factor."""
+
+SPEAKER_WINDOW = 2.0
+"""Seconds after their last voice packet a participant still counts as speaking."""
+
+SPEAKER_HOLD = 3.0
+"""Seconds the active speaker keeps the priority before another who spoke may take it: two
+people talking in turn do not swap the layers of their videos at every sentence."""
 
 
 class TemporalLayerFilter:
@@ -74,6 +81,38 @@ class TemporalLayerFilter:
                 self.current = tid
             self._keep = tid <= self.current
         return self._keep
+
+
+class ActiveSpeaker:
+    """
+    Who has the active speaker's priority: whoever spoke last, within `window` seconds, but
+    the one chosen keeps it for `hold` seconds while still speaking.
+
+    :param window: Seconds after their last voice packet a participant still counts.
+    :param hold: Seconds a chosen speaker keeps the place while still speaking.
+    """
+
+    def __init__(self, window: float = SPEAKER_WINDOW, hold: float = SPEAKER_HOLD) -> None:
+        self._window = window
+        self._hold = hold
+        self._speaker: str | None = None
+        self._since = 0.0
+
+    def update(self, voices: Mapping[str, float], now: float) -> str | None:
+        """
+        Choose again; the active speaker, if anyone speaks.
+
+        :param voices: When each participant's audio last carried the voice flag.
+        :param now: The time in seconds (monotonic).
+        """
+        speaking = {who: at for who, at in voices.items() if at > now - self._window}
+        held = self._speaker
+        if held in speaking and now - self._since < self._hold:
+            return held
+        latest = max(speaking, key=speaking.__getitem__, default=None)
+        if latest != held:
+            self._speaker, self._since = latest, now
+        return latest
 
 
 class LayerRates:

@@ -29,6 +29,7 @@ from .errors import InvalidSdp, NoPendingOffer
 from .layers import (
     AUDIO_ONLY_BELOW,
     MAX_TEMPORAL_LAYER,
+    ActiveSpeaker,
     LayerRates,
     LayerSelector,
     Selection,
@@ -110,13 +111,6 @@ WARM_UP = 3.0
 """Seconds after the first REMB during which estimates are not acted on: a browser's first
 estimates come before it has measured anything."""
 
-SPEAKER_WINDOW = 2.0
-"""Seconds after their last voice packet a participant still counts as the active speaker."""
-
-SPEAKER_HOLD = 3.0
-"""Seconds the active speaker keeps the priority before another who spoke may take it: two
-people talking in turn do not swap the layers of their videos at every sentence."""
-
 ReceiveMode = tuple[bool, str | None]
 """``(audio only, reason)`` as the ``receive_mode`` event says it."""
 
@@ -134,10 +128,10 @@ class Subscriber:
     the participant's downlink carries from the RTCP its browser sends, and
     :meth:`adapt` chooses from it the layer of each video, or audio only: screen shares
     first, then the active speaker's camera (whose audio most recently carried the RFC 6464
-    voice flag, held for :data:`SPEAKER_HOLD`), then the other cameras. A camera whose
-    publisher sends a low layer is forwarded from it when the full one does not fit (the
-    slot's down track is attached to the low layer's receiver, and back, from a keyframe);
-    a video that does not fit even at its lowest layer is paused.
+    voice flag, held a while: :class:`~media.layers.ActiveSpeaker`), then the other cameras.
+    A camera whose publisher sends a low layer is forwarded from it when the full one does
+    not fit (the slot's down track is attached to the low layer's receiver, and back, from a
+    keyframe); a video that does not fit even at its lowest layer is paused.
 
     :param participant_id: The subscribing participant.
     :param config: The media configuration.
@@ -165,8 +159,7 @@ class Subscriber:
         self._audio_only_chosen = False
         self._receive_mode: ReceiveMode = (False, None)
         self._paused: tuple[PausedVideo, ...] = ()
-        self._speaker: str | None = None
-        self._speaker_since = 0.0
+        self._speaker = ActiveSpeaker()
         self.wanted_bitrate = 0.0
         """Bit/s of every video it receives at full rate, as last measured."""
         self.sent_bitrate = 0.0
@@ -328,25 +321,14 @@ class Subscriber:
         return rate.update(receiver.layer_bytes, elapsed)
 
     def _active_speaker(self, now: float) -> str | None:
-        """
-        Who spoke most recently to this subscriber, within :data:`SPEAKER_WINDOW`; the one
-        chosen keeps the place for :data:`SPEAKER_HOLD` while they still speak.
-        """
-        latest, speaker = now - SPEAKER_WINDOW, None
-        held = None
+        """Whose camera has the speaker's priority for this subscriber."""
+        voices: dict[str, float] = {}
         for slot in self._slots:
             voice_at = slot.down_track.voice_at
-            if slot.published is None or voice_at is None or voice_at <= now - SPEAKER_WINDOW:
-                continue
-            if slot.published.participant_id == self._speaker:
-                held = self._speaker
-            if voice_at > latest:
-                latest, speaker = voice_at, slot.published.participant_id
-        if held is not None and now - self._speaker_since < SPEAKER_HOLD:
-            return held
-        if speaker != self._speaker:
-            self._speaker, self._speaker_since = speaker, now
-        return speaker
+            if slot.published is not None and voice_at is not None:
+                who = slot.published.participant_id
+                voices[who] = max(voice_at, voices.get(who, voice_at))
+        return self._speaker.update(voices, now)
 
     def _apply(self, selection: Selection) -> None:
         for slot in self._slots:

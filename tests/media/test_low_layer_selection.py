@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media.layers import LayerSelector, VideoDemand, ladder
+from media.layers import ActiveSpeaker, LayerSelector, VideoDemand, ladder
 
 # Cumulative bit/s of an L1T3 camera's full layer up to layers 0, 1 and 2, and its low layer's.
 FULL = (150_000, 250_000, 400_000)
@@ -79,3 +79,16 @@ def test_without_leave_to_pause_every_video_keeps_its_lowest_layer() -> None:
     videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
     selection = selector.select(50_000, videos, 0.0, severe=False, pause=False)
     assert selection.layers == {"speaker": 0, "other": 0}
+
+
+def test_the_speaker_keeps_the_priority_for_a_while_when_two_talk_in_turn() -> None:
+    speaker = ActiveSpeaker(window=2.0, hold=3.0)
+    assert speaker.update({}, 0.0) is None
+    assert speaker.update({"doctor": 0.9}, 1.0) == "doctor"
+    # The patient answers while the doctor still speaks: the doctor keeps it 3 s.
+    assert speaker.update({"doctor": 1.9, "patient": 2.0}, 2.0) == "doctor"
+    assert speaker.update({"doctor": 3.0, "patient": 3.9}, 3.9) == "doctor"
+    assert speaker.update({"doctor": 3.0, "patient": 4.0}, 4.0) == "patient"
+    # Whoever falls silent (2 s without voice) gives the place up at once.
+    assert speaker.update({"doctor": 4.5, "patient": 4.0}, 6.0) == "doctor"
+    assert speaker.update({"doctor": 4.5, "patient": 4.0}, 7.0) is None
