@@ -304,13 +304,15 @@ class Subscriber:
             limit = self.link.limit(self.sent_bitrate)
         self._limit = limit
         # Video goes only when the browser's own estimate is that low too: heavy loss alone
-        # (a receiver starved of CPU drops packets) lowers layers, not the video. A low
-        # estimate alone (a receiver whose CPU runs late lowers its REMB) pauses no video:
-        # only with heavy loss, when the link shows it cannot carry them.
+        # (a receiver starved of CPU drops packets) lowers layers, not the video. So with a
+        # pause: only when the link loses heavily and the browser's own estimate cannot take
+        # every video at its lowest layer.
         remb = self.link.remb
         heavy_loss = self.link.loss > LOSS_HIGH
+        lowest = sum(video.layer_bitrates[0] for video in videos)
         severe = heavy_loss and remb is not None and remb < AUDIO_ONLY_BELOW
-        self._apply(self._selector.select(limit, videos, now, severe, pause=heavy_loss))
+        pause = heavy_loss and remb is not None and remb < lowest
+        self._apply(self._selector.select(limit, videos, now, severe, pause))
         await self._announce()
 
     def _rate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import os
 import time
 from typing import Any
 
@@ -34,10 +35,11 @@ WIDTH, HEIGHT = 160, 120
 class MovingBarTrack(VideoStreamTrack):
     """A synthetic camera: a bright bar sweeping across a grey picture."""
 
-    def __init__(self, width: int = WIDTH, height: int = HEIGHT) -> None:
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT, noise: bool = False) -> None:
         super().__init__()
         self._frame_index = 0
         self._size = width, height
+        self._noise = noise
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
@@ -47,7 +49,8 @@ class MovingBarTrack(VideoStreamTrack):
         frame = av.VideoFrame(width, height, "yuv420p")
         luma, *chroma = frame.planes
         row = bytes(235 if bar <= x < bar + 16 else 128 for x in range(luma.line_size))
-        luma.update(row * height)
+        # Noise costs the encoder all the bit rate it is allowed: a camera that weighs.
+        luma.update(os.urandom(luma.buffer_size) if self._noise else row * height)
         for plane in chroma:
             plane.update(bytes([128]) * plane.buffer_size)
         frame.pts = pts
@@ -109,25 +112,28 @@ class TestParticipant:
         self.media = await self.consult.join(self.participant_id, self._signal)
         self._joined.set()
 
-    async def publish(self, video_codec: str = "video/VP8", low_layer: bool = False) -> str:
+    async def publish(
+        self, video_codec: str = "video/VP8", low_layer: bool = False, noise: bool = False
+    ) -> str:
         """
         Publish a camera and a microphone; return the server's answer SDP.
 
         :param low_layer: Also send the camera's low layer, at half its size, as the web
             client does at a quarter (a third media section, named ``low``).
+        :param noise: Send noise: each video takes the encoder's whole bit rate.
         """
         assert self.media is not None
         codecs = [
             c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == video_codec
         ]
-        video = self.publisher.addTransceiver(MovingBarTrack(), direction="sendonly")
+        video = self.publisher.addTransceiver(MovingBarTrack(noise=noise), direction="sendonly")
         video.setCodecPreferences(codecs)
         self.publisher.addTrack(AudioStreamTrack())
         sources: dict[str, Source] | None = None
         layers: dict[str, SpatialLayer] | None = None
         if low_layer:
             low = self.publisher.addTransceiver(
-                MovingBarTrack(WIDTH // 2, HEIGHT // 2), direction="sendonly"
+                MovingBarTrack(WIDTH // 2, HEIGHT // 2, noise), direction="sendonly"
             )
             low.setCodecPreferences(codecs)
             sources = {"0": "camera", "1": "microphone", "2": "camera"}

@@ -25,7 +25,7 @@ async def test_a_weak_subscriber_gets_the_low_layer_then_a_pause_then_the_full_c
     doctor, nurse, patient = participants("doctor"), participants("nurse"), participants("patient")
     for publisher in (doctor, nurse):
         await publisher.join()
-        await publisher.publish(low_layer=True)
+        await publisher.publish(low_layer=True, noise=True)
     await patient.join()
     cameras = ("doctor", "nurse")
     await wait_until(lambda: all(patient.size_from(who, "camera") == FULL for who in cameras))
@@ -43,9 +43,9 @@ async def test_a_weak_subscriber_gets_the_low_layer_then_a_pause_then_the_full_c
             await patient.send_remb(bitrate, fraction_lost)
             await asyncio.sleep(0.3)
 
-    # A link that loses heavily (31 %): the estimate falls under even two low layers, the
-    # first camera goes to its low layer, the other is paused. Its browser's own estimate
-    # stays above 100 kbit/s: not audio only.
+    # A link that loses heavily (31 %), and whose browser's own estimate (150 kbit/s) cannot
+    # take even the two low layers (each a few hundred kbit/s of noise): the first camera goes
+    # to its low layer, the other is paused. Not audio only: that estimate is over 100 kbit/s.
     weak = asyncio.ensure_future(remb(150_000, fraction_lost=80))
     try:
         await wait_until(lambda: bool((patient.last_event("receive_mode") or {}).get("paused")))
