@@ -17,6 +17,10 @@ AUDIO_ONLY_BELOW = 100_000
 AUDIO_ONLY_AFTER = 2.0
 """Seconds a link must stay that weak before its video is taken away (a burst is not enough)."""
 
+PAUSE_BELOW = 300_000
+"""A video may be paused only when its subscriber's own estimate (REMB) is under this (bit/s):
+a receiver starved of CPU reports loss and a lowered REMB too, but rarely that low."""
+
 VIDEO_BACK_ABOVE = 150_000
 """A subscriber on audio only gets video back once its estimate stays above this (bit/s)."""
 

@@ -29,6 +29,7 @@ from .errors import InvalidSdp, NoPendingOffer
 from .layers import (
     AUDIO_ONLY_BELOW,
     MAX_TEMPORAL_LAYER,
+    PAUSE_BELOW,
     ActiveSpeaker,
     LayerRates,
     LayerSelector,
@@ -306,12 +307,12 @@ class Subscriber:
         # Video goes only when the browser's own estimate is that low too: heavy loss alone
         # (a receiver starved of CPU drops packets) lowers layers, not the video. So with a
         # pause: only when the link loses heavily and the browser's own estimate cannot take
-        # every video at its lowest layer.
+        # every video at its lowest layer, and is under PAUSE_BELOW.
         remb = self.link.remb
         heavy_loss = self.link.loss > LOSS_HIGH
         lowest = sum(video.layer_bitrates[0] for video in videos)
         severe = heavy_loss and remb is not None and remb < AUDIO_ONLY_BELOW
-        pause = heavy_loss and remb is not None and remb < lowest
+        pause = heavy_loss and remb is not None and remb < min(lowest, PAUSE_BELOW)
         self._apply(self._selector.select(limit, videos, now, severe, pause))
         await self._announce()
 
