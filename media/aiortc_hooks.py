@@ -146,6 +146,8 @@ class RembLimit:
         self._receiver = receiver
         self._send = receiver._send_rtcp
         self.limit: int | None = None
+        self.silent = False
+        """True to send no REMB at all (another receiver of the connection speaks for it)."""
         self.reported: int | None = None
         """The bit rate of the latest REMB sent."""
         self._task: asyncio.Task[None] | None = None
@@ -159,6 +161,8 @@ class RembLimit:
         :param limit: Bit/s.
         """
         self.limit = limit
+        if self.silent:
+            return
         if limit is not None and (self.reported is None or limit < self.reported):
             # Name-mangled private attribute (see the module docstring): undeclared for mypy.
             rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
@@ -172,6 +176,8 @@ class RembLimit:
 
     async def _send_capped(self, packet: AnyRtcpPacket) -> None:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            if self.silent:
+                return
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
             except ValueError:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # the recorder's modules import this one
 Source = Literal["camera", "microphone", "screen"]
 """What a published track carries: the participant's camera, microphone or screen share."""
 
+SpatialLayer = Literal["low"]
+"""A layer a publisher sends besides the full camera: ``low``, the same camera at a quarter of
+its size and a low bit rate, forwarded to subscribers whose link cannot take the full one."""
+
 SignalSender = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Sends one event ``(name, payload)`` to one participant (``subscriber_offer``,
 ``receive_mode``, ``link_quality``)."""
@@ -28,14 +32,20 @@ class ParticipantSession(Protocol):
     """One participant's media: the connection it publishes on and the one it receives on."""
 
     async def handle_publisher_offer(
-        self, sdp: str, sources: Mapping[str, Source] | None = None
+        self,
+        sdp: str,
+        sources: Mapping[str, Source] | None = None,
+        layers: Mapping[str, SpatialLayer] | None = None,
     ) -> str:
         """
         Apply an offer on the publisher connection and return the answer SDP.
 
         :param sdp: The offer; adding or removing a track is another offer.
         :param sources: Optional ``{mid: source}`` naming what each media section carries.
+        :param layers: Optional ``{mid: "low"}``: the section carries the low layer of its
+            source (a camera), not a track of its own.
         :raises InvalidSdp: when the offer cannot be applied.
+        :raises InvalidLayer: when a low layer is not a camera's video, or a second one.
         """
         ...
 

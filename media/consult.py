@@ -30,14 +30,16 @@ QUALITY_EVERY = 2
 
 class ConsultMedia(ConsultMediaSession):
     """
-    The SFU of one consult, in this process: every participant receives every other's tracks.
+    The SFU of one consult, in this process: every participant receives every other's tracks
+    (a camera's low layer only in that camera's place, and it is never recorded).
 
     The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
     While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
     its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
     participant is sent ``link_quality``: each participant's downlink quality. Each published
-    video is then capped (REMB to its publisher) to what its best-served subscriber can take,
-    at least :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
+    video is then capped (REMB to its publisher) to what its best-served subscriber of it can
+    take (one on the camera's low layer takes none of it), at least
+    :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
 
     :param consult_id: The consult.
     :param config: The media configuration.
@@ -220,15 +222,20 @@ class ConsultMedia(ConsultMediaSession):
         self._update_subscribers()
 
     def _tracks_for(self, participant_id: str) -> list[PublishedTrack]:
+        """The others' tracks: a camera's low layer is forwarded in its camera's place only."""
         return [
             track
             for other in self._participants.values()
             if other.participant_id != participant_id
             for track in other.publisher.tracks
+            if track.layer is None
         ]
 
     def _all_tracks(self) -> list[PublishedTrack]:
-        return [t for p in self._participants.values() for t in p.publisher.tracks]
+        """Every track to record: each camera in full, never its low layer."""
+        return [
+            t for p in self._participants.values() for t in p.publisher.tracks if t.layer is None
+        ]
 
     def _update_subscribers(self) -> None:
         if self._recorder is not None:

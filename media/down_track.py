@@ -34,8 +34,7 @@ class DownTrack(MediaStreamTrack):
     moved, by this track's :class:`RtpRewriter`, so the stream stays continuous when
     :meth:`attach` switches it to another published track, when its
     :class:`~media.layers.TemporalLayerFilter` leaves out the pictures of temporal layers
-    above :attr:`temporal_layer`, and when :attr:`paused` stops it. It counts the bytes
-    that arrive per temporal layer, forwarded or not. The packets leave through an
+    above :attr:`temporal_layer`, and when :attr:`paused` stops it. The packets leave through an
     :class:`RtpOutlet`; aiortc's sender reads nothing from :meth:`recv`, which only waits
     for the end.
 
@@ -52,8 +51,6 @@ class DownTrack(MediaStreamTrack):
         self._needs_keyframe = True
         self._layers = TemporalLayerFilter()
         self._paused = False
-        self.layer_bytes = [0] * 4  # a TID has two bits
-        """Payload bytes that arrived per temporal layer (unlayered video counts as 0)."""
         self.bytes_sent = 0
         """Payload bytes forwarded to the subscriber."""
         self.voice_at: float | None = None
@@ -171,8 +168,6 @@ class DownTrack(MediaStreamTrack):
         if outlet is None:
             return
         payload = packet.payload
-        layer = pictures.temporal_id if pictures is not None else None
-        self.layer_bytes[layer or 0] += len(payload)
         if self._paused:
             return
         if self._needs_keyframe:
@@ -182,7 +177,7 @@ class DownTrack(MediaStreamTrack):
         rewriter = self._rewriter
         if (
             pictures is not None
-            and layer is not None
+            and pictures.temporal_id is not None
             and not self._layers.accept(pictures, keyframe)
         ):
             rewriter.drop(packet.sequence_number, pictures)

@@ -23,6 +23,12 @@ class TooManyTracks(MediaError):
     code, status = "too_many_tracks", 422
 
 
+class InvalidLayer(MediaError):
+    """An offer naming a low layer that is not a camera's video, or a second low layer."""
+
+    code, status = "invalid_layer", 422
+
+
 class InvalidCandidate(MediaError):
     """A trickled ICE candidate that cannot be parsed, or names no media section."""
 

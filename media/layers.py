@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -16,6 +16,10 @@ AUDIO_ONLY_BELOW = 100_000
 
 AUDIO_ONLY_AFTER = 2.0
 """Seconds a link must stay that weak before its video is taken away (a burst is not enough)."""
+
+PAUSE_BELOW = 300_000
+"""A video may be paused only when its subscriber's own estimate (REMB) is under this (bit/s):
+a receiver starved of CPU reports loss and a lowered REMB too, but rarely that low."""
 
 VIDEO_BACK_ABOVE = 150_000
 """A subscriber on audio only gets video back once its estimate stays above this (bit/s)."""
@@ -31,6 +35,13 @@ MAX_BACKOFF_STEPS = 3
 
 UP_HEADROOM = 1.2
 """A layer is climbed to only when the budget exceeds its bitrate by this factor."""
+
+SPEAKER_WINDOW = 2.0
+"""Seconds after their last voice packet a participant still counts as speaking."""
+
+SPEAKER_HOLD = 3.0
+"""Seconds the active speaker keeps the priority before another who spoke may take it: two
+people talking in turn do not swap the layers of their videos at every sentence."""
 
 
 class TemporalLayerFilter:
@@ -76,6 +87,38 @@ class TemporalLayerFilter:
         return self._keep
 
 
+class ActiveSpeaker:
+    """
+    Who has the active speaker's priority: whoever spoke last, within `window` seconds, but
+    the one chosen keeps it for `hold` seconds while still speaking.
+
+    :param window: Seconds after their last voice packet a participant still counts.
+    :param hold: Seconds a chosen speaker keeps the place while still speaking.
+    """
+
+    def __init__(self, window: float = SPEAKER_WINDOW, hold: float = SPEAKER_HOLD) -> None:
+        self._window = window
+        self._hold = hold
+        self._speaker: str | None = None
+        self._since = 0.0
+
+    def update(self, voices: Mapping[str, float], now: float) -> str | None:
+        """
+        Choose again; the active speaker, if anyone speaks.
+
+        :param voices: When each participant's audio last carried the voice flag.
+        :param now: The time in seconds (monotonic).
+        """
+        speaking = {who: at for who, at in voices.items() if at > now - self._window}
+        held = self._speaker
+        if held in speaking and now - self._since < self._hold:
+            return held
+        latest = max(speaking, key=speaking.__getitem__, default=None)
+        if latest != held:
+            self._speaker, self._since = latest, now
+        return latest
+
+
 class LayerRates:
     """
     The bit rate of each temporal layer of one video, from a down track's byte counters.
@@ -107,14 +150,30 @@ class LayerRates:
         return tuple(accumulate(self._rates[: top + 1]))
 
 
+def ladder(full: tuple[float, ...], low: tuple[float, ...] | None) -> tuple[float, ...]:
+    """
+    The layers one camera can be forwarded at, as bit/s: its low spatial layer whole (a small
+    picture at a low rate: its own temporal layers are not worth the wait), then each
+    temporal layer of the full one.
+
+    :param full: The full layer's cumulative bit/s per temporal layer (:class:`LayerRates`).
+    :param low: The low layer's, if the publisher sends one.
+    """
+    if low is None:
+        return full
+    floor = low[-1]
+    return (floor, *(max(rate, floor) for rate in full))
+
+
 @dataclass(frozen=True)
 class VideoDemand:
     """
     One video a subscriber receives, as the selector sees it.
 
     :param key: What names the video (its down track).
-    :param layer_bitrates: Bit/s the video takes up to each temporal layer, cumulative,
-        lowest first; one entry for a video without layers.
+    :param layer_bitrates: Bit/s the video takes at each layer it can be forwarded at, lowest
+        first: its low spatial layer if it has one, then each temporal layer of the full one,
+        cumulative; one entry for a video without layers.
     :param priority: 0 for a screen share, 1 for the active speaker, 2 for the others.
     """
 
@@ -126,30 +185,43 @@ class VideoDemand:
 @dataclass
 class Selection:
     """
-    What a subscriber gets: audio only, or a temporal layer (None: paused) per video.
+    What a subscriber gets: audio only, or a layer (None: paused) per video.
 
     :param audio_only: True when its link is too weak for any video.
-    :param layers: The chosen layer of each video, by key; None when it is paused.
+    :param layers: The chosen layer of each video, by key, an index into its
+        :attr:`VideoDemand.layer_bitrates`; None when it is paused.
     """
 
     audio_only: bool = False
     layers: dict[Hashable, int | None] = field(default_factory=dict)
 
 
-def allocate(budget: float, videos: Sequence[VideoDemand]) -> dict[Hashable, int | None]:
+def allocate(
+    budget: float, videos: Sequence[VideoDemand], pause: bool = True
+) -> dict[Hashable, int | None]:
     """
-    Spread `budget` over `videos`: every base layer, then one layer up at a time by priority.
+    Spread `budget` over `videos`: lowest layers by priority, then one layer up at a time.
 
-    No video is paused for another: a link too weak for every base layer gets audio only
-    (:class:`LayerSelector`), which keeps every participant in view otherwise.
+    The first video by priority always keeps its lowest layer (a link too weak even for that
+    gets audio only, :class:`LayerSelector`); each other one gets its lowest layer if it fits
+    in what is left, else it is paused (None), when `pause` allows. What remains climbs one
+    layer at a time, in priority order, a step that does not fit letting a cheaper one pass.
 
     :param budget: Bit/s available for video.
     :param videos: The videos, in any order.
-    :return: The highest affordable layer of each video.
+    :param pause: False to keep every video at its lowest layer at least.
+    :return: The highest affordable layer of each video; None for a paused one.
     """
     ordered = sorted(videos, key=lambda v: v.priority)
-    chosen: dict[Hashable, int | None] = {video.key: 0 for video in ordered}
-    spent = sum(video.layer_bitrates[0] for video in ordered)
+    chosen: dict[Hashable, int | None] = {}
+    spent = 0.0
+    for index, video in enumerate(ordered):
+        lowest = video.layer_bitrates[0]
+        if index == 0 or not pause or spent + lowest <= budget:
+            chosen[video.key] = 0
+            spent += lowest
+        else:
+            chosen[video.key] = None
     climbed = True
     while climbed:
         climbed = False
@@ -207,6 +279,7 @@ class LayerSelector:
         videos: Sequence[VideoDemand],
         now: float,
         severe: bool = True,
+        pause: bool = True,
     ) -> Selection:
         """
         Choose again from a new estimate.
@@ -217,6 +290,8 @@ class LayerSelector:
         :param now: The time in seconds (monotonic).
         :param severe: Whether the link loses heavily: only then does a low estimate take
             the video away (a low estimate alone lowers layers).
+        :param pause: Whether a video that does not fit at its lowest layer may be paused
+            (:func:`allocate`).
         """
         budget = float("inf") if estimate is None else estimate
         before = self._current
@@ -234,8 +309,8 @@ class LayerSelector:
         if audio_only:
             self._current = Selection(True, {v.key: None for v in videos})
             return self._current
-        hold = allocate(budget, videos)
-        climb = allocate(budget / UP_HEADROOM, videos)
+        hold = allocate(budget, videos, pause)
+        climb = allocate(budget / UP_HEADROOM, videos, pause)
         layers: dict[Hashable, int | None] = {}
         for video in videos:
             fits = _level(hold[video.key])

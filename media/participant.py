@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .api import ParticipantSession, SignalSender, Source
+from .api import ParticipantSession, SignalSender, Source, SpatialLayer
 from .errors import InvalidCandidate
 from .peer import MediaConfig, parse_candidate
 from .publisher import Publisher
@@ -37,10 +37,13 @@ class ParticipantMedia(ParticipantSession):
         self.subscriber = Subscriber(participant_id, config, send)
 
     async def handle_publisher_offer(
-        self, sdp: str, sources: Mapping[str, Source] | None = None
+        self,
+        sdp: str,
+        sources: Mapping[str, Source] | None = None,
+        layers: Mapping[str, SpatialLayer] | None = None,
     ) -> str:
         """Apply the offer on the publisher connection; unnamed sections get default sources."""
-        return await self.publisher.handle_offer(sdp, sources)
+        return await self.publisher.handle_offer(sdp, sources, layers)
 
     async def handle_subscriber_answer(self, sdp: str) -> None:
         """Apply the answer on the subscriber connection."""

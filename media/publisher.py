@@ -18,8 +18,8 @@ from .aiortc_hooks import (
     tap_encoded_frames,
     tap_rtp_packets,
 )
-from .api import Source
-from .errors import InvalidSdp, TooManyTracks
+from .api import Source, SpatialLayer
+from .errors import InvalidLayer, InvalidSdp, TooManyTracks
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .receiver import KeyframeRequester, TrackReceiver
 
@@ -39,6 +39,8 @@ class PublishedTrack:
     :param receiver: Receives its packets and hands them to the subscribers' down tracks.
     :param remb: Caps what the publisher may send of it (video only).
     :param reception: Returns the packets of it expected and received so far.
+    :param layer: ``low`` for a camera's low layer, None for a track of its own.
+    :param low: The low layer of this camera, while its publisher sends one.
     """
 
     participant_id: str
@@ -47,6 +49,8 @@ class PublishedTrack:
     receiver: TrackReceiver
     remb: RembLimit | None = None
     reception: Callable[[], tuple[int, int]] | None = None
+    layer: SpatialLayer | None = None
+    low: PublishedTrack | None = None
 
     @property
     def kind(self) -> str:
@@ -90,27 +94,42 @@ def default_sources(description: SessionDescription) -> dict[str, Source]:
 
 
 def check_one_track_per_source(
-    description: SessionDescription, sources: Mapping[str, Source]
+    description: SessionDescription,
+    sources: Mapping[str, Source],
+    layers: Mapping[str, SpatialLayer] | None = None,
 ) -> None:
     """
-    Refuse an offer that sends two tracks of one source and kind (two cameras, two screens).
+    Refuse an offer that sends two tracks of one source and kind (two cameras, two screens),
+    or a low layer that is not a camera's video.
 
-    A screen share may carry its sound (a video and an audio section named ``screen``). Only
-    sending sections count: the web client keeps a stopped share's section, inactive, for the
-    next share.
+    A screen share may carry its sound (a video and an audio section named ``screen``), a
+    camera its low layer (a second video section named ``camera``, with the layer ``low``).
+    Only sending sections count: the web client keeps a stopped share's section, inactive,
+    for the next share.
 
     :param description: A parsed offer.
     :param sources: The source of each media section, by mid.
+    :param layers: The sections that carry a low layer, by mid.
     :raises TooManyTracks: naming the source sent twice.
+    :raises InvalidLayer: for a low layer of anything but a camera's video, or one naming
+        no media section.
     """
-    sending: set[tuple[Source, str]] = set()
+    layers = layers or {}
+    mids = {media.rtp.muxId: media for media in description.media}
+    sending: set[tuple[Source, str, SpatialLayer | None]] = set()
+    for mid in layers:
+        media = mids.get(mid)
+        if media is None or media.kind != "video" or sources.get(mid) != "camera":
+            raise InvalidLayer(f"section {mid!r} cannot carry a low layer: not a camera's video")
     for media in description.media:
-        source = sources.get(media.rtp.muxId)
+        mid = media.rtp.muxId
+        source = sources.get(mid)
         if source is None or media.direction not in SENDING or media.port == 0:
             continue
-        if (source, media.kind) in sending:
+        key = (source, media.kind, layers.get(mid))
+        if key in sending:
             raise TooManyTracks(f"a publisher sends at most one {media.kind} track of its {source}")
-        sending.add((source, media.kind))
+        sending.add(key)
 
 
 class Publisher:
@@ -142,14 +161,21 @@ class Publisher:
         """The tracks currently published, in media section order."""
         return self._published
 
-    async def handle_offer(self, sdp: str, sources: Mapping[str, Source] | None = None) -> str:
+    async def handle_offer(
+        self,
+        sdp: str,
+        sources: Mapping[str, Source] | None = None,
+        layers: Mapping[str, SpatialLayer] | None = None,
+    ) -> str:
         """
         Apply the client's offer and return the answer (with all our candidates).
 
         :param sdp: The offer SDP; a renegotiation is simply another offer.
         :param sources: Optional ``{mid: source}``; see :func:`default_sources`.
+        :param layers: Optional ``{mid: "low"}``: sections that carry a camera's low layer.
         :raises InvalidSdp: when the offer cannot be applied.
         :raises TooManyTracks: when it sends two tracks of one source; nothing is applied.
+        :raises InvalidLayer: when a low layer is not a camera's video; nothing is applied.
         """
         if not sdp.startswith("v=0"):
             raise InvalidSdp("the offer is not an SDP description")
@@ -158,7 +184,7 @@ class Publisher:
         except Exception as exc:
             raise InvalidSdp(f"cannot parse the offer: {exc}") from exc
         named = {**default_sources(description), **(sources or {})}
-        check_one_track_per_source(description, named)
+        check_one_track_per_source(description, named, layers)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await self._candidates.flush()
@@ -166,7 +192,7 @@ class Publisher:
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
             raise InvalidSdp(f"cannot apply the offer: {exc}") from exc
-        self._update_published(description, named)
+        self._update_published(description, named, layers or {})
         return self._pc.localDescription.sdp
 
     async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
@@ -210,7 +236,10 @@ class Publisher:
         )
 
     def _update_published(
-        self, description: SessionDescription, sources: Mapping[str, Source]
+        self,
+        description: SessionDescription,
+        sources: Mapping[str, Source],
+        layers: Mapping[str, SpatialLayer],
     ) -> None:
         published: list[PublishedTrack] = []
         changed = False
@@ -219,15 +248,28 @@ class Publisher:
             if track is None or media.direction not in SENDING or media.port == 0:
                 continue
             source = sources.get(track.mid, track.source)
-            if source != track.source:
-                track.source = source
+            layer = layers.get(track.mid)
+            if (source, layer) != (track.source, track.layer):
+                track.source, track.layer = source, layer
+                if track.remb is not None:
+                    # The publisher's browser takes any REMB as the cap of all it sends: only
+                    # the full camera's receiver may speak; the low layer's cap is its own
+                    # maxBitrate.
+                    track.remb.silent = layer is not None
                 changed = True
             published.append(track)
+        low = next((t for t in published if t.layer == "low"), None)
+        for track in published:
+            full_camera = track.layer is None and track.source == "camera" and track.kind == "video"
+            track.low = low if full_camera else None
         if changed or published != self._published:
             self._published = published
             logger.info(
                 "%s publishes %s",
                 self.participant_id,
-                [f"{t.mid}:{t.source}:{t.receiver.codec.mimeType}" for t in published],
+                [
+                    f"{t.mid}:{t.source}{'/low' if t.layer else ''}:{t.receiver.codec.mimeType}"
+                    for t in published
+                ],
             )
             self._on_change()

@@ -101,6 +101,8 @@ class TrackReceiver:
         self._down_tracks: tuple[DownTrack, ...] = ()
         self._sinks: tuple[FrameSink, ...] = ()
         self._ended = False
+        self.layer_bytes = [0] * 4  # a TID has two bits
+        """Payload bytes received per temporal layer (unlayered video counts as 0), fed or not."""
 
     @property
     def down_tracks(self) -> tuple[DownTrack, ...]:
@@ -171,11 +173,16 @@ class TrackReceiver:
         :param data: Its payload without the RTP payload descriptor.
         """
         down_tracks = self._down_tracks
-        if self.muted or not down_tracks or packet.payload_type != self.codec.payloadType:
+        if self.muted or packet.payload_type != self.codec.payloadType:
             return
-        keyframe = self._starts_keyframe(packet.payload, data)
         parse = self._picture_numbers
         pictures = parse(packet.payload) if parse is not None else None
+        # Counted even when no one is fed: a subscriber on another layer weighs this one.
+        layer = pictures.temporal_id if pictures is not None else None
+        self.layer_bytes[layer or 0] += len(packet.payload)
+        if not down_tracks:
+            return
+        keyframe = self._starts_keyframe(packet.payload, data)
         now = time.monotonic()
         ntp_time = clock.current_ntp_time()
         abs_send_time = ((ntp_time >> 14) & 0xFFFFFF).to_bytes(3, "big")

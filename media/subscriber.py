@@ -26,9 +26,20 @@ from .api import SignalSender
 from .bandwidth import LOSS_HIGH, LinkEstimator, Quality
 from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
-from .layers import AUDIO_ONLY_BELOW, LayerRates, LayerSelector, Selection, VideoDemand
+from .layers import (
+    AUDIO_ONLY_BELOW,
+    MAX_TEMPORAL_LAYER,
+    PAUSE_BELOW,
+    ActiveSpeaker,
+    LayerRates,
+    LayerSelector,
+    Selection,
+    VideoDemand,
+    ladder,
+)
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .publisher import PublishedTrack
+from .receiver import TrackReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +75,24 @@ class SubscriberSlot:
     :param down_track: The track its sender reads.
     :param codec: The codec it was negotiated for.
     :param published: The published track it carries, if any.
+    :param on_low: Whether it forwards the low layer of that camera rather than the track.
     """
 
     transceiver: RTCRtpTransceiver
     down_track: DownTrack
     codec: RTCRtpCodecParameters
     published: PublishedTrack | None = None
+    on_low: bool = False
+
+    @property
+    def feed(self) -> TrackReceiver | None:
+        """The receiver this slot forwards from: the camera's low layer's, or the track's."""
+        published = self.published
+        if published is None:
+            return None
+        if self.on_low and published.low is not None:
+            return published.low.receiver
+        return published.receiver
 
     def fits(self, published: PublishedTrack) -> bool:
         """
@@ -89,11 +112,11 @@ WARM_UP = 3.0
 """Seconds after the first REMB during which estimates are not acted on: a browser's first
 estimates come before it has measured anything."""
 
-SPEAKER_WINDOW = 2.0
-"""Seconds after their last voice packet a participant still counts as the active speaker."""
-
 ReceiveMode = tuple[bool, str | None]
 """``(audio only, reason)`` as the ``receive_mode`` event says it."""
+
+PausedVideo = tuple[str, str]
+"""``(participant id, source)`` of a video paused because the link cannot carry it."""
 
 
 class Subscriber:
@@ -104,9 +127,12 @@ class Subscriber:
     meanwhile go into the next offer once the answer is in. A slot starts forwarding
     once its offer is answered and the connection is up. Its :attr:`link` estimates what
     the participant's downlink carries from the RTCP its browser sends, and
-    :meth:`adapt` chooses from it the temporal layer of each video, or audio only: screen
-    shares first, then the active speaker's camera (whose audio most recently carried the
-    RFC 6464 voice flag), then the other cameras.
+    :meth:`adapt` chooses from it the layer of each video, or audio only: screen shares
+    first, then the active speaker's camera (whose audio most recently carried the RFC 6464
+    voice flag, held a while: :class:`~media.layers.ActiveSpeaker`), then the other cameras.
+    A camera whose publisher sends a low layer is forwarded from it when the full one does
+    not fit (the slot's down track is attached to the low layer's receiver, and back, from a
+    keyframe); a video that does not fit even at its lowest layer is paused.
 
     :param participant_id: The subscribing participant.
     :param config: The media configuration.
@@ -129,10 +155,12 @@ class Subscriber:
         self._task: asyncio.Task[None] | None = None
         self.link = LinkEstimator()
         self._selector = LayerSelector()
-        self._rates: dict[DownTrack, LayerRates] = {}
+        self._rates: dict[TrackReceiver, LayerRates] = {}
         self._stalled: set[DownTrack] = set()
         self._audio_only_chosen = False
         self._receive_mode: ReceiveMode = (False, None)
+        self._paused: tuple[PausedVideo, ...] = ()
+        self._speaker = ActiveSpeaker()
         self.wanted_bitrate = 0.0
         """Bit/s of every video it receives at full rate, as last measured."""
         self.sent_bitrate = 0.0
@@ -210,11 +238,18 @@ class Subscriber:
     def budget_for(self, published: PublishedTrack) -> float | None:
         """
         Bit/s this subscriber's link can take of one video it receives: an equal share of
-        its limit; None when no limit is known, 0 when it gets no video.
+        its limit; None when no limit is known, 0 when it gets none of that track (audio
+        only, the video paused, or forwarded from the camera's low layer).
 
         :param published: A video it receives.
         """
-        if self._receive_mode[0]:
+        slot = next((s for s in self._slots if s.published is published), None)
+        if (
+            self._receive_mode[0]
+            or slot is None
+            or slot.down_track.paused
+            or slot.feed is not published.receiver
+        ):
             return 0.0
         if self._limit is None:
             return None
@@ -245,17 +280,20 @@ class Subscriber:
         videos = []
         sent = sum(slot.down_track.bytes_sent for slot in self._slots)
         speaker = self._active_speaker(now)
+        rates: dict[TrackReceiver, LayerRates] = {}
         for slot in self._slots:
             published = slot.published
             if published is None or published.kind != "video":
                 continue
-            track = slot.down_track
-            rates = self._rates.setdefault(track, LayerRates()).update(track.layer_bytes, elapsed)
+            full = self._rate(rates, published.receiver, elapsed)
+            low = published.low
+            layers = ladder(full, None if low is None else self._rate(rates, low.receiver, elapsed))
             if published.source == "screen":
                 priority = 0
             else:
                 priority = 1 if published.participant_id == speaker else 2
-            videos.append(VideoDemand(track, rates, priority))
+            videos.append(VideoDemand(slot.down_track, layers, priority))
+        self._rates = rates
         self.wanted_bitrate = sum(video.layer_bitrates[-1] for video in videos)
         if elapsed > 0:
             self.sent_bitrate = (sent - self._bytes_sent) * 8 / elapsed
@@ -267,20 +305,33 @@ class Subscriber:
             limit = self.link.limit(self.sent_bitrate)
         self._limit = limit
         # Video goes only when the browser's own estimate is that low too: heavy loss alone
-        # (a receiver starved of CPU drops packets) lowers layers, not the video.
+        # (a receiver starved of CPU drops packets) lowers layers, not the video. So with a
+        # pause: only when the link loses heavily and the browser's own estimate cannot take
+        # every video at its lowest layer, and is under PAUSE_BELOW.
         remb = self.link.remb
-        severe = self.link.loss > LOSS_HIGH and remb is not None and remb < AUDIO_ONLY_BELOW
-        self._apply(self._selector.select(limit, videos, now, severe))
+        heavy_loss = self.link.loss > LOSS_HIGH
+        lowest = sum(video.layer_bitrates[0] for video in videos)
+        severe = heavy_loss and remb is not None and remb < AUDIO_ONLY_BELOW
+        pause = heavy_loss and remb is not None and remb < min(lowest, PAUSE_BELOW)
+        self._apply(self._selector.select(limit, videos, now, severe, pause))
         await self._announce()
 
+    def _rate(
+        self, rates: dict[TrackReceiver, LayerRates], receiver: TrackReceiver, elapsed: float
+    ) -> tuple[float, ...]:
+        """Bit/s of `receiver`'s temporal layers, cumulative; kept in `rates` for next time."""
+        rate = rates[receiver] = self._rates.get(receiver) or LayerRates()
+        return rate.update(receiver.layer_bytes, elapsed)
+
     def _active_speaker(self, now: float) -> str | None:
-        """Who spoke most recently to this subscriber, within :data:`SPEAKER_WINDOW`."""
-        latest, speaker = now - SPEAKER_WINDOW, None
+        """Whose camera has the speaker's priority for this subscriber."""
+        voices: dict[str, float] = {}
         for slot in self._slots:
             voice_at = slot.down_track.voice_at
-            if slot.published is not None and voice_at is not None and voice_at > latest:
-                latest, speaker = voice_at, slot.published.participant_id
-        return speaker
+            if slot.published is not None and voice_at is not None:
+                who = slot.published.participant_id
+                voices[who] = max(voice_at, voices.get(who, voice_at))
+        return self._speaker.update(voices, now)
 
     def _apply(self, selection: Selection) -> None:
         for slot in self._slots:
@@ -290,7 +341,12 @@ class Subscriber:
             layer = selection.layers.get(track)
             track.paused = self._audio_only_chosen or layer is None
             if layer is not None:
-                track.temporal_layer = layer
+                low = slot.published.low is not None
+                slot.on_low = low and layer == 0
+                track.temporal_layer = MAX_TEMPORAL_LAYER if slot.on_low else layer - low
+                feed = slot.feed
+                if feed is not None and self._forwarding(slot):
+                    track.attach(feed)  # from the next keyframe, which it asks for
             if track.climbing and not track.paused:
                 # No sync picture came since the last round: ask for a keyframe instead.
                 if track in self._stalled:
@@ -306,10 +362,35 @@ class Subscriber:
             mode = (True, "weak_connection")
         else:
             mode = (False, None)
-        if mode != self._receive_mode:
-            self._receive_mode = mode
-            logger.info("%s receives %s", self.participant_id, "audio only" if mode[0] else "video")
-            await self._send("receive_mode", {"audio_only": mode[0], "reason": mode[1]})
+        paused = () if mode[0] else self._paused_now()
+        if mode != self._receive_mode or paused != self._paused:
+            self._receive_mode, self._paused = mode, paused
+            logger.info(
+                "%s receives %s, %d videos paused",
+                self.participant_id,
+                "audio only" if mode[0] else "video",
+                len(paused),
+            )
+            await self._send(
+                "receive_mode",
+                {
+                    "audio_only": mode[0],
+                    "reason": mode[1],
+                    "paused": [
+                        {"participant_id": pid, "source": source, "reason": "weak_connection"}
+                        for pid, source in paused
+                    ],
+                },
+            )
+
+    def _paused_now(self) -> tuple[PausedVideo, ...]:
+        return tuple(
+            (slot.published.participant_id, slot.published.source)
+            for slot in self._slots
+            if slot.published is not None
+            and slot.published.kind == "video"
+            and slot.down_track.paused
+        )
 
     async def handle_answer(self, sdp: str) -> None:
         """
@@ -422,10 +503,17 @@ class Subscriber:
         logger.debug("%s: %s takes over a slot", self.participant_id, successor.mid)
         self._attach_answered()
 
+    def _forwarding(self, slot: SubscriberSlot) -> bool:
+        """Whether `slot` forwards: its track's offer is answered and the connection is up."""
+        return (
+            self._pc.connectionState == "connected"
+            and slot.published is not None
+            and self._answered.get(slot) is slot.published
+        )
+
     def _attach_answered(self) -> None:
-        if self._pc.connectionState != "connected":
-            return
-        for slot, published in self._answered.items():
-            if slot.published is published:
+        for slot in self._answered:
+            feed = slot.feed
+            if self._forwarding(slot) and feed is not None:
                 slot.down_track.connect(RtpOutlet(slot.transceiver))
-                slot.down_track.attach(published.receiver)
+                slot.down_track.attach(feed)

@@ -461,7 +461,7 @@ class ConsultSignaling:
             # New peer connections from the client: the old ones are replaced on open.
             connection.media = None
         media = await self._open_media(sid, connection)
-        answer = await media.handle_publisher_offer(payload.sdp, payload.sources)
+        answer = await media.handle_publisher_offer(payload.sdp, payload.sources, payload.layers)
         return {"type": "answer", "sdp": answer}
 
     async def _subscribe(self, sid: str, connection: Connection, payload: SubscribeIn) -> None:

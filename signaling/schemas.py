@@ -69,6 +69,8 @@ class SubscribeIn(Strict):
 class PublishIn(SessionDescriptionIn):
     """``publish``: an offer of the publisher connection, and what each of its sections carries.
 
+    ``layers``: ``{mid: "low"}`` for the section that carries the camera's low layer.
+
     ``restart``: the offer is from new peer connections (the old ones failed): the server
     replaces this participant's publisher and subscriber connections.
     """
@@ -76,6 +78,7 @@ class PublishIn(SessionDescriptionIn):
     sources: dict[str, Literal["camera", "microphone", "screen"]] | None = Field(
         default=None, max_length=8
     )
+    layers: dict[str, Literal["low"]] | None = Field(default=None, max_length=1)
     restart: bool = False
 
 

@@ -75,7 +75,7 @@ beforeEach(() => {
 });
 
 describe("joining", () => {
-  test("a doctor joins, enters the consult and publishes microphone then camera", async () => {
+  test("a doctor joins, enters the consult and publishes microphone, camera and its low layer", async () => {
     const { session, signaling, emitted } = start(DOCTOR);
     await session.join();
 
@@ -87,10 +87,11 @@ describe("joining", () => {
     assert.deepEqual(session.state.waiting, [PATIENT]);
     const [publish] = signaling.sent("publish");
     assert.equal(publish.type, "offer");
-    assert.deepEqual(publish.sources, { 0: "microphone", 1: "camera" });
+    assert.deepEqual(publish.sources, { 0: "microphone", 1: "camera", 2: "camera" });
+    assert.deepEqual(publish.layers, { 2: "low" });
     const pc = fake(session.publisher?.pc);
     assert.deepEqual(pc.remoteDescription, { type: "answer", sdp: "server answer" });
-    assert.deepEqual(pc.transceivers.map((t) => [t.kind, t.direction]), [["audio", "sendonly"], ["video", "sendonly"]]);
+    assert.deepEqual(pc.transceivers.map((t) => [t.kind, t.direction]), [["audio", "sendonly"], ["video", "sendonly"], ["video", "sendonly"]]);
     assert.equal(session.joining, false);
   });
 
@@ -482,6 +483,17 @@ describe("weak links", () => {
     assert.deepEqual(cameraSender(session).getParameters().encodings, [{ scalabilityMode: "L1T3", maxBitrate: 1_000_000 }]);
   });
 
+  test("the same camera goes out again as a low layer: a quarter of its size, 15 fps, 80 kbit/s", async () => {
+    const { session, camera } = start(DOCTOR);
+    await session.join();
+    const [full, low] = fake(session.publisher?.pc).transceivers.filter((t) => t.kind === "video");
+    assert.equal(low.sender.track, full.sender.track);
+    assert.equal(low.sender.track, camera);
+    assert.deepEqual(low.sender.getParameters().encodings, [{ scaleResolutionDownBy: 4, maxFramerate: 15, maxBitrate: 80_000 }]);
+    await session.setAudioOnly(true);
+    assert.equal(low.sender.track, null, "audio only stops the low layer too");
+  });
+
   test("a browser without that scalability mode publishes one layer, capped all the same", async (t) => {
     t.after(() => {
       FakePeerConnection.scalabilityModes = ["L1T3"];
@@ -513,12 +525,14 @@ describe("weak links", () => {
     session.on("receive_mode", (mode) => modes.push(mode));
     await session.join();
     await signaling.send("receive_mode", { audio_only: true, reason: "weak_connection" });
-    assert.deepEqual(session.state.receiveMode, { audioOnly: true, reason: "weak_connection" });
+    assert.deepEqual(session.state.receiveMode, { audioOnly: true, reason: "weak_connection", paused: [] });
     await signaling.send("receive_mode", { audio_only: "yes" });
-    await signaling.send("receive_mode", { audio_only: false, reason: null });
+    await signaling.send("receive_mode", { audio_only: false, reason: null, paused: [{ participant_id: "p-doctor", source: "camera", reason: "weak_connection" }] });
+    await signaling.send("receive_mode", { audio_only: false, reason: null, paused: [] });
     assert.deepEqual(modes, [
-      { audioOnly: true, reason: "weak_connection" },
-      { audioOnly: false, reason: null },
+      { audioOnly: true, reason: "weak_connection", paused: [] },
+      { audioOnly: false, reason: null, paused: [{ participantId: "p-doctor", source: "camera" }] },
+      { audioOnly: false, reason: null, paused: [] },
     ], "a malformed receive_mode changes nothing");
   });
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import os
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from aiortc.rtp import (
 )
 
 from media import ConsultMedia, ParticipantMedia
+from media.api import Source, SpatialLayer
 from tests.log_scan import register_sdp
 
 WIDTH, HEIGHT = 160, 120
@@ -33,18 +35,22 @@ WIDTH, HEIGHT = 160, 120
 class MovingBarTrack(VideoStreamTrack):
     """A synthetic camera: a bright bar sweeping across a grey picture."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT, noise: bool = False) -> None:
         super().__init__()
         self._frame_index = 0
+        self._size = width, height
+        self._noise = noise
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
-        bar = (self._frame_index * 4) % WIDTH
+        width, height = self._size
+        bar = (self._frame_index * 4) % width
         self._frame_index += 1
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        frame = av.VideoFrame(width, height, "yuv420p")
         luma, *chroma = frame.planes
         row = bytes(235 if bar <= x < bar + 16 else 128 for x in range(luma.line_size))
-        luma.update(row * HEIGHT)
+        # Noise costs the encoder all the bit rate it is allowed: a camera that weighs.
+        luma.update(os.urandom(luma.buffer_size) if self._noise else row * height)
         for plane in chroma:
             plane.update(bytes([128]) * plane.buffer_size)
         frame.pts = pts
@@ -53,18 +59,22 @@ class MovingBarTrack(VideoStreamTrack):
 
 
 class ReceivedTrack:
-    """Counts the decoded frames of one received track, noting when the first came."""
+    """Counts the decoded frames of one received track, noting when the first came and the
+    size of the latest (aiortc decodes them with PyAV)."""
 
     def __init__(self, track: MediaStreamTrack) -> None:
         self.track = track
         self.frames = 0
         self.first_at: float | None = None
+        self.size: tuple[int, int] | None = None
         self._task = asyncio.ensure_future(self._consume())
 
     async def _consume(self) -> None:
         try:
             while True:
-                await self.track.recv()
+                frame = await self.track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    self.size = frame.width, frame.height
                 if self.first_at is None:
                     self.first_at = time.monotonic()
                 self.frames += 1
@@ -102,17 +112,35 @@ class TestParticipant:
         self.media = await self.consult.join(self.participant_id, self._signal)
         self._joined.set()
 
-    async def publish(self, video_codec: str = "video/VP8") -> str:
-        """Publish a camera and a microphone; return the server's answer SDP."""
+    async def publish(
+        self, video_codec: str = "video/VP8", low_layer: bool = False, noise: bool = False
+    ) -> str:
+        """
+        Publish a camera and a microphone; return the server's answer SDP.
+
+        :param low_layer: Also send the camera's low layer, at half its size, as the web
+            client does at a quarter (a third media section, named ``low``).
+        :param noise: Send noise: each video takes the encoder's whole bit rate.
+        """
         assert self.media is not None
-        video = self.publisher.addTransceiver(MovingBarTrack(), direction="sendonly")
-        video.setCodecPreferences(
-            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == video_codec]
-        )
+        codecs = [
+            c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == video_codec
+        ]
+        video = self.publisher.addTransceiver(MovingBarTrack(noise=noise), direction="sendonly")
+        video.setCodecPreferences(codecs)
         self.publisher.addTrack(AudioStreamTrack())
+        sources: dict[str, Source] | None = None
+        layers: dict[str, SpatialLayer] | None = None
+        if low_layer:
+            low = self.publisher.addTransceiver(
+                MovingBarTrack(WIDTH // 2, HEIGHT // 2, noise), direction="sendonly"
+            )
+            low.setCodecPreferences(codecs)
+            sources = {"0": "camera", "1": "microphone", "2": "camera"}
+            layers = {"2": "low"}
         await self.publisher.setLocalDescription(await self.publisher.createOffer())
         offer = register_sdp(self.publisher.localDescription.sdp)
-        answer = register_sdp(await self.media.handle_publisher_offer(offer))
+        answer = register_sdp(await self.media.handle_publisher_offer(offer, sources, layers))
         await self.publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         return answer
 
@@ -122,17 +150,23 @@ class TestParticipant:
 
     def frames_from(self, participant_id: str, source: str) -> int:
         """Frames received so far from one participant's source."""
-        for mid, origin in self.tracks().items():
-            if origin == {"participant_id": participant_id, "source": source}:
-                received = self.received.get(mid)
-                return received.frames if received else 0
-        return 0
+        received = self.received_from(participant_id, source)
+        return received.frames if received else 0
 
     def first_frame_from(self, participant_id: str, source: str) -> float | None:
+        received = self.received_from(participant_id, source)
+        return received.first_at if received else None
+
+    def size_from(self, participant_id: str, source: str) -> tuple[int, int] | None:
+        """The size of the latest frame received from one participant's source."""
+        received = self.received_from(participant_id, source)
+        return received.size if received else None
+
+    def received_from(self, participant_id: str, source: str) -> ReceivedTrack | None:
+        """What is received of one participant's source, if it is."""
         for mid, origin in self.tracks().items():
             if origin == {"participant_id": participant_id, "source": source}:
-                received = self.received.get(mid)
-                return received.first_at if received else None
+                return self.received.get(mid)
         return None
 
     async def close(self) -> None:

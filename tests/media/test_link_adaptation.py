@@ -52,13 +52,16 @@ def test_quality_is_the_worse_of_two() -> None:
     assert worse("poor", "good") == "poor"
 
 
-def test_every_video_keeps_its_base_layer_and_the_screen_share_climbs_first() -> None:
+def test_base_layers_go_by_priority_and_the_screen_share_climbs_first() -> None:
     videos = [
         VideoDemand("camera-a", CAMERA),
         VideoDemand("screen", SCREEN, priority=0),
         VideoDemand("camera-b", CAMERA),
     ]
-    assert allocate(450_000, videos) == {"screen": 0, "camera-a": 0, "camera-b": 0}
+    # A video whose base layer no longer fits is paused; the first one never is.
+    assert allocate(100_000, videos) == {"screen": 0, "camera-a": None, "camera-b": None}
+    assert allocate(450_000, videos) == {"screen": 0, "camera-a": 0, "camera-b": None}
+    assert allocate(600_000, videos) == {"screen": 0, "camera-a": 0, "camera-b": 0}
     # What is left climbs by priority too; a step that does not fit lets a cheaper one pass.
     assert allocate(700_000, videos) == {"screen": 0, "camera-a": 1, "camera-b": 0}
     assert allocate(850_000, videos) == {"screen": 1, "camera-a": 1, "camera-b": 0}

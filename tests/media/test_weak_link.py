@@ -48,6 +48,7 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
         assert patient.last_event("receive_mode") == {
             "audio_only": True,
             "reason": "weak_connection",
+            "paused": [],
         }
         await asyncio.sleep(0.3)  # packets already on their way
         video = patient.frames_from("doctor", "camera")
@@ -72,6 +73,7 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
                 == {
                     "audio_only": False,
                     "reason": None,
+                    "paused": [],
                 }
             )
         )
@@ -92,7 +94,11 @@ async def test_a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_
     await wait_until(lambda: patient.frames_from("doctor", "camera") > 5)
 
     await doctor.consult.set_audio_only("patient", True)
-    assert patient.last_event("receive_mode") == {"audio_only": True, "reason": "chosen"}
+    assert patient.last_event("receive_mode") == {
+        "audio_only": True,
+        "reason": "chosen",
+        "paused": [],
+    }
     await asyncio.sleep(0.3)
     video = patient.frames_from("doctor", "camera")
     audio = patient.frames_from("doctor", "microphone")
@@ -100,7 +106,11 @@ async def test_a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_
     assert patient.frames_from("doctor", "camera") == video
 
     await doctor.consult.set_audio_only("patient", False)
-    assert patient.last_event("receive_mode") == {"audio_only": False, "reason": None}
+    assert patient.last_event("receive_mode") == {
+        "audio_only": False,
+        "reason": None,
+        "paused": [],
+    }
     await wait_until(lambda: patient.frames_from("doctor", "camera") > video + 5)
 
 

@@ -98,7 +98,7 @@ async () => {
   const camera = pc.getTransceivers().find((t) => t.receiver.track.kind === "video");
   let outbound = null;
   (await pc.getStats()).forEach((s) => {
-    if (s.type === "outbound-rtp" && s.kind === "video") outbound = s;
+    if (s.type === "outbound-rtp" && s.kind === "video" && s.mid === camera.mid) outbound = s;
   });
   return {
     asked: camera.sender.getParameters().encodings.map((e) => e.scalabilityMode ?? null),
@@ -114,7 +114,8 @@ SCREEN_PREFERENCE = """
 () => {
   const pc = window.teleconsult.publisherPc;
   const videos = pc.getTransceivers().filter((t) => t.receiver.track.kind === "video");
-  return videos[1]?.sender.getParameters().degradationPreference ?? null;
+  // After the camera and its low layer.
+  return videos[2]?.sender.getParameters().degradationPreference ?? null;
 }
 """
 

@@ -80,7 +80,9 @@ async (which) => {
 MEDIA_STOPPED = """
 () => {
   const { publisherPc, subscriberPc } = window.teleconsult;
-  const tracks = publisherPc.getSenders().map((sender) => sender.track).filter(Boolean);
+  // One camera track feeds two senders (the full camera and its low layer): count it once.
+  const senders = publisherPc.getSenders();
+  const tracks = [...new Set(senders.map((sender) => sender.track).filter(Boolean))];
   return {
     tracks: tracks.map((track) => `${track.kind}:${track.readyState}`),
     publisher: publisherPc.connectionState,

@@ -1,15 +1,22 @@
 // @ts-check
 /**
  * What the server says about weak links (docs/protocol.md, "Weak links"): each participant's
- * connection quality (`link_quality`), and whether this participant receives audio only
- * (`receive_mode`). Reads the events' payloads and says what a tile shows; touches no DOM.
+ * connection quality (`link_quality`), and whether this participant receives audio only, or
+ * which videos are paused for its link (`receive_mode`). Reads the events' payloads and says
+ * what a tile shows; touches no DOM.
  */
 
 /** @typedef {"good"|"fair"|"poor"} Quality */
 /**
+ * One video the server does not forward to this participant because its link cannot carry it
+ * even at its lowest layer, while the others' still come.
+ * @typedef {{participantId: string, source: "camera"|"screen"}} PausedVideo
+ */
+/**
  * What this participant receives: `audioOnly` with the server's reason, "weak_connection"
- * (its link cannot carry video) or "chosen" (it asked for audio only).
- * @typedef {{audioOnly: boolean, reason: "weak_connection"|"chosen"|null}} ReceiveMode
+ * (its link cannot carry video) or "chosen" (it asked for audio only); otherwise the videos
+ * `paused` for its link.
+ * @typedef {{audioOnly: boolean, reason: "weak_connection"|"chosen"|null, paused: readonly PausedVideo[]}} ReceiveMode
  */
 /**
  * Why a tile shows no picture: "weak_connection" (this participant's own link), "audio_only"
@@ -24,7 +31,10 @@ const QUALITIES = new Set(["good", "fair", "poor"]);
 const REASONS = new Set(["weak_connection", "chosen"]);
 
 /** Receiving everything: before the server says otherwise. */
-export const FULL_RECEIVE = Object.freeze(/** @type {ReceiveMode} */ ({ audioOnly: false, reason: null }));
+export const FULL_RECEIVE = Object.freeze(/** @type {ReceiveMode} */ ({ audioOnly: false, reason: null, paused: Object.freeze([]) }));
+
+/** @type {ReadonlySet<string>} */
+const PAUSABLE = new Set(["camera", "screen"]);
 
 /**
  * The qualities of a `link_quality` payload, by participant id; entries that are not one of
@@ -45,17 +55,39 @@ export function parseLinkQuality(payload) {
 }
 
 /**
- * The receive mode of a `receive_mode` payload; null when it is malformed.
- * @param {unknown} payload `{"audio_only": bool, "reason": "weak_connection"|"chosen"|null}`
+ * The receive mode of a `receive_mode` payload; null when it is malformed. Entries of
+ * `paused` that name no participant's camera or screen are left out.
+ * @param {unknown} payload `{"audio_only": bool, "reason": "weak_connection"|"chosen"|null,
+ *   "paused": [{"participant_id": str, "source": "camera"|"screen", "reason": "weak_connection"}]}`
  * @returns {ReceiveMode|null}
  */
 export function parseReceiveMode(payload) {
-  const { audio_only: audioOnly, reason } = /** @type {{audio_only?: unknown, reason?: unknown}} */ (payload ?? {});
+  const { audio_only: audioOnly, reason, paused } = /** @type {{audio_only?: unknown, reason?: unknown, paused?: unknown}} */ (payload ?? {});
   if (typeof audioOnly !== "boolean") return null;
-  if (!audioOnly) return FULL_RECEIVE;
+  if (!audioOnly) {
+    const videos = pausedVideos(paused);
+    return videos.length ? { audioOnly, reason: null, paused: videos } : FULL_RECEIVE;
+  }
   const known = typeof reason === "string" && REASONS.has(reason);
   // An audio-only mode without a known reason is the link's doing: say the least alarming true thing.
-  return { audioOnly, reason: known ? /** @type {ReceiveMode["reason"]} */ (reason) : "weak_connection" };
+  return { audioOnly, reason: known ? /** @type {ReceiveMode["reason"]} */ (reason) : "weak_connection", paused: [] };
+}
+
+/**
+ * @param {unknown} entries a `receive_mode` payload's `paused`
+ * @returns {PausedVideo[]}
+ */
+function pausedVideos(entries) {
+  if (!Array.isArray(entries)) return [];
+  /** @type {PausedVideo[]} */
+  const videos = [];
+  for (const entry of entries) {
+    const { participant_id: participantId, source } = /** @type {{participant_id?: unknown, source?: unknown}} */ (entry ?? {});
+    if (typeof participantId === "string" && typeof source === "string" && PAUSABLE.has(source)) {
+      videos.push({ participantId, source: /** @type {PausedVideo["source"]} */ (source) });
+    }
+  }
+  return videos;
 }
 
 /**
@@ -63,10 +95,13 @@ export function parseReceiveMode(payload) {
  * @param {"local"|"camera"|"screen"} kind the tile's
  * @param {{receiveMode: ReceiveMode, audioOnly: boolean}} own what this participant receives,
  *   and whether it chose audio only (it then sends no camera either)
+ * @param {string|null} [participantId] whose video the tile shows (a remote tile's)
  * @returns {VideoPause|null}
  */
-export function videoPauseOf(kind, own) {
+export function videoPauseOf(kind, own, participantId = null) {
   if (kind === "local") return own.audioOnly ? "audio_only" : null;
   if (own.receiveMode.audioOnly) return own.receiveMode.reason === "chosen" ? "audio_only" : "weak_connection";
-  return own.audioOnly ? "audio_only" : null;
+  if (own.audioOnly) return "audio_only";
+  const paused = own.receiveMode.paused.some((video) => video.participantId === participantId && video.source === kind);
+  return paused ? "weak_connection" : null;
 }

@@ -16,6 +16,15 @@ import { browserPeerConnection, waitForIceGatheringComplete, watchConnection } f
  */
 export const CAMERA_ENCODINGS = [{ scalabilityMode: "L1T3", maxBitrate: 1_000_000 }];
 
+/**
+ * The camera's low layer: the same camera on a second sender, at a quarter of its size (160x120
+ * from 640x480), 15 frames a second and at most 80 kbit/s, which the server forwards instead
+ * of the full camera to a subscriber whose link cannot take that (aiortc receives no RID
+ * simulcast on one section, so each layer has its own). One layer: the server forwards it whole.
+ * @type {RTCRtpEncodingParameters[]}
+ */
+export const LOW_LAYER_ENCODINGS = [{ scaleResolutionDownBy: 4, maxFramerate: 15, maxBitrate: 80_000 }];
+
 /** The connection that carries this participant's own media to the server. */
 export class Publisher {
   /**
@@ -36,14 +45,17 @@ export class Publisher {
     this.restart = restart;
     /** @type {Map<RTCRtpTransceiver, "microphone"|"camera"|"screen">} what each one carries */
     this.sources = new Map();
+    /** @type {Set<RTCRtpTransceiver>} the ones that carry a camera's low layer */
+    this.lowLayers = new Set();
     /** Offers in flight, chained so that each waits for the previous answer. */
     this.queue = Promise.resolve();
   }
 
   /**
-   * Send every track of `stream` (microphone first, then camera), each on a send-only
-   * transceiver, and complete the offer/answer with the server. The offer names the source
-   * of each media section (`sources`, mid → "microphone" | "camera").
+   * Send every track of `stream` (microphone first, then camera and its low layer), each on a
+   * send-only transceiver, and complete the offer/answer with the server. The offer names the
+   * source of each media section (`sources`, mid → "microphone" | "camera") and the one that
+   * carries the camera's low layer (`layers`, mid → "low").
    * @param {MediaStream} stream the local media
    * @returns {Promise<void>}
    * @throws {import("./signaling.js").SignalingError} when the server refuses the offer
@@ -54,6 +66,9 @@ export class Publisher {
     }
     for (const track of stream.getVideoTracks()) {
       this.sources.set(this.#addCamera(track, stream), "camera");
+      const low = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: LOW_LAYER_ENCODINGS });
+      this.sources.set(low, "camera");
+      this.lowLayers.add(low);
     }
     await this.#negotiate();
   }
@@ -75,21 +90,22 @@ export class Publisher {
   }
 
   /**
-   * Send `track` instead of the current microphone or camera track, on the same sender:
-   * no new offer, so the others' receivers go on without a renegotiation. `null` sends
-   * nothing (audio only) until a track is given again.
+   * Send `track` instead of the current microphone or camera track, on the same senders (a
+   * camera's low layer too): no new offer, so the others' receivers go on without a
+   * renegotiation. `null` sends nothing (audio only) until a track is given again.
    * @param {"microphone"|"camera"} source
    * @param {MediaStreamTrack|null} track a new track of the same kind, or none
    * @returns {Promise<boolean>} false when nothing of that source is published yet
    */
   async replaceTrack(source, track) {
+    let found = false;
     for (const [transceiver, published] of this.sources) {
       if (published === source) {
         await transceiver.sender.replaceTrack(track);
-        return true;
+        found = true;
       }
     }
-    return false;
+    return found;
   }
 
   /**
@@ -153,12 +169,16 @@ export class Publisher {
     // mids are known once the offer is set locally.
     /** @type {Record<string, "microphone"|"camera"|"screen">} */
     const sources = {};
+    /** @type {Record<string, "low">} */
+    const layers = {};
     for (const [transceiver, source] of this.sources) {
-      if (transceiver.mid !== null) sources[transceiver.mid] = source;
+      if (transceiver.mid === null) continue;
+      sources[transceiver.mid] = source;
+      if (this.lowLayers.has(transceiver)) layers[transceiver.mid] = "low";
     }
     await waitForIceGatheringComplete(this.pc);
-    /** @type {{sdp: string|undefined, type: "offer", sources: typeof sources, restart?: true}} */
-    const offer = { sdp: this.pc.localDescription?.sdp, type: "offer", sources };
+    /** @type {{sdp: string|undefined, type: "offer", sources: typeof sources, layers: typeof layers, restart?: true}} */
+    const offer = { sdp: this.pc.localDescription?.sdp, type: "offer", sources, layers };
     if (this.restart) offer.restart = true;
     const answer = await this.signaling.request("publish", offer);
     this.restart = false;

@@ -328,7 +328,7 @@ export class VideoGrid {
     const videoTracks = local
       ? local.stream.getVideoTracks()
       : [...tile.tracks].filter((tr) => tr.kind === "video");
-    const paused = videoPauseOf(tile.kind, this.links);
+    const paused = videoPauseOf(tile.kind, this.links, tile.participantId);
     tile.figure.dataset.micMuted = String(micMuted);
     tile.figure.dataset.cameraMuted = String(cameraOff);
     // Initials stand in for the picture when there is none to show (not a frozen last frame).

@@ -1,0 +1,94 @@
+"""A camera with a low layer: the selector walks full → low → paused → back, slowly upwards."""
+
+from __future__ import annotations
+
+from media.layers import ActiveSpeaker, LayerSelector, VideoDemand, ladder
+
+# Cumulative bit/s of an L1T3 camera's full layer up to layers 0, 1 and 2, and its low layer's.
+FULL = (150_000, 250_000, 400_000)
+LOW = (40_000, 55_000, 70_000)
+
+
+def test_the_low_layer_is_one_step_below_the_full_one() -> None:
+    assert ladder(FULL, LOW) == (70_000, 150_000, 250_000, 400_000)
+    assert ladder(FULL, None) == FULL
+    # A full layer measured cheaper than the low one (a still picture) never ranks below it.
+    assert ladder((20_000,), LOW) == (70_000, 70_000)
+
+
+def test_a_weakening_link_takes_full_then_low_then_pauses_and_climbs_back_slowly() -> None:
+    selector = LayerSelector(up_after=2.0)
+    cameras = ladder(FULL, LOW)
+    videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
+    script = [
+        (0, None),  # no limit known: everything at full rate
+        (1, 320_000),  # both at the full layer's base (150k + 150k)
+        (2, 230_000),  # the speaker keeps the full base layer, the other goes low
+        (3, 100_000),  # both low (70k + 70k does not fit: the other is paused)
+        (4, 50_000),  # the first by priority is never paused: audio only is for that
+        (5, None),  # the limit is lifted: a step once it held 2 s, each video on its own
+        (6, None),
+        (7, None),
+        (8, None),
+        (9, None),
+        (10, None),
+        (11, None),
+        (12, None),
+        (13, None),
+    ]
+    chosen = [
+        (now, selector.select(budget, videos, float(now), severe=False).layers)
+        for now, budget in script
+    ]
+    assert chosen == [
+        (0, {"speaker": 3, "other": 3}),
+        (1, {"speaker": 1, "other": 1}),
+        (2, {"speaker": 1, "other": 0}),
+        (3, {"speaker": 0, "other": None}),
+        (4, {"speaker": 0, "other": None}),
+        (5, {"speaker": 0, "other": None}),
+        (6, {"speaker": 0, "other": None}),
+        (7, {"speaker": 1, "other": 0}),  # the other is back, at its low layer
+        (8, {"speaker": 1, "other": 0}),
+        (9, {"speaker": 1, "other": 0}),
+        (10, {"speaker": 2, "other": 1}),  # the other at the full layer again
+        (11, {"speaker": 2, "other": 1}),
+        (12, {"speaker": 2, "other": 1}),
+        (13, {"speaker": 3, "other": 2}),
+    ]
+
+
+def test_a_paused_video_comes_back_only_once_its_low_layer_fits_for_a_while() -> None:
+    selector = LayerSelector(up_after=2.0)
+    cameras = ladder(FULL, LOW)
+    videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
+    selector.select(100_000, videos, 0.0, severe=False)
+    layers = [
+        selector.select(budget, videos, float(now), severe=False).layers["other"]
+        for now, budget in enumerate([100_000, 170_000, 100_000, 170_000, 170_000, 170_000], 1)
+    ]
+    # 140k of low layers needs 168k with the headroom; a dip restarts the clock.
+    assert layers == [None, None, None, None, None, 0]
+
+
+def test_without_leave_to_pause_every_video_keeps_its_lowest_layer() -> None:
+    # Subscriber.adapt gives that leave only with heavy loss: a low estimate alone may be
+    # the receiver's own CPU running late.
+    selector = LayerSelector(up_after=2.0)
+    cameras = ladder(FULL, LOW)
+    videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
+    selection = selector.select(50_000, videos, 0.0, severe=False, pause=False)
+    assert selection.layers == {"speaker": 0, "other": 0}
+
+
+def test_the_speaker_keeps_the_priority_for_a_while_when_two_talk_in_turn() -> None:
+    speaker = ActiveSpeaker(window=2.0, hold=3.0)
+    assert speaker.update({}, 0.0) is None
+    assert speaker.update({"doctor": 0.9}, 1.0) == "doctor"
+    # The patient answers while the doctor still speaks: the doctor keeps it 3 s.
+    assert speaker.update({"doctor": 1.9, "patient": 2.0}, 2.0) == "doctor"
+    assert speaker.update({"doctor": 3.0, "patient": 3.9}, 3.9) == "doctor"
+    assert speaker.update({"doctor": 3.0, "patient": 4.0}, 4.0) == "patient"
+    # Whoever falls silent (2 s without voice) gives the place up at once.
+    assert speaker.update({"doctor": 4.5, "patient": 4.0}, 6.0) == "doctor"
+    assert speaker.update({"doctor": 4.5, "patient": 4.0}, 7.0) is None
