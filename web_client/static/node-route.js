@@ -21,7 +21,8 @@
 export const ROUTE_TIMING = {
   unreachableAfterMs: 3000,
   firstDelayMs: 500,
-  maxDelayMs: 4000,
+  // Short: a page waiting for its home to notice a death (10 s) must not overshoot it by much.
+  maxDelayMs: 2000,
   quickHops: 2,
   // More than a dead node's expiry (10 s) plus the balancer's and Socket.IO's own detection.
   giveUpAfterMs: 60000,
