@@ -121,6 +121,9 @@ async def test_the_patient_page_follows_its_consult_across_nodes_and_through_its
     doctor = ClusterParticipant([node_b.base_url], doctor_token, consult["id"])
     try:
         assert (await doctor.join(node_b.base_url))["status"] == "joined"
+        # Publishing now: B renews only the claims of consults whose media it holds, and a
+        # claim lives 30 s (starting A and C may take that long on this machine).
+        await doctor.publish()
         node_a = await server_factory(port=ports["a"], **cluster_env)
         node_c = await server_factory(port=ports["c"], **cluster_env)
         doctor.urls = [node_a.base_url, node_c.base_url]
@@ -140,7 +143,6 @@ async def test_the_patient_page_follows_its_consult_across_nodes_and_through_its
         admitted = await doctor.call("admit", {"participant_id": patient_pid})
         assert admitted["ok"], admitted
         await expect(patient.locator("body")).to_have_attribute("data-view", "consult")
-        await doctor.publish()
         await expect_playing(patient, doctor_pid)
         await doctor.receives(patient_pid, "video", 20, STEP_TIMEOUT_S)
         await expect_loopback_pairs(patient)
