@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from limits import parse_many
@@ -112,6 +113,13 @@ class Settings(BaseSettings):
         default=None,
         description="`serve --workers N` gives its workers the N ports from this one; "
         "default: port + 1",
+    )
+    cluster_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port], comma-separated; the same list on every "
+        "node) of the public URL and of every node URL that is not the page's own: a page "
+        "loaded from one of them keeps its signaling on another node (CSP connect-src and "
+        "Socket.IO's allowed origins)",
     )
     node_heartbeat_seconds: float = Field(
         default=2.5, gt=0, description="how often a node announces itself and its load"
@@ -223,6 +231,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("cluster_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        parts = value.split(",") if isinstance(value, str) else value
+        origins = []
+        for part in (str(p).strip() for p in parts):
+            if not part:
+                continue
+            url = urlsplit(part)
+            if url.scheme not in ("http", "https") or not url.netloc or url.path.strip("/"):
+                raise ValueError(f"not an origin (scheme://host[:port]): {part!r}")
+            origins.append(f"{url.scheme}://{url.netloc}")
+        return origins
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -66,6 +66,7 @@ from signaling.limits import (
     rate_limit_middleware,
 )
 from signaling.metrics import watch_event_loop_lag
+from signaling.origins import socket_origin_check
 from signaling.recording_events import RecordingEvents
 from signaling.workers import SiblingPolling, socket_server
 
@@ -99,6 +100,7 @@ def build_services(settings: Settings) -> Services:
         client_manager=client_manager,
         ping_interval=settings.socket_ping_interval_seconds,
         ping_timeout=settings.socket_ping_timeout_seconds,
+        cors_allowed_origins=socket_origin_check(settings),
     )
     media = MediaServer(
         MediaConfig(

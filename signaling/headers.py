@@ -6,15 +6,19 @@ from aiohttp import web
 
 from signaling.context import services
 from signaling.errors import Handler
+from signaling.origins import connect_sources
 
 #: The page talks only to its own origin (REST and Socket.IO's WebSocket: ``'self'`` covers
-#: ``ws:``/``wss:`` of the same host); media come from the camera, the peer connection and the
-#: server's own recordings.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; connect-src 'self'; media-src 'self' blob: mediastream:; "
+#: ``ws:``/``wss:`` of the same host), and to the cluster's other nodes where they have other
+#: origins (``{connect}``); media come from the camera, the peer connection and the server's
+#: own recordings.
+CSP_TEMPLATE = (
+    "default-src 'self'; connect-src {connect}; media-src 'self' blob: mediastream:; "
     "img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+#: The policy of a node whose cluster has one origin.
+CONTENT_SECURITY_POLICY = CSP_TEMPLATE.format(connect=connect_sources([]))
 #: Camera, microphone and screen for this origin only; nothing else a consult has no use for.
 PERMISSIONS_POLICY = (
     "camera=(self), microphone=(self), display-capture=(self), fullscreen=(self), "
@@ -42,7 +46,10 @@ def _add(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
     headers.setdefault("Referrer-Policy", "no-referrer")  # join links hold tokens
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    origins = services(request).settings.cluster_origins
+    headers.setdefault(
+        "Content-Security-Policy", CSP_TEMPLATE.format(connect=connect_sources(origins))
+    )
     headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
     if response.content_type in JSON_TYPES:
         headers.setdefault("Cache-Control", "no-store")

@@ -61,7 +61,7 @@ function start(participant, answers = {}) {
   for (const name of [
     "view", "joined", "participant_joined", "participant_left", "waiting", "admitted", "muted_by_host",
     "track_added", "track_removed", "chat_message", "error", "clinical_updated", "reconnecting", "reconnected",
-    "media_restarted", "ending", "moved",
+    "media_restarted", "ending",
   ]) {
     session.on(/** @type {any} */ (name), (/** @type {unknown[]} */ ...args) => events.push([name, ...args]));
   }
@@ -170,19 +170,6 @@ describe("joining", () => {
     refuse = false;
     await session.join();
     assert.equal(session.state.view, "consult");
-  });
-
-  test("a join that reached another node than the consult's is sent there, not shown as an error", async () => {
-    const { session, signaling, emitted } = start(DOCTOR, {
-      join: () => {
-        throw new SignalingError("media_on_other_node", "elsewhere", { node_url: "https://node-b.example" });
-      },
-    });
-    await session.join();
-    assert.deepEqual(emitted("moved"), [["https://node-b.example"]]);
-    assert.deepEqual(emitted("error"), []);
-    assert.equal(signaling.closed, true);
-    assert.equal(session.state.view, "join");
   });
 
   test("a second click while joining does not join twice", async () => {

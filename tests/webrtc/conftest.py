@@ -366,13 +366,16 @@ def server_factory(
 
     Each gets its own free port, data dir and JWT secret (unless given), JSON logs, media on
     127.0.0.1 and no ICE servers; keyword arguments are extra environment variables, but
-    ``listen="0.0.0.0"`` makes one reachable from browsers in namespaces of their own. All are
+    ``listen="0.0.0.0"`` makes one reachable from browsers in namespaces of their own, and
+    ``port=`` gives one a port chosen beforehand (a cluster's nodes know each other's URLs). All are
     stopped at teardown (SIGTERM, SIGKILL after 5 s); a failed test prints their log tails and
     keeps the logs in ``test-artifacts/<test name>/``.
     """
     servers: list[TeleconsultServer] = []
 
-    async def start(*, listen: str = "127.0.0.1", **env: str) -> TeleconsultServer:
+    async def start(
+        *, listen: str = "127.0.0.1", port: int | None = None, **env: str
+    ) -> TeleconsultServer:
         root = tmp_path_factory.mktemp("server")
         data_dir = root / "data"
         data_dir.mkdir()
@@ -388,7 +391,7 @@ def server_factory(
             }
         )
         values.update(env)
-        port = free_tcp_port()
+        port = port or free_tcp_port()
         # Join links name the address pages are opened at, whatever the server listens on.
         values.setdefault("TELECONSULT_PUBLIC_URL", f"http://127.0.0.1:{port}")
         server = TeleconsultServer(data_dir, values, port, listen)

@@ -34,9 +34,11 @@ from tests.webrtc.visit_flow import (
     HOSPITAL,
     PATIENT_NAME,
     PATIENT_SUB,
+    RECONNECT_PROBE,
     NewContext,
     admit_from_lobby,
     expect_playing,
+    first_frame_after,
     inbound_total,
     join,
     open_link,
@@ -58,50 +60,6 @@ FAST_HEARTBEAT = {
     "TELECONSULT_SOCKET_PING_TIMEOUT_SECONDS": "4",
 }
 
-# Runs before the page's scripts: when each remote camera last presented a new frame (epoch ms),
-# which tiles were removed, and the labels a tile showed while marked reconnecting.
-RECONNECT_PROBE = """
-(() => {
-  window.remoteFrameAt = {};
-  window.tileRemovals = [];
-  window.reconnectingLabels = [];
-  window.pageLoads = (window.pageLoads ?? 0) + 1;
-  const watched = new WeakSet();
-  const watch = (video) => {
-    if (watched.has(video) || !video.dataset.participantId) return;
-    watched.add(video);
-    const onFrame = () => {
-      window.remoteFrameAt[video.dataset.participantId] = Date.now();
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  };
-  const observer = new MutationObserver((records) => {
-    for (const record of records) {
-      if (record.type === "attributes") {
-        const figure = record.target;
-        if (figure.dataset.reconnecting === "true") {
-          window.reconnectingLabels.push(
-            figure.querySelector(".badge-reconnecting")?.textContent ?? "");
-        }
-        continue;
-      }
-      for (const node of record.removedNodes) {
-        if (node instanceof HTMLElement && node.matches("figure[data-tile='camera']")) {
-          window.tileRemovals.push(node.querySelector("video")?.dataset.participantId ?? "?");
-        }
-      }
-    }
-    document.querySelectorAll("video[data-participant-id]").forEach(watch);
-  });
-  document.addEventListener("DOMContentLoaded", () => {
-    observer.observe(document.body, {
-      childList: true, subtree: true, attributes: true, attributeFilter: ["data-reconnecting"],
-    });
-  });
-})();
-"""
-
 
 def report(label: str, seconds: dict[str, float]) -> None:
     """Print the recovery figures, and append them for bench/reconnect.py when asked."""
@@ -113,17 +71,6 @@ def report(label: str, seconds: dict[str, float]) -> None:
     if path:
         with Path(path).open("a") as handle:
             handle.write(json.dumps({"test": label, **seconds}) + "\n")
-
-
-async def first_frame_after(page: Page, participant_id: str, since_ms: float) -> float:
-    """Seconds from `since_ms` (epoch) to the first frame of `participant_id`'s camera after it."""
-    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        at = await page.evaluate("(id) => window.remoteFrameAt[id] ?? 0", participant_id)
-        if at > since_ms:
-            return (at - since_ms) / 1000
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no new frame of {participant_id} within {RECOVERY_TIMEOUT_S} s")
 
 
 async def expect_audio_flowing(page: Page) -> None:
@@ -205,8 +152,8 @@ async def recovery(
     doctor_id = participant(consult, DOCTOR_SUB)["participant_id"]
     patient_id = participant(consult, PATIENT_SUB)["participant_id"]
     doctor_sees, patient_sees = await asyncio.gather(
-        first_frame_after(doctor, patient_id, since_ms),
-        first_frame_after(patient, doctor_id, since_ms),
+        first_frame_after(doctor, patient_id, since_ms, RECOVERY_TIMEOUT_S),
+        first_frame_after(patient, doctor_id, since_ms, RECOVERY_TIMEOUT_S),
     )
     await asyncio.gather(expect_audio_flowing(doctor), expect_audio_flowing(patient))
     report(label, {"doctor": doctor_sees, "patient": patient_sees})

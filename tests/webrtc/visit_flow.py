@@ -42,6 +42,50 @@ FIRST_REMOTE_FRAME_PROBE = """
 })();
 """
 
+# Runs before the page's scripts: when each remote camera last presented a new frame (epoch ms),
+# which tiles were removed, and the labels a tile showed while marked reconnecting.
+RECONNECT_PROBE = """
+(() => {
+  window.remoteFrameAt = {};
+  window.tileRemovals = [];
+  window.reconnectingLabels = [];
+  window.pageLoads = (window.pageLoads ?? 0) + 1;
+  const watched = new WeakSet();
+  const watch = (video) => {
+    if (watched.has(video) || !video.dataset.participantId) return;
+    watched.add(video);
+    const onFrame = () => {
+      window.remoteFrameAt[video.dataset.participantId] = Date.now();
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  };
+  const observer = new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.type === "attributes") {
+        const figure = record.target;
+        if (figure.dataset.reconnecting === "true") {
+          window.reconnectingLabels.push(
+            figure.querySelector(".badge-reconnecting")?.textContent ?? "");
+        }
+        continue;
+      }
+      for (const node of record.removedNodes) {
+        if (node instanceof HTMLElement && node.matches("figure[data-tile='camera']")) {
+          window.tileRemovals.push(node.querySelector("video")?.dataset.participantId ?? "?");
+        }
+      }
+    }
+    document.querySelectorAll("video[data-participant-id]").forEach(watch);
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    observer.observe(document.body, {
+      childList: true, subtree: true, attributes: true, attributeFilter: ["data-reconnecting"],
+    });
+  });
+})();
+"""
+
 INBOUND_TOTAL = """
 async ([kind, field]) => {
   const pc = window.teleconsult.subscriberPc;
@@ -358,6 +402,26 @@ async def visit_in_progress(
         expect_playing(doctor, patient_of["participant_id"]),
     )
     return doctor, patient, admitted_at
+
+
+async def first_frame_after(
+    page: Page, participant_id: str, since_ms: float, timeout: float
+) -> float:
+    """Seconds from `since_ms` (epoch) to the first frame of `participant_id`'s camera after it
+    (a page whose context runs RECONNECT_PROBE); fails after `timeout` seconds.
+
+    :param page: The receiving page.
+    :param participant_id: Whose camera.
+    :param since_ms: Epoch milliseconds.
+    :param timeout: Seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at = await page.evaluate("(id) => window.remoteFrameAt[id] ?? 0", participant_id)
+        if at > since_ms:
+            return float(at - since_ms) / 1000
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no new frame of {participant_id} within {timeout} s")
 
 
 # --- tests -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 import { Emitter } from "./emitter.js";
 import { browserPeerConnection } from "./ice.js";
 import { FULL_RECEIVE, parseLinkQuality, parseReceiveMode } from "./link-quality.js";
+import { NodeRoute } from "./node-route.js";
 import { Publisher } from "./publisher.js";
 import { SignalingError } from "./signaling-error.js";
 import { Subscriber } from "./subscriber.js";
@@ -96,8 +97,7 @@ import { Subscriber } from "./subscriber.js";
  * @property {[]} reconnected the connection came back by itself and the seat was resumed
  * @property {[]} media_restarted new peer connections replaced lost ones
  * @property {[EndReason]} ending the session is ending: stop the page's media and timers
- * @property {[string]} moved the consult's media is on another node of the cluster: open the
- *   page at that node's URL (docs/cluster.md)
+ * @property {[string]} node the signaling moved to another node of the cluster (its URL)
  */
 
 /**
@@ -121,7 +121,19 @@ function nodeUrlOf(err) {
 }
 
 /**
- * One participant's session in one consult: device media in, events out.
+ * Wait `ms` milliseconds (none: at once).
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+function pause(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * One participant's session in one consult: device media in, events out. Its signaling
+ * follows the cluster (docs/cluster.md): a join or resume sent to the consult's media node is
+ * made again there, and a media node that stops answering is left for the node the page came
+ * from (or another node it knows), which places the consult again; `route` decides.
  * @extends {Emitter<SessionEvents>}
  */
 export class ConsultSession extends Emitter {
@@ -130,14 +142,23 @@ export class ConsultSession extends Emitter {
    * @param {string|null} options.consultId from the join link
    * @param {string|null} options.token the join link's JWT
    * @param {string} [options.name] display name until the server's replaces it
-   * @param {(token: string, resumeToken: () => string|null) => Promise<SignalingConnection>} options.connect
-   *   opens the connection; its reconnections present `resumeToken()` when there is one
+   * @param {(token: string, resumeToken: () => string|null, nodeUrl: string) => Promise<SignalingConnection>} options.connect
+   *   opens the connection to a node; its reconnections present `resumeToken()` when there is one
+   * @param {NodeRoute} [options.route] which node to talk to; default: the page's own
    * @param {import("./ice.js").PeerConnectionFactory} [options.createPeerConnection]
    */
-  constructor({ consultId, token, name = "", connect, createPeerConnection = browserPeerConnection }) {
+  constructor({
+    consultId,
+    token,
+    name = "",
+    connect,
+    route = new NodeRoute(""),
+    createPeerConnection = browserPeerConnection,
+  }) {
     super();
     this.token = token;
     this.connect = connect;
+    this.route = route;
     this.createPeerConnection = createPeerConnection;
     /** @type {SessionState} */
     this.state = {
@@ -174,6 +195,19 @@ export class ConsultSession extends Emitter {
     this.restartingMedia = false;
     /** Counts restarts: a newer one (after a resume) makes an older one's outcome moot. */
     this.mediaGeneration = 0;
+    /** @type {Array<[string, (payload: any) => void]>} the page's own handlers of server events */
+    this.serverHandlers = [];
+  }
+
+  /**
+   * Listen to a server event on this connection and on every one that replaces it (after the
+   * signaling moved to another node).
+   * @param {string} event
+   * @param {(payload: any) => void} handler
+   */
+  onServer(event, handler) {
+    this.serverHandlers.push([event, handler]);
+    this.signaling?.on(event, handler);
   }
 
   /**
@@ -200,24 +234,28 @@ export class ConsultSession extends Emitter {
     let result;
     /** @type {() => void} */
     let markJoined;
-    try {
-      signaling = await this.connect(token, () => this.resumeToken);
-      this.signaling = signaling;
-      markJoined = this.#listen(signaling);
-      result = await signaling.request("join", { consult_id: state.consultId });
-    } catch (err) {
-      this.signaling?.close();
-      this.signaling = null;
-      this.joining = false;
-      const nodeUrl = nodeUrlOf(err);
-      if (nodeUrl) {
-        this.emit("moved", nodeUrl);
-        return;
+    for (;;) {
+      try {
+        signaling = await this.connect(token, () => this.resumeToken, this.route.current);
+        this.signaling = signaling;
+        markJoined = this.#listen(signaling);
+        result = await signaling.request("join", { consult_id: state.consultId });
+        break;
+      } catch (err) {
+        this.signaling?.close();
+        this.signaling = null;
+        const nodeUrl = nodeUrlOf(err);
+        const hop = nodeUrl ? this.route.redirected(nodeUrl) : null;
+        if (!hop) {
+          this.joining = false;
+          this.emit("error", codeOf(err));
+          this.emit("change");
+          return;
+        }
+        await pause(hop.delayMs);
       }
-      this.emit("error", codeOf(err));
-      this.emit("change");
-      return;
     }
+    this.route.settled();
     this.joining = false;
     state.participant = result.participant;
     state.name = result.participant.name;
@@ -322,10 +360,16 @@ export class ConsultSession extends Emitter {
         resume_token: this.resumeToken,
       });
     } catch (err) {
+      const nodeUrl = nodeUrlOf(err);
+      if (nodeUrl) {
+        await this.#moveTo(this.route.redirected(nodeUrl));
+        return;
+      }
       this.emit("error", codeOf(err) ?? "connection_lost");
       this.finish("lost");
       return;
     }
+    this.route.settled();
     state.reconnecting = false;
     state.consult = result.consult ?? state.consult;
     state.grants = result.grants ?? state.grants;
@@ -341,6 +385,67 @@ export class ConsultSession extends Emitter {
     this.emit("change");
     if (state.view === "consult") await this.restartMedia({ force: true });
     else if (result.status === "joined") await this.#enterConsult();
+  }
+
+  /**
+   * Leave the current node for `hop`'s (after its wait), connect there with the resume token and
+   * resume; a node that cannot be reached is followed by the route's next one. `null`: the
+   * route gave up, the session is lost.
+   * @param {import("./node-route.js").Hop|null} hop
+   * @returns {Promise<void>}
+   */
+  async #moveTo(hop) {
+    this.signaling?.close();
+    this.signaling = null;
+    if (this.#ended) return;
+    if (!hop) {
+      this.emit("error", "connection_lost");
+      this.finish("lost");
+      return;
+    }
+    await pause(hop.delayMs);
+    if (this.#ended) return;
+    /** @type {SignalingConnection} */
+    let signaling;
+    try {
+      signaling = await this.connect(/** @type {string} */ (this.token), () => this.resumeToken, hop.url);
+    } catch (err) {
+      if (codeOf(err) !== "connection_failed") {
+        this.emit("error", codeOf(err) ?? "connection_lost");
+        this.finish("lost");
+        return;
+      }
+      await this.#moveTo(this.route.unreachable());
+      return;
+    }
+    if (this.#ended) {
+      signaling.close();
+      return;
+    }
+    this.signaling = signaling;
+    this.#listen(signaling)();
+    this.emit("node", hop.url);
+    await this.#resume(signaling);
+  }
+
+  /** Whether the session ended (checked again after each wait). */
+  get #ended() {
+    return this.state.view === "ended";
+  }
+
+  /**
+   * Leave `connection`'s node for another one if it has not come back after a while (it died:
+   * the node the page came from places the consult again). A page that knows one node only
+   * leaves the retries to Socket.IO.
+   * @param {SignalingConnection} connection
+   */
+  #failOverIfUnreachable(connection) {
+    setTimeout(() => {
+      const stillDown = this.signaling === connection && this.state.reconnecting && connection.connected !== true;
+      if (stillDown && !this.#ended && this.route.canFailOver) {
+        this.#moveTo(this.route.unreachable());
+      }
+    }, this.route.timing.unreachableAfterMs);
   }
 
   /**
@@ -495,6 +600,7 @@ export class ConsultSession extends Emitter {
         this.emit("reconnecting");
         this.emit("error", "reconnecting");
         this.emit("change");
+        this.#failOverIfUnreachable(connection);
       } else {
         this.emit("error", "connection_lost");
         this.finish("lost");
@@ -502,6 +608,8 @@ export class ConsultSession extends Emitter {
     });
 
     connection.onReconnect?.(() => this.#resume(connection));
+
+    for (const [event, handler] of this.serverHandlers) connection.on(event, handler);
 
     connection.onReconnectRefused?.((err) => {
       if (state.view === "ended") return;

@@ -9,6 +9,7 @@ import { mountLanguageSwitch, onLanguageChange, translateDocument } from "./i18n
 import { decodeJwtPayload, readConsultId, takeToken } from "./session.js";
 import { Signaling } from "./signaling.js";
 import { ConsultSession } from "./consult-session.js";
+import { NodeRoute } from "./node-route.js";
 import {
   listDevices,
   mediaProblemOf,
@@ -41,11 +42,13 @@ const session = new ConsultSession({
   consultId,
   token,
   name: String(claims?.name ?? claims?.sub ?? ""),
-  connect: async (jwt, resumeToken) => {
+  connect: async (jwt, resumeToken, nodeUrl) => {
     signaling = null;
-    signaling = await Signaling.connect(jwt, resumeToken);
+    signaling = await Signaling.connect(jwt, resumeToken, nodeUrl);
     return signaling;
   },
+  // The node this page came from: where it goes back to when the consult's node dies.
+  route: new NodeRoute(location.origin),
 });
 const state = session.state;
 
@@ -342,16 +345,12 @@ session.on("change", render);
 
 session.on("error", (code) => ui.showError(code));
 
-// The consult's media is on another node: this page continues there (same link, same token).
-session.on("moved", (nodeUrl) => {
-  // Appended, not resolved: a node's URL may be a path of the balancer (https://lb/n/b).
-  const target = new URL(nodeUrl.replace(/\/$/, "") + location.pathname + location.search + location.hash);
-  if (target.origin === location.origin) ui.showError("media_on_other_node");
-  else location.assign(target.href);
-});
-
 session.on("joined", (result) => {
-  if (signaling) mountRecordingControls(signaling, result);
+  // Through the session: its connection changes when the signaling moves to another node.
+  mountRecordingControls(
+    { request: (event, payload) => session.request(event, payload), on: (event, handler) => session.onServer(event, handler) },
+    result,
+  );
   chat.setHistory(result.chat ?? []);
   stopMeter();
   ui.setMicLevel(0);

@@ -49,10 +49,14 @@ export class Signaling {
    * presents `resumeToken()` instead of `token` when it returns one.
    * @param {string} token the JWT of the join link
    * @param {() => string|null} [resumeToken] the latest resume token, if any
+   * @param {string} [nodeUrl] the node of the cluster to connect to (its URL may have a path,
+   *   a balancer's route to that node); default: the page's own origin
    * @returns {Promise<Signaling>}
    */
-  static connect(token, resumeToken = () => null) {
-    const socket = io({
+  static connect(token, resumeToken = () => null, nodeUrl = location.origin) {
+    const node = new URL(nodeUrl, location.href);
+    const socket = io(node.origin, {
+      path: `${node.pathname.replace(/\/+$/, "")}/socket.io`,
       auth: (callback) => {
         const resume = resumeToken();
         callback(resume ? { resume_token: resume } : { token });
