@@ -83,7 +83,11 @@ def build_services(settings: Settings) -> Services:
     redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
     registry: RoomRegistry = RedisRegistry(redis_client) if redis_client else LocalRegistry()
     nodes: NodeDirectory = (
-        RedisNodes(redis_client, dead_after_seconds=settings.node_dead_after_seconds)
+        RedisNodes(
+            redis_client,
+            dead_after_seconds=settings.node_dead_after_seconds,
+            claim_ttl_seconds=max(1, round(3 * settings.node_dead_after_seconds)),
+        )
         if redis_client
         else LocalNodes()
     )

@@ -411,3 +411,27 @@ async def test_nodes_without_a_configured_secret_share_the_clusters_keys(
             assert (await doctor.join(node_b.url))["status"] == "joined"
         finally:
             await doctor.close()
+
+
+async def test_a_consult_waiting_without_media_keeps_its_node(
+    node_settings: Callable[..., Settings],
+) -> None:
+    async with cluster(node_settings(), node_settings()) as nodes, client_of(nodes[0]) as live:
+        consult = await live.schedule_visit()
+        doctor = ClusterParticipant(
+            [n.url for n in nodes], live.token_of(consult, "dr-wang"), consult["id"]
+        )
+        patient = ClusterParticipant(
+            [n.url for n in nodes], live.token_of(consult, "pt-li"), consult["id"]
+        )
+        try:
+            assert (await doctor.join(nodes[0].url))["status"] == "joined"
+            # Nobody publishes for longer than a placement lives unrenewed (3 × the dead-node
+            # time: 6 s here): the doctor's node still holds the consult.
+            await asyncio.sleep(3 * CLUSTER_TIMING["node_dead_after_seconds"] + 2)
+            other = next(n.url for n in nodes if n.url != doctor.served_by[-1])
+            assert (await patient.join(other))["status"] == "lobby"
+            assert patient.served_by[-1] == doctor.served_by[-1]
+        finally:
+            await doctor.close()
+            await patient.close()
