@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import Gauge
 
@@ -66,6 +66,9 @@ class ClusterNode:
         self._load = NodeLoad()
         #: Called with each consult another node announced ended (the edge closes its media).
         self.ended_listeners: list[Callable[[str], Awaitable[None]]] = []
+        #: The consults whose participants are seated here (the edge's signaling): their
+        #: placement is renewed before any media exists (a lobby, a visit not yet published).
+        self.seated_consults: Callable[[], Iterable[str]] = tuple
 
     @property
     def me(self) -> Node:
@@ -89,10 +92,11 @@ class ClusterNode:
         return self._load
 
     async def announce(self) -> None:
-        """One heartbeat: this node's load, and its claims on the consults it hosts."""
+        """One heartbeat: this node's load, and its claims on the consults it hosts or seats."""
         self.load()
         await self.directory.heartbeat(self.me)
-        await self.directory.renew(self._media.consult_ids, self.me)
+        held = {*self._media.consult_ids, *self.seated_consults()}
+        await self.directory.renew(sorted(held), self.me)
 
     async def keep_announcing(self) -> None:
         """Announce this node every heartbeat period, and recover what dead nodes left, until

@@ -110,6 +110,7 @@ class ConsultSignaling:
         #: Called with the consult's id after each departure (the recording checks its recorders).
         self.departure_listeners: list[Callable[[str], Awaitable[None]]] = []
         services.cluster.ended_listeners.append(self.close_here)
+        services.cluster.seated_consults = self.seated_consults
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         #: Registers client events; :mod:`signaling.recording_events` adds its own here.
@@ -131,6 +132,13 @@ class ConsultSignaling:
         register("chat", ChatIn, self._chat, limit="chat")
 
     # --- connection and helpers -------------------------------------------------------------
+
+    def seated_consults(self) -> set[str]:
+        """The consults with a participant joined here, connected or holding a dropped seat."""
+        joined = {c.consult_id for c in self._connections.values() if c.participant}
+        return {consult_id for consult_id in joined if consult_id} | {
+            consult_id for consult_id, _ in self._held
+        }
 
     @property
     def resume_refresh_seconds(self) -> float:
