@@ -7,6 +7,7 @@ it with scripts/in-netns.sh); see /work/shared/WEBRTC_TESTING.md, trap 3.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -168,17 +170,18 @@ async def own_network_browser(
 ) -> AsyncIterator[Callable[..., Awaitable[tuple[Browser, OwnNetwork]]]]:
     """Launch Chromium in a network namespace of its own, trusting the server's bridge origin.
 
-    The namespace and its link exist before any other browser starts: a browser that sees an
-    interface appear drops its connections (and would reconnect, which is not this test's).
-    Request this fixture before ``new_context``. ``launch(origin, *args)``: further Chromium
-    arguments in ``args``.
+    ``launch(origin, *args)``: each call makes a new namespace (10.77.0.2, .3, ...) and a
+    browser in it; further Chromium arguments in ``args``. The namespaces, their links and
+    shaping go at teardown, also when the test fails. A browser in the test's own namespace
+    sees each new link appear and drops its connections: launch these before any other browser.
     """
-    with own_network(tmp_path) as network:
+    with ExitStack() as networks:
         async with async_playwright() as playwright:
             browsers: list[Browser] = []
+            host_numbers = itertools.count(2)
 
             async def launch(origin: str, *args: str) -> tuple[Browser, OwnNetwork]:
-                assert not browsers, "one browser per network"
+                network = networks.enter_context(own_network(tmp_path, next(host_numbers)))
                 browser = await playwright.chromium.launch(
                     executable_path=str(network.executable),
                     headless=True,

@@ -11,6 +11,7 @@ browser, and an nftables rule drops a share of it at random (this kernel has no 
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -78,6 +79,61 @@ class OwnNetwork:
     def restore(self) -> None:
         """Let the packets through again."""
         _run("ip", "netns", "exec", self.name, "nft", "delete", "table", "inet", _TABLE)
+
+    def shape_downlink(self, rate_kbit: int, loss_percent: int = 0) -> None:
+        """
+        Make the browser's downlink weak: at most `rate_kbit` reach it (excess queued up to
+        300 ms, then dropped), and `loss_percent` % of what arrives is lost at random.
+
+        :param rate_kbit: The rate limit, kbit/s (replaces a previous one).
+        :param loss_percent: Random loss of incoming packets, 0 to 100.
+        """
+        _run(
+            "tc", "qdisc", "replace", "dev", self._outside, "root", "tbf",
+            "rate", f"{rate_kbit}kbit", "burst", "16kb", "latency", "300ms",
+        )  # fmt: skip
+        self._unset_loss()
+        if loss_percent:
+            rules = (
+                f"table inet {_SHAPE_TABLE} {{\n"
+                "  chain inbound { type filter hook input priority 0; policy accept;\n"
+                f'    iifname "{self._link}" counter;\n'
+                f'    iifname "{self._link}" numgen random mod 100 < {loss_percent}'
+                " counter drop; }\n"
+                "}\n"
+            )
+            subprocess.run(
+                ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
+                input=rules.encode(),
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+
+    def loss_counted(self) -> tuple[int, int]:
+        """Packets that reached the browser's link, and those of them the random loss dropped,
+        since :meth:`shape_downlink` (both 0 without loss)."""
+        listed = subprocess.run(
+            ["ip", "netns", "exec", self.name, "nft", "-j", "list", "table", "inet", _SHAPE_TABLE],
+            capture_output=True,
+            timeout=30,
+        )
+        if listed.returncode != 0:
+            return 0, 0
+        counters = [
+            expression["counter"]["packets"]
+            for item in json.loads(listed.stdout)["nftables"]
+            for expression in item.get("rule", {}).get("expr", [])
+            if "counter" in expression
+        ]
+        return counters[0], counters[1]
+
+    def unshape(self) -> None:
+        """Lift the rate limit and the loss of :meth:`shape_downlink`."""
+        subprocess.run(
+            ["tc", "qdisc", "del", "dev", self._outside, "root"], capture_output=True, timeout=30
+        )
+        self._unset_loss()
 
     def _unset_loss(self) -> None:
         subprocess.run(
