@@ -188,6 +188,14 @@ async def test_a_participant_who_joins_during_the_recording_is_recorded_too(
     assert late.frames and late.frames >= 20
 
 
+def packets_received(consult: ConsultMedia, participant_id: str, source: str) -> int:
+    """RTP packets the server has received so far of one participant's published source."""
+    published = consult.participants[participant_id].publisher.tracks
+    track = next(t for t in published if t.source == source)
+    assert track.reception is not None
+    return track.reception()[1]
+
+
 async def test_a_participant_leaving_closes_their_files_and_the_recording_goes_on(
     consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
 ) -> None:
@@ -195,15 +203,30 @@ async def test_a_participant_leaving_closes_their_files_and_the_recording_goes_o
     for person in (doctor, patient):
         await person.join()
         await person.publish()
-    consult.start_recording(tmp_path / "rec-1", new_manifest())
-    await asyncio.sleep(1.5)
+    await wait_until(lambda: doctor.frames_from("patient", "camera") >= 10)
+    await wait_until(lambda: patient.frames_from("doctor", "camera") >= 10)
+    recorder = consult.start_recording(tmp_path / "rec-1", new_manifest())
+
+    def patient_camera_started() -> bool:
+        entry = next(
+            (t for t in recorder.manifest.tracks if t.name.startswith("patient-camera")), None
+        )
+        return entry is not None and entry.start_offset is not None
+
+    # The patient's camera file has begun (at a keyframe) and goes on a while before they leave.
+    await wait_until(patient_camera_started)
+    before = packets_received(consult, "patient", "camera")
+    await wait_until(lambda: packets_received(consult, "patient", "camera") >= before + 15)
     await consult.leave("patient")
-    await asyncio.sleep(1.5)
+    # The doctor's camera goes on arriving, and being recorded, after the patient left.
+    left = packets_received(consult, "doctor", "camera")
+    await wait_until(lambda: packets_received(consult, "doctor", "camera") >= left + 15)
     manifest = await consult.stop_recording()
 
     assert manifest is not None
-    patient_video = next(t for t in manifest.tracks if t.participant_id == "patient")
-    doctor_video = next(t for t in manifest.tracks if t.participant_id == "doctor")
+    by_person = {t.participant_id: t for t in manifest.tracks if t.source == "camera"}
+    patient_video, doctor_video = by_person["patient"], by_person["doctor"]
+    assert patient_video.frames and doctor_video.frames
     assert patient_video.duration is not None and doctor_video.duration is not None
     # The patient's video ends when they leave; the doctor's goes on to the stop.
     assert patient_video.start_offset is not None and doctor_video.start_offset is not None
