@@ -183,21 +183,23 @@ class TestParticipant:
 
     async def send_remb(self, bitrate: int, fraction_lost: int = 0) -> None:
         """
-        Report a receiver estimated maximum bitrate for every video received, and a receiver
-        report with `fraction_lost` (in 1/256), as a browser on a link of that capacity and
-        loss would; the client's own estimator stops reporting.
+        Report what a browser on a link of that capacity and loss would: a receiver report
+        with `fraction_lost` (in 1/256) for every stream received, and a receiver estimated
+        maximum bitrate for every video. The client's own estimator and receiver reports stop:
+        loopback loses nothing, and their "no loss" would contradict the link described here.
         """
         for transceiver in self.subscriber.getTransceivers():
             receiver = transceiver.receiver
-            if transceiver.kind != "video":
-                continue
-            # aiortc's private names: a test stand-in for a browser's congestion controller.
-            receiver._RTCRtpReceiver__remote_bitrate_estimator = None
             ssrcs = [source.source for source in receiver.getSynchronizationSources()]
+            # aiortc's private names: a test stand-in for a browser's congestion controller.
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-            if ssrcs and rtcp_ssrc is not None:
-                reports = [RtcpReceiverInfo(ssrc, fraction_lost, 0, 0, 0, 0, 0) for ssrc in ssrcs]
-                await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
+            if not ssrcs or rtcp_ssrc is None:
+                continue
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = None
+            receiver._RTCRtpReceiver__rtcp_task.cancel()  # running: packets came
+            reports = [RtcpReceiverInfo(ssrc, fraction_lost, 0, 0, 0, 0, 0) for ssrc in ssrcs]
+            await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
+            if transceiver.kind == "video":
                 await receiver._send_rtcp(
                     RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP,
