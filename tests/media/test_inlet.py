@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from aiortc import (
 )
 from aiortc.codecs import depayload
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rate import RateCounter
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
@@ -40,7 +42,7 @@ from media.aiortc_hooks import (
 )
 from media.codecs import codec_for
 from media.down_track import DownTrack
-from media.inlet import InletStream, RtpInlet
+from media.inlet import InletStream, RtpInlet, WindowRate
 from media.peer import create_peer_connection
 from media.receiver import KeyframeRequester, TrackReceiver
 from tests.log_scan import register_sdp
@@ -243,3 +245,18 @@ async def test_frames_are_reassembled_only_while_recorded(link: Link) -> None:
     packets = link.inlet.packets
     await wait_until(lambda: link.inlet.packets >= packets + 20)
     assert len(frames) == count
+
+
+def test_the_window_rate_agrees_with_aiortc_s_rate_counter() -> None:
+    counter, window = RateCounter(1000, 8000), WindowRate(1000, 8000)
+    rng = random.Random(11)
+    now = 0
+    for _ in range(20_000):
+        now += rng.choice([0, 0, 1, 3, 30, 400, 1500])
+        if rng.random() < 0.001:
+            counter.reset()
+            window.reset()
+        assert counter.rate(now) == window.rate(now)
+        value = rng.randrange(1, 1500)
+        counter.add(value, now)
+        window.add(value, now)
