@@ -20,6 +20,10 @@ tracks, each SRTP-protected and sent to a UDP socket on loopback), for plain for
 unlayered stream against the same pictures encoded in L1T3 with layer selection on (all three
 layers, and the two lower ones), interleaved in one run.
 
+Arm ``receive`` (``--arms receive``, about two minutes): server CPU per received publisher with no
+subscriber, aiortc's receive path against the packet inlet (:mod:`media.inlet`), alternating
+fresh servers in one run, and their ratio.
+
 Run: ``.venv/bin/python bench/sfu.py`` (about 2-3 minutes). The last line printed is one
 JSON object.
 """
@@ -221,10 +225,12 @@ class LoopedPackets(MediaStreamTrack):
 class BenchServer:
     """The server process: one room, HTTP signaling, either arm."""
 
-    def __init__(self, arm: str) -> None:
+    def __init__(self, arm: str, packet_inlet: bool = True) -> None:
         self.arm = arm
         self.offers: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        self.media = MediaServer(MediaConfig(addresses=["127.0.0.1"], ice_servers=[]))
+        self.media = MediaServer(
+            MediaConfig(addresses=["127.0.0.1"], ice_servers=[], packet_inlet=packet_inlet)
+        )
         self.room = self.media.room("bench")
         self.relay = MediaRelay()
         self.published: list[MediaStreamTrack] = []
@@ -280,8 +286,8 @@ class BenchServer:
         return send
 
 
-async def run_server(arm: str) -> None:
-    server = BenchServer(arm)
+async def run_server(arm: str, packet_inlet: bool = True) -> None:
+    server = BenchServer(arm, packet_inlet)
     app = web.Application()
     app.router.add_post("/publish", server.publish)
     app.router.add_post("/join", server.join)
@@ -649,6 +655,48 @@ def analyse(
     }
 
 
+# --------------------------------------------------------------------------- receive arm
+
+RECEIVE_ROUNDS = 4
+RECEIVE_PATHS = ("aiortc", "inlet")
+
+
+async def run_receive_arm(media: Path, publishers: int) -> dict[str, Any]:
+    """
+    Server CPU per received publisher (no subscriber): aiortc's receive path against the
+    packet inlet (``MediaConfig.packet_inlet``), each round one fresh server per path.
+    """
+    cpu: dict[str, list[float]] = {path: [] for path in RECEIVE_PATHS}
+    for _ in range(RECEIVE_ROUNDS):
+        for path in RECEIVE_PATHS:
+            server = await Child.start("server", "--arm", "forward", "--receive", path)
+            url = f"http://127.0.0.1:{await server.expect('READY')}"
+            senders = []
+            for n in range(publishers):
+                sender = await Child.start(
+                    "publisher", "--url", url, "--media", str(media), "--name", f"publisher-{n}"
+                )
+                await sender.expect("READY")
+                senders.append(sender)
+            await asyncio.sleep(SETTLE)
+            pid = server.process.pid
+            cpu0, t0 = cpu_seconds(pid), time.time()
+            await asyncio.sleep(WINDOW)
+            pct = (cpu_seconds(pid) - cpu0) / (time.time() - t0) * 100 / publishers
+            cpu[path].append(pct)
+            print(f"  receive ({path}): {pct:5.2f} % of a core per publisher", flush=True)
+            for sender in senders:
+                await sender.stop()
+            await server.stop()
+    median = {path: round(statistics.median(v), 2) for path, v in cpu.items()}
+    return {
+        "publishers": publishers,
+        "cpu_pct_per_publisher": median,
+        "windows": {path: [round(v, 2) for v in values] for path, values in cpu.items()},
+        "ratio_inlet_vs_aiortc": round(median["inlet"] / median["aiortc"], 2),
+    }
+
+
 # --------------------------------------------------------------------------- layered arm
 
 LAYERED_STREAMS = 16
@@ -824,7 +872,9 @@ def shifted(packets: list[RtpPacket]) -> list[RtpPacket]:
     return out
 
 
-async def orchestrate(arms: Sequence[str], steps: dict[str, list[int]]) -> None:
+async def orchestrate(
+    arms: Sequence[str], steps: dict[str, list[int]], receive_publishers: int = 1
+) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average before: {' '.join(load)} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as directory:
@@ -832,12 +882,14 @@ async def orchestrate(arms: Sequence[str], steps: dict[str, list[int]]) -> None:
         media = work / "media.json"
         if set(arms) - {"layered"}:
             pre_encode(media)
-        results = {
-            arm: await (
-                run_layered_arm() if arm == "layered" else run_arm(arm, steps[arm], media, work)
-            )
-            for arm in arms
-        }
+        results = {}
+        for arm in arms:
+            if arm == "layered":
+                results[arm] = await run_layered_arm()
+            elif arm == "receive":
+                results[arm] = await run_receive_arm(media, receive_publishers)
+            else:
+                results[arm] = await run_arm(arm, steps[arm], media, work)
     for arm, result in results.items():
         print(f"{arm}: {json.dumps(result)}")
     summary: dict[str, Any] = {}
@@ -874,6 +926,10 @@ async def orchestrate(arms: Sequence[str], steps: dict[str, list[int]]) -> None:
         summary["layered_ratio_vs_plain"] = layered["ratio_all_layers_vs_plain"]
         summary["layered_two_layers_ratio_vs_plain"] = layered["ratio_two_layers_vs_plain"]
         summary["layered_ratio_vs_plain_least"] = layered["ratio_all_layers_vs_plain_least"]
+    if "receive" in results:
+        receive = results["receive"]
+        summary["receive_cpu_pct_per_publisher"] = receive["cpu_pct_per_publisher"]
+        summary["receive_ratio_inlet_vs_aiortc"] = receive["ratio_inlet_vs_aiortc"]
     summary["load_average"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(json.dumps(summary))
 
@@ -885,21 +941,27 @@ def main() -> None:
     )
     parser.add_argument("--arm", choices=["forward", "relay"], default="forward")
     parser.add_argument(
-        "--arms", default="forward,relay", help="arms to compare, in order (also: layered)"
+        "--arms",
+        default="forward,relay",
+        help="arms to compare, in order (also: layered, receive)",
     )
+    parser.add_argument(
+        "--receive", choices=RECEIVE_PATHS, default="inlet", help="the server's receive path"
+    )
+    parser.add_argument("--receive-publishers", type=int, default=1)
     parser.add_argument("--forward-steps", default=",".join(map(str, DEFAULT_STEPS["forward"])))
     parser.add_argument("--relay-steps", default=",".join(map(str, DEFAULT_STEPS["relay"])))
     parser.add_argument("--url")
     parser.add_argument("--media", type=Path)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--name", default="s")
+    parser.add_argument("--name", default="publisher", help="a publisher's or subscribers' name")
     parser.add_argument("--decode-first", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.role == "server":
-        asyncio.run(run_server(args.arm))
+        asyncio.run(run_server(args.arm, args.receive == "inlet"))
     elif args.role == "publisher":
-        asyncio.run(run_publisher(args.url, args.media, args.out))
+        asyncio.run(run_publisher(args.url, args.media, args.out, args.name))
     elif args.role == "subscribers":
         asyncio.run(run_subscribers(args.url, args.media, args.out, args.name, args.decode_first))
     else:
@@ -907,7 +969,7 @@ def main() -> None:
             "forward": [int(s) for s in args.forward_steps.split(",")],
             "relay": [int(s) for s in args.relay_steps.split(",")],
         }
-        asyncio.run(orchestrate(args.arms.split(","), steps))
+        asyncio.run(orchestrate(args.arms.split(","), steps, args.receive_publishers))
 
 
 if __name__ == "__main__":

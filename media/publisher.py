@@ -20,6 +20,7 @@ from .aiortc_hooks import (
 )
 from .api import Source, SpatialLayer
 from .errors import InvalidLayer, InvalidSdp, TooManyTracks
+from .inlet import InletStream, RtpInlet
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .receiver import KeyframeRequester, TrackReceiver
 
@@ -150,6 +151,8 @@ class Publisher:
     ) -> None:
         self.participant_id = participant_id
         self._pc = create_peer_connection(config)
+        self._packet_inlet = config.packet_inlet
+        self._inlet: RtpInlet | None = None
         self._pc.on("track", self._on_track)
         self._candidates = RemoteCandidates(self._pc)
         self._on_change = on_change
@@ -223,7 +226,14 @@ class Publisher:
             return await send_picture_loss(rtp_receiver)
 
         receiver = TrackReceiver(codec, KeyframeRequester(picture_loss))
-        tap_rtp_packets(rtp_receiver, receiver.on_packet)
+        if self._packet_inlet:
+            if self._inlet is None:
+                # Emitted after bundling: every receiver has the connection's one transport.
+                self._inlet = RtpInlet(rtp_receiver.transport)
+            self._inlet.add(rtp_receiver, InletStream(rtp_receiver, transceiver._codecs, receiver))
+        else:
+            tap_rtp_packets(rtp_receiver, receiver.on_packet)
+        # Also what tells the track it ended (BYE, disconnect, close).
         tap_encoded_frames(rtp_receiver, receiver.on_frame, receiver.end)
         remb = RembLimit(rtp_receiver) if receiver.kind == "video" else None
         self._received[mid] = PublishedTrack(

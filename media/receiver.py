@@ -127,6 +127,11 @@ class TrackReceiver:
         """
         self._down_tracks = tuple(t for t in self._down_tracks if t is not down_track)
 
+    @property
+    def records(self) -> bool:
+        """Whether a sink (a recorder) wants whole frames."""
+        return bool(self._sinks)
+
     def add_sink(self, sink: FrameSink) -> None:
         """
         Also hand every forwarded frame to `sink` (a recorder), until :meth:`remove_sink`.

@@ -110,6 +110,7 @@ def build_services(settings: Settings) -> Services:
         MediaConfig(
             addresses=list(settings.media_addresses),
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
+            packet_inlet=settings.media_packet_inlet,
         )
     )
     outbox = Outbox(database)

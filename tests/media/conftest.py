@@ -10,10 +10,17 @@ from media import ConsultMedia, MediaConfig, MediaServer
 
 from .clients import TestParticipant
 
+#: Runs a module's tests through both receive paths: ``pytestmark = BOTH_RECEIVE_PATHS``.
+BOTH_RECEIVE_PATHS = pytest.mark.parametrize(
+    "media_server", [False, True], ids=["aiortc_receiver", "packet_inlet"], indirect=True
+)
+
 
 @pytest.fixture
-async def media_server() -> AsyncIterator[MediaServer]:
-    server = MediaServer(MediaConfig(addresses=["127.0.0.1"], ice_servers=[]))
+async def media_server(request: pytest.FixtureRequest) -> AsyncIterator[MediaServer]:
+    """A media server on loopback; a parametrized test may ask for the packet inlet."""
+    inlet = bool(getattr(request, "param", False))
+    server = MediaServer(MediaConfig(addresses=["127.0.0.1"], ice_servers=[], packet_inlet=inlet))
     yield server
     await server.shutdown()
 

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from media import ConsultMedia
 
 from .clients import TestParticipant, wait_until
+from .conftest import BOTH_RECEIVE_PATHS
+
+pytestmark = BOTH_RECEIVE_PATHS
 
 
 async def start(make: Callable[[str], TestParticipant], *ids: str) -> list[TestParticipant]:

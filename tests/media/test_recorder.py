@@ -23,6 +23,7 @@ from media.recording.recorder import ConsultRecorder, RecordingLock
 from recordings.rendition import make_rendition
 
 from .clients import MovingBarTrack, TestParticipant, wait_until
+from .conftest import BOTH_RECEIVE_PATHS
 
 RECORD_SECONDS = 3.0
 
@@ -57,6 +58,7 @@ async def record(
     return stopped
 
 
+@BOTH_RECEIVE_PATHS
 async def test_every_track_of_a_visit_is_recorded_to_a_playable_file(
     consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
 ) -> None:
@@ -188,6 +190,7 @@ async def test_a_participant_who_joins_during_the_recording_is_recorded_too(
     assert late.frames and late.frames >= 20
 
 
+@BOTH_RECEIVE_PATHS
 async def test_a_participant_leaving_closes_their_files_and_the_recording_goes_on(
     consult: ConsultMedia, participants: Callable[[str], TestParticipant], tmp_path: Path
 ) -> None:

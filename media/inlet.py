@@ -1,0 +1,271 @@
+"""A publisher connection's RTP taken at the packet level, before aiortc's receive path.
+
+aiortc hands every datagram to a queue, wakes the DTLS transport's task for it, then runs
+the receiver's coroutine: jitter buffer, depayloading, per-packet ``datetime`` bookkeeping.
+:class:`RtpInlet` instead takes each SRTP packet where aioice receives it and, on the spot,
+unprotects, parses and routes it to an :class:`InletStream`, which keeps what the
+forwarding path needs (receiver statistics for aiortc's reports, NACKs, REMB estimates,
+keyframe requests) and hands the packet to its :class:`TrackReceiver`. Frames are
+reassembled only while someone records. DTLS, STUN and RTCP still take aiortc's own path.
+The private names it relies on are listed in :mod:`media.aiortc_hooks`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pylibsrtp
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, clock
+from aiortc.codecs import depayload, is_rtx
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics, TimestampMapper
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unwrap_rtx,
+)
+
+from .receiver import TrackReceiver
+
+logger = logging.getLogger(__name__)
+
+SOURCE_REFRESH = 1.0
+"""Seconds between two updates of a receiver's active sources (aiortc keeps them 10 s)."""
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run an RTCP send (rare: a loss, a new estimate) without waiting, keeping a reference."""
+    task = asyncio.ensure_future(coroutine)
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+class WindowRate:
+    """
+    The bit rate received over a sliding window, as aiortc's ``RateCounter`` computes it.
+
+    aiortc's counter keeps one bucket per millisecond and walks every bucket that ages out
+    on each packet: a thousand steps a second per published video track. This keeps the
+    packets themselves instead (a few dozen in a second's window).
+
+    :param window_size: The window, in milliseconds.
+    :param scale: What the sum of values per millisecond is multiplied by (8000: bit/s).
+    """
+
+    def __init__(self, window_size: int, scale: int = 8000) -> None:
+        self._window_size = window_size
+        self._scale = scale
+        self._entries: deque[tuple[int, int]] = deque()
+        self._total = 0
+        self._origin_ms: int | None = None
+
+    def add(self, value: int, now_ms: int) -> None:
+        """Count `value` received at `now_ms`."""
+        if self._origin_ms is None:
+            self._origin_ms = now_ms
+        else:
+            self._erase_old(now_ms)
+        self._entries.append((now_ms, value))
+        self._total += value
+
+    def rate(self, now_ms: int) -> int | None:
+        """The rate over the window ending at `now_ms`; None before two milliseconds of data."""
+        if self._origin_ms is None:
+            return None
+        self._erase_old(now_ms)
+        active = now_ms - self._origin_ms + 1
+        if self._entries and active > 1:
+            return round(self._scale * self._total / active)
+        return None
+
+    def reset(self) -> None:
+        """Forget everything counted."""
+        self._entries.clear()
+        self._total = 0
+        self._origin_ms = None
+
+    def _erase_old(self, now_ms: int) -> None:
+        oldest = now_ms - self._window_size + 1
+        assert self._origin_ms is not None
+        if self._origin_ms < oldest:
+            self._origin_ms = oldest
+        entries = self._entries
+        while entries and entries[0][0] < oldest:
+            self._total -= entries.popleft()[1]
+
+
+class InletStream:
+    """
+    The packets of one published track: aiortc's receiver bookkeeping, then the forwarding.
+
+    :param receiver: The track's :class:`RTCRtpReceiver`; it keeps sending the receiver
+        reports and answers :func:`media.aiortc_hooks.send_picture_loss` from what is kept here.
+    :param codecs: The codecs negotiated for its transceiver.
+    :param track: Forwards the packets to the down tracks and frames to recorders.
+    """
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        codecs: list[RTCRtpCodecParameters],
+        track: TrackReceiver,
+    ) -> None:
+        self._receiver = receiver
+        self._track = track
+        self._codecs = {c.payloadType: c for c in codecs}
+        self._media_type = track.codec.payloadType
+        video = track.kind == "video"
+        self._nacks = NackGenerator() if video else None
+        self._estimator = RemoteBitrateEstimator() if video else None
+        if self._estimator is not None:
+            self._estimator.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment]
+        # Name-mangled private attributes (see media.aiortc_hooks): undeclared for mypy.
+        self._statistics: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        self._sources: dict[int, datetime.datetime] = receiver._RTCRtpReceiver__active_ssrc  # type: ignore[attr-defined]
+        self._rtx_ssrc: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+        self._seen: dict[int, float] = {}
+        self._buffer: JitterBuffer | None = None
+        self._timestamps = TimestampMapper()
+
+    def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """
+        Take one RTP packet of this track (RTX included), as aiortc's receiver would.
+
+        :param packet: The parsed packet, in clear.
+        :param arrival_time_ms: When it arrived, for the bit rate estimator.
+        """
+        receiver = self._receiver
+        estimator = self._estimator
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+            if remb is not None and rtcp_ssrc is not None:
+                # Through _send_rtcp, which RembLimit caps.
+                fci = pack_remb_fci(*remb)
+                remb_packet = RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci
+                )
+                _spawn(receiver._send_rtcp(remb_packet))
+        ssrc = packet.ssrc
+        now = arrival_time_ms / 1000
+        if now - self._seen.get(ssrc, -SOURCE_REFRESH) >= SOURCE_REFRESH:
+            self._seen[ssrc] = now
+            self._sources[ssrc] = clock.current_datetime()
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        statistics = self._statistics.get(ssrc)
+        if statistics is None:
+            statistics = self._statistics[ssrc] = StreamStatistics(codec.clockRate)
+        statistics.add(packet)
+        if is_rtx(codec):
+            original = self._rtx_ssrc.get(ssrc)
+            apt = codec.parameters.get("apt")
+            if original is None or len(packet.payload) < 2 or not isinstance(apt, int):
+                return
+            codec = self._codecs.get(apt)
+            if codec is None:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+        nacks = self._nacks
+        if nacks is not None and nacks.add(packet):
+            _spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
+        track = self._track
+        if packet.payload_type != self._media_type:
+            return
+        try:
+            data = depayload(codec, packet.payload) if packet.payload else b""
+        except ValueError:
+            return
+        track.on_packet(packet, data)
+        if track.records:
+            self._assemble(codec, packet, data)
+        else:
+            self._buffer = None
+
+    def _assemble(self, codec: RTCRtpCodecParameters, packet: RtpPacket, data: bytes) -> None:
+        """Reassemble frames for the recorders, only while there are any."""
+        buffer = self._buffer
+        if buffer is None:
+            video = self._track.kind == "video"
+            buffer = self._buffer = (
+                JitterBuffer(capacity=512, is_video=True)
+                if video
+                else JitterBuffer(capacity=16, prefetch=4)
+            )
+        packet._data = data  # type: ignore[attr-defined]
+        picture_loss, frame = buffer.add(packet)
+        if picture_loss:
+            self._track.request_keyframe()
+        if frame is not None:
+            frame.timestamp = self._timestamps.map(frame.timestamp)
+            self._track.on_frame(codec, frame)
+
+
+class RtpInlet:
+    """
+    Receives a connection's SRTP media packets as aioice hands them over, for its streams.
+
+    One per DTLS transport, installed on its ICE connection when the first stream is added.
+    A packet for a receiver without a stream (or any packet before the keys exist) goes on
+    through aiortc as before.
+
+    :param transport: The :class:`RTCDtlsTransport` all the connection's media shares.
+    """
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._dtls = transport
+        self._streams: dict[object, InletStream] = {}
+        connection = transport.transport._connection
+        self._fallback: Callable[[bytes, int], None] = connection.data_received
+        # Replacing aioice's method on this one connection is the point here.
+        connection.data_received = self._data_received  # type: ignore[method-assign]
+        self.packets = 0
+        """Media packets taken here so far."""
+
+    def add(self, stream_of: RTCRtpReceiver, stream: InletStream) -> None:
+        """
+        Take the packets aiortc would route to `stream_of` and give them to `stream`.
+
+        :param stream_of: A receiver of this connection.
+        :param stream: What handles its packets.
+        """
+        self._streams[stream_of] = stream
+
+    def _data_received(self, data: bytes, component: int) -> None:
+        dtls = self._dtls
+        srtp = dtls._rx_srtp
+        # SRTP only: SRTCP, DTLS and the rest go to aiortc's queue.
+        if srtp is None or not 127 < data[0] < 192 or is_rtcp(data):
+            self._fallback(data, component)
+            return
+        try:
+            clear = srtp.unprotect(data)
+            packet = RtpPacket.parse(clear, dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return
+        receiver = dtls._rtp_router.route_rtp(packet)
+        stream = self._streams.get(receiver)
+        if stream is None:
+            if receiver is not None:
+                _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+            return
+        self.packets += 1
+        stream.handle(packet, clock.current_ms())
