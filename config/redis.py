@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
 
@@ -24,3 +25,17 @@ def redis_options() -> dict[str, Any]:
 def connect_redis(url: str) -> aioredis.Redis:
     """A Redis client for ``url`` that returns str values, every call with a timeout."""
     return aioredis.from_url(url, decode_responses=True, **redis_options())
+
+
+def fanout_channel(url: str) -> str:
+    """
+    The pub/sub channel of Socket.IO's fan-out for the Redis at ``url``.
+
+    Redis pub/sub ignores the database number: deployments (or test runs) sharing one Redis
+    server on different databases get a channel each, ``teleconsult`` on database 0.
+    """
+    parts = urlsplit(url)
+    in_query = parse_qs(parts.query).get("db", [])
+    database = in_query[0] if in_query else "0" if parts.scheme == "unix" else parts.path.strip("/")
+    database = database or "0"
+    return "teleconsult" if database == "0" else f"teleconsult:{database}"

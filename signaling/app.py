@@ -11,7 +11,7 @@ from aiohttp import web
 
 from clinical.services import build_clinical, hospital_store_lookup
 from config.database import Database
-from config.redis import connect_redis, redis_options
+from config.redis import connect_redis, fanout_channel, redis_options
 from config.secrets import SecretBox
 from config.settings import Settings
 from media.peer import MediaConfig
@@ -93,7 +93,9 @@ def build_services(settings: Settings) -> Services:
     )
     client_manager = (
         socketio.AsyncRedisManager(
-            settings.redis_url, channel="teleconsult", redis_options=redis_options()
+            settings.redis_url,
+            channel=fanout_channel(settings.redis_url),
+            redis_options=redis_options(),
         )
         if settings.redis_url
         else None
