@@ -32,6 +32,8 @@ from .manifest import Manifest, TrackEntry, complete_track
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
+#: Seconds a track's file waits for the keyframe it asked for before it asks again.
+KEYFRAME_ASKED_AGAIN_AFTER = 1.0
 #: Frames queued for the writer thread, all tracks together, before frames are dropped.
 QUEUE_FRAMES = 2000
 MILLISECONDS = fractions.Fraction(1, 1000)
@@ -213,6 +215,7 @@ class TrackRecording:
         self._queue = writer.queue
         self._waiting_keyframe = True
         self._monotonic = time.monotonic
+        self._asked_at = self._monotonic()
         # One bound method, kept: the track's receiver recognises a sink by identity.
         self._sink = self.sink
 
@@ -229,6 +232,11 @@ class TrackRecording:
         """
         if self._waiting_keyframe:
             if not keyframe:
+                now = self._monotonic()
+                if now - self._asked_at >= KEYFRAME_ASKED_AGAIN_AFTER:
+                    # The keyframe asked for was lost, or the request was: ask again.
+                    self._asked_at = now
+                    self.published.receiver.request_keyframe()
                 return
             self._waiting_keyframe = False
         try:
@@ -237,11 +245,13 @@ class TrackRecording:
             # The disk is slower than the media: skip to the next keyframe rather than block.
             self.dropped += 1
             self._waiting_keyframe = True
+            self._asked_at = self._monotonic()
             self.published.receiver.request_keyframe()
 
     def attach(self) -> None:
         """Start receiving the track's frames, from a keyframe asked for now."""
         self.published.receiver.add_sink(self._sink)
+        self._asked_at = self._monotonic()
         self.published.receiver.request_keyframe()
 
     def detach(self) -> None:

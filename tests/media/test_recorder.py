@@ -12,11 +12,14 @@ from pathlib import Path
 
 import av
 import pytest
-from aiortc import RTCSessionDescription, VideoStreamTrack
+from aiortc import RTCRtpCodecParameters, RTCSessionDescription, VideoStreamTrack
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import AudioStreamTrack
 
 from media import ConsultMedia
 from media.errors import MediaError
+from media.publisher import PublishedTrack
+from media.receiver import KeyframeRequester, TrackReceiver
 from media.recording import Manifest
 from media.recording.manifest import probe_track
 from media.recording.recorder import ConsultRecorder, RecordingLock
@@ -283,3 +286,30 @@ async def test_nothing_is_written_after_the_stop(
     for track in manifest.tracks:
         path = tmp_path / "rec-1" / track.name
         assert hashlib.sha256(path.read_bytes()).hexdigest() == track.sha256
+
+
+async def test_a_file_waiting_for_its_first_keyframe_asks_again_until_one_comes(
+    tmp_path: Path,
+) -> None:
+    asked: list[float] = []
+
+    async def picture_loss() -> bool:
+        asked.append(time.monotonic())
+        return True
+
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    receiver = TrackReceiver(codec, KeyframeRequester(picture_loss, interval=0.05))
+    recorder = ConsultRecorder(tmp_path / "rec-1", new_manifest())
+    recorder.start()
+    recorder.sync([PublishedTrack("patient", "0", "camera", receiver)])
+    try:
+        # 2.5 s of frames a file cannot start with: the keyframe asked for never came.
+        started, timestamp = time.monotonic(), 0
+        while time.monotonic() - started < 2.5:
+            receiver.on_frame(codec, JitterFrame(b"\x01" + bytes(20), timestamp))
+            timestamp += 3000
+            await asyncio.sleep(0.033)
+        assert recorder.frames_written("patient", "camera") == 0
+        assert len(asked) >= 3, asked  # when the file opened, then about once a second
+    finally:
+        await recorder.stop()
