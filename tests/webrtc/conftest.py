@@ -170,18 +170,25 @@ async def own_network_browser(
 ) -> AsyncIterator[Callable[..., Awaitable[tuple[Browser, OwnNetwork]]]]:
     """Launch Chromium in a network namespace of its own, trusting the server's bridge origin.
 
-    ``launch(origin, *args)``: each call makes a new namespace (10.77.0.2, .3, ...) and a
-    browser in it; further Chromium arguments in ``args``. The namespaces, their links and
-    shaping go at teardown, also when the test fails. A browser in the test's own namespace
-    sees each new link appear and drops its connections: launch these before any other browser.
+    ``launch(origin, *args)``: each call gives a browser a namespace of its own (10.77.0.2,
+    .3, ...); further Chromium arguments in ``args``. The namespaces, their links and shaping go
+    at teardown, also when the test fails. A browser in the test's own namespace sees each new
+    link appear and drops its connections (it would reconnect, which is not the test's): the
+    first namespace is made here, before any other browser starts (request this fixture before
+    ``new_context``), and a test that launches more launches them before any other browser.
     """
     with ExitStack() as networks:
+        ready = [networks.enter_context(own_network(tmp_path, 2))]
         async with async_playwright() as playwright:
             browsers: list[Browser] = []
-            host_numbers = itertools.count(2)
+            host_numbers = itertools.count(3)
 
             async def launch(origin: str, *args: str) -> tuple[Browser, OwnNetwork]:
-                network = networks.enter_context(own_network(tmp_path, next(host_numbers)))
+                network = (
+                    ready.pop()
+                    if ready
+                    else networks.enter_context(own_network(tmp_path, next(host_numbers)))
+                )
                 browser = await playwright.chromium.launch(
                     executable_path=str(network.executable),
                     headless=True,
