@@ -46,7 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
-from bench.cluster_nodes import Cluster, arrive, load_average, patient_token, running_cluster
+from bench.cluster_nodes import (
+    Cluster,
+    CommandProcess,
+    arrive,
+    load_average,
+    patient_token,
+    running_cluster,
+)
 from bench.sfu import FPS, cpu_seconds, load_media, pre_encode, slope
 from media.aiortc_hooks import route_retransmissions, tolerate_consent_delays, use_host_addresses
 from rooms.identity import Role
@@ -151,37 +158,21 @@ async def serve_visits(media: Path, replies: TextIO) -> None:
 # --------------------------------------------------------------------------- orchestration
 
 
-class VisitsProcess:
+class VisitsProcess(CommandProcess):
     """The orchestrator's handle on one ``visits`` process."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
+        super().__init__(process, "visits", REPLY_GUARD, close_seconds=30)
         self.count = 0
 
     @classmethod
     async def start(cls, media: Path) -> VisitsProcess:
         """Start a process of this script in the ``visits`` role."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "visits",
-            "--media",
-            str(media),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
+        return cls(await cls.spawn(__file__, "visits", "--media", str(media)))
 
     async def call(self, command: dict[str, Any]) -> dict[str, Any]:
         """Send a command, return its reply (raising when it failed)."""
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
-        stdin.write(json.dumps(command).encode() + b"\n")
-        await stdin.drain()
-        line = await asyncio.wait_for(stdout.readline(), REPLY_GUARD)
-        if not line:
-            raise RuntimeError("a visits process exited")
-        reply: dict[str, Any] = json.loads(line)
+        reply = await super().call(command)
         if not reply["ok"]:
             raise RuntimeError(f"visits process: {reply['error']}")
         return reply
@@ -189,15 +180,6 @@ class VisitsProcess:
     def cpu_seconds(self) -> float:
         """Its CPU time so far."""
         return cpu_seconds(self.process.pid)
-
-    async def close(self) -> None:
-        """Close its visits and wait for it to end."""
-        try:
-            await self.call({"do": "close"})
-            await asyncio.wait_for(self.process.wait(), 30)
-        except (RuntimeError, TimeoutError, OSError):
-            self.process.kill()
-            await self.process.wait()
 
 
 def spec(cluster: Cluster, consult: dict[str, Any], n: int) -> dict[str, Any]:

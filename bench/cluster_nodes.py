@@ -14,6 +14,7 @@ engineers' tests sharing the machine's PostgreSQL and Redis never see these node
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -293,3 +294,59 @@ async def running_cluster(
         redis_process.terminate()
         redis_process.wait(10)
         _psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+class CommandProcess:
+    """
+    A bench script's helper process (its clients), driven one JSON line at a time: a command
+    on its stdin, a reply on its stdout.
+
+    :param process: The helper process.
+    :param role: What it is, for errors (``visits``, ``clients``).
+    :param reply_guard: Seconds a reply may take before the bench gives up.
+    :param close_seconds: Seconds it has to end once asked to close.
+    """
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        role: str,
+        reply_guard: float,
+        close_seconds: float,
+    ) -> None:
+        self.process = process
+        self.role = role
+        self._reply_guard = reply_guard
+        self._close_seconds = close_seconds
+
+    @staticmethod
+    async def spawn(script: str, role: str, *args: str) -> asyncio.subprocess.Process:
+        """Start ``script`` in ``role`` with its stdin and stdout as the command channel."""
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            script,
+            role,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+
+    async def call(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Send a command, return its reply."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(json.dumps(command).encode() + b"\n")
+        await stdin.drain()
+        line = await asyncio.wait_for(stdout.readline(), self._reply_guard)
+        if not line:
+            raise RuntimeError(f"a {self.role} process exited")
+        return dict(json.loads(line))
+
+    async def close(self) -> None:
+        """Ask it to close and wait for it to end (killing it when it does not)."""
+        try:
+            await self.call({"do": "close"})
+            await asyncio.wait_for(self.process.wait(), self._close_seconds)
+        except (RuntimeError, TimeoutError, OSError):
+            self.process.kill()
+            await self.process.wait()

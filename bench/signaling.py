@@ -53,6 +53,7 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from bench.cluster_nodes import (
     Cluster,
+    CommandProcess,
     arrive,
     free_port,
     load_average,
@@ -179,43 +180,16 @@ async def offer_all(
 # --------------------------------------------------------------------------- orchestration
 
 
-class ClientsProcess:
+class ClientsProcess(CommandProcess):
     """The orchestrator's handle on one ``clients`` process."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
+        super().__init__(process, "clients", REPLY_GUARD, close_seconds=60)
 
     @classmethod
     async def start(cls) -> ClientsProcess:
         """Start a process of this script in the ``clients`` role."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "clients",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def call(self, command: dict[str, Any]) -> dict[str, Any]:
-        """Send a command, return its reply."""
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
-        stdin.write(json.dumps(command).encode() + b"\n")
-        await stdin.drain()
-        line = await asyncio.wait_for(stdout.readline(), REPLY_GUARD)
-        if not line:
-            raise RuntimeError("a clients process exited")
-        return dict(json.loads(line))
-
-    async def close(self) -> None:
-        """Disconnect its clients and wait for it to end."""
-        try:
-            await self.call({"do": "close"})
-            await asyncio.wait_for(self.process.wait(), 60)
-        except (RuntimeError, TimeoutError, OSError):
-            self.process.kill()
-            await self.process.wait()
+        return cls(await cls.spawn(__file__, "clients"))
 
 
 async def premade_offer() -> tuple[str, dict[str, str]]:
