@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from pathlib import Path
 
 from .api import ConsultMediaSession, SignalSender, Source
@@ -24,6 +25,14 @@ ADAPT_INTERVAL = 1.0
 MIN_PUBLISHER_BITRATE = 100_000
 """The lowest bit rate (bit/s) a publisher's video is capped to: its base layer still fits."""
 
+AUDIO_ALLOWANCE = 64_000
+"""Bit/s of a publisher's cap left to each of its audio tracks (Opus with in-band FEC, and
+the packets' own headers)."""
+
+OTHER_VIDEO_HEADROOM = 1.5
+"""Factor on the payload bit rate measured of a publisher's other videos (a camera's low layer)
+in its cap: their packets' headers and their own growth."""
+
 QUALITY_EVERY = 2
 """Rounds between two ``link_quality`` events (every 2 s)."""
 
@@ -36,10 +45,13 @@ class ConsultMedia(ConsultMediaSession):
     The in-process :class:`~media.api.ConsultMediaSession`, where its methods are documented.
     While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
     its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
-    participant is sent ``link_quality``: each participant's downlink quality. Each published
-    video is then capped (REMB to its publisher) to what its best-served subscriber of it can
-    take (one on the camera's low layer takes none of it), at least
-    :data:`MIN_PUBLISHER_BITRATE`, unless a recording runs.
+    participant is sent ``link_quality``: each participant's downlink quality. Each publisher
+    is then capped (one REMB for all it sends: browsers apply it to the whole connection) to
+    what the best-served subscriber of each of its videos can take (one on the camera's low
+    layer takes none of it), at least :data:`MIN_PUBLISHER_BITRATE` a video, plus what its
+    other streams need: the low layer's measured rate (:data:`OTHER_VIDEO_HEADROOM`) and
+    :data:`AUDIO_ALLOWANCE` per audio track. No cap while a recording runs, or while any
+    subscriber's link is not known to limit it.
 
     :param consult_id: The consult.
     :param config: The media configuration.
@@ -57,6 +69,9 @@ class ConsultMedia(ConsultMediaSession):
         self._participants: dict[str, ParticipantMedia] = {}
         self._muted: set[tuple[str, Source]] = set()
         self._recorder: ConsultRecorder | None = None
+        self._payload_seen: weakref.WeakKeyDictionary[PublishedTrack, int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def participants(self) -> dict[str, ParticipantMedia]:
@@ -162,22 +177,46 @@ class ConsultMedia(ConsultMediaSession):
                         participant.participant_id,
                         exc_info=True,
                     )
-            self._limit_publishers()
+            self._limit_publishers(elapsed)
 
-    def _limit_publishers(self) -> None:
+    def _limit_publishers(self, elapsed: float) -> None:
         participants = list(self._participants.values())
         for owner in participants:
-            for track in owner.publisher.tracks:
-                if track.remb is None:
-                    continue
+            rembs = {t: t.remb for t in owner.publisher.tracks if t.remb is not None}
+            full = [t for t in rembs if t.layer is None]
+            if not full:
+                continue
+            # The publisher's browser takes any REMB as the cap of all it sends: one receiver
+            # of the connection speaks for all of them.
+            speaker = next((t for t in full if t.source == "camera"), full[0])
+            for track, remb in rembs.items():
+                remb.silent = track is not speaker
+            needs: list[float] = []
+            for track in full:
                 budgets = [
                     p.subscriber.budget_for(track)
                     for p in participants
                     if p is not owner and p.subscriber.receives(track)
                 ]
                 known = [b for b in budgets if b is not None]
-                limited = budgets and len(known) == len(budgets) and self._recorder is None
-                track.remb.set_limit(int(max(MIN_PUBLISHER_BITRATE, *known)) if limited else None)
+                if not budgets or len(known) < len(budgets):
+                    needs = []
+                    break
+                needs.append(max(MIN_PUBLISHER_BITRATE, *known))
+            others = sum(
+                self._payload_rate(t, elapsed) * OTHER_VIDEO_HEADROOM
+                for t in rembs
+                if t.layer is not None
+            ) + AUDIO_ALLOWANCE * sum(1 for t in owner.publisher.tracks if t.kind == "audio")
+            limited = bool(needs) and self._recorder is None
+            rembs[speaker].set_limit(int(sum(needs) + others) if limited else None)
+
+    def _payload_rate(self, track: PublishedTrack, elapsed: float) -> float:
+        """Payload bit/s received of `track` since the previous round."""
+        total = sum(track.receiver.layer_bytes)
+        before = self._payload_seen.get(track, total)
+        self._payload_seen[track] = total
+        return (total - before) * 8 / elapsed if elapsed > 0 else 0.0
 
     @property
     def recorder(self) -> ConsultRecorder | None:
