@@ -18,12 +18,14 @@ export const CAMERA_ENCODINGS = [{ scalabilityMode: "L1T3", maxBitrate: 1_000_00
 
 /**
  * The camera's low layer: the same camera on a second sender, at a quarter of its size (160x120
- * from 640x480), 15 frames a second and at most 80 kbit/s, which the server forwards instead
- * of the full camera to a subscriber whose link cannot take that (aiortc receives no RID
- * simulcast on one section, so each layer has its own). One layer: the server forwards it whole.
+ * from 640x480) and at most 80 kbit/s, which the server forwards instead of the full camera to
+ * a subscriber whose link cannot take that (aiortc receives no RID simulcast on one section, so
+ * each layer has its own). One layer: the server forwards it whole. No `maxFramerate`: both
+ * senders share the camera's track, and Chromium runs a track at the lowest frame rate any of
+ * its senders asks for, so a 15 fps low layer would halve the full camera's rate too.
  * @type {RTCRtpEncodingParameters[]}
  */
-export const LOW_LAYER_ENCODINGS = [{ scaleResolutionDownBy: 4, maxFramerate: 15, maxBitrate: 80_000 }];
+export const LOW_LAYER_ENCODINGS = [{ scaleResolutionDownBy: 4, maxBitrate: 80_000 }];
 
 /** The connection that carries this participant's own media to the server. */
 export class Publisher {
