@@ -143,8 +143,12 @@ class RembLimit:
     Caps the REMB a publisher's video receiver sends, so the publisher sends no more.
 
     aiortc's receiver estimates the publisher's uplink (abs-send-time) and reports it by
-    REMB; each report passes here and is lowered to :attr:`limit`. When the limit falls
-    under what was last reported, a REMB at the limit goes out at once.
+    REMB; each report passes here, is raised by :attr:`others` and lowered to :attr:`limit`.
+    When the limit falls under what was last reported, a REMB at the limit goes out at once.
+    aiortc's estimate is of this receiver's stream alone, and never much above what it
+    receives, while the browser takes a REMB as the cap of all the video it sends: without
+    :attr:`others` the connection's other videos would take their share of it from this one,
+    which would then receive less, estimate less, and starve.
 
     :param receiver: A video :class:`RTCRtpReceiver`, before or after it starts.
     """
@@ -153,6 +157,9 @@ class RembLimit:
         self._receiver = receiver
         self._send = receiver._send_rtcp
         self.limit: int | None = None
+        self.others = 0
+        """Bit/s of the connection's other videos (whose receivers are silent), added to
+        each estimate reported."""
         self.silent = False
         """True to send no REMB at all (another receiver of the connection speaks for it)."""
         self.reported: int | None = None
@@ -190,8 +197,10 @@ class RembLimit:
             except ValueError:
                 bitrate, ssrcs = 0, []
             if ssrcs:
-                if self.limit is not None and bitrate > self.limit:
-                    bitrate = self.limit
+                bitrate += self.others
+                if self.limit is not None:
+                    bitrate = min(bitrate, self.limit)
+                if self.others or self.limit is not None:
                     packet = RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP,
                         ssrc=packet.ssrc,

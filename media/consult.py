@@ -25,13 +25,9 @@ ADAPT_INTERVAL = 1.0
 MIN_PUBLISHER_BITRATE = 100_000
 """The lowest bit rate (bit/s) a publisher's video is capped to: its base layer still fits."""
 
-AUDIO_ALLOWANCE = 64_000
-"""Bit/s of a publisher's cap left to each of its audio tracks (Opus with in-band FEC, and
-the packets' own headers)."""
-
 OTHER_VIDEO_HEADROOM = 1.5
-"""Factor on the payload bit rate measured of a publisher's other videos (a camera's low layer)
-in its cap: their packets' headers and their own growth."""
+"""Factor on the payload bit rate measured of a publisher's other videos (a camera's low layer,
+a screen) in what its REMB allows: their packets' headers and their own growth."""
 
 QUALITY_EVERY = 2
 """Rounds between two ``link_quality`` events (every 2 s)."""
@@ -46,11 +42,12 @@ class ConsultMedia(ConsultMediaSession):
     While anyone is connected, every :data:`ADAPT_INTERVAL` seconds each subscriber chooses
     its layers again from its link's estimate, and every :data:`QUALITY_EVERY` rounds every
     participant is sent ``link_quality``: each participant's downlink quality. Each publisher
-    is then capped (one REMB for all it sends: browsers apply it to the whole connection) to
-    what the best-served subscriber of each of its videos can take (one on the camera's low
-    layer takes none of it), at least :data:`MIN_PUBLISHER_BITRATE` a video, plus what its
-    other streams need: the low layer's measured rate (:data:`OTHER_VIDEO_HEADROOM`) and
-    :data:`AUDIO_ALLOWANCE` per audio track. No cap while a recording runs, or while any
+    is then capped (one REMB for all the video it sends: browsers apply it to the whole
+    connection) to what the best-served subscriber of each of its videos can take (one on the
+    camera's low layer takes none of it), at least :data:`MIN_PUBLISHER_BITRATE` a video, plus
+    what its other videos take (their measured rate, :data:`OTHER_VIDEO_HEADROOM`), which is
+    also added to the estimate of the one receiver that speaks for the connection
+    (:class:`~media.aiortc_hooks.RembLimit`). No cap while a recording runs, or while any
     subscriber's link is not known to limit it.
 
     :param consult_id: The consult.
@@ -186,8 +183,8 @@ class ConsultMedia(ConsultMediaSession):
             full = [t for t in rembs if t.layer is None]
             if not full:
                 continue
-            # The publisher's browser takes any REMB as the cap of all it sends: one receiver
-            # of the connection speaks for all of them.
+            # The publisher's browser takes any REMB as the cap of all the video it sends: one
+            # receiver of the connection speaks for all of them.
             speaker = next((t for t in full if t.source == "camera"), full[0])
             for track, remb in rembs.items():
                 remb.silent = track is not speaker
@@ -203,13 +200,16 @@ class ConsultMedia(ConsultMediaSession):
                     needs = []
                     break
                 needs.append(max(MIN_PUBLISHER_BITRATE, *known))
-            others = sum(
-                self._payload_rate(t, elapsed) * OTHER_VIDEO_HEADROOM
-                for t in rembs
-                if t.layer is not None
-            ) + AUDIO_ALLOWANCE * sum(1 for t in owner.publisher.tracks if t.kind == "audio")
+            others = int(
+                sum(
+                    self._payload_rate(t, elapsed) * OTHER_VIDEO_HEADROOM
+                    for t in rembs
+                    if t is not speaker
+                )
+            )
             limited = bool(needs) and self._recorder is None
-            rembs[speaker].set_limit(int(sum(needs) + others) if limited else None)
+            rembs[speaker].others = others
+            rembs[speaker].set_limit(int(sum(needs)) + others if limited else None)
 
     def _payload_rate(self, track: PublishedTrack, elapsed: float) -> float:
         """Payload bit/s received of `track` since the previous round."""

@@ -131,6 +131,11 @@ class LayerRates:
         self._counted: list[int] | None = None
         self._rates = [0.0] * 4
 
+    @property
+    def measured(self) -> bool:
+        """True once a rate is known: the counters were taken twice."""
+        return self._counted is not None and any(self._rates)
+
     def update(self, counted: Sequence[int], elapsed: float) -> tuple[float, ...]:
         """
         Take the counters again; the cumulative bit/s up to each layer seen, lowest first.
@@ -152,17 +157,17 @@ class LayerRates:
 
 def ladder(full: tuple[float, ...], low: tuple[float, ...] | None) -> tuple[float, ...]:
     """
-    The layers one camera can be forwarded at, as bit/s: its low spatial layer whole (a small
-    picture at a low rate: its own temporal layers are not worth the wait), then each
-    temporal layer of the full one.
+    The layers one camera can be forwarded at, as bit/s: each temporal layer of its low
+    spatial layer, if the publisher sends one, then each temporal layer of the full one.
 
     :param full: The full layer's cumulative bit/s per temporal layer (:class:`LayerRates`).
-    :param low: The low layer's, if the publisher sends one.
+    :param low: The low layer's, if the publisher sends one; its entries are the ladder's
+        first rungs (a link that cannot take the whole low layer takes its base layer).
     """
     if low is None:
         return full
     floor = low[-1]
-    return (floor, *(max(rate, floor) for rate in full))
+    return (*low, *(max(rate, floor) for rate in full))
 
 
 @dataclass(frozen=True)
@@ -331,6 +336,17 @@ class LayerSelector:
             layers[video.key] = None if chosen < 0 else chosen
         self._current = Selection(False, layers)
         return self._current
+
+    def move(self, key: Hashable, layer: int) -> None:
+        """
+        A video's ladder changed shape (its low layer came or went): the layer it is at
+        now has the index `layer` in the new one.
+
+        :param key: The video.
+        :param layer: Its current layer's index in the new ladder.
+        """
+        if self._current.layers.get(key) is not None:
+            self._current.layers[key] = layer
 
     def _held(self, key: Hashable, condition: bool, now: float) -> bool:
         """True once `condition` has held long enough to climb (restarting the clock)."""

@@ -28,7 +28,6 @@ from .down_track import DownTrack
 from .errors import InvalidSdp, NoPendingOffer
 from .layers import (
     AUDIO_ONLY_BELOW,
-    MAX_TEMPORAL_LAYER,
     PAUSE_BELOW,
     ActiveSpeaker,
     LayerRates,
@@ -76,6 +75,8 @@ class SubscriberSlot:
     :param codec: The codec it was negotiated for.
     :param published: The published track it carries, if any.
     :param on_low: Whether it forwards the low layer of that camera rather than the track.
+    :param low_rungs: How many of the first layers of its ladder are the low layer's
+        temporal layers (:func:`~media.layers.ladder`).
     """
 
     transceiver: RTCRtpTransceiver
@@ -83,6 +84,7 @@ class SubscriberSlot:
     codec: RTCRtpCodecParameters
     published: PublishedTrack | None = None
     on_low: bool = False
+    low_rungs: int = 0
 
     @property
     def feed(self) -> TrackReceiver | None:
@@ -244,15 +246,12 @@ class Subscriber:
         :param published: A video it receives.
         """
         slot = next((s for s in self._slots if s.published is published), None)
-        if (
-            self._receive_mode[0]
-            or slot is None
-            or slot.down_track.paused
-            or slot.feed is not published.receiver
-        ):
+        if self._receive_mode[0] or slot is None:
             return 0.0
         if self._limit is None:
-            return None
+            return None  # also while it climbs back from a lower layer: nothing limits it
+        if slot.down_track.paused or slot.feed is not published.receiver:
+            return 0.0
         videos = sum(
             1 for s in self._slots if s.published is not None and s.published.kind == "video"
         )
@@ -278,7 +277,6 @@ class Subscriber:
         :param elapsed: Seconds since the previous call, to turn byte counts into rates.
         """
         videos = []
-        sent = sum(slot.down_track.bytes_sent for slot in self._slots)
         speaker = self._active_speaker(now)
         rates: dict[TrackReceiver, LayerRates] = {}
         for slot in self._slots:
@@ -287,7 +285,14 @@ class Subscriber:
                 continue
             full = self._rate(rates, published.receiver, elapsed)
             low = published.low
-            layers = ladder(full, None if low is None else self._rate(rates, low.receiver, elapsed))
+            low_rates = None if low is None else self._rate(rates, low.receiver, elapsed)
+            if not rates[published.receiver].measured:
+                continue  # a new video stays as it starts (full) until its rates are known
+            rungs = 0 if low_rates is None else len(low_rates)
+            if rungs != slot.low_rungs:
+                self._selector.move(slot.down_track, self._moved(slot, rungs))
+                slot.low_rungs = rungs
+            layers = ladder(full, low_rates)
             if published.source == "screen":
                 priority = 0
             else:
@@ -295,6 +300,9 @@ class Subscriber:
             videos.append(VideoDemand(slot.down_track, layers, priority))
         self._rates = rates
         self.wanted_bitrate = sum(video.layer_bitrates[-1] for video in videos)
+        # The browser's REMB covers the streams that carry abs-send-time, which aiortc
+        # negotiates for video only: the estimate is of what the link carries of video.
+        sent = sum(s.down_track.bytes_sent for s in self._slots if s.down_track.kind == "video")
         if elapsed > 0:
             self.sent_bitrate = (sent - self._bytes_sent) * 8 / elapsed
         self._bytes_sent = sent
@@ -305,16 +313,24 @@ class Subscriber:
             limit = self.link.limit(self.sent_bitrate)
         self._limit = limit
         # Video goes only when the browser's own estimate is that low too: heavy loss alone
-        # (a receiver starved of CPU drops packets) lowers layers, not the video. So with a
-        # pause: only when the link loses heavily and the browser's own estimate cannot take
-        # every video at its lowest layer, and is under PAUSE_BELOW.
+        # (a receiver starved of CPU drops packets) lowers layers, not the video. A video is
+        # paused only when the link is seen to limit what is sent (loss, or a queue's round
+        # trip) and the browser's own estimate cannot take every video at its lowest layer,
+        # and is under PAUSE_BELOW.
         remb = self.link.remb
-        heavy_loss = self.link.loss > LOSS_HIGH
         lowest = sum(video.layer_bitrates[0] for video in videos)
-        severe = heavy_loss and remb is not None and remb < AUDIO_ONLY_BELOW
-        pause = heavy_loss and remb is not None and remb < min(lowest, PAUSE_BELOW)
+        severe = self.link.loss > LOSS_HIGH and remb is not None and remb < AUDIO_ONLY_BELOW
+        pause = limit is not None and remb is not None and remb < min(lowest, PAUSE_BELOW)
         self._apply(self._selector.select(limit, videos, now, severe, pause))
         await self._announce()
+
+    @staticmethod
+    def _moved(slot: SubscriberSlot, rungs: int) -> int:
+        """The index of the layer `slot` forwards now in its ladder with `rungs` low rungs."""
+        temporal = slot.down_track.temporal_layer
+        if slot.on_low and rungs:
+            return min(temporal, rungs - 1)
+        return rungs + (0 if slot.on_low else temporal)
 
     def _rate(
         self, rates: dict[TrackReceiver, LayerRates], receiver: TrackReceiver, elapsed: float
@@ -338,12 +354,15 @@ class Subscriber:
             track = slot.down_track
             if slot.published is None or slot.published.kind != "video":
                 continue
-            layer = selection.layers.get(track)
+            if track not in selection.layers:  # not chosen for yet: its rates are unknown
+                track.paused = self._audio_only_chosen or selection.audio_only
+                continue
+            layer = selection.layers[track]
             track.paused = self._audio_only_chosen or layer is None
             if layer is not None:
-                low = slot.published.low is not None
-                slot.on_low = low and layer == 0
-                track.temporal_layer = MAX_TEMPORAL_LAYER if slot.on_low else layer - low
+                rungs = slot.low_rungs if slot.published.low is not None else 0
+                slot.on_low = layer < rungs
+                track.temporal_layer = layer if slot.on_low else layer - rungs
                 feed = slot.feed
                 if feed is not None and self._forwarding(slot):
                     track.attach(feed)  # from the next keyframe, which it asks for

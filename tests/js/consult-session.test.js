@@ -476,7 +476,7 @@ describe("weak links", () => {
     const [full, low] = fake(session.publisher?.pc).transceivers.filter((t) => t.kind === "video");
     assert.equal(low.sender.track, full.sender.track);
     assert.equal(low.sender.track, camera);
-    assert.deepEqual(low.sender.getParameters().encodings, [{ scaleResolutionDownBy: 4, maxBitrate: 80_000 }]);
+    assert.deepEqual(low.sender.getParameters().encodings, [{ scalabilityMode: "L1T3", scaleResolutionDownBy: 4, maxBitrate: 80_000 }]);
     await session.setAudioOnly(true);
     assert.equal(low.sender.track, null, "audio only stops the low layer too");
   });

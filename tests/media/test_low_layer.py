@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from media import ConsultMedia
-from media.consult import AUDIO_ALLOWANCE, MIN_PUBLISHER_BITRATE
+from media.consult import MIN_PUBLISHER_BITRATE
 from media.errors import InvalidLayer
 
 from .clients import HEIGHT, WIDTH, MovingBarTrack, TestParticipant, wait_until
@@ -106,13 +106,12 @@ async def test_the_full_layer_s_cap_follows_those_who_receive_it(
     try:
         await wait_until(lambda: patient.size_from("doctor", "camera") == LOW)
         # Its only subscriber takes the low layer: the full one is capped to the least, and the
-        # publisher's one cap keeps room for its low layer and its microphone beside it.
-        least = MIN_PUBLISHER_BITRATE + AUDIO_ALLOWANCE
+        # publisher's one cap keeps room for its low layer beside it.
         await wait_until(
             lambda: (
                 camera.remb is not None
                 and camera.remb.limit is not None
-                and least < camera.remb.limit < least + 500_000
+                and MIN_PUBLISHER_BITRATE < camera.remb.limit < MIN_PUBLISHER_BITRATE + 500_000
             )
         )
     finally:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from media.layers import ActiveSpeaker, LayerSelector, VideoDemand, ladder
 
-# Cumulative bit/s of an L1T3 camera's full layer up to layers 0, 1 and 2, and its low layer's.
+# Cumulative bit/s of an L1T3 camera's full layer up to layers 0, 1 and 2, and of its L1T3 low
+# layer's.
 FULL = (150_000, 250_000, 400_000)
 LOW = (40_000, 55_000, 70_000)
 
 
-def test_the_low_layer_is_one_step_below_the_full_one() -> None:
-    assert ladder(FULL, LOW) == (70_000, 150_000, 250_000, 400_000)
+def test_the_low_layer_s_temporal_layers_are_the_steps_below_the_full_one() -> None:
+    assert ladder(FULL, LOW) == (40_000, 55_000, 70_000, 150_000, 250_000, 400_000)
     assert ladder(FULL, None) == FULL
     # A full layer measured cheaper than the low one (a still picture) never ranks below it.
-    assert ladder((20_000,), LOW) == (70_000, 70_000)
+    assert ladder((20_000,), LOW) == (40_000, 55_000, 70_000, 70_000)
+    # A low layer without temporal layers (a browser that refused L1T3) is one step.
+    assert ladder(FULL, (70_000,)) == (70_000, 150_000, 250_000, 400_000)
 
 
 def test_a_weakening_link_takes_full_then_low_then_pauses_and_climbs_back_slowly() -> None:
@@ -23,9 +26,10 @@ def test_a_weakening_link_takes_full_then_low_then_pauses_and_climbs_back_slowly
     script = [
         (0, None),  # no limit known: everything at full rate
         (1, 320_000),  # both at the full layer's base (150k + 150k)
-        (2, 230_000),  # the speaker keeps the full base layer, the other goes low
-        (3, 100_000),  # both low (70k + 70k does not fit: the other is paused)
-        (4, 50_000),  # the first by priority is never paused: audio only is for that
+        (2, 230_000),  # the speaker keeps the full base layer, the other goes to the low one
+        (3, 100_000),  # both on the low layer: the speaker at 15 fps, the other at its base
+        (4, 50_000),  # the other paused (40k + 40k does not fit); the first by priority is
+        # never paused: audio only is for that
         (5, None),  # the limit is lifted: a step once it held 2 s, each video on its own
         (6, None),
         (7, None),
@@ -41,17 +45,17 @@ def test_a_weakening_link_takes_full_then_low_then_pauses_and_climbs_back_slowly
         for now, budget in script
     ]
     assert chosen == [
-        (0, {"speaker": 3, "other": 3}),
-        (1, {"speaker": 1, "other": 1}),
-        (2, {"speaker": 1, "other": 0}),
-        (3, {"speaker": 0, "other": None}),
+        (0, {"speaker": 5, "other": 5}),
+        (1, {"speaker": 3, "other": 3}),
+        (2, {"speaker": 3, "other": 2}),
+        (3, {"speaker": 1, "other": 0}),
         (4, {"speaker": 0, "other": None}),
         (5, {"speaker": 0, "other": None}),
         (6, {"speaker": 0, "other": None}),
-        (7, {"speaker": 1, "other": 0}),  # the other is back, at its low layer
+        (7, {"speaker": 1, "other": 0}),  # the other is back, at its low layer's base
         (8, {"speaker": 1, "other": 0}),
         (9, {"speaker": 1, "other": 0}),
-        (10, {"speaker": 2, "other": 1}),  # the other at the full layer again
+        (10, {"speaker": 2, "other": 1}),  # one step at a time
         (11, {"speaker": 2, "other": 1}),
         (12, {"speaker": 2, "other": 1}),
         (13, {"speaker": 3, "other": 2}),
@@ -62,12 +66,12 @@ def test_a_paused_video_comes_back_only_once_its_low_layer_fits_for_a_while() ->
     selector = LayerSelector(up_after=2.0)
     cameras = ladder(FULL, LOW)
     videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
-    selector.select(100_000, videos, 0.0, severe=False)
+    selector.select(60_000, videos, 0.0, severe=False)
     layers = [
         selector.select(budget, videos, float(now), severe=False).layers["other"]
-        for now, budget in enumerate([100_000, 170_000, 100_000, 170_000, 170_000, 170_000], 1)
+        for now, budget in enumerate([60_000, 100_000, 60_000, 100_000, 100_000, 100_000], 1)
     ]
-    # 140k of low layers needs 168k with the headroom; a dip restarts the clock.
+    # 80k of low base layers needs 96k with the headroom; a dip restarts the clock.
     assert layers == [None, None, None, None, None, 0]
 
 

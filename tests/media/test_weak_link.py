@@ -9,7 +9,7 @@ from collections.abc import Callable
 from prometheus_client import REGISTRY
 
 from media.aiortc_hooks import on_receiver_feedback
-from media.consult import AUDIO_ALLOWANCE, MIN_PUBLISHER_BITRATE
+from media.consult import MIN_PUBLISHER_BITRATE
 
 from .clients import TestParticipant, wait_until
 
@@ -56,12 +56,10 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
         await wait_until(lambda: patient.frames_from("doctor", "microphone") > audio + 25)
         assert patient.frames_from("doctor", "camera") == video  # audio goes on, video not
         assert doctor.last_event("receive_mode") is None  # the doctor's link is not weak
-        # The doctor's camera reaches no one: its publisher is told to send little, its
-        # microphone's share beside the camera's least.
-        least = MIN_PUBLISHER_BITRATE + AUDIO_ALLOWANCE
+        # The doctor's camera reaches no one: its publisher is told to send little.
         assert camera.remb is not None
-        await wait_until(lambda: camera.remb.limit == least)  # type: ignore[union-attr]
-        assert remb_to_doctor and remb_to_doctor[-1] <= least
+        await wait_until(lambda: camera.remb.limit == MIN_PUBLISHER_BITRATE)  # type: ignore[union-attr]
+        assert remb_to_doctor and remb_to_doctor[-1] <= MIN_PUBLISHER_BITRATE
         # /metrics counts it, without naming the consult.
         await wait_until(lambda: audio_only_seconds("weak_connection") > weak_before)
     finally:

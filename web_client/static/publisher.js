@@ -20,12 +20,13 @@ export const CAMERA_ENCODINGS = [{ scalabilityMode: "L1T3", maxBitrate: 1_000_00
  * The camera's low layer: the same camera on a second sender, at a quarter of its size (160x120
  * from 640x480) and at most 80 kbit/s, which the server forwards instead of the full camera to
  * a subscriber whose link cannot take that (aiortc receives no RID simulcast on one section, so
- * each layer has its own). One layer: the server forwards it whole. No `maxFramerate`: both
+ * each layer has its own). With temporal layers too, so that a link that cannot take it whole
+ * takes its base, 7.5 frames a second at about 40 % of its rate. No `maxFramerate`: both
  * senders share the camera's track, and Chromium runs a track at the lowest frame rate any of
  * its senders asks for, so a 15 fps low layer would halve the full camera's rate too.
- * @type {RTCRtpEncodingParameters[]}
+ * @type {Array<RTCRtpEncodingParameters & {scalabilityMode?: string}>}
  */
-export const LOW_LAYER_ENCODINGS = [{ scaleResolutionDownBy: 4, maxBitrate: 80_000 }];
+export const LOW_LAYER_ENCODINGS = [{ scalabilityMode: "L1T3", scaleResolutionDownBy: 4, maxBitrate: 80_000 }];
 
 /** The connection that carries this participant's own media to the server. */
 export class Publisher {
@@ -67,8 +68,8 @@ export class Publisher {
       this.sources.set(this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), "microphone");
     }
     for (const track of stream.getVideoTracks()) {
-      this.sources.set(this.#addCamera(track, stream), "camera");
-      const low = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: LOW_LAYER_ENCODINGS });
+      this.sources.set(this.#addLayered(track, stream, CAMERA_ENCODINGS), "camera");
+      const low = this.#addLayered(track, stream, LOW_LAYER_ENCODINGS);
       this.sources.set(low, "camera");
       this.lowLayers.add(low);
     }
@@ -76,17 +77,18 @@ export class Publisher {
   }
 
   /**
-   * A send-only transceiver for the camera with temporal layers (CAMERA_ENCODINGS); a browser
-   * that refuses the scalability mode sends one layer, capped all the same.
+   * A send-only transceiver for the camera with temporal layers (CAMERA_ENCODINGS, or the low
+   * layer's); a browser that refuses the scalability mode sends one layer, capped all the same.
    * @param {MediaStreamTrack} track
    * @param {MediaStream} stream
+   * @param {Array<RTCRtpEncodingParameters & {scalabilityMode?: string}>} encodings
    * @returns {RTCRtpTransceiver}
    */
-  #addCamera(track, stream) {
+  #addLayered(track, stream, encodings) {
     try {
-      return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: CAMERA_ENCODINGS });
+      return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: encodings });
     } catch {
-      const sendEncodings = CAMERA_ENCODINGS.map(({ scalabilityMode, ...rest }) => rest);
+      const sendEncodings = encodings.map(({ scalabilityMode, ...rest }) => rest);
       return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings });
     }
   }
