@@ -27,10 +27,14 @@ VIDEO_BACK_ABOVE = 150_000
 UP_AFTER = 4.0
 """Seconds a better choice must stay possible before the selector climbs one step."""
 
+FREE_UP_AFTER = 1.5
+"""The same while no limit is known (the link carries what it is sent): a camera climbs its
+ladder's six steps, from its low layer's base to its full rate, in about 9 s."""
+
 BACKOFF_WINDOW = 10.0
 """A step down within this many seconds of a step up makes the next climb wait longer."""
 
-MAX_BACKOFF_STEPS = 3
+MAX_BACKOFF_STEPS = 2
 """Climbs wait at most ``2 ** MAX_BACKOFF_STEPS`` times the usual time."""
 
 UP_HEADROOM = 1.2
@@ -251,11 +255,13 @@ class LayerSelector:
     `up_after` seconds; video comes back after audio only the same way. A step that had to
     be taken back soon after it was taken (the link could not carry it after all) waits
     twice as long the next time, up to ``2 ** MAX_BACKOFF_STEPS`` times `up_after`. An estimate
-    of None means no limit is known (the link carries what is sent): everything climbs.
+    of None means no limit is known (the link carries what is sent): everything climbs, a step
+    every `free_up_after` seconds.
 
     :param audio_only_below: Estimate (bit/s) under which the subscriber gets audio only.
     :param video_back_above: Estimate (bit/s) above which video comes back.
     :param up_after: Seconds a step up must stay affordable before it is taken.
+    :param free_up_after: The same while no limit is known.
     """
 
     def __init__(
@@ -263,10 +269,12 @@ class LayerSelector:
         audio_only_below: float = AUDIO_ONLY_BELOW,
         video_back_above: float = VIDEO_BACK_ABOVE,
         up_after: float = UP_AFTER,
+        free_up_after: float = FREE_UP_AFTER,
     ) -> None:
         self._audio_only_below = audio_only_below
         self._video_back_above = video_back_above
         self._up_after = up_after
+        self._free_up_after = free_up_after
         self._current = Selection()
         self._up_since: dict[Hashable, float] = {}
         self._climbed_at: dict[Hashable, float] = {}
@@ -299,6 +307,7 @@ class LayerSelector:
             (:func:`allocate`).
         """
         budget = float("inf") if estimate is None else estimate
+        wait = self._up_after if estimate is not None else self._free_up_after
         before = self._current
         audio_only = before.audio_only
         if severe and budget < self._audio_only_below:
@@ -309,7 +318,7 @@ class LayerSelector:
         if not audio_only and weak_for >= AUDIO_ONLY_AFTER:
             audio_only = True
             self._fell("audio", now)
-        elif audio_only and self._held("audio", budget >= self._video_back_above, now):
+        elif audio_only and self._held("audio", budget >= self._video_back_above, now, wait):
             audio_only = False
         if audio_only:
             self._current = Selection(True, {v.key: None for v in videos})
@@ -329,7 +338,7 @@ class LayerSelector:
             if fits < now_at:
                 chosen = fits
                 self._fell(video.key, now)
-            elif self._held(video.key, can_climb > now_at, now):
+            elif self._held(video.key, can_climb > now_at, now, wait):
                 chosen = now_at + 1
             else:
                 chosen = now_at
@@ -348,14 +357,13 @@ class LayerSelector:
         if self._current.layers.get(key) is not None:
             self._current.layers[key] = layer
 
-    def _held(self, key: Hashable, condition: bool, now: float) -> bool:
-        """True once `condition` has held long enough to climb (restarting the clock)."""
+    def _held(self, key: Hashable, condition: bool, now: float, wait: float) -> bool:
+        """True once `condition` has held `wait` seconds (more after quick falls) to climb."""
         if not condition:
             self._up_since.pop(key, None)
             return False
         since = self._up_since.setdefault(key, now)
-        wait = self._up_after * 2 ** self._backoff.get(key, 0)
-        if now - since < wait:
+        if now - since < wait * 2 ** self._backoff.get(key, 0):
             return False
         self._up_since.pop(key, None)
         self._climbed_at[key] = now

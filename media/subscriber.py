@@ -110,6 +110,9 @@ class SubscriberSlot:
         )
 
 
+WEAK_MEMORY = 10.0
+"""Seconds a link seen to limit what it is sent still counts as weak (see :meth:`adapt`)."""
+
 WARM_UP = 3.0
 """Seconds after the first REMB during which estimates are not acted on: a browser's first
 estimates come before it has measured anything."""
@@ -168,6 +171,7 @@ class Subscriber:
         self.sent_bitrate = 0.0
         """Bit/s of payload sent to it, as last measured."""
         self._bytes_sent = 0
+        self._limited_at: float | None = None
         self._estimating_since: float | None = None
         self._limit: float | None = None
 
@@ -319,7 +323,15 @@ class Subscriber:
         # and is under PAUSE_BELOW.
         remb = self.link.remb
         lowest = sum(video.layer_bitrates[0] for video in videos)
-        severe = self.link.loss > LOSS_HIGH and remb is not None and remb < AUDIO_ONLY_BELOW
+        if limit is not None:
+            self._limited_at = now
+        # Under AUDIO_ONLY_BELOW, video goes when the link loses heavily, or was seen to limit
+        # lately: once its videos are paused a weak link loses little and its browser's
+        # estimate stays where it was, so neither says whether video would fit again.
+        lately = self._limited_at is not None and now - self._limited_at < WEAK_MEMORY
+        severe = (
+            remb is not None and remb < AUDIO_ONLY_BELOW and (self.link.loss > LOSS_HIGH or lately)
+        )
         pause = limit is not None and remb is not None and remb < min(lowest, PAUSE_BELOW)
         self._apply(self._selector.select(limit, videos, now, severe, pause))
         await self._announce()

@@ -260,3 +260,17 @@ def test_the_window_rate_agrees_with_aiortc_s_rate_counter() -> None:
         value = rng.randrange(1, 1500)
         counter.add(value, now)
         window.add(value, now)
+
+
+async def test_the_remb_also_speaks_for_the_connection_s_other_videos(link: Link) -> None:
+    # aiortc estimates one stream; the browser caps all its video by it: a low layer's
+    # rate must be added, or it is taken from the camera.
+    await wait_until(lambda: link.feedback.reports >= 1)
+    link.remb.others = 5_000_000
+    rembs_before = len(link.feedback.rembs)
+    await wait_until(lambda: len(link.feedback.rembs) > rembs_before)
+    assert min(link.feedback.rembs[rembs_before:]) >= 5_000_000
+    link.remb.set_limit(5_100_000)
+    rembs_before = len(link.feedback.rembs)
+    await wait_until(lambda: len(link.feedback.rembs) > rembs_before)
+    assert 5_000_000 <= max(link.feedback.rembs[rembs_before:]) <= 5_100_000

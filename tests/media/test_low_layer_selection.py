@@ -96,3 +96,34 @@ def test_the_speaker_keeps_the_priority_for_a_while_when_two_talk_in_turn() -> N
     # Whoever falls silent (2 s without voice) gives the place up at once.
     assert speaker.update({"doctor": 4.5, "patient": 4.0}, 6.0) == "doctor"
     assert speaker.update({"doctor": 4.5, "patient": 4.0}, 7.0) is None
+
+
+def test_a_layer_keeps_its_place_when_the_low_layer_appears_under_it() -> None:
+    selector = LayerSelector(up_after=2.0)
+    assert selector.select(None, [VideoDemand("camera", FULL)], 0.0).layers == {"camera": 2}
+    # The low layer's three rungs come under the full one's: the camera is still at full T2.
+    selector.move("camera", 5)
+    layered = [VideoDemand("camera", ladder(FULL, LOW))]
+    assert selector.select(None, layered, 1.0).layers == {"camera": 5}
+    # Without the move, index 2 would now mean the low layer, three slow climbs below.
+    unmoved = LayerSelector(up_after=2.0)
+    unmoved.select(None, [VideoDemand("camera", FULL)], 0.0)
+    assert unmoved.select(None, layered, 1.0).layers == {"camera": 2}
+
+
+def test_with_no_limit_known_a_camera_climbs_its_whole_ladder_within_15_s() -> None:
+    # Issue 10: a link that recovers gets full rate back within 15 s; under a known limit the
+    # same climb waits UP_AFTER (4 s) a step.
+    cameras = ladder(FULL, LOW)
+    selectors = {None: LayerSelector(), 10_000_000.0: LayerSelector()}
+    climbed: dict[float | None, float] = {}
+    for budget, selector in selectors.items():
+        assert selector.select(30_000, [VideoDemand("camera", cameras)], 0.0).layers == {
+            "camera": 0
+        }
+        for tenth in range(1, 400):
+            selection = selector.select(budget, [VideoDemand("camera", cameras)], tenth / 10)
+            if selection.layers["camera"] == len(cameras) - 1:
+                climbed[budget] = tenth / 10
+                break
+    assert climbed[None] <= 15.0 < climbed[10_000_000.0]
