@@ -315,23 +315,25 @@ class Subscriber:
         limit = None
         if self._estimating_since is not None and now - self._estimating_since >= WARM_UP:
             limit = self.link.limit(self.sent_bitrate)
-        self._limit = limit
-        # Video goes only when the browser's own estimate is that low too: heavy loss alone
-        # (a receiver starved of CPU drops packets) lowers layers, not the video. A video is
-        # paused only when the link is seen to limit what is sent (loss, or a queue's round
-        # trip) and the browser's own estimate cannot take every video at its lowest layer,
-        # and is under PAUSE_BELOW.
         remb = self.link.remb
-        lowest = sum(video.layer_bitrates[0] for video in videos)
         if limit is not None:
             self._limited_at = now
-        # Under AUDIO_ONLY_BELOW, video goes when the link loses heavily, or was seen to limit
-        # lately: once its videos are paused a weak link loses little and its browser's
-        # estimate stays where it was, so neither says whether video would fit again.
+        # Video goes only when the browser's own estimate is that low too: heavy loss alone
+        # (a receiver starved of CPU drops packets) lowers layers, not the video. Under
+        # AUDIO_ONLY_BELOW it goes when the link loses heavily, or was seen to limit lately:
+        # once its videos are paused a weak link loses little and its browser's estimate stays
+        # where it was, so until WEAK_MEMORY has passed that estimate stands as the limit.
         lately = self._limited_at is not None and now - self._limited_at < WEAK_MEMORY
         severe = (
             remb is not None and remb < AUDIO_ONLY_BELOW and (self.link.loss > LOSS_HIGH or lately)
         )
+        if severe and limit is None:
+            limit = remb
+        self._limit = limit
+        # A video is paused only when the link is seen to limit what is sent (loss, or a
+        # queue's round trip) and the browser's own estimate cannot take every video at its
+        # lowest layer, and is under PAUSE_BELOW.
+        lowest = sum(video.layer_bitrates[0] for video in videos)
         pause = limit is not None and remb is not None and remb < min(lowest, PAUSE_BELOW)
         self._apply(self._selector.select(limit, videos, now, severe, pause))
         await self._announce()
