@@ -11,8 +11,10 @@ from .codecs import PictureNumbers
 MAX_TEMPORAL_LAYER = 2
 """The highest temporal layer id forwarded (L1T3 has layers 0, 1 and 2)."""
 
-AUDIO_ONLY_BELOW = 100_000
-"""Below this estimate (bit/s) a subscriber gets audio only."""
+AUDIO_ONLY_BELOW = 40_000
+"""Below this estimate (bit/s) a subscriber gets audio only. A browser's REMB covers the streams
+that carry abs-send-time, the videos, so this is what the link carries beside the voices: with
+them, a link of about 100 kbit/s in a visit. A camera's low layer's base takes 15-30 kbit/s."""
 
 AUDIO_ONLY_AFTER = 2.0
 """Seconds a link must stay that weak before its video is taken away (a burst is not enough)."""
@@ -27,9 +29,9 @@ VIDEO_BACK_ABOVE = 150_000
 UP_AFTER = 4.0
 """Seconds a better choice must stay possible before the selector climbs one step."""
 
-FREE_UP_AFTER = 1.5
+FREE_UP_AFTER = 1.0
 """The same while no limit is known (the link carries what it is sent): a camera climbs its
-ladder's six steps, from its low layer's base to its full rate, in about 9 s."""
+ladder's six steps, from its low layer's base to its full rate, in about 6 s."""
 
 BACKOFF_WINDOW = 10.0
 """A step down within this many seconds of a step up makes the next climb wait longer."""

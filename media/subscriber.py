@@ -110,7 +110,7 @@ class SubscriberSlot:
         )
 
 
-WEAK_MEMORY = 10.0
+WEAK_MEMORY = 5.0
 """Seconds a link seen to limit what it is sent still counts as weak (see :meth:`adapt`)."""
 
 WARM_UP = 3.0
@@ -318,17 +318,20 @@ class Subscriber:
         remb = self.link.remb
         if limit is not None:
             self._limited_at = now
+        # A link seen to limit what it was sent lately keeps its estimate as the limit even
+        # while it carries what it is sent now (after its layers were lowered): climbing waits
+        # for the estimate to grow, or for WEAK_MEMORY to pass without a limit seen.
+        lately = self._limited_at is not None and now - self._limited_at < WEAK_MEMORY
+        if limit is None and lately:
+            limit = self.link.estimate
         # Video goes only when the browser's own estimate is that low too: heavy loss alone
         # (a receiver starved of CPU drops packets) lowers layers, not the video. Under
         # AUDIO_ONLY_BELOW it goes when the link loses heavily, or was seen to limit lately:
         # once its videos are paused a weak link loses little and its browser's estimate stays
-        # where it was, so until WEAK_MEMORY has passed that estimate stands as the limit.
-        lately = self._limited_at is not None and now - self._limited_at < WEAK_MEMORY
+        # where it was.
         severe = (
             remb is not None and remb < AUDIO_ONLY_BELOW and (self.link.loss > LOSS_HIGH or lately)
         )
-        if severe and limit is None:
-            limit = remb
         self._limit = limit
         # A video is paused only when the link is seen to limit what is sent (loss, or a
         # queue's round trip) and the browser's own estimate cannot take every video at its

@@ -72,9 +72,9 @@ def test_a_falling_then_recovering_remb_lowers_layers_at_once_and_raises_them_sl
     link = LinkEstimator()
     selector = LayerSelector(up_after=4.0)
     camera = [VideoDemand("camera", CAMERA)]
-    # (time, REMB): full rate, a fall to 200 kbit/s, to 60 kbit/s for 3 s, then 1 Mbit/s.
+    # (time, REMB): full rate, a fall to 200 kbit/s, to 30 kbit/s for 3 s, then 1 Mbit/s.
     script = [(0, 1_000_000), (1, 1_000_000), (2, 200_000), (3, 200_000)]
-    script += [(4, 60_000), (5, 60_000), (6, 60_000)]
+    script += [(4, 30_000), (5, 30_000), (6, 30_000)]
     script += [(t, 1_000_000) for t in range(7, 22)]
     chosen: list[tuple[int, str]] = []
     for now, remb in script:
@@ -87,9 +87,9 @@ def test_a_falling_then_recovering_remb_lowers_layers_at_once_and_raises_them_sl
         (1, "2"),
         (2, "0"),  # down at once, two layers at a time
         (3, "0"),
-        (4, "0"),  # under 100 kbit/s, but a moment is not enough
+        (4, "0"),  # under 40 kbit/s, but a moment is not enough
         (5, "0"),
-        (6, "audio"),  # 2 s under 100 kbit/s: audio only
+        (6, "audio"),  # 2 s under 40 kbit/s: audio only
         (7, "audio"),  # the link is back, but video waits 4 s
         (8, "audio"),
         (9, "audio"),
@@ -168,7 +168,7 @@ def test_a_low_remb_limits_only_when_it_is_under_what_is_sent_and_the_link_suffe
 def test_a_low_estimate_without_heavy_loss_lowers_layers_but_keeps_the_video() -> None:
     selector = LayerSelector()
     camera = [VideoDemand("camera", CAMERA)]
-    selection = selector.select(60_000, camera, 0.0, severe=False)
+    selection = selector.select(30_000, camera, 0.0, severe=False)
     assert not selection.audio_only and selection.layers == {"camera": 0}
-    assert not selector.select(60_000, camera, 1.0, severe=True).audio_only
-    assert selector.select(60_000, camera, 3.0, severe=True).audio_only
+    assert not selector.select(30_000, camera, 1.0, severe=True).audio_only
+    assert selector.select(30_000, camera, 3.0, severe=True).audio_only

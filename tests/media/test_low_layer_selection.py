@@ -20,7 +20,7 @@ def test_the_low_layer_s_temporal_layers_are_the_steps_below_the_full_one() -> N
 
 
 def test_a_weakening_link_takes_full_then_low_then_pauses_and_climbs_back_slowly() -> None:
-    selector = LayerSelector(up_after=2.0)
+    selector = LayerSelector(up_after=2.0, free_up_after=2.0)
     cameras = ladder(FULL, LOW)
     videos = [VideoDemand("speaker", cameras, priority=1), VideoDemand("other", cameras)]
     script = [
