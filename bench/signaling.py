@@ -19,10 +19,29 @@ Phase 2, offers: every joined doctor (``--clients`` / 2 of them) sends ``publish
 SDP offer of an aiortc peer (sendonly VP8 and Opus), made once before the run so the clients
 spend no CPU on it, at ``--offer-rate`` per second. Our design has no relayed offer: the join
 sends the client to the media node, which answers the offer itself (docs/cluster.md). So the
-figure is the server's CPU per offer *handled*: the nodes' CPU (utime + stime from /proc) over
-the phase, divided by the offers, against the echo server's CPU per echoed offer. The nodes'
-answer creates an aiortc peer connection (SDP parsing, a DTLS certificate, ICE gathering on
-loopback), so the ratio measures that work, not a relay's.
+figures are the server's CPU per offer *handled*, each from /proc (utime + stime) over the
+phase, divided by the offers answered:
+
+* ``server_cpu_ms_per_offer``: the nodes' total, Socket.IO and media together;
+* ``media_engine_cpu_ms_per_offer``: a third arm, the same number of offers at the same rate
+  answered by ``media``'s ``MediaServer`` directly, in a process without Socket.IO (this
+  script's ``media`` role; each offer in a consult of its own, as each doctor's is), after
+  the cluster is stopped: creating the two aiortc peer connections, parsing the offer,
+  answering it, ICE gathering on loopback, and the connectivity checks that then go on
+  towards the offer's candidates, which nobody answers (as in the cluster arm);
+* ``signaling_cpu_ms_per_offer``: the total minus the media engine's, what Socket.IO, the
+  event's checks and the node's other work cost per offer;
+
+each also as a ratio to the echo server's CPU per echoed offer (``*_ratio_vs_echo``).
+
+``clients_cpu_pct_during_joins`` is the client processes' CPU over phase 1 (100 = one core):
+they run on the same cores as the servers, so a high figure means the clients took CPU the
+nodes could have used (and may not have kept to the rate).
+
+``listen_overflows_during_joins`` is the machine's ``TcpExt ListenOverflows`` (from
+/proc/net/netstat) over phase 1: connections the kernel dropped because a listen queue was
+full (anyone's, though the arm's server is the one taking 250 connections a second); each
+costs its client a SYN retransmission, 1 s or more of join latency.
 
 Redis commands per join come from the private Redis's ``INFO commandstats`` over phase 1.
 
@@ -61,7 +80,9 @@ from bench.cluster_nodes import (
     running_cluster,
 )
 from bench.sfu import cpu_seconds
+from media import MediaConfig, MediaServer
 from rooms.identity import Role
+from signaling.cli import LISTEN_BACKLOG
 from tests.integration.live import SignalingClient
 
 logger = logging.getLogger(__name__)
@@ -90,9 +111,34 @@ async def run_echo() -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=LISTEN_BACKLOG).start()
     print(f"READY {port}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+# --------------------------------------------------------------------------- the media engine alone
+
+
+async def run_media() -> None:
+    """``media``'s server without Socket.IO: answers each ``offer`` command's offers at its
+    rate, each in a consult of its own, as a node's media does for the joined doctors."""
+    server = MediaServer(MediaConfig(addresses=["127.0.0.1"]))
+
+    async def send(event: str, payload: dict[str, Any]) -> None:
+        """No subscriber offer goes anywhere: every consult has one participant."""
+
+    print(json.dumps({"ok": True}), flush=True)  # ready: the imports are outside the figure
+    while line := await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline):
+        command = json.loads(line)
+        if command["do"] == "close":
+            await server.shutdown()
+            print(json.dumps({"ok": True}), flush=True)
+            return
+        for n in range(command["offers"]):
+            await at(command["start"] + n / command["rate"])
+            participant = await server.room(f"offer-{n}").join("doctor", send)
+            await participant.handle_publisher_offer(command["sdp"], command["sources"])
+        print(json.dumps({"ok": True}), flush=True)
 
 
 # --------------------------------------------------------------------------- the clients' side
@@ -111,6 +157,8 @@ async def serve_clients(replies: TextIO) -> None:
             reply = await join_all(command, joined)
         elif command["do"] == "offer":
             reply = await offer_all(command, joined)
+        elif command["do"] == "ready":
+            reply = {}
         else:
             await asyncio.gather(*(c.close() for c, _ in joined), return_exceptions=True)
             reply = {}
@@ -180,6 +228,37 @@ async def offer_all(
 # --------------------------------------------------------------------------- orchestration
 
 
+class MediaProcess(CommandProcess):
+    """The orchestrator's handle on the ``media`` process."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        super().__init__(process, "media", REPLY_GUARD, close_seconds=60)
+
+    @classmethod
+    async def start(cls) -> MediaProcess:
+        """Start a process of this script in the ``media`` role."""
+        media = cls(await cls.spawn(__file__, "media"))
+        assert media.process.stdout is not None
+        await asyncio.wait_for(media.process.stdout.readline(), REPLY_GUARD)
+        return media
+
+    async def answer(self, offers: int, offer: tuple[str, dict[str, str]], rate: float) -> float:
+        """Answer ``offers`` offers at ``rate`` per second; its CPU seconds per offer."""
+        start = time.time() + 1.0
+        cpu0 = cpu_seconds(self.process.pid)
+        await self.call(
+            {
+                "do": "offer",
+                "offers": offers,
+                "sdp": offer[0],
+                "sources": offer[1],
+                "start": start,
+                "rate": rate,
+            }
+        )
+        return (cpu_seconds(self.process.pid) - cpu0) / max(1, offers)
+
+
 class ClientsProcess(CommandProcess):
     """The orchestrator's handle on one ``clients`` process."""
 
@@ -189,7 +268,9 @@ class ClientsProcess(CommandProcess):
     @classmethod
     async def start(cls) -> ClientsProcess:
         """Start a process of this script in the ``clients`` role."""
-        return cls(await cls.spawn(__file__, "clients"))
+        clients = cls(await cls.spawn(__file__, "clients"))
+        await clients.call({"do": "ready"})  # its imports are outside the figures
+        return clients
 
 
 async def premade_offer() -> tuple[str, dict[str, str]]:
@@ -202,6 +283,15 @@ async def premade_offer() -> tuple[str, dict[str, str]]:
     sources = {str(camera.mid): "camera", str(microphone.mid): "microphone"}
     await pc.close()
     return sdp, sources
+
+
+def listen_overflows() -> int:
+    """The machine's count of connections dropped because a listen queue was full."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()]
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names[0] == "TcpExt:":
+            return int(values[names.index("ListenOverflows")])
+    return 0
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -223,8 +313,13 @@ async def run_arm(
     """Both phases of one arm; ``server_cpu()`` is the server side's CPU seconds so far."""
     processes = [await ClientsProcess.start() for _ in range(args.processes)]
     try:
+
+        def clients_cpu() -> float:
+            return sum(cpu_seconds(p.process.pid) for p in processes)
+
         start = time.time() + 2.0
-        cpu0, wall0 = server_cpu(), time.time()
+        cpu0, wall0, clients0 = server_cpu(), time.time(), clients_cpu()
+        overflows0 = listen_overflows()
         redis0 = cluster.redis_commands() if cluster else 0
         replies = await asyncio.gather(
             *(
@@ -241,6 +336,8 @@ async def run_arm(
         )
         join_cpu = server_cpu() - cpu0
         join_wall = time.time() - max(wall0, start)
+        join_clients_cpu = clients_cpu() - clients0
+        overflows = listen_overflows() - overflows0
         redis_joins = (cluster.redis_commands() - redis0) if cluster else 0
         latencies = [x for r in replies for x in r["latencies"]]
         failures = [x for r in replies for x in r["failures"]]
@@ -279,6 +376,8 @@ async def run_arm(
         "join_ms_max": percentile(latencies, 1.0),
         "server_cpu_pct_during_joins": round(100 * join_cpu / join_wall, 1),
         "server_cpu_ms_per_join": round(1000 * join_cpu / max(1, len(latencies)), 2),
+        "clients_cpu_pct_during_joins": round(100 * join_clients_cpu / join_wall, 1),
+        "listen_overflows_during_joins": overflows,
         "offers": offers,
         "offer_failures": len(offer_failures),
         "offer_failure_examples": sorted(set(offer_failures))[:3],
@@ -331,7 +430,13 @@ async def orchestrate(args: argparse.Namespace) -> None:
             cluster_result = await run_arm(
                 "cluster", specs, cluster.cpu_seconds, args, offer, cluster
             )
-    ratio = cluster_result["server_cpu_ms_per_offer"] / echo_result["server_cpu_ms_per_offer"]
+    media = await MediaProcess.start()
+    try:
+        engine = 1000 * await media.answer(cluster_result["offers"], offer, args.offer_rate)
+    finally:
+        await media.close()
+    echo_ms = echo_result["server_cpu_ms_per_offer"]
+    total_ms = cluster_result["server_cpu_ms_per_offer"]
     summary = {
         "clients": args.clients,
         "rate_per_s": args.rate,
@@ -343,9 +448,17 @@ async def orchestrate(args: argparse.Namespace) -> None:
         "server_cpu_ms_per_join": cluster_result["server_cpu_ms_per_join"],
         "redis_commands_per_join": cluster_result["redis_commands_per_join"],
         "offers": cluster_result["offers"],
-        "server_cpu_ms_per_offer": cluster_result["server_cpu_ms_per_offer"],
-        "echo_cpu_ms_per_offer": echo_result["server_cpu_ms_per_offer"],
-        "cpu_per_offer_ratio_vs_echo": round(ratio, 1),
+        "server_cpu_ms_per_offer": total_ms,
+        "media_engine_cpu_ms_per_offer": round(engine, 3),
+        "signaling_cpu_ms_per_offer": round(total_ms - engine, 3),
+        "echo_cpu_ms_per_offer": echo_ms,
+        "cpu_per_offer_ratio_vs_echo": round(total_ms / echo_ms, 1),
+        "media_engine_ratio_vs_echo": round(engine / echo_ms, 1),
+        "signaling_ratio_vs_echo": round((total_ms - engine) / echo_ms, 1),
+        "clients_cpu_pct_during_joins": cluster_result["clients_cpu_pct_during_joins"],
+        "echo_clients_cpu_pct_during_joins": echo_result["clients_cpu_pct_during_joins"],
+        "listen_overflows_during_joins": cluster_result["listen_overflows_during_joins"],
+        "echo_listen_overflows_during_joins": echo_result["listen_overflows_during_joins"],
         "load_average": load_average(),
     }
     print(json.dumps(summary))
@@ -353,7 +466,9 @@ async def orchestrate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
-    parser.add_argument("role", nargs="?", default="bench", choices=["bench", "clients", "echo"])
+    parser.add_argument(
+        "role", nargs="?", default="bench", choices=["bench", "clients", "echo", "media"]
+    )
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=250.0, help="connections + joins per second")
     parser.add_argument("--offer-rate", type=float, default=50.0, help="offers per second")
@@ -363,6 +478,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.role == "echo":
         asyncio.run(run_echo())
+    elif args.role == "media":
+        asyncio.run(run_media())
     elif args.role == "clients":
         replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt replies

@@ -45,11 +45,16 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
   ``StreamStatistics``, ``TimestampMapper``, ``JitterBuffer`` and ``RemoteBitrateEstimator``.
   ``tests/media/test_inlet.py`` fails when any of them moves.
+* ``aiortc.rtcpeerconnection.RTCCertificate`` (whose ``generateCertificate`` every
+  ``RTCPeerConnection`` calls), ``aiortc.rtcdtlstransport.generate_certificate`` and
+  ``RTCCertificate._create_ssl_context``: :func:`share_certificate` gives every connection
+  of the process one certificate and its OpenSSL contexts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import queue
 import random
@@ -60,11 +65,19 @@ from typing import Any
 import aioice.ice
 import aioice.stun
 import aiortc.codecs
+import aiortc.rtcdtlstransport
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpReceiver
+from aiortc.rtcdtlstransport import (
+    RTCCertificate,
+    RTCDtlsFingerprint,
+    RTCDtlsTransport,
+    RtpReceiver,
+    SRTPProtectionProfile,
+)
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import (
@@ -77,6 +90,9 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import SSL
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -571,3 +587,55 @@ def tolerate_consent_delays(
 
     # Replacing aioice's method is the point here; mypy refuses it, and its self type differs.
     aioice.ice.Connection.query_consent = query_consent  # type: ignore[method-assign,assignment]
+
+
+#: A process certificate is replaced once it expires within this margin (aiortc's last 30 days).
+CERTIFICATE_RENEWAL = datetime.timedelta(days=1)
+
+
+class _ProcessCertificate(RTCCertificate):
+    """
+    The one DTLS certificate of this process, with its fingerprints and SSL contexts made once.
+
+    Browsers keep one certificate per origin too: it authenticates nothing by itself, the
+    fingerprint in each SDP does. An OpenSSL context holds no per-connection state (every
+    DTLS session gets its own ``SSL.Connection``), so one per SRTP profile list serves all.
+    """
+
+    _current: _ProcessCertificate | None = None
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        super().__init__(key, cert)
+        self._fingerprints = super().getFingerprints()
+        self._contexts: dict[tuple[str, ...], SSL.Context] = {}
+
+    @classmethod
+    def generateCertificate(cls) -> _ProcessCertificate:
+        """The process certificate, made on first use and again when it nears its expiry."""
+        now = datetime.datetime.now(tz=datetime.UTC)
+        if cls._current is None or cls._current.expires - now < CERTIFICATE_RENEWAL:
+            key = ec.generate_private_key(ec.SECP256R1())
+            cls._current = cls(key, aiortc.rtcdtlstransport.generate_certificate(key))
+        return cls._current
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        """The certificate's fingerprints, computed once."""
+        return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+        names = tuple(profile.openssl_profile.decode() for profile in srtp_profiles)
+        context = self._contexts.get(names)
+        if context is None:
+            context = self._contexts[names] = super()._create_ssl_context(srtp_profiles)
+        return context
+
+
+def share_certificate() -> None:
+    """
+    Make every peer connection this process creates from now on use one DTLS certificate.
+
+    aiortc otherwise generates an EC key, signs an X.509 certificate, hashes its fingerprints
+    and builds an OpenSSL context for every connection: work repeated on every offer the
+    server answers.
+    """
+    aiortc.rtcpeerconnection.RTCCertificate = _ProcessCertificate  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ import logging
 from .aiortc_hooks import (
     negotiate_opus_fec,
     route_retransmissions,
+    share_certificate,
     tolerate_consent_delays,
     use_host_addresses,
 )
@@ -23,7 +24,8 @@ class MediaServer(MediaHost):
 
     Creating it makes ICE gather host candidates on ``config.addresses``, aiortc deliver
     retransmissions to receivers that share a transport with other video, and ICE keep
-    consent while its answers merely come late (a busy event loop). It is the in-process
+    consent while its answers merely come late (a busy event loop), and every peer connection
+    of the process share one DTLS certificate. It is the in-process
     :class:`~media.api.MediaHost`, where its methods are documented.
 
     :param config: The media configuration.
@@ -36,6 +38,7 @@ class MediaServer(MediaHost):
         route_retransmissions()
         tolerate_consent_delays()
         negotiate_opus_fec()
+        share_certificate()
         logger.info("media host addresses: %s", config.addresses or "discovered")
 
     @property

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("teleconsult")
 
 DEMO_HOSPITAL = "demo-hospital"
+#: Connections the kernel queues until the event loop accepts them (aiohttp's default is 128):
+#: a burst of arrivals on a busy loop overflowed 128, and each dropped connection's client
+#: waited for its SYN's retransmission (1 s, then 3 s, 7 s) - seconds added to a join.
+LISTEN_BACKLOG = 1024
 
 #: The demo's join links: each participant's name, with their role and link.
 DemoLinks = dict[str, tuple[str, str]]
@@ -74,6 +78,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print=_demo_when_started(app) if args.demo else None,
         access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),
+        backlog=LISTEN_BACKLOG,
     )
     return 0
 

@@ -35,6 +35,7 @@ from aiortc.rtp import (
 
 from media import aiortc_hooks
 from media.codecs import VP8
+from media.peer import MediaConfig, create_peer_connection
 
 
 def parameters(function: object) -> list[str]:
@@ -401,3 +402,39 @@ async def test_ice_consent_expires_when_nothing_answers() -> None:
         aiortc_hooks.use_host_addresses([])
         for agent in (checker, silent):
             await agent.close()
+
+
+async def test_server_connections_share_one_certificate_and_still_connect() -> None:
+    aiortc_hooks.use_host_addresses(["127.0.0.1"])
+    aiortc_hooks.share_certificate()
+    servers = [create_peer_connection(MediaConfig()) for _ in range(2)]
+    browsers = [RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2)]
+    for browser in browsers:  # each browser its own certificate, as a real one has
+        browser._RTCPeerConnection__certificates = [  # type: ignore[attr-defined]
+            aiortc.rtcdtlstransport.RTCCertificate.generateCertificate()
+        ]
+    try:
+        for server, browser in zip(servers, browsers, strict=True):
+            browser.addTransceiver(VideoStreamTrack(), direction="sendonly")
+            await browser.setLocalDescription(await browser.createOffer())
+            await server.setRemoteDescription(browser.localDescription)
+            await server.setLocalDescription(await server.createAnswer())
+            await browser.setRemoteDescription(server.localDescription)
+        fingerprints = [
+            [line for line in pc.localDescription.sdp.splitlines() if "fingerprint" in line]
+            for pc in (*servers, *browsers)
+        ]
+        assert fingerprints[0] == fingerprints[1]
+        assert fingerprints[2] != fingerprints[0] and fingerprints[3] != fingerprints[0]
+        for _ in range(200):
+            if all(pc.connectionState == "connected" for pc in servers):
+                break
+            await asyncio.sleep(0.05)
+        assert [pc.connectionState for pc in servers] == ["connected", "connected"]
+        contexts = {
+            id(pc.getTransceivers()[0].sender.transport._ssl.get_context()) for pc in servers
+        }
+        assert len(contexts) == 1
+    finally:
+        for pc in (*servers, *browsers):
+            await pc.close()
