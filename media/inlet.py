@@ -110,6 +110,35 @@ class WindowRate:
             self._total -= entries.popleft()[1]
 
 
+class RembThrottle:
+    """
+    Lets an estimate go out by REMB at most every interval, or at once when it falls.
+
+    While it sees an overuse, aiortc's estimator gives an estimate with every packet; like
+    libwebrtc, a REMB goes out then only when the last is old or the estimate has fallen by
+    more than 3 %.
+
+    :param interval_ms: The least time between two REMBs that do not lower the estimate.
+    """
+
+    def __init__(self, interval_ms: int = REMB_INTERVAL_MS) -> None:
+        self._interval_ms = interval_ms
+        self._sent: tuple[int, int] | None = None
+
+    def due(self, bitrate: int, now_ms: int) -> bool:
+        """
+        Whether `bitrate`, estimated at `now_ms`, goes out; if so it counts as sent.
+
+        :param bitrate: The estimate, bit/s.
+        :param now_ms: Its time, in milliseconds.
+        """
+        sent = self._sent
+        if sent is not None and now_ms - sent[0] < self._interval_ms and bitrate > sent[1] * 0.97:
+            return False
+        self._sent = (now_ms, bitrate)
+        return True
+
+
 class InletStream:
     """
     The packets of one published track: aiortc's receiver bookkeeping, then the forwarding.
@@ -149,7 +178,7 @@ class InletStream:
         self._seen: dict[int, float] = {}
         self._buffer: JitterBuffer | None = None
         self._timestamps = TimestampMapper()
-        self._remb_sent: tuple[int, int] | None = None
+        self._remb_throttle = RembThrottle()
 
     def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """
@@ -167,7 +196,7 @@ class InletStream:
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
-            if remb is not None and self._remb_due(remb[0], arrival_time_ms):
+            if remb is not None and self._remb_throttle.due(remb[0], arrival_time_ms):
                 self._send_remb(*remb)
         ssrc = packet.ssrc
         now = arrival_time_ms / 1000
@@ -208,20 +237,6 @@ class InletStream:
             self._assemble(codec, packet, data)
         else:
             self._buffer = None
-
-    def _remb_due(self, bitrate: int, now_ms: int) -> bool:
-        """
-        Whether an estimate goes out by REMB, as libwebrtc's throttle decides.
-
-        While it sees an overuse, aiortc's estimator gives an estimate with every packet; a
-        REMB goes out at most every :data:`REMB_INTERVAL_MS`, or at once when it falls by
-        more than 3 %.
-        """
-        last = self._remb_sent
-        if last is not None and now_ms - last[0] < REMB_INTERVAL_MS and bitrate > last[1] * 0.97:
-            return False
-        self._remb_sent = (now_ms, bitrate)
-        return True
 
     def _send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
         receiver = self._receiver
