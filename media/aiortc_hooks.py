@@ -43,8 +43,7 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   ``Connection._protocols``, ``StunProtocol.datagram_received`` and ``local_candidate``), and
   uses ``RTCDtlsTransport._rx_srtp``, ``_rtp_header_extensions_map`` and ``_rtp_router``; it
   keeps the receiver's ``__remote_streams``, ``__active_ssrc`` and ``__rtx_ssrc`` up to date and
-  sends through
-  ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
+  sends through ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
   ``StreamStatistics``, ``TimestampMapper``, ``JitterBuffer`` and ``RemoteBitrateEstimator``.
   ``tests/media/test_inlet.py`` fails when any of them moves.
 """
