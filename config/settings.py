@@ -128,9 +128,9 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="a node silent this long is dead: its consults move"
     )
     media_packet_inlet: bool = Field(
-        default=False,
-        description="take publishers' RTP at the packet level (media/inlet.py) instead of "
-        "through aiortc's receiver: about a quarter less CPU per publisher, not yet the default",
+        default=True,
+        description="take publishers' RTP at the packet level (media/inlet.py); false: through "
+        "aiortc's receiver, which costs more CPU per publisher (bench/sfu.py --arms receive)",
     )
     job_lease_seconds: float = Field(
         default=15.0,

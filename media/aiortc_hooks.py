@@ -39,10 +39,11 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   ``RTCIceTransport._connection`` and aioice's ``Connection._nominated`` pairs, whose
   ``protocol.transport`` is the UDP socket. ``RTCRtpSender._retransmit`` answers NACKs.
 * :mod:`media.inlet` takes a publisher connection's SRTP where aioice hands it over
-  (``aioice.ice.Connection.data_received``), and uses ``RTCDtlsTransport._rx_srtp``,
-  ``_rtp_header_extensions_map`` and ``_rtp_router``; it keeps the receiver's
-  ``__remote_streams``, ``__active_ssrc`` and ``__rtx_ssrc`` up to date and sends through
-  ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
+  (``aioice.ice.Connection.data_received``, then straight from each of its sockets:
+  ``Connection._protocols``, ``StunProtocol.datagram_received`` and ``local_candidate``), and
+  uses ``RTCDtlsTransport._rx_srtp``, ``_rtp_header_extensions_map`` and ``_rtp_router``; it
+  keeps the receiver's ``__remote_streams``, ``__active_ssrc`` and ``__rtx_ssrc`` up to date and
+  sends through ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
   ``StreamStatistics``, ``TimestampMapper``, ``JitterBuffer`` and ``RemoteBitrateEstimator``.
   ``tests/media/test_inlet.py`` fails when any of them moves.
 * ``aiortc.rtcpeerconnection.RTCCertificate`` (whose ``generateCertificate`` every

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pylibsrtp
+from aioice.ice import StunProtocol
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, clock
 from aiortc.codecs import depayload, is_rtx
 from aiortc.jitterbuffer import JitterBuffer
@@ -30,17 +32,19 @@ from aiortc.rtp import (
     RTCP_PSFB_APP,
     RtcpPsfbPacket,
     RtpPacket,
-    is_rtcp,
     pack_remb_fci,
     unwrap_rtx,
 )
 
-from .receiver import TrackReceiver
+from .receiver import NTP_EPOCH, TrackReceiver
 
 logger = logging.getLogger(__name__)
 
 SOURCE_REFRESH = 1.0
 """Seconds between two updates of a receiver's active sources (aiortc keeps them 10 s)."""
+
+REMB_INTERVAL_MS = 200
+"""Milliseconds between two REMBs of one track, unless the estimate falls (libwebrtc's)."""
 
 _pending: set[asyncio.Task[None]] = set()
 
@@ -106,6 +110,35 @@ class WindowRate:
             self._total -= entries.popleft()[1]
 
 
+class RembThrottle:
+    """
+    Lets an estimate go out by REMB at most every interval, or at once when it falls.
+
+    While it sees an overuse, aiortc's estimator gives an estimate with every packet; like
+    libwebrtc, a REMB goes out then only when the last is old or the estimate has fallen by
+    more than 3 %.
+
+    :param interval_ms: The least time between two REMBs that do not lower the estimate.
+    """
+
+    def __init__(self, interval_ms: int = REMB_INTERVAL_MS) -> None:
+        self._interval_ms = interval_ms
+        self._sent: tuple[int, int] | None = None
+
+    def due(self, bitrate: int, now_ms: int) -> bool:
+        """
+        Whether `bitrate`, estimated at `now_ms`, goes out; if so it counts as sent.
+
+        :param bitrate: The estimate, bit/s.
+        :param now_ms: Its time, in milliseconds.
+        """
+        sent = self._sent
+        if sent is not None and now_ms - sent[0] < self._interval_ms and bitrate > sent[1] * 0.97:
+            return False
+        self._sent = (now_ms, bitrate)
+        return True
+
+
 class InletStream:
     """
     The packets of one published track: aiortc's receiver bookkeeping, then the forwarding.
@@ -125,6 +158,13 @@ class InletStream:
         self._receiver = receiver
         self._track = track
         self._codecs = {c.payloadType: c for c in codecs}
+        # An RTX payload type and the payload type it retransmits (None: none usable), once.
+        self._rtx: dict[int | None, int | None] = {}
+        for codec in codecs:
+            if is_rtx(codec):
+                apt = codec.parameters.get("apt")
+                usable = isinstance(apt, int) and apt in self._codecs
+                self._rtx[codec.payloadType] = apt if usable else None  # type: ignore[assignment]
         self._media_type = track.codec.payloadType
         video = track.kind == "video"
         self._nacks = NackGenerator() if video else None
@@ -138,6 +178,7 @@ class InletStream:
         self._seen: dict[int, float] = {}
         self._buffer: JitterBuffer | None = None
         self._timestamps = TimestampMapper()
+        self._remb_throttle = RembThrottle()
 
     def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """
@@ -155,14 +196,8 @@ class InletStream:
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
-            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
-            if remb is not None and rtcp_ssrc is not None:
-                # Through _send_rtcp, which RembLimit caps.
-                fci = pack_remb_fci(*remb)
-                remb_packet = RtcpPsfbPacket(
-                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci
-                )
-                _spawn(receiver._send_rtcp(remb_packet))
+            if remb is not None and self._remb_throttle.due(remb[0], arrival_time_ms):
+                self._send_remb(*remb)
         ssrc = packet.ssrc
         now = arrival_time_ms / 1000
         if now - self._seen.get(ssrc, -SOURCE_REFRESH) >= SOURCE_REFRESH:
@@ -175,14 +210,13 @@ class InletStream:
         if statistics is None:
             statistics = self._statistics[ssrc] = StreamStatistics(codec.clockRate)
         statistics.add(packet)
-        if is_rtx(codec):
+        rtx = self._rtx
+        if packet.payload_type in rtx:
             original = self._rtx_ssrc.get(ssrc)
-            apt = codec.parameters.get("apt")
-            if original is None or len(packet.payload) < 2 or not isinstance(apt, int):
+            apt = rtx[packet.payload_type]
+            if original is None or apt is None or len(packet.payload) < 2:
                 return
-            codec = self._codecs.get(apt)
-            if codec is None:
-                return
+            codec = self._codecs[apt]
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
         nacks = self._nacks
         if nacks is not None and nacks.add(packet):
@@ -190,15 +224,28 @@ class InletStream:
         track = self._track
         if packet.payload_type != self._media_type:
             return
-        try:
-            data = depayload(codec, packet.payload) if packet.payload else b""
-        except ValueError:
-            return
+        records = track.records
+        data = b""
+        # Depayloaded only for someone who reads it: a down track's keyframe test, a recorder.
+        if packet.payload and (records or track.down_tracks):
+            try:
+                data = depayload(codec, packet.payload)
+            except ValueError:
+                return
         track.on_packet(packet, data)
-        if track.records:
+        if records:
             self._assemble(codec, packet, data)
         else:
             self._buffer = None
+
+    def _send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        receiver = self._receiver
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if rtcp_ssrc is not None:
+            fci = pack_remb_fci(bitrate, ssrcs)
+            remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
+            # Through _send_rtcp, which RembLimit caps.
+            _spawn(receiver._send_rtcp(remb))
 
     def _assemble(self, codec: RTCRtpCodecParameters, packet: RtpPacket, data: bytes) -> None:
         """Reassemble frames for the recorders, only while there are any."""
@@ -225,7 +272,10 @@ class RtpInlet:
 
     One per DTLS transport, installed on its ICE connection when the first stream is added.
     A packet for a receiver without a stream (or any packet before the keys exist) goes on
-    through aiortc as before.
+    through aiortc as before. From the first datagram on (the connection's sockets exist by
+    then, not when the inlet is made), one that is RTP or RTCP by its first byte (RFC 7983)
+    comes here straight from its socket: aioice would first try to parse it as STUN, raising
+    and catching an exception for every media packet.
 
     :param transport: The :class:`RTCDtlsTransport` all the connection's media shares.
     """
@@ -233,10 +283,10 @@ class RtpInlet:
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._dtls = transport
         self._streams: dict[object, InletStream] = {}
-        connection = transport.transport._connection
+        self._connection = connection = transport.transport._connection
         self._fallback: Callable[[bytes, int], None] = connection.data_received
         # Replacing aioice's method on this one connection is the point here.
-        connection.data_received = self._data_received  # type: ignore[method-assign]
+        connection.data_received = self._first_data_received  # type: ignore[method-assign]
         self.packets = 0
         """Media packets taken here so far."""
 
@@ -249,11 +299,34 @@ class RtpInlet:
         """
         self._streams[stream_of] = stream
 
+    def _first_data_received(self, data: bytes, component: int) -> None:
+        connection = self._connection
+        connection.data_received = self._data_received  # type: ignore[method-assign]
+        for protocol in connection._protocols:
+            self._take_media_from(protocol)
+        self._data_received(data, component)
+
+    def _take_media_from(self, protocol: StunProtocol) -> None:
+        """Receive `protocol`'s RTP and RTCP here, leaving it STUN, DTLS and the rest."""
+        stun_or_dtls = protocol.datagram_received
+        component = protocol.local_candidate.component
+        media = self._data_received
+
+        def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+            if data and 127 < data[0] < 192:  # type: ignore[operator]
+                media(data, component)  # type: ignore[arg-type]
+            else:
+                stun_or_dtls(data, addr)
+
+        # Replacing aioice's method on this one protocol is the point here.
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+
     def _data_received(self, data: bytes, component: int) -> None:
         dtls = self._dtls
         srtp = dtls._rx_srtp
-        # SRTP only: SRTCP, DTLS and the rest go to aiortc's queue.
-        if srtp is None or not 127 < data[0] < 192 or is_rtcp(data):
+        # SRTP only (RFC 5761 section 4: RTCP by its packet type): SRTCP, DTLS and the rest
+        # go to aiortc's queue.
+        if srtp is None or len(data) < 2 or not 127 < data[0] < 192 or 191 < data[1] < 209:
             self._fallback(data, component)
             return
         try:
@@ -261,11 +334,13 @@ class RtpInlet:
             packet = RtpPacket.parse(clear, dtls._rtp_header_extensions_map)
         except (pylibsrtp.Error, ValueError):
             return
+        # aiortc's clock.current_ms without its datetime arithmetic.
+        arrival_time_ms = int(time.time() * 1000) + NTP_EPOCH * 1000
         receiver = dtls._rtp_router.route_rtp(packet)
         stream = self._streams.get(receiver)
         if stream is None:
             if receiver is not None:
-                _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+                _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
             return
         self.packets += 1
-        stream.handle(packet, clock.current_ms())
+        stream.handle(packet, arrival_time_ms)

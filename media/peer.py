@@ -26,14 +26,14 @@ class MediaConfig:
         loopback included; empty: every address aioice finds, loopback excluded.
     :param ice_servers: STUN/TURN servers as ``RTCIceServer`` dictionaries
         (``urls``, optional ``username`` and ``credential``); empty: none at all.
-    :param packet_inlet: Take publishers' RTP at the packet level (:mod:`media.inlet`);
-        False (the default until it has run the whole suite): through aiortc's receiver
-        (``bench/sfu.py --arms receive`` compares the two).
+    :param packet_inlet: Take publishers' RTP at the packet level (:mod:`media.inlet`, the
+        default); False: through aiortc's receiver (``bench/sfu.py --arms receive`` compares
+        the two).
     """
 
     addresses: list[str] = field(default_factory=list)
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
-    packet_inlet: bool = False
+    packet_inlet: bool = True
 
 
 def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiortc import RTCRtpCodecParameters, clock
+from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
@@ -24,6 +24,15 @@ FrameSink = Callable[[RTCRtpCodecParameters, bytes, int, bool], None]
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 """Seconds between two keyframe requests to one publisher track, at most."""
+
+NTP_EPOCH = 2208988800
+"""Seconds from the NTP epoch (1900) to the Unix epoch."""
+
+
+def current_ntp_time() -> int:
+    """The time as a 64-bit NTP time: aiortc's ``clock.current_ntp_time``, without datetimes."""
+    seconds, fraction = divmod(time.time(), 1.0)
+    return (int(seconds) + NTP_EPOCH) << 32 | int(fraction * (1 << 32))
 
 
 class KeyframeRequester:
@@ -189,7 +198,7 @@ class TrackReceiver:
             return
         keyframe = self._starts_keyframe(packet.payload, data)
         now = time.monotonic()
-        ntp_time = clock.current_ntp_time()
+        ntp_time = current_ntp_time()
         abs_send_time = ((ntp_time >> 14) & 0xFFFFFF).to_bytes(3, "big")
         for down_track in down_tracks:
             down_track.forward(packet, keyframe, pictures, now, ntp_time, abs_send_time)

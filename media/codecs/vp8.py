@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .base import CodecStrategy, RecordingFormat
 
@@ -10,10 +10,12 @@ _PICTURE_MASK = 0x7FFF
 _START_CODE = b"\x9d\x01\x2a"
 
 
-@dataclass(frozen=True, slots=True)
-class Vp8Descriptor:
+class Vp8Descriptor(NamedTuple):
     """
     Where a VP8 RTP payload descriptor (RFC 7741 section 4.2) keeps its picture numbers.
+
+    A named tuple, not a frozen dataclass: one is parsed per video packet, and a tuple is
+    built in less than half the time a frozen dataclass takes to set its fields.
 
     :param picture_id: The PictureID, 7 or 15 bits.
     :param picture_id_at: Offset of the PictureID in the payload.

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aioice.stun
 import pytest
 from aiortc import (
     RTCConfiguration,
@@ -42,7 +43,7 @@ from media.aiortc_hooks import (
 )
 from media.codecs import codec_for
 from media.down_track import DownTrack
-from media.inlet import InletStream, RtpInlet, WindowRate
+from media.inlet import REMB_INTERVAL_MS, InletStream, RembThrottle, RtpInlet, WindowRate
 from media.peer import create_peer_connection
 from media.receiver import KeyframeRequester, TrackReceiver
 from tests.log_scan import register_sdp
@@ -245,6 +246,34 @@ async def test_frames_are_reassembled_only_while_recorded(link: Link) -> None:
     packets = link.inlet.packets
     await wait_until(lambda: link.inlet.packets >= packets + 20)
     assert len(frames) == count
+
+
+async def test_media_packets_are_not_parsed_as_stun_first(
+    link: Link, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await wait_until(lambda: link.inlet.packets >= 10)
+    parsed: list[int] = []
+    parse = aioice.stun.parse_message
+
+    def counting_parse(data: bytes) -> aioice.stun.Message:
+        parsed.append(len(data))
+        return parse(data)
+
+    # Observed, not replaced: aioice tries every datagram it hands over as STUN first.
+    monkeypatch.setattr(aioice.stun, "parse_message", counting_parse)
+    packets = link.inlet.packets
+    await wait_until(lambda: link.inlet.packets >= packets + 60)
+    # Only STUN (consent checks, a few a minute) and DTLS reach aioice's parser.
+    assert len(parsed) < 10
+
+
+def test_remb_goes_out_every_interval_or_at_once_when_the_estimate_falls() -> None:
+    throttle = RembThrottle()
+    sent = [now for now in range(0, 1000, 10) if throttle.due(1_000_000, now)]
+    assert sent == list(range(0, 1000, REMB_INTERVAL_MS))
+    assert not throttle.due(990_000, 850)
+    assert throttle.due(960_000, 860)
+    assert not throttle.due(950_000, 870)
 
 
 def test_the_window_rate_agrees_with_aiortc_s_rate_counter() -> None:
