@@ -143,6 +143,12 @@ class Settings(BaseSettings):
 
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    media_ports: Annotated[tuple[int, int] | None, NoDecode] = Field(
+        default=None,
+        description="UDP ports (FIRST-LAST) the server's ICE sockets bind, the range a "
+        "firewall opens; one per participant and media address; `serve --workers N` gives "
+        "each worker its own slice; default: any ephemeral port",
+    )
     ice_servers: Annotated[list[IceServer], NoDecode] = Field(
         default_factory=list,
         description="JSON list of RTCIceServer (STUN, static TURN) given to browsers and used "
@@ -243,6 +249,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("media_ports", mode="before")
+    @classmethod
+    def _parse_port_range(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        if value.strip().startswith("["):  # JSON, as a dump of the settings writes it
+            return tuple(json.loads(value))
+        first, separator, last = value.partition("-")
+        try:
+            ports = (int(first), int(last if separator else first))
+        except ValueError:
+            raise ValueError(f"not a port range (FIRST-LAST): {value!r}") from None
+        if not 1024 <= ports[0] <= ports[1] <= 65535:
+            raise ValueError(f"not a port range within 1024-65535: {value!r}")
+        return ports
 
     @field_validator("cluster_origins", mode="before")
     @classmethod

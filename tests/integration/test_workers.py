@@ -25,6 +25,7 @@ from tests.conftest import free_tcp_port
 from tests.integration.cluster_client import ClusterParticipant, serve_environment
 from tests.integration.live import NO_RATE_LIMITS, LiveServer
 from tests.integration.test_cluster import CLUSTER_TIMING, admit_visit, sees_each_other
+from tests.integration.test_media_ports import free_udp_range, server_ports
 from tests.log_scan import register_log_file
 
 pytestmark = pytest.mark.redis
@@ -56,6 +57,7 @@ def pool_settings(
         redis_url=redis_url,
         port=free_tcp_port(),
         worker_ports_from=two_free_ports(),
+        media_ports=free_udp_range(8),  # four ports for each worker
         **NO_RATE_LIMITS,
         **CLUSTER_TIMING,
     )
@@ -146,6 +148,17 @@ async def test_two_workers_share_the_port_serve_a_visit_survive_a_kill_and_stop_
             # was sent to this one's own port; who reached it stays on the shared port).
             holds = [await node_at(http, url) or {} for url in urls]
             assert sorted((n["consults"], n["publishers"]) for n in holds) == [(0, 0), (1, 2)]
+            # Their media node's candidates are in its slice of the deployment's UDP range.
+            first, last = pool_settings.media_ports or (0, 0)
+            slices = [(first, first + 3), (first + 4, last)]
+            ports = {
+                port
+                for person in (doctor, patient)
+                if person.media is not None
+                for port in server_ports(person.media.publisher)
+            }
+            assert len(ports) == 2
+            assert any(all(low <= p <= high for p in ports) for low, high in slices), ports
         finally:
             await doctor.close()
             await patient.close()
