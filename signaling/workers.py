@@ -346,8 +346,10 @@ def socket_server(settings: Settings, **options: Any) -> socketio.AsyncServer:
 
 
 #: Headers of a long-polling request that its owner reads: engine.io checks the origin against
-#: the host (and the proxy's scheme), the session cookie, and who the client is.
+#: the host (and the proxy's scheme), the session cookie, and who the client is; it compresses
+#: an answer of 1 KiB or more with what the client accepts.
 _FORWARDED_HEADERS = (
+    "Accept-Encoding",
     "Content-Type",
     "Origin",
     "Host",
@@ -357,8 +359,10 @@ _FORWARDED_HEADERS = (
     "X-Forwarded-Proto",
     "X-Forwarded-Host",
 )
-#: Headers of a forwarded long-polling answer that belong to one hop only.
-_HOP_HEADERS = {"connection", "content-length", "content-encoding", "transfer-encoding", "date"}
+#: Headers of a forwarded long-polling answer that belong to one hop only. Its body is passed on
+#: as the owner encoded it, so its Content-Encoding stays: without it a compressed poll reached
+#: the client as garbage, and the packets in it (an ack among them) were lost.
+_HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "date"}
 
 
 class SiblingPolling:
@@ -409,6 +413,8 @@ class SiblingPolling:
             local_url(self._settings, port) + request.path_qs,
             data=await request.read(),
             headers=headers,
+            # Only what the client accepts: aiohttp's own default asks for gzip.
+            skip_auto_headers=("Accept-Encoding",),
         ) as answer:
             body = await answer.read()
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS}

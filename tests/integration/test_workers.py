@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 from aiohttp import ClientSession
 
 from config.settings import Settings
@@ -192,6 +193,46 @@ async def test_two_workers_share_the_port_serve_a_visit_survive_a_kill_and_stop_
         live_ids = [again["node_id"], nodes[1]["node_id"]]
         assert await redis_client.exists(*(f"teleconsult:node:{i}" for i in live_ids)) == 0
     await redis_client.aclose()
+
+
+#: Polling joins through the shared port: with two workers about half are passed on to the other.
+POLLING_JOINS = 12
+
+
+@pytest.mark.timeout(600)
+async def test_every_polling_join_through_the_shared_port_gets_its_ack(
+    pool_settings: Settings, tmp_path: Path
+) -> None:
+    shared = pool_settings.base_url()
+    issuer = issuer_from_settings(pool_settings)
+    assert issuer is not None
+    async with (
+        serve_workers(pool_settings, tmp_path / "workers.log"),
+        ClientSession() as http,
+    ):
+        await wait_for_nodes(http, worker_urls(pool_settings))
+        live = LiveServer(shared, pool_settings, issuer, http)
+        consult = await live.schedule_visit()
+        for attempt in range(POLLING_JOINS):
+            client = socketio.AsyncClient(reconnection=False)
+            await client.connect(
+                shared,
+                auth={"token": live.token_of(consult, "dr-wang")},
+                transports=["polling"],
+                wait_timeout=10,
+            )
+            try:
+                # A join's answer (the consult, its participants, ICE servers) and the events
+                # that come with it fill a poll past engine.io's compression threshold.
+                # A join that reached the worker without the consult's media is sent there.
+                ack = await client.call("join", {"consult_id": consult["id"]}, timeout=15)
+                if not ack["ok"]:
+                    assert ack["error"]["code"] == "media_on_other_node", (attempt, ack)
+                    continue
+                chat = {"text": "x" * 1500}
+                assert (await client.call("chat", chat, timeout=15))["ok"], attempt
+            finally:
+                await client.disconnect()
 
 
 def started_pid(log: Path, worker: int) -> int:
