@@ -109,7 +109,7 @@ def build_clinical(
     :param store_lookup: a hospital's own record store settings; the env store for the others.
     """
     audit = AuditLog(database)
-    signer = DocumentSigner.from_file(settings.clinical_key_path)
+    signer = DocumentSigner.from_settings(settings)
     store = RecordStores(
         record_store_from_settings(settings, database),
         database,

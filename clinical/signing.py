@@ -20,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from config.settings import Settings, new_clinical_signing_key
+
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "Ed25519"
@@ -105,6 +107,28 @@ class DocumentSigner:
         self.key_id = key_id(self.public_key)
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> DocumentSigner:
+        """The deployment's key: the PEM text of the settings, or their key file.
+
+        :param settings: this node's settings (a cluster node's after :func:`with_shared_keys`).
+        """
+        if settings.clinical_signing_key:
+            return cls.from_pem(settings.clinical_signing_key.encode())
+        return cls.from_file(settings.clinical_key_path)
+
+    @classmethod
+    def from_pem(cls, pem: bytes, where: str = "the clinical signing key") -> DocumentSigner:
+        """The signer of a PKCS#8 PEM Ed25519 private key.
+
+        :param pem: the key's PEM bytes.
+        :param where: what to name in the error when it is not an Ed25519 key.
+        """
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{where} is not an Ed25519 private key")
+        return cls(key)
+
+    @classmethod
     def from_file(cls, path: Path) -> DocumentSigner:
         """Load the PEM key at ``path``, generating it (mode 0600) the first time.
 
@@ -112,23 +136,15 @@ class DocumentSigner:
         """
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 pass  # another process generated it first: use theirs
             else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(pem)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(new_clinical_signing_key())
                 logger.info("clinical signing key generated", extra={"path": str(path)})
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} does not hold an Ed25519 private key")
-        return cls(key)
+        return cls.from_pem(path.read_bytes(), str(path))
 
     def sign(self, document: dict[str, Any]) -> Signature:
         """Sign the canonical form of ``document``.

@@ -8,28 +8,41 @@ there, when settings do not set them, the first node to start puts them in the `
 table and every node reads them from it (docs/cluster.md). A node that had made its own key in
 its data folder before offers that one, so what it signed and encrypted stays valid; a data
 folder's key that differs from the cluster's is still tried when decrypting.
+
+The clinical signing key (Ed25519) follows the same rule: one key signs for the whole cluster,
+kept in the database encrypted with the credential key. A node whose data folder holds the key
+it signed with before, when that is not the cluster's, publishes its public half as a retired
+key (:func:`retired_clinical_keys`), so what it signed stays verifiable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import Base, Database, UTCDateTime
+from .secrets import SecretBox
 from .settings import (
+    CLINICAL_KEY_FILE,
     JWT_SECRET_FILE,
     SECRETS_KEY_FILE,
     Settings,
+    new_clinical_signing_key,
     new_jwt_secret,
     new_secrets_key,
 )
 
 logger = logging.getLogger(__name__)
+
+#: Name prefix of the public keys (PEM) of signing keys nodes used before they joined a cluster.
+RETIRED_CLINICAL_KEY = "clinical-retired-key:"
 
 
 class SharedKey(Base):
@@ -67,13 +80,16 @@ async def shared_key(database: Database, name: str, make: Callable[[], str]) -> 
 
 async def with_shared_keys(settings: Settings) -> Settings:
     """
-    `settings` whose HS256 secret and credential keys are the cluster's.
+    `settings` whose HS256 secret, credential keys and clinical signing key are the cluster's.
 
     Unchanged for a single process (no Redis) and for what settings set themselves.
 
     :param settings: This node's settings.
     """
-    if not settings.redis_url or (settings.jwt_secret and settings.secrets_key):
+    own_clinical_key = not (settings.clinical_signing_key or settings.clinical_signing_key_file)
+    if not settings.redis_url or (
+        settings.jwt_secret and settings.secrets_key and not own_clinical_key
+    ):
         return settings
     database = Database(settings.effective_database_url)
     update: dict[str, str] = {}
@@ -93,6 +109,60 @@ async def with_shared_keys(settings: Settings) -> Settings:
                 "the key of stored credentials is kept in the database beside them: "
                 "set TELECONSULT_SECRETS_KEY on every node"
             )
+        if own_clinical_key:
+            box = SecretBox(settings.model_copy(update=update).secrets_keys())
+            update["clinical_signing_key"] = await _clinical_key(settings, database, box)
+            if not settings.secrets_key:
+                logger.warning(
+                    "the clinical signing key is kept in the database, encrypted with a key "
+                    "kept beside it: set TELECONSULT_SECRETS_KEY (or "
+                    "TELECONSULT_CLINICAL_SIGNING_KEY) on every node"
+                )
     finally:
         await database.dispose()
     return settings.model_copy(update=update)
+
+
+async def _clinical_key(settings: Settings, database: Database, box: SecretBox) -> str:
+    """The cluster's clinical signing key (PEM); a different former key of this node retired."""
+    own = settings.kept_secret(CLINICAL_KEY_FILE)
+    stored = await shared_key(
+        database, CLINICAL_KEY_FILE, lambda: box.encrypt(own or new_clinical_signing_key())
+    )
+    key = box.decrypt(stored)
+    if own is not None and own != key:
+        public = _public_pem(own)
+        name = RETIRED_CLINICAL_KEY + hashlib.sha256(public.encode()).hexdigest()[:32]
+        await shared_key(database, name, lambda: public)
+        logger.warning(
+            "this node's data folder has its own clinical signing key: the cluster's signs, "
+            "the node's is published as retired so its signatures stay verifiable"
+        )
+    return key
+
+
+def _public_pem(private_pem: str) -> str:
+    """The public half (SubjectPublicKeyInfo PEM) of a PEM private key."""
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
+async def retired_clinical_keys(database: Database) -> list[str]:
+    """
+    Public keys (PEM) of the clinical signing keys nodes used before they joined the cluster.
+
+    Read at each call: a node that joins later adds its own while the others run.
+
+    :param database: The cluster's database.
+    """
+    async with database.sessions() as session:
+        rows = await session.scalars(
+            select(SharedKey.value)
+            .where(SharedKey.name.startswith(RETIRED_CLINICAL_KEY))
+            .order_by(SharedKey.created_at)
+        )
+        return list(rows)

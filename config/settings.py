@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -141,6 +143,12 @@ class Settings(BaseSettings):
 
     # Media: the addresses ICE host candidates are gathered on (LiveKit's node IP).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    media_ports: Annotated[tuple[int, int] | None, NoDecode] = Field(
+        default=None,
+        description="UDP ports (FIRST-LAST) the server's ICE sockets bind, the range a "
+        "firewall opens; one per participant and media address; `serve --workers N` gives "
+        "each worker its own slice; default: any ephemeral port",
+    )
     ice_servers: Annotated[list[IceServer], NoDecode] = Field(
         default_factory=list,
         description="JSON list of RTCIceServer (STUN, static TURN) given to browsers and used "
@@ -172,7 +180,12 @@ class Settings(BaseSettings):
     record_store: Literal["sql", "fhir"] = "sql"
     fhir_base_url: str | None = None
     fhir_timeout_seconds: float = 10.0
-    # Clinical signing key (Ed25519 PEM); generated in data_dir with mode 0600 when not given.
+    # Clinical signing key (Ed25519 PEM): given as text, as a file every node mounts, or
+    # generated in data_dir with mode 0600 (one process) or in the database (a cluster).
+    clinical_signing_key: str | None = Field(
+        default=None,
+        description="the clinical signing key's PKCS#8 PEM text (Ed25519); wins over the file",
+    )
     clinical_signing_key_file: Path | None = None
     # Outbox delivery to the record store: attempts before giving up, first backoff (doubling),
     # how long one process holds an entry it is delivering, and how often it looks for due ones.
@@ -237,6 +250,24 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("media_ports", mode="before")
+    @classmethod
+    def _parse_port_range(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        if value.strip().startswith("["):  # JSON, as a dump of the settings writes it
+            return tuple(json.loads(value))
+        first, separator, last = value.partition("-")
+        try:
+            ports = (int(first), int(last if separator else first))
+        except ValueError:
+            raise ValueError(f"not a port range (FIRST-LAST): {value!r}") from None
+        if not 1024 <= ports[0] <= ports[1] <= 65535:
+            raise ValueError(f"not a port range within 1024-65535: {value!r}")
+        return ports
+
     @field_validator("cluster_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
@@ -273,7 +304,7 @@ class Settings(BaseSettings):
     @property
     def clinical_key_path(self) -> Path:
         """The clinical signing key file (default ``clinical-signing-key.pem`` in data_dir)."""
-        return self.clinical_signing_key_file or self.data_dir / "clinical-signing-key.pem"
+        return self.clinical_signing_key_file or self.data_dir / CLINICAL_KEY_FILE
 
     @property
     def embedded_database_file(self) -> Path:
@@ -346,6 +377,7 @@ class Settings(BaseSettings):
 
 JWT_SECRET_FILE = "jwt-secret"
 SECRETS_KEY_FILE = "secrets-key"
+CLINICAL_KEY_FILE = "clinical-signing-key.pem"
 
 
 def new_jwt_secret() -> str:
@@ -356,6 +388,19 @@ def new_jwt_secret() -> str:
 def new_secrets_key() -> str:
     """A new random key for stored credentials (Fernet)."""
     return Fernet.generate_key().decode()
+
+
+def new_clinical_signing_key() -> str:
+    """A new Ed25519 private key for clinical signatures, PKCS#8 PEM."""
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode("ascii")
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,6 +4,10 @@ aiortc 1.16 is pinned because of this module; ``tests/media/test_aiortc_hooks.py
 loudly when an upgrade moves any of the names or behaviours relied upon here:
 
 * ``aioice.ice.get_host_addresses``: where host candidates come from (it skips 127.0.0.1).
+* ``aioice.ice.asyncio.get_running_loop`` (the one call where aioice binds its host
+  candidates' UDP sockets, ``create_datagram_endpoint`` with port 0), ``StunProtocol.receiver``,
+  ``RTCPeerConnection.__iceTransports`` and ``RTCIceTransport._connection``:
+  :func:`bind_in_port_range` binds a server connection's sockets inside a port range.
 * ``aioice.ice.Connection.query_consent``, ``Connection._nominated``, ``build_request``,
   ``remote_password`` and ``_query_consent_task``: aioice's consent freshness (RFC 7675);
   :func:`tolerate_consent_delays` replaces it with one that a late answer does not break.
@@ -60,6 +64,8 @@ import logging
 import queue
 import random
 import threading
+import types
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -69,7 +75,13 @@ import aiortc.codecs
 import aiortc.rtcdtlstransport
 import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
-from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import (
@@ -94,6 +106,8 @@ from aiortc.rtp import (
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
+
+from .errors import MediaPortsExhausted
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -131,6 +145,71 @@ def use_host_addresses(addresses: Sequence[str]) -> None:
     """
     _host_addresses[:] = addresses
     aioice.ice.get_host_addresses = _configured_host_addresses
+
+
+#: Server peer connections whose ICE sockets bind inside a range, and that range.
+_port_ranges: weakref.WeakKeyDictionary[RTCPeerConnection, tuple[int, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _range_of(connection: aioice.ice.Connection) -> tuple[int, int] | None:
+    """The range of the peer connection `connection` gathers for, if it has one."""
+    for pc, ports in list(_port_ranges.items()):
+        if any(t._connection is connection for t in pc._RTCPeerConnection__iceTransports):  # type: ignore[attr-defined]
+            return ports
+    return None
+
+
+class _RangedLoop:
+    """The running loop as aioice's candidate gathering sees it: host sockets of a connection
+    with a port range bind inside it; everything else passes through."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_datagram_endpoint(
+        self, factory: Callable[[], asyncio.DatagramProtocol], local_addr: tuple[str, int]
+    ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        protocol = factory()
+        ports = _range_of(protocol.receiver) if local_addr[1] == 0 else None  # type: ignore[attr-defined]
+        if ports is None:
+            return await self._loop.create_datagram_endpoint(lambda: protocol, local_addr)
+        first, last = ports
+        start = random.randint(first, last)  # spread connections over the range
+        for port in [*range(start, last + 1), *range(first, start)]:
+            try:
+                return await self._loop.create_datagram_endpoint(
+                    lambda: protocol, (local_addr[0], port)
+                )
+            except OSError:
+                continue  # taken: the next one
+        raise MediaPortsExhausted(first, last)
+
+
+def _aioice_asyncio() -> types.SimpleNamespace:
+    """``asyncio`` as :mod:`aioice.ice` sees it, with :class:`_RangedLoop` as its loop."""
+    namespace = types.SimpleNamespace(**vars(asyncio))
+    namespace.get_running_loop = lambda: _RangedLoop(asyncio.get_running_loop())
+    return namespace
+
+
+def bind_in_port_range(pc: RTCPeerConnection, ports: tuple[int, int]) -> None:
+    """
+    Make `pc`'s ICE host candidates bind UDP ports in ``ports`` (first, last), both included.
+
+    Gathering raises :class:`~media.errors.MediaPortsExhausted` when none is free. aioice 0.13
+    has no port range of its own.
+
+    :param pc: A server peer connection, before it gathers.
+    :param ports: The first and last port of the range.
+    """
+    _port_ranges[pc] = ports
+    if not isinstance(aioice.ice.asyncio, types.SimpleNamespace):  # type: ignore[attr-defined]
+        aioice.ice.asyncio = _aioice_asyncio()  # type: ignore[attr-defined,assignment]
 
 
 def _register_rtp_receiver_and_rtx(

@@ -29,6 +29,15 @@ class InvalidLayer(MediaError):
     code, status = "invalid_layer", 422
 
 
+class MediaPortsExhausted(MediaError):
+    """Every UDP port of this node's media range is taken: no new connection until one ends."""
+
+    code, status = "media_ports_exhausted", 503
+
+    def __init__(self, first: int, last: int) -> None:
+        super().__init__(f"no free UDP port in the media range {first}-{last}")
+
+
 class InvalidCandidate(MediaError):
     """A trickled ICE candidate that cannot be parsed, or names no media section."""
 

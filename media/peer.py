@@ -14,6 +14,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from .aiortc_hooks import bind_in_port_range
 from .errors import InvalidCandidate
 
 
@@ -29,11 +30,13 @@ class MediaConfig:
     :param packet_inlet: Take publishers' RTP at the packet level (:mod:`media.inlet`, the
         default); False: through aiortc's receiver (``bench/sfu.py --arms receive`` compares
         the two).
+    :param ports: The UDP ports (first, last) ICE host candidates bind; None: any.
     """
 
     addresses: list[str] = field(default_factory=list)
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     packet_inlet: bool = True
+    ports: tuple[int, int] | None = None
 
 
 def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:
@@ -51,9 +54,12 @@ def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:
         for server in config.ice_servers
     ]
     # An explicit list, even empty: aiortc would otherwise ask Google's STUN server.
-    return RTCPeerConnection(
+    pc = RTCPeerConnection(
         RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
     )
+    if config.ports is not None:
+        bind_in_port_range(pc, config.ports)
+    return pc
 
 
 def parse_candidate(

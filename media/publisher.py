@@ -19,7 +19,7 @@ from .aiortc_hooks import (
     tap_rtp_packets,
 )
 from .api import Source, SpatialLayer
-from .errors import InvalidLayer, InvalidSdp, TooManyTracks
+from .errors import InvalidLayer, InvalidSdp, MediaPortsExhausted, TooManyTracks
 from .inlet import InletStream, RtpInlet
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
 from .receiver import KeyframeRequester, TrackReceiver
@@ -192,6 +192,8 @@ class Publisher:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await self._candidates.flush()
             await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except MediaPortsExhausted:
+            raise
         except Exception as exc:
             # aiortc reports a bad description with whatever exception its parser raises.
             raise InvalidSdp(f"cannot apply the offer: {exc}") from exc

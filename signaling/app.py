@@ -113,6 +113,7 @@ def build_services(settings: Settings) -> Services:
             addresses=list(settings.media_addresses),
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
             packet_inlet=settings.media_packet_inlet,
+            ports=settings.media_ports,
         )
     )
     outbox = Outbox(database)

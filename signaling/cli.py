@@ -85,7 +85,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate once, make the shared keys once, then run the workers."""
-    from clinical.signing import DocumentSigner
     from migrations.runner import upgrade
     from signaling.workers import WorkerPool, check_cluster_settings
 
@@ -94,10 +93,9 @@ def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
     check_cluster_settings(settings)
     settings.prepare_data_dir()
     upgrade(settings.effective_database_url)
-    # Made here, before any worker reads them, so that every worker has the same ones: the
-    # cluster's keys in the database, the clinical signing key in the shared data folder.
+    # Made here, before any worker reads them, so that every worker has the same ones (the
+    # cluster's keys, the clinical signing key among them, in the database).
     asyncio.run(with_shared_keys(settings))
-    DocumentSigner.from_file(settings.clinical_key_path)
     return WorkerPool(settings).run()
 
 

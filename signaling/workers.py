@@ -69,6 +69,36 @@ def check_cluster_settings(settings: Settings) -> None:
             "with serve --workers N, TELECONSULT_NODE_URL must contain {port} (each worker's "
             "own port), e.g. https://media1.example.org:{port}"
         )
+    if settings.media_ports:
+        media_port_slices(settings.media_ports, settings.workers)
+
+
+def media_port_slices(ports: tuple[int, int], workers: int) -> list[tuple[int, int]]:
+    """
+    The media port range cut into one disjoint slice per worker, as even as it goes.
+
+    :param ports: The deployment's UDP range (first, last), both included.
+    :param workers: How many workers share it.
+    :raises ConfigurationError: When the range has fewer ports than workers.
+    """
+    first, last = ports
+    count = last - first + 1
+    if count < workers:
+        raise ConfigurationError(
+            f"TELECONSULT_MEDIA_PORTS {first}-{last} has {count} ports for {workers} workers: "
+            "each worker needs its own, two per participant and media address"
+        )
+    size, extra = divmod(count, workers)
+    slices = []
+    for index in range(workers):
+        start = first + index * size + min(index, extra)
+        slices.append((start, start + size - 1 + (index < extra)))
+    return slices
+
+
+def _port_range(ports: tuple[int, int]) -> str:
+    """A range as TELECONSULT_MEDIA_PORTS writes it."""
+    return f"{ports[0]}-{ports[1]}"
 
 
 def first_worker_port(settings: Settings) -> int:
@@ -127,6 +157,11 @@ class WorkerPool:
             Worker(i, port, worker_node_url(settings, port))
             for i, port in enumerate(range(self._first_port, self._first_port + settings.workers))
         ]
+        self._media_ports = (
+            media_port_slices(settings.media_ports, settings.workers)
+            if settings.media_ports
+            else None
+        )
         self._stop = threading.Event()
 
     def run(self) -> int:
@@ -154,8 +189,10 @@ class WorkerPool:
 
     def _environment(self, worker: Worker) -> dict[str, str]:
         settings = self._settings
+        slices = self._media_ports
         return {
             **os.environ,
+            **({"TELECONSULT_MEDIA_PORTS": _port_range(slices[worker.index])} if slices else {}),
             # The parent's command-line flags win over the environment: pass what it resolved.
             "TELECONSULT_HOST": settings.host,
             "TELECONSULT_PORT": str(settings.port),
@@ -309,8 +346,10 @@ def socket_server(settings: Settings, **options: Any) -> socketio.AsyncServer:
 
 
 #: Headers of a long-polling request that its owner reads: engine.io checks the origin against
-#: the host (and the proxy's scheme), the session cookie, and who the client is.
+#: the host (and the proxy's scheme), the session cookie, and who the client is; it compresses
+#: an answer of 1 KiB or more with what the client accepts.
 _FORWARDED_HEADERS = (
+    "Accept-Encoding",
     "Content-Type",
     "Origin",
     "Host",
@@ -320,8 +359,10 @@ _FORWARDED_HEADERS = (
     "X-Forwarded-Proto",
     "X-Forwarded-Host",
 )
-#: Headers of a forwarded long-polling answer that belong to one hop only.
-_HOP_HEADERS = {"connection", "content-length", "content-encoding", "transfer-encoding", "date"}
+#: Headers of a forwarded long-polling answer that belong to one hop only. Its body is passed on
+#: as the owner encoded it, so its Content-Encoding stays: without it a compressed poll reached
+#: the client as garbage, and the packets in it (an ack among them) were lost.
+_HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "date"}
 
 
 class SiblingPolling:
@@ -372,6 +413,8 @@ class SiblingPolling:
             local_url(self._settings, port) + request.path_qs,
             data=await request.read(),
             headers=headers,
+            # Only what the client accepts: aiohttp's own default asks for gzip.
+            skip_auto_headers=("Accept-Encoding",),
         ) as answer:
             body = await answer.read()
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS}

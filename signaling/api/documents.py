@@ -7,7 +7,8 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from clinical.signing import ALGORITHM
+from clinical.signing import ALGORITHM, key_id, load_public_key
+from config.keys import retired_clinical_keys
 from signaling.api.declare import ApiRoutes
 from signaling.context import services
 
@@ -44,13 +45,22 @@ class DeliveryOut(BaseModel):
     delivered_at: str | None
 
 
+class VerifyingKeyOut(BaseModel):
+    """A public key that verifies signed documents, by the key id signatures name."""
+
+    key_id: str
+    public_key_pem: str
+    retired: bool
+
+
 class PublicKeyOut(BaseModel):
-    """The server's clinical signing key."""
+    """The server's clinical signing key, and every key that verifies its documents."""
 
     algorithm: str
     key_id: str
     public_key_pem: str
     canonical_form: str
+    keys: list[VerifyingKeyOut]
 
 
 routes = ApiRoutes("documents")
@@ -63,11 +73,20 @@ routes = ApiRoutes("documents")
     bearer=False,
 )
 async def public_key(request: web.Request) -> PublicKeyOut:
-    """The Ed25519 public key that verifies every signed note and prescription (no token)."""
+    """The Ed25519 key that signs notes and prescriptions now, and with it the retired keys
+    of nodes that signed with their own before they joined the cluster (no token)."""
     signer = services(request).clinical.signer
+    current = VerifyingKeyOut(
+        key_id=signer.key_id, public_key_pem=signer.public_key_pem(), retired=False
+    )
+    retired = [
+        VerifyingKeyOut(key_id=key_id(load_public_key(pem)), public_key_pem=pem, retired=True)
+        for pem in await retired_clinical_keys(services(request).database)
+    ]
     return PublicKeyOut(
         algorithm=ALGORITHM,
         key_id=signer.key_id,
         public_key_pem=signer.public_key_pem(),
         canonical_form=CANONICAL_FORM,
+        keys=[current, *(key for key in retired if key.key_id != signer.key_id)],
     )

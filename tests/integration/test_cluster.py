@@ -17,11 +17,15 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from cryptography.fernet import Fernet
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 
-from config.keys import with_shared_keys
+from clinical.signing import DocumentSigner, load_public_key, verify
+from config.database import Database
+from config.keys import SharedKey, with_shared_keys
 from config.secrets import SecretBox
-from config.settings import JWT_SECRET_FILE, Settings
+from config.settings import CLINICAL_KEY_FILE, JWT_SECRET_FILE, Settings
 from migrations.runner import upgrade
 from recordings.links import PlaybackLinks
 from rooms.identity import Identity, Role
@@ -40,6 +44,8 @@ pytestmark = pytest.mark.redis
 CLUSTER_TIMING = {"node_heartbeat_seconds": 0.3, "node_dead_after_seconds": 2.0}
 #: The issue's bound: after its node died, a visit has video again within this many seconds.
 RECOVERY_BOUND_SECONDS = 15
+#: A document as the clinical services sign them (canonical JSON, decimals as strings).
+DOCUMENT = {"kind": "note", "text": "Rest and fluids.", "dose_mg": "2.5"}
 #: A node stopping in order finishes within this (a hang fails the test instead of the run).
 NODE_STOP_SECONDS = 30
 
@@ -411,6 +417,54 @@ async def test_nodes_without_a_configured_secret_share_the_clusters_keys(
             assert (await doctor.join(node_b.url))["status"] == "joined"
         finally:
             await doctor.close()
+
+
+async def test_nodes_sign_with_the_clusters_key_and_publish_a_nodes_former_key(
+    node_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    a, b, c = (node_settings(data_dir=tmp_path / name) for name in "abc")
+    await asyncio.to_thread(upgrade, a.effective_database_url)
+    # Nodes A and C each served alone before and signed with their own data folder's key.
+    signed_by_a = DocumentSigner.from_settings(a).sign(DOCUMENT)
+    signed_by_c = DocumentSigner.from_settings(c).sign(DOCUMENT)
+    assert signed_by_a.key_id != signed_by_c.key_id
+
+    a, b, c = [await with_shared_keys(settings) for settings in (a, b, c)]
+    signers = [DocumentSigner.from_settings(settings) for settings in (a, b, c)]
+    assert {signer.key_id for signer in signers} == {signed_by_a.key_id}  # A offered first
+    assert not (tmp_path / "b" / CLINICAL_KEY_FILE).exists()  # never a node's own file
+    async with cluster(a, b, c) as nodes, ClientSession() as http:
+        published = []
+        for node in nodes:
+            async with http.get(f"{node.url}/api/clinical/public-key") as response:
+                published.append((await response.json())["keys"])
+    assert published[0] == published[1] == published[2]
+    keys = {key["key_id"]: load_public_key(key["public_key_pem"]) for key in published[0]}
+    assert {key["key_id"]: key["retired"] for key in published[0]} == {
+        signed_by_a.key_id: False,
+        signed_by_c.key_id: True,
+    }
+    for signature in [signed_by_a, signed_by_c, *(s.sign(DOCUMENT) for s in signers)]:
+        assert verify(DOCUMENT, signature.value, keys[signature.key_id])
+
+
+async def test_the_clinical_key_stored_in_the_database_is_encrypted(
+    node_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    a = node_settings(data_dir=tmp_path / "a", secrets_key=Fernet.generate_key().decode())
+    await asyncio.to_thread(upgrade, a.effective_database_url)
+    a = await with_shared_keys(a)
+    assert a.clinical_signing_key is not None
+    database = Database(a.effective_database_url)
+    try:
+        async with database.sessions() as session:
+            stored = await session.scalar(
+                select(SharedKey.value).where(SharedKey.name == CLINICAL_KEY_FILE)
+            )
+    finally:
+        await database.dispose()
+    assert stored is not None and "PRIVATE KEY" not in stored
+    assert SecretBox(a.secrets_keys()).decrypt(stored) == a.clinical_signing_key
 
 
 async def test_a_consult_waiting_without_media_keeps_its_node(

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 from aiohttp import ClientSession
 
 from config.settings import Settings
@@ -25,6 +26,7 @@ from tests.conftest import free_tcp_port
 from tests.integration.cluster_client import ClusterParticipant, serve_environment
 from tests.integration.live import NO_RATE_LIMITS, LiveServer
 from tests.integration.test_cluster import CLUSTER_TIMING, admit_visit, sees_each_other
+from tests.integration.test_media_ports import free_udp_range, server_ports
 from tests.log_scan import register_log_file
 
 pytestmark = pytest.mark.redis
@@ -56,6 +58,7 @@ def pool_settings(
         redis_url=redis_url,
         port=free_tcp_port(),
         worker_ports_from=two_free_ports(),
+        media_ports=free_udp_range(8),  # four ports for each worker
         **NO_RATE_LIMITS,
         **CLUSTER_TIMING,
     )
@@ -146,6 +149,17 @@ async def test_two_workers_share_the_port_serve_a_visit_survive_a_kill_and_stop_
             # was sent to this one's own port; who reached it stays on the shared port).
             holds = [await node_at(http, url) or {} for url in urls]
             assert sorted((n["consults"], n["publishers"]) for n in holds) == [(0, 0), (1, 2)]
+            # Their media node's candidates are in its slice of the deployment's UDP range.
+            first, last = pool_settings.media_ports or (0, 0)
+            slices = [(first, first + 3), (first + 4, last)]
+            ports = {
+                port
+                for person in (doctor, patient)
+                if person.media is not None
+                for port in server_ports(person.media.publisher)
+            }
+            assert len(ports) == 2
+            assert any(all(low <= p <= high for p in ports) for low, high in slices), ports
         finally:
             await doctor.close()
             await patient.close()
@@ -179,6 +193,46 @@ async def test_two_workers_share_the_port_serve_a_visit_survive_a_kill_and_stop_
         live_ids = [again["node_id"], nodes[1]["node_id"]]
         assert await redis_client.exists(*(f"teleconsult:node:{i}" for i in live_ids)) == 0
     await redis_client.aclose()
+
+
+#: Polling joins through the shared port: with two workers about half are passed on to the other.
+POLLING_JOINS = 12
+
+
+@pytest.mark.timeout(600)
+async def test_every_polling_join_through_the_shared_port_gets_its_ack(
+    pool_settings: Settings, tmp_path: Path
+) -> None:
+    shared = pool_settings.base_url()
+    issuer = issuer_from_settings(pool_settings)
+    assert issuer is not None
+    async with (
+        serve_workers(pool_settings, tmp_path / "workers.log"),
+        ClientSession() as http,
+    ):
+        await wait_for_nodes(http, worker_urls(pool_settings))
+        live = LiveServer(shared, pool_settings, issuer, http)
+        consult = await live.schedule_visit()
+        for attempt in range(POLLING_JOINS):
+            client = socketio.AsyncClient(reconnection=False)
+            await client.connect(
+                shared,
+                auth={"token": live.token_of(consult, "dr-wang")},
+                transports=["polling"],
+                wait_timeout=10,
+            )
+            try:
+                # A join's answer (the consult, its participants, ICE servers) and the events
+                # that come with it fill a poll past engine.io's compression threshold.
+                # A join that reached the worker without the consult's media is sent there.
+                ack = await client.call("join", {"consult_id": consult["id"]}, timeout=15)
+                if not ack["ok"]:
+                    assert ack["error"]["code"] == "media_on_other_node", (attempt, ack)
+                    continue
+                chat = {"text": "x" * 1500}
+                assert (await client.call("chat", chat, timeout=15))["ok"], attempt
+            finally:
+                await client.disconnect()
 
 
 def started_pid(log: Path, worker: int) -> int:

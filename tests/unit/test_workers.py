@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from config.issuers import ConfigurationError
 from config.settings import Settings
-from signaling.workers import SiblingPolling, WorkerPool, worker_node_url
+from signaling.workers import (
+    SiblingPolling,
+    WorkerPool,
+    check_cluster_settings,
+    media_port_slices,
+    worker_node_url,
+)
 
 
 def test_each_worker_announces_its_own_port(settings_factory: Callable[..., Settings]) -> None:
@@ -23,6 +31,34 @@ def test_each_worker_announces_its_own_port(settings_factory: Callable[..., Sett
     assert worker_node_url(template, 8443) == "https://media1.example.org:8443"
     ipv6 = settings_factory(host="::1", port=8080)
     assert worker_node_url(ipv6, 8081) == "http://[::1]:8081"
+
+
+def test_each_worker_gets_its_own_slice_of_the_media_ports(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    assert media_port_slices((40000, 40999), 4) == [
+        (40000, 40249),
+        (40250, 40499),
+        (40500, 40749),
+        (40750, 40999),
+    ]
+    assert media_port_slices((40000, 40010), 3) == [(40000, 40003), (40004, 40007), (40008, 40010)]
+    pool = WorkerPool(settings_factory(workers=2, media_ports="40000-40999"))
+    given = [pool._environment(worker)["TELECONSULT_MEDIA_PORTS"] for worker in pool.workers]
+    assert given == ["40000-40499", "40500-40999"]
+
+
+def test_a_media_range_smaller_than_the_workers_is_refused(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(
+        workers=3,
+        media_ports="40000-40001",
+        redis_url="redis://127.0.0.1:6379/9",
+        database_url="postgresql+asyncpg://postgres@127.0.0.1/test",
+    )
+    with pytest.raises(ConfigurationError, match="2 ports for 3 workers"):
+        check_cluster_settings(settings)
 
 
 def test_a_worker_passes_on_only_its_siblings_polling_requests(
