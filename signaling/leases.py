@@ -105,7 +105,11 @@ def once_per_cluster(job: Job, lease: JobLease | None) -> Job:
 
     async def run_while_holding() -> None:
         while True:
-            if not await lease.acquire():
+            try:
+                acquired = await lease.acquire()
+            except (aioredis.RedisError, OSError):
+                acquired = False  # Redis is down: nobody can take it; look again when it is back
+            if not acquired:
                 await asyncio.sleep(lease.seconds / 3)  # another node holds it: look again
             elif await _run_holding(job, lease):
                 return

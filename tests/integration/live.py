@@ -65,21 +65,28 @@ class LiveServer:
 
     async def schedule_visit(self, **overrides: Any) -> dict[str, Any]:
         """Schedule a visit of Dr. Wang with the patient Li Hua; the consult with join links."""
-        body: dict[str, Any] = {
-            "kind": "visit",
-            "hospital": HOSPITAL,
-            "title": "Follow-up of hypertension",
-            "scheduled_at": datetime.now(UTC).isoformat(),
-            "host": {"sub": "dr-wang", "name": "Dr. Wang Fang", "role": "doctor"},
-            "participants": [{"sub": "pt-li", "name": "Li Hua", "role": "patient"}],
-        }
-        body.update(overrides)
+        body = visit_body(**overrides)
         coordinator = self.token("coord-1", Role.COORDINATOR)
         async with self.http.post(
             f"{self.url}/api/consults", json=body, headers=self.headers(coordinator)
         ) as response:
             assert response.status == 201, await response.text()
             return await response.json()
+
+
+def visit_body(**overrides: Any) -> dict[str, Any]:
+    """The body of ``POST /api/consults`` for a visit of Dr. Wang with the patient Li Hua, now;
+    ``overrides`` replace its fields."""
+    body: dict[str, Any] = {
+        "kind": "visit",
+        "hospital": HOSPITAL,
+        "title": "Follow-up of hypertension",
+        "scheduled_at": datetime.now(UTC).isoformat(),
+        "host": {"sub": "dr-wang", "name": "Dr. Wang Fang", "role": "doctor"},
+        "participants": [{"sub": "pt-li", "name": "Li Hua", "role": "patient"}],
+    }
+    body.update(overrides)
+    return body
 
 
 def join_token(consult: dict[str, Any], sub: str) -> str:

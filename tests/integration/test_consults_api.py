@@ -7,7 +7,7 @@ from typing import Any
 
 from rooms.identity import Role
 from signaling.auth import verifier_from_settings
-from tests.integration.live import HOSPITAL, LiveServer, join_token
+from tests.integration.live import HOSPITAL, LiveServer, join_token, visit_body
 
 
 async def test_scheduling_gives_the_patient_a_join_link_and_staff_a_link_without_a_token(
@@ -63,14 +63,7 @@ async def test_a_patient_cannot_schedule_consults(live_server: LiveServer) -> No
         live_server, "/api/consults", live_server.token("pt-1", Role.PATIENT), {}
     )
     assert (status, body["error"]["code"]) == (422, "invalid_payload")
-    consult_body = {
-        "kind": "visit",
-        "hospital": HOSPITAL,
-        "title": "t",
-        "scheduled_at": "2026-12-01T09:00:00+08:00",
-        "host": {"sub": "dr-1", "name": "Dr One"},
-        "participants": [{"sub": "pt-1", "name": "P", "role": "patient"}],
-    }
+    consult_body = visit_body()
     status, body = await post(
         live_server, "/api/consults", live_server.token("pt-1", Role.PATIENT), consult_body
     )
@@ -78,14 +71,7 @@ async def test_a_patient_cannot_schedule_consults(live_server: LiveServer) -> No
 
 
 async def test_a_coordinator_cannot_schedule_for_another_hospital(live_server: LiveServer) -> None:
-    body = {
-        "kind": "visit",
-        "hospital": "h-west",
-        "title": "t",
-        "scheduled_at": "2026-12-01T09:00:00+08:00",
-        "host": {"sub": "dr-1", "name": "Dr One"},
-        "participants": [{"sub": "pt-1", "name": "P", "role": "patient"}],
-    }
+    body = visit_body(hospital="h-west")
     status, answer = await post(
         live_server, "/api/consults", live_server.token("c", Role.COORDINATOR), body
     )
@@ -114,14 +100,10 @@ async def test_bad_input_gets_field_errors(live_server: LiveServer) -> None:
         live_server,
         "/api/consults",
         coordinator,
-        {
-            "kind": "visit",
-            "hospital": HOSPITAL,
-            "title": "No patient",
-            "scheduled_at": "2026-12-01T09:00:00+08:00",
-            "host": {"sub": "dr-1", "name": "Dr One"},
-            "participants": [{"sub": "dr-2", "name": "Dr Two", "role": "doctor"}],
-        },
+        visit_body(
+            title="No patient",
+            participants=[{"sub": "dr-2", "name": "Dr Two", "role": "doctor"}],
+        ),
     )
     assert (status, body["error"]["code"]) == (422, "invalid_payload")
     assert body["error"]["details"] == [
@@ -193,14 +175,12 @@ async def test_the_first_consults_of_a_new_hospital_scheduled_at_once_are_all_st
     live_server: LiveServer,
 ) -> None:
     coordinator = live_server.token("coord-9", Role.COORDINATOR, "h-new")
-    body = {
-        "kind": "visit",
-        "hospital": "h-new",
-        "title": "First visits of a hospital that just joined",
-        "scheduled_at": "2026-12-04T09:00:00+00:00",
-        "host": {"sub": "dr-new", "name": "Dr. Xu Ming", "role": "doctor"},
-        "participants": [{"sub": "pt-new", "name": "Zhao Lei", "role": "patient"}],
-    }
+    body = visit_body(
+        hospital="h-new",
+        title="First visits of a hospital that just joined",
+        host={"sub": "dr-new", "name": "Dr. Xu Ming", "role": "doctor"},
+        participants=[{"sub": "pt-new", "name": "Zhao Lei", "role": "patient"}],
+    )
     answers = await asyncio.gather(
         *(post(live_server, "/api/consults", coordinator, body) for _ in range(12))
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from signaling.leases import JobLease, once_per_cluster
+from tests.outages import PrivateRedis
 
 pytestmark = pytest.mark.redis
 
@@ -62,3 +65,52 @@ async def test_a_job_without_a_lease_runs_as_it_is() -> None:
         return None
 
     assert once_per_cluster(job, None) is job
+
+
+async def test_a_redis_outage_stops_the_job_past_its_lease_and_one_node_runs_it_again_after(
+    tmp_path: Path,
+) -> None:
+    server = PrivateRedis(tmp_path / "redis")  # never the shared one: this test stops it
+    server.start()
+    clients = [aioredis.from_url(server.url, socket_timeout=0.5) for _ in range(2)]
+    running: set[str] = set()
+    starts: list[str] = []
+
+    def job_of(node: str) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            running.add(node)
+            starts.append(node)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                running.discard(node)
+
+        return job
+
+    supervised = [
+        asyncio.ensure_future(
+            once_per_cluster(job_of(node), JobLease(client, "retention", node, 0.9))()
+        )
+        for node, client in zip(("node-a", "node-b"), clients, strict=True)
+    ]
+    try:
+        async with asyncio.timeout(20):
+            while not running:  # noqa: ASYNC110 (state of other tasks)
+                await asyncio.sleep(0.02)
+            assert len(running) == 1 and starts == list(running)
+            await asyncio.to_thread(server.stop)
+            while running:  # noqa: ASYNC110 (cancelled once renewals fail past the lease)
+                await asyncio.sleep(0.02)
+            await asyncio.to_thread(server.start)  # the same port: the nodes' clients reconnect
+            while not running:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(2.0)  # two lease lifetimes: the other node has not started it
+            assert len(running) == 1, running
+            assert len(starts) == 2, starts
+    finally:
+        for task in supervised:
+            task.cancel()
+        await asyncio.gather(*supervised, return_exceptions=True)
+        for client in clients:
+            await client.aclose()
+        server.stop()

@@ -33,6 +33,7 @@ from tests.integration.live import (
     join_token,
     participant_id,
     serving,
+    visit_body,
 )
 from tests.integration.media_client import MediaClient
 
@@ -436,14 +437,7 @@ async def test_a_consult_has_a_bounded_number_of_participants(
     server = await make_server(max_participants_per_consult=3)
     coordinator = server.token("coord-1", Role.COORDINATOR)
     invitees = [{"sub": f"pt-{n}", "name": f"Patient {n}", "role": "patient"} for n in range(3)]
-    body = {
-        "kind": "visit",
-        "hospital": "h-east",
-        "title": "Group session",
-        "scheduled_at": "2030-01-01T09:00:00+00:00",
-        "host": {"sub": "dr-wang", "name": "Dr. Wang Fang", "role": "doctor"},
-        "participants": invitees,
-    }
+    body = visit_body(title="Group session", participants=invitees)
     async with server.http.post(
         f"{server.url}/api/consults", json=body, headers=server.headers(coordinator)
     ) as response:
