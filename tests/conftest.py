@@ -7,14 +7,18 @@ PostgreSQL answers only on its Unix socket and Redis must be started privately.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +86,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker("webrtc") is not None:
                 limit = max(limit, DEFAULT_TIMEOUTS["webrtc"])
             item.add_marker(pytest.mark.timeout(limit))
+
+
+#: Seconds a test's teardown may take before every asyncio task's stack is written to stderr:
+#: pytest-timeout's own dump shows threads only, and a hung teardown's thread waits in select.
+SLOW_TEARDOWN_SECONDS = 60.0
+
+
+def _dump_asyncio_tasks() -> None:
+    """Write each running event loop's tasks, with their stacks, to stderr (from its own loop)."""
+    for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]:
+        if loop.is_running() and not loop.is_closed():
+
+            def dump(loop: asyncio.AbstractEventLoop = loop) -> None:
+                print(f"--- slow teardown: the tasks of {loop!r}", file=sys.stderr)
+                for task in asyncio.all_tasks(loop):
+                    print(f"--- {task!r}", file=sys.stderr)
+                    awaited: Any = task.get_coro()
+                    while awaited is not None:  # the whole await chain, not its first frame
+                        frame = getattr(awaited, "cr_frame", None) or getattr(
+                            awaited, "ag_frame", None
+                        )
+                        if frame is not None:
+                            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+                            print(f"    {where}", file=sys.stderr)
+                        awaited = getattr(awaited, "cr_await", None) or getattr(
+                            awaited, "ag_await", None
+                        )
+                sys.stderr.flush()
+
+            loop.call_soon_threadsafe(dump)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """A teardown that runs longer than SLOW_TEARDOWN_SECONDS gets its asyncio tasks dumped."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(SLOW_TEARDOWN_SECONDS):
+            _dump_asyncio_tasks()
+
+    threading.Thread(target=watch, name="slow-teardown-watch", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 # --- settings --------------------------------------------------------------------------------
