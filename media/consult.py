@@ -11,6 +11,7 @@ from pathlib import Path
 from .api import ConsultMediaSession, SignalSender, Source
 from .bandwidth import Quality, UplinkLoss, worse
 from .errors import AlreadyRecording
+from .layers import LayerRates
 from .metrics import observe
 from .participant import ParticipantMedia
 from .peer import MediaConfig
@@ -66,7 +67,7 @@ class ConsultMedia(ConsultMediaSession):
         self._participants: dict[str, ParticipantMedia] = {}
         self._muted: set[tuple[str, Source]] = set()
         self._recorder: ConsultRecorder | None = None
-        self._payload_seen: weakref.WeakKeyDictionary[PublishedTrack, int] = (
+        self._payload_rates: weakref.WeakKeyDictionary[PublishedTrack, LayerRates] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -212,11 +213,9 @@ class ConsultMedia(ConsultMediaSession):
             rembs[speaker].set_limit(int(sum(needs)) + others if limited else None)
 
     def _payload_rate(self, track: PublishedTrack, elapsed: float) -> float:
-        """Payload bit/s received of `track` since the previous round."""
-        total = sum(track.receiver.layer_bytes)
-        before = self._payload_seen.get(track, total)
-        self._payload_seen[track] = total
-        return (total - before) * 8 / elapsed if elapsed > 0 else 0.0
+        """Payload bit/s received of `track` lately (all its temporal layers)."""
+        rates = self._payload_rates.setdefault(track, LayerRates())
+        return rates.update(track.receiver.layer_bytes, elapsed)[-1]
 
     @property
     def recorder(self) -> ConsultRecorder | None:
