@@ -164,6 +164,21 @@ async def connect(
     return signaling
 
 
+async def admitted_visit(
+    server: LiveServer, clients: Callable[..., Any]
+) -> tuple[dict[str, Any], SignalingClient, SignalingClient]:
+    """A new visit, Dr. Wang joined and Li Hua admitted from the lobby: the consult, the
+    doctor's and the patient's signaling (``clients`` is the fixture that connects them)."""
+    consult = await server.schedule_visit()
+    doctor = await clients(server.url, server.token("dr-wang", Role.DOCTOR))
+    assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
+    patient = await clients(server.url, join_token(consult, "pt-li"))
+    assert (await patient.call("join", {"consult_id": consult["id"]}))["status"] == "lobby"
+    assert (await doctor.call("admit", {"participant_id": participant_id(consult, "pt-li")}))["ok"]
+    await patient.next("admitted")
+    return consult, doctor, patient
+
+
 @asynccontextmanager
 async def serving(settings: Settings, port: int | None = None) -> AsyncIterator[LiveServer]:
     """The whole server with ``settings``, on its (fresh) database, migrated first, with the

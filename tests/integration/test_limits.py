@@ -29,8 +29,8 @@ from tests.conftest import clean_environ, free_tcp_port
 from tests.integration.live import (
     LiveServer,
     SignalingClient,
+    admitted_visit,
     connect,
-    join_token,
     participant_id,
     serving,
     visit_body,
@@ -58,20 +58,6 @@ async def make_server(
         yield make
 
 
-async def visit_in_progress(
-    server: LiveServer, clients: Connect
-) -> tuple[dict[str, Any], SignalingClient, SignalingClient]:
-    """Dr. Wang and Li Hua, joined and admitted: the consult, the doctor's and the patient's."""
-    consult = await server.schedule_visit()
-    doctor = await clients(server.url, server.token("dr-wang", Role.DOCTOR))
-    assert (await doctor.call("join", {"consult_id": consult["id"]}))["ok"]
-    patient = await clients(server.url, join_token(consult, "pt-li"))
-    assert (await patient.call("join", {"consult_id": consult["id"]}))["status"] == "lobby"
-    assert (await doctor.call("admit", {"participant_id": participant_id(consult, "pt-li")}))["ok"]
-    await patient.next("admitted")
-    return consult, doctor, patient
-
-
 async def media_of(*signaling: SignalingClient) -> list[MediaClient]:
     """Each participant publishes a camera and a microphone, and receives the others'."""
     media = [MediaClient(client) for client in signaling]
@@ -92,7 +78,7 @@ async def test_a_chat_flood_is_cut_off_and_the_others_chat_and_see_on(
     make_server: Callable[..., Any], clients: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await make_server()
-    consult, doctor, patient = await visit_in_progress(server, clients)
+    consult, doctor, patient = await admitted_visit(server, clients)
     doctor_id, patient_id = participant_id(consult, "dr-wang"), participant_id(consult, "pt-li")
     media = await media_of(doctor, patient)
     try:
@@ -128,7 +114,7 @@ async def test_an_ice_candidate_flood_is_cut_off_and_the_media_go_on(
     make_server: Callable[..., Any], clients: Connect
 ) -> None:
     server = await make_server()
-    consult, doctor, patient = await visit_in_progress(server, clients)
+    consult, doctor, patient = await admitted_visit(server, clients)
     doctor_id, patient_id = participant_id(consult, "dr-wang"), participant_id(consult, "pt-li")
     media = await media_of(doctor, patient)
     try:
@@ -357,7 +343,7 @@ async def test_a_second_camera_is_refused_and_the_first_publishes(
     make_server: Callable[..., Any], clients: Connect
 ) -> None:
     server = await make_server()
-    _, _, patient = await visit_in_progress(server, clients)
+    _, _, patient = await admitted_visit(server, clients)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
@@ -379,7 +365,7 @@ async def test_an_oversized_sdp_is_refused(
     make_server: Callable[..., Any], clients: Connect
 ) -> None:
     server = await make_server()
-    _, _, patient = await visit_in_progress(server, clients)
+    _, _, patient = await admitted_visit(server, clients)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly")

@@ -12,7 +12,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from config.settings import Settings
-from tests.integration.live import join_token, participant_id, serving
+from tests.integration.live import admitted_visit, participant_id, serving
 from tests.integration.media_client import MediaClient
 
 
@@ -42,13 +42,7 @@ async def test_a_visits_server_candidates_are_all_inside_the_media_range(
     first, last = free_udp_range(4)  # a publisher and a subscriber connection per participant
     settings = settings_factory(database_url=database_url, media_ports=(first, last))
     async with serving(settings) as live:
-        consult = await live.schedule_visit()
-        doctor_signaling = await clients(live.url, live.token_of(consult, "dr-wang"))
-        assert (await doctor_signaling.call("join", {"consult_id": consult["id"]}))["ok"]
-        patient_signaling = await clients(live.url, join_token(consult, "pt-li"))
-        assert (await patient_signaling.call("join", {"consult_id": consult["id"]}))["ok"]
-        await doctor_signaling.call("admit", {"participant_id": participant_id(consult, "pt-li")})
-        await patient_signaling.next("admitted")
+        consult, doctor_signaling, patient_signaling = await admitted_visit(live, clients)
         doctor, patient = MediaClient(doctor_signaling), MediaClient(patient_signaling)
         try:
             await doctor.publish()

@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.live import LiveServer, join_token, participant_id
+from tests.integration.live import LiveServer, admitted_visit, participant_id
 from tests.integration.media_client import MediaClient
 
 
 async def test_doctor_and_patient_receive_each_others_video_and_audio(
     live_server: LiveServer, clients: Callable[..., Any]
 ) -> None:
-    consult = await live_server.schedule_visit()
-    doctor_signaling = await clients(live_server.url, live_server.token_of(consult, "dr-wang"))
-    assert (await doctor_signaling.call("join", {"consult_id": consult["id"]}))["ok"]
-    patient_signaling = await clients(live_server.url, join_token(consult, "pt-li"))
-    assert (await patient_signaling.call("join", {"consult_id": consult["id"]}))["ok"]
-    await doctor_signaling.call("admit", {"participant_id": participant_id(consult, "pt-li")})
-    await patient_signaling.next("admitted")
+    consult, doctor_signaling, patient_signaling = await admitted_visit(live_server, clients)
 
     doctor, patient = MediaClient(doctor_signaling), MediaClient(patient_signaling)
     try:
