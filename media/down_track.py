@@ -53,8 +53,6 @@ class DownTrack(MediaStreamTrack):
         self._paused = False
         self.bytes_sent = 0
         """Payload bytes forwarded to the subscriber."""
-        self.voice_at: float | None = None
-        """When audio marked as voice (RFC 6464's V flag) last came through, if ever."""
         self._ended = asyncio.Event()
         self._history: list[tuple[int, int, bytes] | None] = [None] * HISTORY
         self._rtx_sequence_number = 0
@@ -88,7 +86,8 @@ class DownTrack(MediaStreamTrack):
 
     @property
     def paused(self) -> bool:
-        """True while nothing is forwarded (the subscriber gets audio only)."""
+        """True while nothing is forwarded: a video (or a voice) its subscriber's link cannot
+        carry."""
         return self._paused
 
     @paused.setter
@@ -97,7 +96,8 @@ class DownTrack(MediaStreamTrack):
             self._paused = paused
             if not paused:
                 self.resync()
-                self.request_keyframe()
+                if self.kind == "video":
+                    self.request_keyframe()
 
     def connect(self, outlet: RtpOutlet) -> None:
         """
@@ -190,8 +190,6 @@ class DownTrack(MediaStreamTrack):
         if self._abs_send_time_prefix:
             elements += self._abs_send_time_prefix + abs_send_time
         level = packet.extensions.audio_level
-        if level is not None and level[0]:
-            self.voice_at = now
         if level is not None and self._audio_level_id:
             elements += bytes([self._audio_level_id << 4, (0x80 if level[0] else 0) | level[1]])
         if elements:

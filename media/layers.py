@@ -6,6 +6,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from .bandwidth import LOSS_HIGH, LOSS_LOW
 from .codecs import PictureNumbers
 
 MAX_TEMPORAL_LAYER = 2
@@ -123,6 +124,80 @@ class ActiveSpeaker:
         if latest != held:
             self._speaker, self._since = latest, now
         return latest
+
+
+VOICE_REPORTS_SETTLE = 3.0
+"""Seconds after a change in the voices forwarded before receiver reports count again: a report
+covers the time since the previous one (a browser reports on audio every few seconds)."""
+
+VOICE_UP_AFTER = 8.0
+"""Seconds of clean reports (under 2 % loss) before one more voice is forwarded again."""
+
+
+class VoiceLimit:
+    """
+    How many voices a subscriber gets while its link is too weak for any video.
+
+    Three voices take about 165 kbit/s with their packets' headers (Opus at 32 kbit/s in
+    50 packets a second): a link of 60 kbit/s loses two thirds of each, and every voice
+    breaks up. The receiver reports on the voices forwarded say how much is lost; when it is
+    over 10 %, only as many voices as the link delivered go on (the most recent speakers,
+    the subscriber's choice), at least one. After :data:`VOICE_UP_AFTER` seconds of clean
+    reports one more comes back, until all do; once video comes back, all do at once.
+    Jitsi's last-N applied to audio, and only on links that need it.
+    """
+
+    def __init__(self) -> None:
+        self.count: int | None = None
+        """Voices forwarded at most; None for every voice."""
+        self._changed_at = float("-inf")
+        self._worst: float | None = None
+        self._clean_since: float | None = None
+
+    def report(self, fraction_lost: int, now: float) -> None:
+        """
+        Take a receiver report block about a voice being forwarded.
+
+        :param fraction_lost: Packets lost since the previous report, in 1/256.
+        :param now: The time in seconds (monotonic).
+        """
+        if now - self._changed_at >= VOICE_REPORTS_SETTLE:
+            self._worst = max(self._worst or 0.0, fraction_lost / 256)
+
+    def update(self, voices: int, weak: bool, now: float) -> int | None:
+        """
+        Decide again; the voices to forward at most, None for all.
+
+        :param voices: Voices the subscriber receives.
+        :param weak: Whether it gets audio only for its link.
+        :param now: The time in seconds (monotonic).
+        """
+        worst, self._worst = self._worst, None
+        if not weak:
+            self.count, self._clean_since = None, None
+            return None
+        count = voices if self.count is None else self.count
+        if worst is not None and worst > LOSS_HIGH:
+            fit = max(1, int(count * (1 - worst)))
+            self._clean_since = None
+            if fit < count:
+                self._set(fit, voices, now)
+        elif worst is not None and worst < LOSS_LOW:
+            self._clean_since = now if self._clean_since is None else self._clean_since
+        elif worst is not None:
+            self._clean_since = None
+        if (
+            self.count is not None
+            and self._clean_since is not None
+            and now - self._clean_since >= VOICE_UP_AFTER
+        ):
+            self._set(self.count + 1, voices, now)
+            self._clean_since = now
+        return self.count
+
+    def _set(self, count: int, voices: int, now: float) -> None:
+        self.count = None if count >= voices else count
+        self._changed_at = now
 
 
 class LayerRates:

@@ -112,6 +112,8 @@ class TrackReceiver:
         self._ended = False
         self.layer_bytes = [0] * 4  # a TID has two bits
         """Payload bytes received per temporal layer (unlayered video counts as 0), fed or not."""
+        self.voice_at: float | None = None
+        """When its audio last carried the RFC 6464 voice flag, while someone received it."""
 
     @property
     def down_tracks(self) -> tuple[DownTrack, ...]:
@@ -198,6 +200,9 @@ class TrackReceiver:
             return
         keyframe = self._starts_keyframe(packet.payload, data)
         now = time.monotonic()
+        level = packet.extensions.audio_level
+        if level is not None and level[0]:
+            self.voice_at = now
         ntp_time = current_ntp_time()
         abs_send_time = ((ntp_time >> 14) & 0xFFFFFF).to_bytes(3, "big")
         for down_track in down_tracks:

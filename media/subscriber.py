@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from aiortc import (
 )
 
 from .aiortc_hooks import (
+    ReportSink,
     RtpOutlet,
     on_keyframe_request,
     on_receiver_feedback,
@@ -29,11 +31,13 @@ from .errors import InvalidSdp, NoPendingOffer
 from .layers import (
     AUDIO_ONLY_BELOW,
     PAUSE_BELOW,
+    SPEAKER_WINDOW,
     ActiveSpeaker,
     LayerRates,
     LayerSelector,
     Selection,
     VideoDemand,
+    VoiceLimit,
     ladder,
 )
 from .peer import MediaConfig, RemoteCandidates, create_peer_connection
@@ -120,8 +124,8 @@ estimates come before it has measured anything."""
 ReceiveMode = tuple[bool, str | None]
 """``(audio only, reason)`` as the ``receive_mode`` event says it."""
 
-PausedVideo = tuple[str, str]
-"""``(participant id, source)`` of a video paused because the link cannot carry it."""
+PausedSource = tuple[str, str]
+"""``(participant id, source)`` of a video or a voice paused because the link cannot carry it."""
 
 
 class Subscriber:
@@ -137,7 +141,9 @@ class Subscriber:
     voice flag, held a while: :class:`~media.layers.ActiveSpeaker`), then the other cameras.
     A camera whose publisher sends a low layer is forwarded from it when the full one does
     not fit (the slot's down track is attached to the low layer's receiver, and back, from a
-    keyframe); a video that does not fit even at its lowest layer is paused.
+    keyframe); a video that does not fit even at its lowest layer is paused. A link too weak
+    for any video that still loses its voices gets only the latest speakers'
+    (:class:`~media.layers.VoiceLimit`).
 
     :param participant_id: The subscribing participant.
     :param config: The media configuration.
@@ -164,8 +170,9 @@ class Subscriber:
         self._stalled: set[DownTrack] = set()
         self._audio_only_chosen = False
         self._receive_mode: ReceiveMode = (False, None)
-        self._paused: tuple[PausedVideo, ...] = ()
+        self._paused: tuple[PausedSource, ...] = ()
         self._speaker = ActiveSpeaker()
+        self._voices = VoiceLimit()
         self.wanted_bitrate = 0.0
         """Bit/s of every video it receives at full rate, as last measured."""
         self.sent_bitrate = 0.0
@@ -338,7 +345,9 @@ class Subscriber:
         # lowest layer, and is under PAUSE_BELOW.
         lowest = sum(video.layer_bitrates[0] for video in videos)
         pause = limit is not None and remb is not None and remb < min(lowest, PAUSE_BELOW)
-        self._apply(self._selector.select(limit, videos, now, severe, pause))
+        selection = self._selector.select(limit, videos, now, severe, pause)
+        self._apply(selection)
+        self._choose_voices(selection.audio_only and not self._audio_only_chosen, now)
         await self._announce()
 
     @staticmethod
@@ -358,13 +367,47 @@ class Subscriber:
 
     def _active_speaker(self, now: float) -> str | None:
         """Whose camera has the speaker's priority for this subscriber."""
-        voices: dict[str, float] = {}
-        for slot in self._slots:
-            voice_at = slot.down_track.voice_at
-            if slot.published is not None and voice_at is not None:
-                who = slot.published.participant_id
-                voices[who] = max(voice_at, voices.get(who, voice_at))
+        voices = {
+            published.participant_id: voice_at
+            for _, published in self._voices_received()
+            if (voice_at := published.receiver.voice_at) is not None
+        }
         return self._speaker.update(voices, now)
+
+    def _voices_received(self) -> list[tuple[SubscriberSlot, PublishedTrack]]:
+        """The slots that carry a participant's microphone, with it."""
+        return [
+            (slot, slot.published)
+            for slot in self._slots
+            if slot.published is not None and slot.published.source == "microphone"
+        ]
+
+    def _choose_voices(self, weak: bool, now: float) -> None:
+        """Forward the voices :class:`~media.layers.VoiceLimit` allows: those who spoke last,
+        among those speaking now the ones already forwarded."""
+        voices = self._voices_received()
+        count = self._voices.update(len(voices), weak, now)
+        if count is not None:
+
+            def latest(voice: tuple[SubscriberSlot, PublishedTrack]) -> tuple[bool, bool, float]:
+                voice_at = voice[1].receiver.voice_at
+                speaking = voice_at is not None and voice_at > now - SPEAKER_WINDOW
+                return speaking, not voice[0].down_track.paused, voice_at or float("-inf")
+
+            voices.sort(key=latest, reverse=True)
+        for rank, (slot, _) in enumerate(voices):
+            slot.down_track.paused = count is not None and rank >= count
+
+    def _on_voice_report(self, track: DownTrack) -> ReportSink:
+        """The receiver reports about one voice: for the link, and while the voice is
+        forwarded, for the voices a weak link takes."""
+
+        def report(fraction_lost: int, jitter: float, rtt: float | None) -> None:
+            self.link.on_receiver_report(fraction_lost, jitter, rtt)
+            if not track.paused:
+                self._voices.report(fraction_lost, time.monotonic())
+
+        return report
 
     def _apply(self, selection: Selection) -> None:
         for slot in self._slots:
@@ -398,7 +441,7 @@ class Subscriber:
             mode = (True, "weak_connection")
         else:
             mode = (False, None)
-        paused = () if mode[0] else self._paused_now()
+        paused = self._paused_now("audio" if mode[0] else None)
         if mode != self._receive_mode or paused != self._paused:
             self._receive_mode, self._paused = mode, paused
             logger.info(
@@ -419,12 +462,14 @@ class Subscriber:
                 },
             )
 
-    def _paused_now(self) -> tuple[PausedVideo, ...]:
+    def _paused_now(self, kind: str | None) -> tuple[PausedSource, ...]:
+        """What is paused for the link, or only what is of `kind`: on audio only every video
+        is, and the voices paused say who is not heard."""
         return tuple(
             (slot.published.participant_id, slot.published.source)
             for slot in self._slots
             if slot.published is not None
-            and slot.published.kind == "video"
+            and kind in (None, slot.published.kind)
             and slot.down_track.paused
         )
 
@@ -522,9 +567,12 @@ class Subscriber:
         on_keyframe_request(transceiver.sender, down_track.request_keyframe)
         on_retransmission_request(transceiver.sender, down_track.retransmit)
         link = self.link
-        on_receiver_feedback(
-            transceiver.sender, codec.clockRate, link.on_remb, link.on_receiver_report
+        on_report = (
+            self._on_voice_report(down_track)
+            if published.source == "microphone"
+            else link.on_receiver_report
         )
+        on_receiver_feedback(transceiver.sender, codec.clockRate, link.on_remb, on_report)
         slot = SubscriberSlot(transceiver, down_track, codec)
         self._slots.append(slot)
         return slot

@@ -11,6 +11,7 @@ import {
   parseLinkQuality,
   parseReceiveMode,
   videoPauseOf,
+  voicePausedOf,
 } from "../../web_client/static/link-quality.js";
 import "./browser-fetch.js";
 import { translate } from "../../web_client/static/i18n.js";
@@ -105,5 +106,31 @@ describe("a screen share", () => {
     await publisher.shareScreen(/** @type {any} */ (new FakeTrack("video")));
     const [screen] = fake(publisher.pc).transceivers;
     assert.equal(screen.sender.getParameters().degradationPreference, "maintain-resolution");
+  });
+});
+
+describe("a voice paused for our weak link", () => {
+  const mode = parseReceiveMode({
+    audio_only: true,
+    reason: "weak_connection",
+    paused: [
+      { participant_id: "p-nurse", source: "microphone", reason: "weak_connection" },
+      { participant_id: "p-doctor", source: "camera" },
+    ],
+  });
+
+  test("on audio only the server names the voices it does not forward; nothing else", () => {
+    assert.deepEqual(mode, { audioOnly: true, reason: "weak_connection", paused: [{ participantId: "p-nurse", source: "microphone" }] });
+  });
+
+  test("that participant's camera tile says so in the page's language, no other tile", () => {
+    const own = { receiveMode: mode ?? FULL_RECEIVE };
+    assert.equal(voicePausedOf("camera", own, "p-nurse"), true);
+    assert.equal(voicePausedOf("camera", own, "p-doctor"), false);
+    assert.equal(voicePausedOf("screen", own, "p-nurse"), false);
+    assert.equal(voicePausedOf("camera", { receiveMode: FULL_RECEIVE }, "p-nurse"), false);
+    // tiles.js shows `tile_voice_paused.weak_connection` on the tile.
+    assert.equal(translate("en", "tile_voice_paused.weak_connection"), "Voice paused: weak connection");
+    assert.equal(translate("zh-CN", "tile_voice_paused.weak_connection"), "语音已暂停：网络较弱");
   });
 });

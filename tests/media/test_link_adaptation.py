@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from media.bandwidth import LinkEstimator, UplinkLoss, worse
 from media.down_track import DownTrack
 from media.layers import LayerSelector, VideoDemand, allocate
-from tests.media.test_track_receiver import Wire
+from media.receiver import KeyframeRequester, TrackReceiver
+from tests.media.test_track_receiver import PictureLoss, Wire
+
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
 
 # Cumulative bit/s of an L1T3 camera up to layers 0, 1 and 2, and of a screen share.
 CAMERA = (150_000, 250_000, 400_000)
@@ -134,17 +138,20 @@ def test_a_flapping_estimate_does_not_flap_the_layers() -> None:
     assert layers[0] == 2 and set(layers[1:]) == {0}
 
 
-def test_a_voice_flag_in_the_audio_marks_its_sender_as_speaking() -> None:
+async def test_a_voice_flag_in_the_audio_marks_its_sender_as_speaking() -> None:
+    receiver = TrackReceiver(OPUS, KeyframeRequester(PictureLoss()))
     track, wire = DownTrack("audio", 48000), Wire()
     track.connect(wire)  # type: ignore[arg-type]
-    track.resync()
+    receiver.add(track)
     packet = RtpPacket(payload_type=111, sequence_number=1, timestamp=0, payload=b"\xf8opus")
     packet.extensions.audio_level = (False, 90)  # background noise
-    track.forward(packet, True, None, 10.0, 0, b"\x00\x00\x00")
-    assert track.voice_at is None
+    receiver.on_packet(packet, packet.payload)
+    assert receiver.voice_at is None
     packet.extensions.audio_level = (True, 30)
-    track.forward(packet, True, None, 11.0, 0, b"\x00\x00\x00")
-    assert track.voice_at == 11.0
+    track.paused = True  # a voice a weak link does not take still counts as speaking
+    receiver.on_packet(packet, packet.payload)
+    assert receiver.voice_at is not None
+    assert len(wire.sent) == 1  # the first packet only
 
 
 def test_the_active_speaker_s_camera_comes_before_the_others() -> None:

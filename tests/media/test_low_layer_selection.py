@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from media.layers import ActiveSpeaker, LayerSelector, VideoDemand, ladder
+from media.layers import (
+    VOICE_REPORTS_SETTLE,
+    VOICE_UP_AFTER,
+    ActiveSpeaker,
+    LayerSelector,
+    VideoDemand,
+    VoiceLimit,
+    ladder,
+)
 
 # Cumulative bit/s of an L1T3 camera's full layer up to layers 0, 1 and 2, and of its L1T3 low
 # layer's.
@@ -127,3 +135,34 @@ def test_with_no_limit_known_a_camera_climbs_its_whole_ladder_within_15_s() -> N
                 climbed[budget] = tenth / 10
                 break
     assert climbed[None] <= 15.0 < climbed[10_000_000.0]
+
+
+def test_a_weak_link_losing_its_voices_keeps_those_it_delivers_then_takes_them_back() -> None:
+    """Three voices (about 165 kbit/s) on a 60 kbit/s link: two thirds lost."""
+    voices = VoiceLimit()
+    assert voices.update(3, weak=False, now=0.0) is None
+    voices.report(170, now=0.5)  # before the link is known to be weak: still counts
+    assert voices.update(3, weak=True, now=1.0) == 1  # int(3 * (1 - 170/256)) = 1
+    voices.report(200, now=2.0)  # covers the time before the cut: ignored
+    assert voices.update(3, weak=True, now=3.0) == 1
+    # The one voice left arrives whole: one more after VOICE_UP_AFTER of clean reports.
+    for second in range(5, 30):
+        voices.report(0, now=float(second))
+        count = voices.update(3, weak=True, now=second + 0.5)
+        if count != 1:
+            break
+    assert count == 2 and second + 0.5 >= 5 + VOICE_UP_AFTER
+    # Two voices lose 20 %: back to one (int(2 * 0.8) = 1), never to none.
+    voices.report(51, now=second + VOICE_REPORTS_SETTLE + 1)
+    assert voices.update(3, weak=True, now=second + VOICE_REPORTS_SETTLE + 1.5) == 1
+    voices.report(255, now=second + 2 * VOICE_REPORTS_SETTLE + 2)
+    assert voices.update(3, weak=True, now=second + 2 * VOICE_REPORTS_SETTLE + 2.5) == 1
+    # Video comes back: every voice at once.
+    assert voices.update(3, weak=False, now=100.0) is None
+
+
+def test_a_little_loss_on_a_weak_link_keeps_every_voice() -> None:
+    voices = VoiceLimit()
+    for second in range(10):
+        voices.report(20, now=float(second))  # 8 %: Opus's in-band FEC covers it
+        assert voices.update(3, weak=True, now=second + 0.5) is None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Callable
 
+from aiortc.sdp import SessionDescription
 from prometheus_client import REGISTRY
 
-from media.aiortc_hooks import on_receiver_feedback
+from media.aiortc_hooks import on_receiver_feedback, tap_rtp_packets
 from media.consult import MIN_PUBLISHER_BITRATE
 
 from .clients import TestParticipant, wait_until
@@ -28,11 +30,6 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
     assert qualities is not None and set(qualities["participants"]) == {"doctor", "patient"}
     assert patient.last_event("receive_mode") is None  # nothing to say while all is well
 
-    async def remb(bitrate: int, fraction_lost: int) -> None:
-        while True:  # a browser repeats its REMB and receiver reports about once a second
-            await patient.send_remb(bitrate, fraction_lost)
-            await asyncio.sleep(0.3)
-
     # The stand-in camera sends about 10 kbit/s: a link that cannot carry it reports less
     # (a REMB above what is sent says nothing about the link), and loses packets (a low
     # REMB alone may be the receiver's own CPU).
@@ -42,7 +39,7 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
     remb_to_doctor: list[int] = []
     on_receiver_feedback(sender, 90000, remb_to_doctor.append, lambda *report: None)
     weak_before = audio_only_seconds("weak_connection")
-    weak = asyncio.ensure_future(remb(4_000, fraction_lost=40))
+    weak = asyncio.ensure_future(report_link(patient, 4_000, fraction_lost=40))
     try:
         await wait_until(lambda: patient.last_event("receive_mode") is not None)
         assert patient.last_event("receive_mode") == {
@@ -65,7 +62,7 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
     finally:
         weak.cancel()
 
-    strong = asyncio.ensure_future(remb(3_000_000, fraction_lost=0))
+    strong = asyncio.ensure_future(report_link(patient, 3_000_000, fraction_lost=0))
     try:
         await wait_until(
             lambda: (
@@ -82,6 +79,86 @@ async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
         await wait_until(lambda: camera.remb.limit is None)  # type: ignore[union-attr]
     finally:
         strong.cancel()
+
+
+async def test_a_link_too_weak_for_every_voice_keeps_one_then_gets_them_all_back(
+    participants: Callable[[str], TestParticipant],
+) -> None:
+    """Three voices on a link that delivers a third of them: one goes on, whole, and the page
+    is told whose are paused; once the link recovers, every voice and video comes back."""
+    speakers = ["doctor", "expert-a", "expert-b"]
+    listener = participants("patient")
+    for speaker in map(participants, speakers):
+        await speaker.join()
+        await speaker.publish()
+    await listener.join()
+    for speaker in speakers:
+        await wait_until(lambda s=speaker: listener.frames_from(s, "camera") > 5)
+    heard = voice_packets(listener)
+
+    def paused_voices() -> set[str]:
+        mode = listener.last_event("receive_mode") or {"paused": []}
+        return {p["participant_id"] for p in mode["paused"] if p["source"] == "microphone"}
+
+    weak = asyncio.ensure_future(report_link(listener, 4_000, fraction_lost=170))  # two thirds lost
+    try:
+        await wait_until(lambda: len(paused_voices()) == 2)
+        mode = listener.last_event("receive_mode")
+        assert mode is not None and mode["audio_only"] and mode["reason"] == "weak_connection"
+        assert all(p["reason"] == "weak_connection" for p in mode["paused"])
+        await asyncio.sleep(0.3)  # packets already on their way
+        before = {speaker: heard[speaker] for speaker in speakers}
+        await asyncio.sleep(1.0)
+        (kept,) = set(speakers) - paused_voices()
+        assert heard[kept] > before[kept] + 25  # 50 packets a second
+        for silent in paused_voices():
+            assert heard[silent] == before[silent]
+    finally:
+        weak.cancel()
+
+    strong = asyncio.ensure_future(report_link(listener, 3_000_000, fraction_lost=0))
+    try:
+        await wait_until(
+            lambda: (
+                listener.last_event("receive_mode")
+                == {"audio_only": False, "reason": None, "paused": []}
+            )
+        )
+        before = {speaker: heard[speaker] for speaker in speakers}
+        for speaker in speakers:
+            await wait_until(lambda s=speaker: heard[s] > before[s] + 25)
+    finally:
+        strong.cancel()
+
+
+async def report_link(subscriber: TestParticipant, bitrate: int, fraction_lost: int) -> None:
+    """Report a link of that capacity and loss, as a browser repeats its REMB and receiver
+    reports about once a second, until cancelled."""
+    while True:
+        await subscriber.send_remb(bitrate, fraction_lost)
+        await asyncio.sleep(0.3)
+
+
+def voice_packets(listener: TestParticipant) -> Counter[str]:
+    """Counts the RTP packets of each speaker's voice `listener` receives, from now on.
+
+    aiortc's client hands every audio packet of a bundle to one receiver: they are told apart
+    by SSRC, as the server's offer names them.
+    """
+    tracks = listener.tracks()
+    speaker_of = {
+        media.ssrc[0].ssrc: tracks[media.rtp.muxId]["participant_id"]
+        for media in SessionDescription.parse(listener.offers[-1]["sdp"]).media
+        if media.kind == "audio" and media.rtp.muxId in tracks and media.ssrc
+    }
+    counted: Counter[str] = Counter()
+    for transceiver in listener.subscriber.getTransceivers():
+        if transceiver.kind == "audio":
+            tap_rtp_packets(
+                transceiver.receiver,
+                lambda packet, data: counted.update([speaker_of.get(packet.ssrc, "?")]),
+            )
+    return counted
 
 
 async def test_a_participant_who_chooses_audio_only_gets_no_video_until_it_asks_again(

@@ -8,15 +8,16 @@
 
 /** @typedef {"good"|"fair"|"poor"} Quality */
 /**
- * One video the server does not forward to this participant because its link cannot carry it
- * even at its lowest layer, while the others' still come.
- * @typedef {{participantId: string, source: "camera"|"screen"}} PausedVideo
+ * A video the server does not forward to this participant because its link cannot carry it
+ * even at its lowest layer, while the others' still come; or, on audio only, a voice its link
+ * cannot carry beside those of the latest speakers (source "microphone").
+ * @typedef {{participantId: string, source: "camera"|"screen"|"microphone"}} PausedSource
  */
 /**
  * What this participant receives: `audioOnly` with the server's reason, "weak_connection"
  * (its link cannot carry video) or "chosen" (it asked for audio only); otherwise the videos
- * `paused` for its link.
- * @typedef {{audioOnly: boolean, reason: "weak_connection"|"chosen"|null, paused: readonly PausedVideo[]}} ReceiveMode
+ * `paused` for its link; on audio only, the voices paused for it.
+ * @typedef {{audioOnly: boolean, reason: "weak_connection"|"chosen"|null, paused: readonly PausedSource[]}} ReceiveMode
  */
 /**
  * Why a tile shows no picture: "weak_connection" (this participant's own link), "audio_only"
@@ -34,7 +35,7 @@ const REASONS = new Set(["weak_connection", "chosen"]);
 export const FULL_RECEIVE = Object.freeze(/** @type {ReceiveMode} */ ({ audioOnly: false, reason: null, paused: Object.freeze([]) }));
 
 /** @type {ReadonlySet<string>} */
-const PAUSABLE = new Set(["camera", "screen"]);
+const PAUSABLE = new Set(["camera", "screen", "microphone"]);
 
 /**
  * The qualities of a `link_quality` payload, by participant id; entries that are not one of
@@ -56,35 +57,36 @@ export function parseLinkQuality(payload) {
 
 /**
  * The receive mode of a `receive_mode` payload; null when it is malformed. Entries of
- * `paused` that name no participant's camera or screen are left out.
+ * `paused` that name no participant's camera, screen or microphone are left out.
  * @param {unknown} payload `{"audio_only": bool, "reason": "weak_connection"|"chosen"|null,
- *   "paused": [{"participant_id": str, "source": "camera"|"screen", "reason": "weak_connection"}]}`
+ *   "paused": [{"participant_id": str, "source": "camera"|"screen"|"microphone", "reason": "weak_connection"}]}`
  * @returns {ReceiveMode|null}
  */
 export function parseReceiveMode(payload) {
   const { audio_only: audioOnly, reason, paused } = /** @type {{audio_only?: unknown, reason?: unknown, paused?: unknown}} */ (payload ?? {});
   if (typeof audioOnly !== "boolean") return null;
   if (!audioOnly) {
-    const videos = pausedVideos(paused);
+    const videos = pausedSources(paused).filter((entry) => entry.source !== "microphone");
     return videos.length ? { audioOnly, reason: null, paused: videos } : FULL_RECEIVE;
   }
   const known = typeof reason === "string" && REASONS.has(reason);
   // An audio-only mode without a known reason is the link's doing: say the least alarming true thing.
-  return { audioOnly, reason: known ? /** @type {ReceiveMode["reason"]} */ (reason) : "weak_connection", paused: [] };
+  const voices = pausedSources(paused).filter((entry) => entry.source === "microphone");
+  return { audioOnly, reason: known ? /** @type {ReceiveMode["reason"]} */ (reason) : "weak_connection", paused: voices };
 }
 
 /**
  * @param {unknown} entries a `receive_mode` payload's `paused`
- * @returns {PausedVideo[]}
+ * @returns {PausedSource[]}
  */
-function pausedVideos(entries) {
+function pausedSources(entries) {
   if (!Array.isArray(entries)) return [];
-  /** @type {PausedVideo[]} */
+  /** @type {PausedSource[]} */
   const videos = [];
   for (const entry of entries) {
     const { participant_id: participantId, source } = /** @type {{participant_id?: unknown, source?: unknown}} */ (entry ?? {});
     if (typeof participantId === "string" && typeof source === "string" && PAUSABLE.has(source)) {
-      videos.push({ participantId, source: /** @type {PausedVideo["source"]} */ (source) });
+      videos.push({ participantId, source: /** @type {PausedSource["source"]} */ (source) });
     }
   }
   return videos;
@@ -104,4 +106,16 @@ export function videoPauseOf(kind, own, participantId = null) {
   if (own.audioOnly) return "audio_only";
   const paused = own.receiveMode.paused.some((video) => video.participantId === participantId && video.source === kind);
   return paused ? "weak_connection" : null;
+}
+
+/**
+ * Whether a tile's voice is not forwarded to this participant, whose link is too weak for it
+ * beside the latest speakers'.
+ * @param {"local"|"camera"|"screen"} kind the tile's
+ * @param {{receiveMode: ReceiveMode}} own what this participant receives
+ * @param {string|null} [participantId] whose tile it is (a remote tile's)
+ * @returns {boolean}
+ */
+export function voicePausedOf(kind, own, participantId = null) {
+  return kind === "camera" && own.receiveMode.paused.some((entry) => entry.participantId === participantId && entry.source === "microphone");
 }

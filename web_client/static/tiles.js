@@ -10,7 +10,7 @@
  * is, and a tile whose video is paused (a weak link, audio only) says so instead of freezing.
  */
 import { t } from "./i18n.js";
-import { FULL_RECEIVE, videoPauseOf } from "./link-quality.js";
+import { FULL_RECEIVE, videoPauseOf, voicePausedOf } from "./link-quality.js";
 
 /**
  * @typedef {{participant_id: string, name: string, status?: string,
@@ -18,7 +18,7 @@ import { FULL_RECEIVE, videoPauseOf } from "./link-quality.js";
  * @typedef {{kind: "local"|"camera"|"screen", participantId: string|null, figure: HTMLElement,
  *            video: HTMLVideoElement, name: HTMLElement, micBadge: HTMLElement,
  *            cameraBadge: HTMLElement, reconnectingBadge: HTMLElement, qualityBadge: HTMLElement,
- *            pausedBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
+ *            pausedBadge: HTMLElement, voicePausedBadge: HTMLElement, speakingCue: HTMLElement, initials: HTMLElement,
  *            tracks: Set<MediaStreamTrack>}} Tile
  * @typedef {{quality: Map<string, import("./link-quality.js").Quality>,
  *            receiveMode: import("./link-quality.js").ReceiveMode, audioOnly: boolean,
@@ -239,12 +239,15 @@ export class VideoGrid {
     const pausedBadge = document.createElement("span");
     pausedBadge.className = "badge badge-video-paused";
     pausedBadge.hidden = true;
+    const voicePausedBadge = document.createElement("span");
+    voicePausedBadge.className = "badge badge-voice-paused";
+    voicePausedBadge.hidden = true;
     const speakingCue = document.createElement("span");
     speakingCue.className = "visually-hidden tile-speaking";
     speakingCue.hidden = true;
     figure.dataset.speaking = "false";
     caption.append(
-      name, " ", micBadge, " ", cameraBadge, " ", reconnectingBadge, " ", pausedBadge, " ", qualityBadge, speakingCue,
+      name, " ", micBadge, " ", cameraBadge, " ", reconnectingBadge, " ", pausedBadge, " ", voicePausedBadge, " ", qualityBadge, speakingCue,
     );
     figure.append(video, initials, caption);
     /** @type {Tile} */
@@ -259,6 +262,7 @@ export class VideoGrid {
       reconnectingBadge,
       qualityBadge,
       pausedBadge,
+      voicePausedBadge,
       speakingCue,
       initials,
       tracks: new Set(),
@@ -336,6 +340,10 @@ export class VideoGrid {
     tile.figure.dataset.videoPaused = paused ?? "";
     tile.pausedBadge.textContent = paused ? t(`tile_video_paused.${paused}`) : "";
     tile.pausedBadge.hidden = !paused;
+    const voicePaused = voicePausedOf(tile.kind, this.links, tile.participantId);
+    tile.figure.dataset.voicePaused = voicePaused ? "weak_connection" : "";
+    tile.voicePausedBadge.textContent = voicePaused ? t("tile_voice_paused.weak_connection") : "";
+    tile.voicePausedBadge.hidden = !voicePaused;
     // A screen share travels the same link as its sharer's camera: one rating, on the camera tile.
     const quality =
       tile.kind === "screen" ? undefined : this.links.quality.get((local ? this.links.ownId : tile.participantId) ?? "");
