@@ -130,8 +130,9 @@ VOICE_REPORTS_SETTLE = 3.0
 """Seconds after a change in the voices forwarded before receiver reports count again: a report
 covers the time since the previous one (a browser reports on audio every few seconds)."""
 
-VOICE_UP_AFTER = 8.0
-"""Seconds of clean reports (under 2 % loss) before one more voice is forwarded again."""
+VOICE_UP_AFTER = 5.0
+"""Seconds of clean reports (under 2 % loss) before one more voice is forwarded again; twice
+that after a voice brought back had to go again within :data:`BACKOFF_WINDOW`."""
 
 
 class VoiceLimit:
@@ -143,7 +144,10 @@ class VoiceLimit:
     breaks up. The receiver reports on the voices forwarded say how much is lost; when it is
     over 10 %, only as many voices as the link delivered go on (the most recent speakers,
     the subscriber's choice), at least one. After :data:`VOICE_UP_AFTER` seconds of clean
-    reports one more comes back, until all do; once video comes back, all do at once.
+    reports one more comes back, until all do; video comes back only after that. A browser
+    reports on audio every 5 s or so, so a voice brought back onto a link that cannot carry
+    it costs the others a few seconds of loss: one that has to go again soon makes the next
+    try wait twice as long.
     Jitsi's last-N applied to audio, and only on links that need it.
     """
 
@@ -151,6 +155,8 @@ class VoiceLimit:
         self.count: int | None = None
         """Voices forwarded at most; None for every voice."""
         self._changed_at = float("-inf")
+        self._raised_at: float | None = None
+        self._backoff = 1
         self._worst: float | None = None
         self._clean_since: float | None = None
 
@@ -174,13 +180,15 @@ class VoiceLimit:
         """
         worst, self._worst = self._worst, None
         if not weak:
-            self.count, self._clean_since = None, None
+            self.count, self._clean_since, self._raised_at, self._backoff = None, None, None, 1
             return None
         count = voices if self.count is None else self.count
         if worst is not None and worst > LOSS_HIGH:
             fit = max(1, int(count * (1 - worst)))
             self._clean_since = None
             if fit < count:
+                raised, self._raised_at = self._raised_at, None
+                self._backoff = 2 if raised is not None and now - raised < BACKOFF_WINDOW else 1
                 self._set(fit, voices, now)
         elif worst is not None and worst < LOSS_LOW:
             self._clean_since = now if self._clean_since is None else self._clean_since
@@ -189,10 +197,10 @@ class VoiceLimit:
         if (
             self.count is not None
             and self._clean_since is not None
-            and now - self._clean_since >= VOICE_UP_AFTER
+            and now - self._clean_since >= VOICE_UP_AFTER * self._backoff
         ):
             self._set(self.count + 1, voices, now)
-            self._clean_since = now
+            self._clean_since, self._raised_at = now, now
         return self.count
 
     def _set(self, count: int, voices: int, now: float) -> None:
@@ -370,6 +378,7 @@ class LayerSelector:
         now: float,
         severe: bool = True,
         pause: bool = True,
+        video_back: bool = True,
     ) -> Selection:
         """
         Choose again from a new estimate.
@@ -382,6 +391,8 @@ class LayerSelector:
             the video away (a low estimate alone lowers layers).
         :param pause: Whether a video that does not fit at its lowest layer may be paused
             (:func:`allocate`).
+        :param video_back: Whether video may come back after audio only at all: not while
+            the link cannot carry every voice (:class:`VoiceLimit`).
         """
         budget = float("inf") if estimate is None else estimate
         wait = self._up_after if estimate is not None else self._free_up_after
@@ -395,7 +406,9 @@ class LayerSelector:
         if not audio_only and weak_for >= AUDIO_ONLY_AFTER:
             audio_only = True
             self._fell("audio", now)
-        elif audio_only and self._held("audio", budget >= self._video_back_above, now, wait):
+        elif audio_only and self._held(
+            "audio", video_back and budget >= self._video_back_above, now, wait
+        ):
             audio_only = False
         if audio_only:
             self._current = Selection(True, {v.key: None for v in videos})

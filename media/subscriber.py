@@ -345,7 +345,8 @@ class Subscriber:
         # lowest layer, and is under PAUSE_BELOW.
         lowest = sum(video.layer_bitrates[0] for video in videos)
         pause = limit is not None and remb is not None and remb < min(lowest, PAUSE_BELOW)
-        selection = self._selector.select(limit, videos, now, severe, pause)
+        video_back = self._voices.count is None
+        selection = self._selector.select(limit, videos, now, severe, pause, video_back)
         self._apply(selection)
         self._choose_voices(selection.audio_only and not self._audio_only_chosen, now)
         await self._announce()
@@ -445,7 +446,7 @@ class Subscriber:
         if mode != self._receive_mode or paused != self._paused:
             self._receive_mode, self._paused = mode, paused
             logger.info(
-                "%s receives %s, %d videos paused",
+                "%s receives %s, %d paused",
                 self.participant_id,
                 "audio only" if mode[0] else "video",
                 len(paused),

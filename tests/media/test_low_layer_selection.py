@@ -155,8 +155,16 @@ def test_a_weak_link_losing_its_voices_keeps_those_it_delivers_then_takes_them_b
     # Two voices lose 20 %: back to one (int(2 * 0.8) = 1), never to none.
     voices.report(51, now=second + VOICE_REPORTS_SETTLE + 1)
     assert voices.update(3, weak=True, now=second + VOICE_REPORTS_SETTLE + 1.5) == 1
-    voices.report(255, now=second + 2 * VOICE_REPORTS_SETTLE + 2)
-    assert voices.update(3, weak=True, now=second + 2 * VOICE_REPORTS_SETTLE + 2.5) == 1
+    cut = second + VOICE_REPORTS_SETTLE + 1.5
+    voices.report(255, now=cut + VOICE_REPORTS_SETTLE)
+    assert voices.update(3, weak=True, now=cut + VOICE_REPORTS_SETTLE + 0.5) == 1
+    # That voice had to go again soon after it came back: the next try waits twice as long.
+    start = cut + VOICE_REPORTS_SETTLE + 1
+    for at in range(int(start), int(start) + 30):
+        voices.report(0, now=float(at))
+        if voices.update(3, weak=True, now=at + 0.5) != 1:
+            break
+    assert at + 0.5 - start >= 2 * VOICE_UP_AFTER
     # Video comes back: every voice at once.
     assert voices.update(3, weak=False, now=100.0) is None
 
@@ -166,3 +174,16 @@ def test_a_little_loss_on_a_weak_link_keeps_every_voice() -> None:
     for second in range(10):
         voices.report(20, now=float(second))  # 8 %: Opus's in-band FEC covers it
         assert voices.update(3, weak=True, now=second + 0.5) is None
+
+
+def test_video_stays_away_while_the_link_cannot_carry_every_voice() -> None:
+    selector = LayerSelector(up_after=2.0, free_up_after=1.0)
+    videos = [VideoDemand("speaker", ladder(FULL, LOW), priority=1)]
+    for now in range(4):  # a 60 kbit/s link: the browser's estimate of video is 20 kbit/s
+        assert selector.select(20_000, videos, float(now)).audio_only is (now >= 2)
+    # On audio only nothing is sent that could be seen to limit: no limit is known.
+    for now in range(4, 20):
+        assert selector.select(None, videos, float(now), video_back=False).audio_only
+    # Every voice is back: video comes back.
+    back = [selector.select(None, videos, float(now)).audio_only for now in range(20, 23)]
+    assert back == [True, False, False]
