@@ -10,9 +10,11 @@ its data folder before offers that one, so what it signed and encrypted stays va
 folder's key that differs from the cluster's is still tried when decrypting.
 
 The clinical signing key (Ed25519) follows the same rule: one key signs for the whole cluster,
-kept in the database encrypted with the credential key. A node whose data folder holds the key
-it signed with before, when that is not the cluster's, publishes its public half as a retired
-key (:func:`retired_clinical_keys`), so what it signed stays verifiable.
+kept in the database encrypted with the credential key. Every key that signs has its public
+half recorded there (:func:`record_signing_key`): once another key signs instead (an operator
+rotated ``TELECONSULT_CLINICAL_SIGNING_KEY``, or a node that signed alone with its data folder's
+key joined a cluster that has one), it is published as retired (:func:`signing_keys`), so what
+it signed stays verifiable.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from .settings import (
 
 logger = logging.getLogger(__name__)
 
-#: Name prefix of the public keys (PEM) of signing keys nodes used before they joined a cluster.
-RETIRED_CLINICAL_KEY = "clinical-retired-key:"
+#: Name prefix of the public halves (PEM) of the clinical signing keys that have signed (the
+#: name, from when only former keys of nodes were kept, stays for the rows stored since).
+SIGNING_KEY_RECORD = "clinical-retired-key:"
 
 
 class SharedKey(Base):
@@ -131,9 +134,7 @@ async def _clinical_key(settings: Settings, database: Database, box: SecretBox) 
     )
     key = box.decrypt(stored)
     if own is not None and own != key:
-        public = _public_pem(own)
-        name = RETIRED_CLINICAL_KEY + hashlib.sha256(public.encode()).hexdigest()[:32]
-        await shared_key(database, name, lambda: public)
+        await record_signing_key(database, _public_pem(own))
         logger.warning(
             "this node's data folder has its own clinical signing key: the cluster's signs, "
             "the node's is published as retired so its signatures stay verifiable"
@@ -151,9 +152,22 @@ def _public_pem(private_pem: str) -> str:
     )
 
 
-async def retired_clinical_keys(database: Database) -> list[str]:
+async def record_signing_key(database: Database, public_pem: str) -> None:
     """
-    Public keys (PEM) of the clinical signing keys nodes used before they joined the cluster.
+    Record the public half of a clinical signing key that signs (once, whoever is first).
+
+    :param database: The cluster's database.
+    :param public_pem: The key's public half (SubjectPublicKeyInfo PEM).
+    """
+    name = SIGNING_KEY_RECORD + hashlib.sha256(public_pem.encode()).hexdigest()[:32]
+    await shared_key(database, name, lambda: public_pem)
+
+
+async def signing_keys(database: Database) -> list[str]:
+    """
+    Public keys (PEM) of every clinical signing key that has signed, oldest first: the current
+    one, keys operators rotated away from, and those of nodes that signed alone before they
+    joined the cluster.
 
     Read at each call: a node that joins later adds its own while the others run.
 
@@ -162,7 +176,7 @@ async def retired_clinical_keys(database: Database) -> list[str]:
     async with database.sessions() as session:
         rows = await session.scalars(
             select(SharedKey.value)
-            .where(SharedKey.name.startswith(RETIRED_CLINICAL_KEY))
+            .where(SharedKey.name.startswith(SIGNING_KEY_RECORD))
             .order_by(SharedKey.created_at)
         )
         return list(rows)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from clinical.services import build_clinical, hospital_store_lookup
 from config.database import Database
+from config.keys import record_signing_key
 from config.redis import connect_redis, fanout_channel, redis_options
 from config.secrets import SecretBox
 from config.settings import Settings
@@ -215,6 +216,10 @@ def create_app(settings: Settings) -> web.Application:
     async def open_recordings(_: web.Application) -> None:
         await svc.recordings.open()
 
+    async def record_clinical_key(_: web.Application) -> None:
+        # Published as retired once another key signs: what this one signed stays verifiable.
+        await record_signing_key(svc.database, svc.clinical.signer.public_key_pem())
+
     async def close_recordings(_: web.Application) -> None:
         await svc.recordings.close()
 
@@ -224,6 +229,7 @@ def create_app(settings: Settings) -> web.Application:
         await live.going_away()
 
     app.on_startup.append(open_recordings)
+    app.on_startup.append(record_clinical_key)
     app.on_shutdown.append(going_away)
     app.on_shutdown.append(close_recordings)
 

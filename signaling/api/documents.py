@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from clinical.signing import ALGORITHM, key_id, load_public_key
-from config.keys import retired_clinical_keys
+from config.keys import signing_keys
 from signaling.api.declare import ApiRoutes
 from signaling.context import services
 
@@ -73,15 +73,15 @@ routes = ApiRoutes("documents")
     bearer=False,
 )
 async def public_key(request: web.Request) -> PublicKeyOut:
-    """The Ed25519 key that signs notes and prescriptions now, and with it the retired keys
-    of nodes that signed with their own before they joined the cluster (no token)."""
+    """The Ed25519 key that signs notes and prescriptions now, and with it every key that
+    signed before: rotated away from, or a node's own before it joined the cluster (no token)."""
     signer = services(request).clinical.signer
     current = VerifyingKeyOut(
         key_id=signer.key_id, public_key_pem=signer.public_key_pem(), retired=False
     )
     retired = [
         VerifyingKeyOut(key_id=key_id(load_public_key(pem)), public_key_pem=pem, retired=True)
-        for pem in await retired_clinical_keys(services(request).database)
+        for pem in await signing_keys(services(request).database)
     ]
     return PublicKeyOut(
         algorithm=ALGORITHM,

@@ -25,7 +25,12 @@ from clinical.signing import DocumentSigner, load_public_key, verify
 from config.database import Database
 from config.keys import SharedKey, with_shared_keys
 from config.secrets import SecretBox
-from config.settings import CLINICAL_KEY_FILE, JWT_SECRET_FILE, Settings
+from config.settings import (
+    CLINICAL_KEY_FILE,
+    JWT_SECRET_FILE,
+    Settings,
+    new_clinical_signing_key,
+)
 from migrations.runner import upgrade
 from recordings.links import PlaybackLinks
 from rooms.identity import Identity, Role
@@ -446,6 +451,32 @@ async def test_nodes_sign_with_the_clusters_key_and_publish_a_nodes_former_key(
     }
     for signature in [signed_by_a, signed_by_c, *(s.sign(DOCUMENT) for s in signers)]:
         assert verify(DOCUMENT, signature.value, keys[signature.key_id])
+
+
+async def test_a_key_the_operator_rotated_away_from_stays_published_as_retired(
+    node_settings: Callable[..., Settings],
+) -> None:
+    first, second = new_clinical_signing_key(), new_clinical_signing_key()
+    before = node_settings(clinical_signing_key=first)
+    async with cluster(before) as nodes, ClientSession() as http:
+        signed_before = DocumentSigner.from_settings(before).sign(DOCUMENT)
+        async with http.get(f"{nodes[0].url}/api/clinical/public-key") as response:
+            assert [k["retired"] for k in (await response.json())["keys"]] == [False]
+    # The operator sets a new TELECONSULT_CLINICAL_SIGNING_KEY on every node and restarts them.
+    after = [node_settings(clinical_signing_key=second) for _ in range(2)]
+    async with cluster(*after) as nodes, ClientSession() as http:
+        signed_after = DocumentSigner.from_settings(after[0]).sign(DOCUMENT)
+        for node in nodes:
+            async with http.get(f"{node.url}/api/clinical/public-key") as response:
+                published = await response.json()
+            assert published["key_id"] == signed_after.key_id
+            assert {k["key_id"]: k["retired"] for k in published["keys"]} == {
+                signed_after.key_id: False,
+                signed_before.key_id: True,
+            }
+            keys = {k["key_id"]: load_public_key(k["public_key_pem"]) for k in published["keys"]}
+            for signature in (signed_before, signed_after):
+                assert verify(DOCUMENT, signature.value, keys[signature.key_id])
 
 
 async def test_the_clinical_key_stored_in_the_database_is_encrypted(
