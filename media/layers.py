@@ -46,10 +46,6 @@ UP_HEADROOM = 1.2
 SPEAKER_WINDOW = 2.0
 """Seconds after their last voice packet a participant still counts as speaking."""
 
-SPEAKER_HOLD = 3.0
-"""Seconds the active speaker keeps the priority before another who spoke may take it: two
-people talking in turn do not swap the layers of their videos at every sentence."""
-
 
 class TemporalLayerFilter:
     """
@@ -96,18 +92,17 @@ class TemporalLayerFilter:
 
 class ActiveSpeaker:
     """
-    Who has the active speaker's priority: whoever spoke last, within `window` seconds, but
-    the one chosen keeps it for `hold` seconds while still speaking.
+    Who has the active speaker's priority: the one chosen keeps it while still speaking (a
+    voice packet within `window` seconds); then whoever spoke last takes it. Two people who
+    talk over each other do not swap the layers of their videos (and, on a weak link, which
+    video is paused) at every sentence: a video brought back waits for a keyframe.
 
     :param window: Seconds after their last voice packet a participant still counts.
-    :param hold: Seconds a chosen speaker keeps the place while still speaking.
     """
 
-    def __init__(self, window: float = SPEAKER_WINDOW, hold: float = SPEAKER_HOLD) -> None:
+    def __init__(self, window: float = SPEAKER_WINDOW) -> None:
         self._window = window
-        self._hold = hold
         self._speaker: str | None = None
-        self._since = 0.0
 
     def update(self, voices: Mapping[str, float], now: float) -> str | None:
         """
@@ -117,13 +112,9 @@ class ActiveSpeaker:
         :param now: The time in seconds (monotonic).
         """
         speaking = {who: at for who, at in voices.items() if at > now - self._window}
-        held = self._speaker
-        if held in speaking and now - self._since < self._hold:
-            return held
-        latest = max(speaking, key=speaking.__getitem__, default=None)
-        if latest != held:
-            self._speaker, self._since = latest, now
-        return latest
+        if self._speaker not in speaking:
+            self._speaker = max(speaking, key=speaking.__getitem__, default=None)
+        return self._speaker
 
 
 VOICE_REPORTS_SETTLE = 3.0
@@ -416,6 +407,7 @@ class LayerSelector:
         hold = allocate(budget, videos, pause)
         climb = allocate(budget / UP_HEADROOM, videos, pause)
         layers: dict[Hashable, int | None] = {}
+        first = min(videos, key=lambda v: v.priority).key if videos else None
         for video in videos:
             fits = _level(hold[video.key])
             can_climb = _level(climb[video.key])
@@ -425,6 +417,8 @@ class LayerSelector:
                 now_at = _level(before.layers[video.key])
             else:
                 now_at = fits  # a video new to this subscriber starts at what fits
+            if now_at < 0 and video.key == first:
+                now_at = 0  # the first by priority always has its lowest layer: back at once
             if fits < now_at:
                 chosen = fits
                 self._fell(video.key, now)
