@@ -123,7 +123,11 @@ covers the time since the previous one (a browser reports on audio every few sec
 
 VOICE_UP_AFTER = 5.0
 """Seconds of clean reports (under 2 % loss) before one more voice is forwarded again; twice
-that after a voice brought back had to go again within :data:`BACKOFF_WINDOW`."""
+that after a voice brought back had to go again within :data:`BACKOFF_WINDOW`, and so on."""
+
+VOICE_MAX_BACKOFF = 8
+"""A voice is tried again at least every ``8 * VOICE_UP_AFTER`` seconds (40 s): each try costs
+the voices already heard a few seconds of loss on a link that still cannot carry it."""
 
 
 class VoiceLimit:
@@ -137,8 +141,8 @@ class VoiceLimit:
     the subscriber's choice), at least one. After :data:`VOICE_UP_AFTER` seconds of clean
     reports one more comes back, until all do; video comes back only after that. A browser
     reports on audio every 5 s or so, so a voice brought back onto a link that cannot carry
-    it costs the others a few seconds of loss: one that has to go again soon makes the next
-    try wait twice as long.
+    it costs the others a few seconds of loss: each one that has to go again soon makes the
+    next try wait twice as long, up to :data:`VOICE_MAX_BACKOFF` times.
     Jitsi's last-N applied to audio, and only on links that need it.
     """
 
@@ -179,7 +183,8 @@ class VoiceLimit:
             self._clean_since = None
             if fit < count:
                 raised, self._raised_at = self._raised_at, None
-                self._backoff = 2 if raised is not None and now - raised < BACKOFF_WINDOW else 1
+                quick = raised is not None and now - raised < BACKOFF_WINDOW
+                self._backoff = min(2 * self._backoff, VOICE_MAX_BACKOFF) if quick else 1
                 self._set(fit, voices, now)
         elif worst is not None and worst < LOSS_LOW:
             self._clean_since = now if self._clean_since is None else self._clean_since

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 from media.layers import (
+    VOICE_MAX_BACKOFF,
     VOICE_REPORTS_SETTLE,
     VOICE_UP_AFTER,
     ActiveSpeaker,
@@ -199,3 +202,20 @@ def test_a_paused_video_whose_publisher_becomes_the_speaker_comes_back_at_once()
     # The patient speaks now: their camera takes the place, without waiting to climb.
     doctor, patient = VideoDemand("doctor", cameras, 2), VideoDemand("patient", cameras, 1)
     assert selector.select(50_000, [doctor, patient], 1.0).layers == {"doctor": None, "patient": 0}
+
+
+def test_on_a_link_that_carries_one_voice_the_tries_of_a_second_grow_rarer() -> None:
+    voices, count, raised = VoiceLimit(), 1, []
+    voices.report(170, now=0.0)
+    assert voices.update(3, weak=True, now=0.5) == 1
+    for second in range(1, 200):
+        # The browser reports on audio every few seconds: two voices lose 45 %, one nothing.
+        voices.report(115 if count == 2 else 0, now=float(second))
+        now = voices.update(3, weak=True, now=second + 0.5) or 3
+        if now > count:
+            raised.append(second)
+        count = now
+    waits = [later - earlier for earlier, later in itertools.pairwise(raised)]
+    assert all(b >= a for a, b in itertools.pairwise(waits)), waits  # never more often
+    assert waits[-1] >= VOICE_MAX_BACKOFF * VOICE_UP_AFTER
+    assert waits[0] <= 2 * (VOICE_UP_AFTER + VOICE_REPORTS_SETTLE) + 3  # the first try: soon
