@@ -114,8 +114,9 @@ class NodeDirectory(Protocol):
         """Nodes that were announced and are dead now, each reported once across the cluster
         (whoever receives it recovers what the dead node left)."""
 
-    async def leave(self, node: Node) -> None:
-        """Withdraw ``node`` (it stops in order)."""
+    async def leave(self, node: Node, consult_ids: list[str]) -> None:
+        """Withdraw ``node`` (it stops in order) and release its claims on ``consult_ids``, so
+        that the next arrival places them on a live node at once."""
 
     async def announce_ended(self, consult_id: str) -> None:
         """Tell every node that a consult ended (its media node closes it)."""
@@ -148,7 +149,7 @@ class LocalNodes:
     async def dead_nodes(self) -> list[str]:
         return []
 
-    async def leave(self, node: Node) -> None:
+    async def leave(self, node: Node, consult_ids: list[str]) -> None:
         self._me = None
 
     async def announce_ended(self, consult_id: str) -> None:
@@ -175,6 +176,16 @@ _RENEW = """
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 0
+"""
+
+#: KEYS: placement keys. ARGV: the node id. Deletes only the node's own.
+_RELEASE = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
   end
 end
 return 0
@@ -208,6 +219,7 @@ class RedisNodes:
         self._claim_ttl = claim_ttl_seconds
         self._place_script = client.register_script(_PLACE)
         self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
 
     def _node_key(self, node_id: str) -> str:
         return f"{self._prefix}:node:{node_id}"
@@ -286,11 +298,14 @@ class RedisNodes:
                     dead.append(node_id)
         return dead
 
-    async def leave(self, node: Node) -> None:
+    async def leave(self, node: Node, consult_ids: list[str]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._node_key(node.node_id))
             pipe.srem(self._members_key, node.node_id)
             await pipe.execute()
+        if consult_ids:
+            keys = [self._media_key(consult_id) for consult_id in consult_ids]
+            await self._release_script(keys=keys, args=[node.node_id])
 
     async def announce_ended(self, consult_id: str) -> None:
         await self._redis.publish(self._ended_channel, consult_id)

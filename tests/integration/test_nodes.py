@@ -71,5 +71,21 @@ async def test_a_node_renews_only_its_own_claims(redis_client: aioredis.Redis) -
     assert await redis_client.get("test:media:c1") == "a"
     await directory.renew(["c1"], a)
     assert await redis_client.ttl("test:media:c1") == 1
-    await directory.leave(a)
+
+
+async def test_a_node_that_leaves_hands_its_consults_over_at_once(
+    redis_client: aioredis.Redis,
+) -> None:
+    # Ten seconds before a death would be noticed: a node that stops in order must not need them.
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=10)
+    a, b = node("a"), node("b")  # equal: each consult goes on the node its client reached
+    for each in (a, b):
+        await directory.heartbeat(each)
+    assert (await directory.place("c1", a)).node.node_id == "a"
+    assert (await directory.place("c2", b)).node.node_id == "b"
+    await directory.leave(a, ["c1", "c2"])  # a stale view of c2: b's claim stays
     assert [n.node_id for n in await directory.live_nodes()] == ["b"]
+    assert await redis_client.get("test:media:c2") == "b"
+    moved = await directory.place("c1", b)
+    assert (moved.node.node_id, moved.taken_over_from) == ("b", None)
+    assert await directory.dead_nodes() == []  # nothing left behind to recover
