@@ -548,6 +548,12 @@ export class ConsultSession extends Emitter {
       afterJoin((message) => this.emit("chat_message", message)),
     );
 
+    // The server could not set up a connection of ours (its media ports were all taken).
+    connection.on(
+      "media_error",
+      afterJoin(({ code }) => this.emit("error", typeof code === "string" ? code : "media_error")),
+    );
+
     connection.on(
       "muted_by_host",
       afterJoin(({ source, by }) => {
