@@ -13,6 +13,9 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,26 +109,55 @@ async def node_holds(node: TeleconsultServer) -> dict[str, Any]:
         return dict((await response.json())["node"])
 
 
-async def test_the_patient_page_follows_its_consult_across_nodes_and_through_its_node_s_kill(
+@dataclass
+class ClusterVisit:
+    """A visit across three nodes, as :func:`visit_across_three_nodes` set it up.
+
+    :param nodes: the nodes by name (``a``, ``b``, ``c``).
+    :param shared: their data and recordings' folder.
+    :param consult: the REST answer to scheduling.
+    :param doctor: the doctor, an aiortc client, publishing.
+    :param doctor_token: the doctor's identity token.
+    :param patient: the patient's page, in the consult.
+    """
+
+    nodes: dict[str, TeleconsultServer]
+    shared: Path
+    consult: dict[str, Any]
+    doctor: ClusterParticipant
+    doctor_token: str
+    patient: Page
+
+    @property
+    def doctor_pid(self) -> str:
+        return str(participant(self.consult, DOCTOR_SUB)["participant_id"])
+
+    @property
+    def patient_pid(self) -> str:
+        return str(participant(self.consult, PATIENT_SUB)["participant_id"])
+
+
+@asynccontextmanager
+async def visit_across_three_nodes(
     postgres_url: str,
     redis_url: str,
     server_factory: Callable[..., Awaitable[TeleconsultServer]],
     new_context: NewContext,
     tmp_path: Path,
-    aiortc_on_loopback: None,
-) -> None:
-    # (PostgreSQL and Redis are requested first: they outlive the nodes at teardown.)
+    timing: dict[str, float],
+) -> AsyncIterator[ClusterVisit]:
+    """Three nodes sharing PostgreSQL, Redis and a folder; the consult's media on B, where its
+    first participant (the doctor) arrived; the patient's page loaded from C, its signaling sent
+    on to B in the page; the doctor admitted the patient and each receives the other's video."""
     await asyncio.to_thread(upgrade, postgres_url)
     ports = {name: free_tcp_port() for name in ("a", "b", "c")}
     shared = tmp_path / "shared"  # data and recordings on "shared storage"
-    cluster_env = three_nodes_env(postgres_url, redis_url, shared, ports, PAGE_CLUSTER_TIMING)
+    cluster_env = three_nodes_env(postgres_url, redis_url, shared, ports, timing)
 
     # B alone at first: the consult's first participant arrives there and it is placed there.
     node_b = await server_factory(port=ports["b"], **cluster_env)
     coordinator = await asyncio.to_thread(node_b.token, "coord-1", "coordinator", HOSPITAL)
     consult = await schedule_visit(node_b, coordinator)
-    doctor_pid = participant(consult, DOCTOR_SUB)["participant_id"]
-    patient_pid = participant(consult, PATIENT_SUB)["participant_id"]
     doctor_token = await asyncio.to_thread(
         node_b.token, DOCTOR_SUB, "doctor", HOSPITAL, DOCTOR_NAME
     )
@@ -151,31 +183,62 @@ async def test_the_patient_page_follows_its_consult_across_nodes_and_through_its
         assert state["node"] == node_b.base_url, "C sent the page's signaling on to B"
         assert patient.url.startswith(node_c.base_url), "in the page: no navigation"
 
-        admitted = await doctor.call("admit", {"participant_id": patient_pid})
+        visit = ClusterVisit(
+            {"a": node_a, "b": node_b, "c": node_c}, shared, consult, doctor, doctor_token, patient
+        )
+        admitted = await doctor.call("admit", {"participant_id": visit.patient_pid})
         assert admitted["ok"], admitted
         await expect(patient.locator("body")).to_have_attribute("data-view", "consult")
-        await expect_playing(patient, doctor_pid)
-        await doctor.receives(patient_pid, "video", 20, STEP_TIMEOUT_S)
+        await expect_playing(patient, visit.doctor_pid)
+        await doctor.receives(visit.patient_pid, "video", 20, STEP_TIMEOUT_S)
         await expect_loopback_pairs(patient)
         holds = await node_holds(node_b)
         assert (holds["consults"], holds["publishers"]) == (1, 2)
+        yield visit
+    finally:
+        await doctor.close()
 
+
+#: Sets up a :class:`ClusterVisit` with these node timings.
+VisitAcrossThreeNodes = Callable[[dict[str, float]], AbstractAsyncContextManager[ClusterVisit]]
+
+
+@pytest.fixture
+def cluster_visit(
+    postgres_url: str,
+    redis_url: str,
+    server_factory: Callable[..., Awaitable[TeleconsultServer]],
+    new_context: NewContext,
+    tmp_path: Path,
+    aiortc_on_loopback: None,
+) -> VisitAcrossThreeNodes:
+    """:func:`visit_across_three_nodes` with the test's fixtures (PostgreSQL and Redis are
+    requested first: they outlive the nodes at teardown)."""
+    return partial(
+        visit_across_three_nodes, postgres_url, redis_url, server_factory, new_context, tmp_path
+    )
+
+
+async def test_the_patient_page_follows_its_consult_across_nodes_and_through_its_node_s_kill(
+    cluster_visit: VisitAcrossThreeNodes,
+) -> None:
+    async with cluster_visit(PAGE_CLUSTER_TIMING) as visit:
+        node_a, node_b, node_c = (visit.nodes[name] for name in ("a", "b", "c"))
+        consult, doctor, patient, shared = visit.consult, visit.doctor, visit.patient, visit.shared
+        doctor_pid, patient_pid, doctor_token = (
+            visit.doctor_pid,
+            visit.patient_pid,
+            visit.doctor_token,
+        )
         muted = await doctor.call(
             "mute_participant", {"participant_id": patient_pid, "source": "microphone"}
         )
         assert muted["ok"], muted
         await until(lambda: _muted(patient), STEP_TIMEOUT_S, "the page follows the host's mute")
 
-        await patient.get_by_role("button", name="I agree to this consult being recorded").click()
-        await expect(patient.locator("#view-consult #recording-consent-status")).to_have_text(
-            "You agreed to this consult being recorded."
-        )
-        started = await doctor.call("start_recording", {})
-        assert started["ok"], started
-        recording_id = started["recording_id"]
-        await expect(patient.locator("#recording-indicator")).to_be_visible()
+        await _consent(patient)
+        recording_id = await _start_recording(doctor, patient, shared / "recordings")
         recording = shared / "recordings" / recording_id
-        await until(lambda: _has_media(recording), STEP_TIMEOUT_S, "some of the visit is on disk")
 
         node_b.kill()
         killed_ms = time.time() * 1000
@@ -234,8 +297,6 @@ async def test_the_patient_page_follows_its_consult_across_nodes_and_through_its
             " window.teleconsult.subscriberPc?.connectionState]"
         )
         assert pcs == ["closed", "closed"]
-    finally:
-        await doctor.close()
 
 
 async def _muted(page: Page) -> bool:
@@ -268,50 +329,12 @@ NEW_MEDIA_CONNECTED = """() => {
 
 
 async def test_the_visit_goes_on_through_a_rolling_restart_of_all_three_nodes(
-    postgres_url: str,
-    redis_url: str,
-    server_factory: Callable[..., Awaitable[TeleconsultServer]],
-    new_context: NewContext,
-    tmp_path: Path,
-    aiortc_on_loopback: None,
+    cluster_visit: VisitAcrossThreeNodes,
 ) -> None:
-    await asyncio.to_thread(upgrade, postgres_url)
-    ports = {name: free_tcp_port() for name in ("a", "b", "c")}
-    shared = tmp_path / "shared"
-    cluster_env = three_nodes_env(postgres_url, redis_url, shared, ports, ROLLING_TIMING)
-    nodes = {"b": await server_factory(port=ports["b"], **cluster_env)}
-    node_b = nodes["b"]
-    coordinator = await asyncio.to_thread(node_b.token, "coord-1", "coordinator", HOSPITAL)
-    consult = await schedule_visit(node_b, coordinator)
-    doctor_pid = participant(consult, DOCTOR_SUB)["participant_id"]
-    patient_pid = participant(consult, PATIENT_SUB)["participant_id"]
-    doctor_token = await asyncio.to_thread(
-        node_b.token, DOCTOR_SUB, "doctor", HOSPITAL, DOCTOR_NAME
-    )
-    doctor = ClusterParticipant([node_b.base_url], doctor_token, consult["id"])
-    try:
-        # The consult's media on B (its first participant arrived there), the page loaded from C.
-        assert (await doctor.join(node_b.base_url))["status"] == "joined"
-        await doctor.publish()
-        for name in ("a", "c"):
-            nodes[name] = await server_factory(port=ports[name], **cluster_env)
-        doctor.urls = [nodes[name].base_url for name in ("a", "b", "c")]
-        context = await new_context()
-        await context.add_init_script(script=RECONNECT_PROBE)
-        patient = await context.new_page()
-        link = participant(consult, PATIENT_SUB)["join_url"]
-        await patient.goto(link.replace(node_b.base_url, nodes["c"].base_url))
-        await join(patient)
-        await expect(patient.locator("body")).to_have_attribute("data-view", "lobby")
-        assert (await doctor.call("admit", {"participant_id": patient_pid}))["ok"]
-        await expect(patient.locator("body")).to_have_attribute("data-view", "consult")
-        await expect_playing(patient, doctor_pid)
-        await doctor.receives(patient_pid, "video", 20, STEP_TIMEOUT_S)
-
-        await patient.get_by_role("button", name="I agree to this consult being recorded").click()
-        await expect(patient.locator("#view-consult #recording-consent-status")).to_have_text(
-            "You agreed to this consult being recorded."
-        )
+    async with cluster_visit(ROLLING_TIMING) as visit:
+        nodes, consult, doctor, patient = visit.nodes, visit.consult, visit.doctor, visit.patient
+        doctor_pid, patient_pid, shared = visit.doctor_pid, visit.patient_pid, visit.shared
+        await _consent(patient)
         recordings = [await _start_recording(doctor, patient, shared / "recordings")]
 
         restarted: list[str] = []
@@ -324,7 +347,7 @@ async def test_the_visit_goes_on_through_a_rolling_restart_of_all_three_nodes(
             await patient.evaluate(REMEMBER_MEDIA)
             assert await asyncio.to_thread(node.stop, NODE_STOP_SECONDS) == 0, "stopped in order"
             stopped_ms = time.time() * 1000
-            await node.start()
+            await node.start(healthy_within=STEP_TIMEOUT_S)  # a start on a loaded machine
             restarted.append(name)
             if hosted_here:
                 # Both sides came back by themselves, on new media connections elsewhere.
@@ -352,7 +375,7 @@ async def test_the_visit_goes_on_through_a_rolling_restart_of_all_three_nodes(
             aiohttp.ClientSession() as http,
             http.post(
                 f"{survivor.base_url}/api/consults/{consult['id']}/end",
-                headers={"Authorization": f"Bearer {doctor_token}"},
+                headers={"Authorization": f"Bearer {visit.doctor_token}"},
             ) as response,
         ):
             assert response.status == 200, await response.text()
@@ -365,8 +388,6 @@ async def test_the_visit_goes_on_through_a_rolling_restart_of_all_three_nodes(
         )
         for recording_id in recordings:
             assert await _has_media(shared / "recordings" / recording_id), recording_id
-    finally:
-        await doctor.close()
 
 
 async def _next_to_restart(nodes: dict[str, TeleconsultServer], restarted: list[str]) -> str:
@@ -405,6 +426,14 @@ async def _chat_reaches(patient: Page, doctor: ClusterParticipant, text: str) ->
     async with asyncio.timeout(STEP_TIMEOUT_S):
         while (await doctor.next("chat_message", STEP_TIMEOUT_S))["text"] != text:
             pass
+
+
+async def _consent(patient: Page) -> None:
+    """The patient agrees to the recording, on the page."""
+    await patient.get_by_role("button", name="I agree to this consult being recorded").click()
+    await expect(patient.locator("#view-consult #recording-consent-status")).to_have_text(
+        "You agreed to this consult being recorded."
+    )
 
 
 async def _start_recording(doctor: ClusterParticipant, patient: Page, recordings: Path) -> str:
