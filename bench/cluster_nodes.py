@@ -82,10 +82,11 @@ class Node:
 
     :param env: Its environment (the shared database, Redis and secret among it).
     :param folder: Its data folder (its log goes there).
+    :param port: Its port (its URL's origin is one of the cluster's).
     """
 
-    def __init__(self, env: dict[str, str], folder: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], folder: Path, port: int) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.folder = folder
         folder.mkdir(parents=True)
@@ -270,7 +271,10 @@ async def running_cluster(
                 time.sleep(0.05)
         migrate_env = {**env, "TELECONSULT_DATA_DIR": str(folder / "migrate")}
         subprocess.run([_teleconsult(), "migrate"], env=migrate_env, check=True, timeout=120)
-        started = [Node(env, folder / f"node{n}") for n in range(nodes)]
+        # Each node's own origin is one of the cluster's: the nodes send joins only there.
+        ports = [free_port() for _ in range(nodes)]
+        env["TELECONSULT_CLUSTER_ORIGINS"] = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+        started = [Node(env, folder / f"node{n}", port) for n, port in enumerate(ports)]
         async with aiohttp.ClientSession() as http:
             for node in started:
                 await node.ready(http)

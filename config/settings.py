@@ -271,6 +271,8 @@ class Settings(BaseSettings):
     @field_validator("cluster_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):  # JSON, as a dump writes it
+            value = json.loads(value)
         parts = value.split(",") if isinstance(value, str) else value
         origins = []
         for part in (str(p).strip() for p in parts):
@@ -330,6 +332,13 @@ class Settings(BaseSettings):
     def effective_node_url(self) -> str:
         """The URL clients reach this node's signaling at."""
         return (self.node_url or self.base_url()).rstrip("/")
+
+    def trusted_origins(self) -> list[str]:
+        """The origins a consult's signaling may be sent to: the public URL's and the cluster's
+        listed ones. A node whose URL is of another origin is never named to a client nor given
+        a consult (docs/cluster.md)."""
+        public = urlsplit(self.base_url())
+        return list(dict.fromkeys([f"{public.scheme}://{public.netloc}", *self.cluster_origins]))
 
     def prepare_data_dir(self) -> None:
         """Create data_dir and recordings/ when missing, readable by this user only (0700), and

@@ -27,7 +27,7 @@ from .aiortc_hooks import (
 from .api import SignalSender
 from .bandwidth import LOSS_HIGH, LinkEstimator, Quality
 from .down_track import DownTrack
-from .errors import InvalidSdp, NoPendingOffer
+from .errors import InvalidSdp, MediaPortsExhausted, NoPendingOffer
 from .layers import (
     AUDIO_ONLY_BELOW,
     PAUSE_BELOW,
@@ -147,7 +147,8 @@ class Subscriber:
 
     :param participant_id: The subscribing participant.
     :param config: The media configuration.
-    :param send: Sends ``subscriber_offer`` events to the participant.
+    :param send: Sends ``subscriber_offer`` events to the participant (and ``media_error``
+        when its connection cannot be set up).
     """
 
     def __init__(self, participant_id: str, config: MediaConfig, send: SignalSender) -> None:
@@ -163,6 +164,9 @@ class Subscriber:
         self._dirty = False
         self._pending_offer = False
         self._closed = False
+        #: No UDP port was left for this connection: it offers nothing more (the participant
+        #: was told, and sets up new connections to try again).
+        self._without_ports = False
         self._task: asyncio.Task[None] | None = None
         self.link = LinkEstimator()
         self._selector = LayerSelector()
@@ -525,11 +529,20 @@ class Subscriber:
 
     async def _negotiate(self) -> None:
         while self._dirty and not self._pending_offer and not self._closed:
+            if self._without_ports:
+                return
             self._dirty = False
             self._offered = self._assign_slots()
             if not self._slots:
                 return
-            await self._pc.setLocalDescription(await self._pc.createOffer())
+            try:
+                # The first offer gathers the connection's ICE sockets: its ports are taken here.
+                await self._pc.setLocalDescription(await self._pc.createOffer())
+            except MediaPortsExhausted as exc:
+                self._without_ports = True
+                logger.warning("no media port for %s's receiving connection", self.participant_id)
+                await self._send("media_error", {"code": exc.code, "message": exc.message})
+                return
             self._pending_offer = True
             logger.debug("offer to %s: %d tracks", self.participant_id, len(self._offered))
             tracks = {

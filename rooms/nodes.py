@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
 from rooms.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 class NoNodeInRegion(DomainError):
     """No live node may host the consult's media (its region has none)."""
 
     code, status = "no_node_in_region", 503
+
+
+class NoTrustedNode(DomainError):
+    """No live node whose URL is of the cluster's origins may host the consult's media."""
+
+    code, status = "no_trusted_node", 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,12 @@ class Node:
     region: str | None = None
     load: NodeLoad = field(default_factory=NodeLoad)
 
+    @property
+    def origin(self) -> str:
+        """The origin of its URL (``scheme://host[:port]``), as pages and CSP compare them."""
+        url = urlsplit(self.url)
+        return f"{url.scheme}://{url.netloc}"
+
     def as_json(self) -> str:
         """The node as stored in its heartbeat."""
         return json.dumps(asdict(self))
@@ -99,9 +115,11 @@ class NodeDirectory(Protocol):
     async def place(self, consult_id: str, me: Node, region: str | None = None) -> Placement:
         """The node hosting a consult's media: the current one while it lives; a consult not
         placed yet goes on the least-loaded live node, one whose node died on ``me`` (both of
-        ``region`` when given); claimed atomically.
+        ``region`` when given); claimed atomically. A node whose URL is not of the cluster's
+        origins is passed over, and a consult placed on one is placed again.
 
         :raises NoNodeInRegion: when no live node is in ``region``.
+        :raises NoTrustedNode: when no live node (of ``region``) is of the cluster's origins.
         """
 
     async def renew(self, consult_ids: list[str], me: Node) -> None:
@@ -114,8 +132,9 @@ class NodeDirectory(Protocol):
         """Nodes that were announced and are dead now, each reported once across the cluster
         (whoever receives it recovers what the dead node left)."""
 
-    async def leave(self, node: Node) -> None:
-        """Withdraw ``node`` (it stops in order)."""
+    async def leave(self, node: Node, consult_ids: list[str]) -> None:
+        """Withdraw ``node`` (it stops in order) and release its claims on ``consult_ids``, so
+        that the next arrival places them on a live node at once."""
 
     async def announce_ended(self, consult_id: str) -> None:
         """Tell every node that a consult ended (its media node closes it)."""
@@ -148,7 +167,7 @@ class LocalNodes:
     async def dead_nodes(self) -> list[str]:
         return []
 
-    async def leave(self, node: Node) -> None:
+    async def leave(self, node: Node, consult_ids: list[str]) -> None:
         self._me = None
 
     async def announce_ended(self, consult_id: str) -> None:
@@ -160,13 +179,18 @@ class LocalNodes:
 
 
 #: KEYS: the consult's placement key, the node-key prefix. ARGV: the candidate node id, the
-#: claim's lifetime (s). Returns {owner, previous owner if it was dead else ''}.
+#: claim's lifetime (s), a live owner to displace (one of a foreign origin) or ''. Returns
+#: {owner, previous owner if it was dead else ''}.
 _PLACE = """
 local owner = redis.call('GET', KEYS[1])
-if owner and redis.call('EXISTS', KEYS[2] .. owner) == 1 then
+local alive = owner and redis.call('EXISTS', KEYS[2] .. owner) == 1
+if alive and owner ~= ARGV[3] then
   return {owner, ''}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if alive then
+  return {ARGV[1], ''}
+end
 return {ARGV[1], owner or ''}
 """
 
@@ -175,6 +199,16 @@ _RENEW = """
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 0
+"""
+
+#: KEYS: placement keys. ARGV: the node id. Deletes only the node's own.
+_RELEASE = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
   end
 end
 return 0
@@ -193,6 +227,8 @@ class RedisNodes:
     :param prefix: key prefix, shared with the room registry.
     :param dead_after_seconds: how long a node lives without a heartbeat.
     :param claim_ttl_seconds: how long a placement lives without renewal.
+    :param trusted_origins: the origins a node's URL must be of to host consults (clients are
+        sent there); None: any.
     """
 
     def __init__(
@@ -201,13 +237,18 @@ class RedisNodes:
         prefix: str = "teleconsult",
         dead_after_seconds: float = 10.0,
         claim_ttl_seconds: int = 30,
+        trusted_origins: Collection[str] | None = None,
     ) -> None:
         self._redis = client
         self._prefix = prefix
+        self._trusted_origins = frozenset(trusted_origins) if trusted_origins is not None else None
+        #: Nodes already logged as of a foreign origin (once each, not at every placement).
+        self._foreign: set[str] = set()
         self._dead_after_ms = int(dead_after_seconds * 1000)
         self._claim_ttl = claim_ttl_seconds
         self._place_script = client.register_script(_PLACE)
         self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
 
     def _node_key(self, node_id: str) -> str:
         return f"{self._prefix}:node:{node_id}"
@@ -240,15 +281,33 @@ class RedisNodes:
         raw = cast(str | None, await self._redis.get(self._node_key(node_id)))
         return Node.from_json(raw) if raw is not None else None
 
+    def _trusted(self, node: Node) -> bool:
+        """Whether ``node``'s URL is of the cluster's origins (a refusal is logged once)."""
+        if self._trusted_origins is None or node.origin in self._trusted_origins:
+            return True
+        if node.node_id not in self._foreign:
+            self._foreign.add(node.node_id)
+            logger.warning(
+                "node passed over: its URL is not of the cluster's origins",
+                extra={"node": node.node_id, "origin": node.origin},
+            )
+        return False
+
     async def place(self, consult_id: str, me: Node, region: str | None = None) -> Placement:
         owner = cast(str | None, await self._redis.get(self._media_key(consult_id)))
+        displaced = ""
         if owner is not None:
             current = me if owner == me.node_id else await self._node(owner)
             if current is not None:
-                return Placement(current)
+                if self._trusted(current):
+                    return Placement(current)
+                displaced = owner
         live = [n for n in await self.live_nodes() if region is None or n.region == region]
         if not live:
             raise NoNodeInRegion("No live server may host this consult's media")
+        live = [n for n in live if self._trusted(n)]
+        if not live:
+            raise NoTrustedNode("No server of this cluster's addresses may host this consult")
         if owner is not None and any(n.node_id == me.node_id for n in live):
             # Taken over from a dead node: here, where a returning client arrived, so that
             # the node that recovers its recording is the one that records on.
@@ -259,12 +318,14 @@ class RedisNodes:
             list[str],
             await self._place_script(
                 keys=[self._media_key(consult_id), self._node_key("")],
-                args=[candidate.node_id, self._claim_ttl],
+                args=[candidate.node_id, self._claim_ttl, displaced],
             ),
         )
         node = next((n for n in live if n.node_id == owner), None) or await self._node(owner)
         if node is None:  # the winner of a race died at once: place again
             return await self.place(consult_id, me, region)
+        if not self._trusted(node):  # a foreign node claimed it meanwhile: the next try moves it
+            raise NoTrustedNode("No server of this cluster's addresses may host this consult")
         return Placement(node, previous or None)
 
     async def renew(self, consult_ids: list[str], me: Node) -> None:
@@ -286,11 +347,14 @@ class RedisNodes:
                     dead.append(node_id)
         return dead
 
-    async def leave(self, node: Node) -> None:
+    async def leave(self, node: Node, consult_ids: list[str]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._node_key(node.node_id))
             pipe.srem(self._members_key, node.node_id)
             await pipe.execute()
+        if consult_ids:
+            keys = [self._media_key(consult_id) for consult_id in consult_ids]
+            await self._release_script(keys=keys, args=[node.node_id])
 
     async def announce_ended(self, consult_id: str) -> None:
         await self._redis.publish(self._ended_channel, consult_id)

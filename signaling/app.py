@@ -31,6 +31,7 @@ from signaling.api import (
     allergies,
     audit,
     clinical,
+    cluster,
     consults,
     documents,
     health,
@@ -88,6 +89,7 @@ def build_services(settings: Settings) -> Services:
             redis_client,
             dead_after_seconds=settings.node_dead_after_seconds,
             claim_ttl_seconds=max(1, round(3 * settings.node_dead_after_seconds)),
+            trusted_origins=settings.trusted_origins(),
         )
         if redis_client
         else LocalNodes()
@@ -187,6 +189,7 @@ def create_app(settings: Settings) -> web.Application:
     svc.sio.attach(app)
     for resource in (
         health,
+        cluster,
         openapi,
         consults,
         recordings,

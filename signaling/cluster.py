@@ -69,6 +69,9 @@ class ClusterNode:
         #: The consults whose participants are seated here (the edge's signaling): their
         #: placement is renewed before any media exists (a lobby, a visit not yet published).
         self.seated_consults: Callable[[], Iterable[str]] = tuple
+        #: Held while a heartbeat is written: leaving waits for it, so none lands after.
+        self._announcing = asyncio.Lock()
+        self._left = False
 
     @property
     def me(self) -> Node:
@@ -92,11 +95,19 @@ class ClusterNode:
         return self._load
 
     async def announce(self) -> None:
-        """One heartbeat: this node's load, and its claims on the consults it hosts or seats."""
-        self.load()
-        await self.directory.heartbeat(self.me)
-        held = {*self._media.consult_ids, *self.seated_consults()}
-        await self.directory.renew(sorted(held), self.me)
+        """One heartbeat: this node's load, and its claims on the consults it hosts or seats;
+        nothing once the node left (it would come back to life in the directory)."""
+        async with self._announcing:
+            if self._left:
+                return
+            self.load()
+            await self.directory.heartbeat(self.me)
+            await self.directory.renew(self._held(), self.me)
+
+    def _held(self) -> list[str]:
+        """The consults this node claims: those whose media it hosts or whose participants it
+        seats."""
+        return sorted({*self._media.consult_ids, *self.seated_consults()})
 
     async def keep_announcing(self) -> None:
         """Announce this node every heartbeat period, and recover what dead nodes left, until
@@ -136,5 +147,9 @@ class ClusterNode:
                 await listener(consult_id)
 
     async def leave(self) -> None:
-        """This node stops in order: the others stop placing consults here at once."""
-        await self.directory.leave(self.me)
+        """This node stops in order: the others stop placing consults here, and place the ones
+        it held elsewhere, at once (its heartbeat job runs until the very end of the shutdown,
+        and stops announcing it now)."""
+        async with self._announcing:
+            self._left = True
+            await self.directory.leave(self.me, self._held())

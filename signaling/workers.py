@@ -162,7 +162,15 @@ class WorkerPool:
             if settings.media_ports
             else None
         )
+        # Each worker's own port is an origin of its own: a page (and the placement, which
+        # sends clients only to the cluster's origins) must be allowed to follow a redirect there.
+        worker_origins = [f"{u.scheme}://{u.netloc}" for u in map(urlsplit, self._node_urls)]
+        self._cluster_origins = ",".join(dict.fromkeys(settings.trusted_origins() + worker_origins))
         self._stop = threading.Event()
+
+    @property
+    def _node_urls(self) -> list[str]:
+        return [worker.node_url for worker in self.workers]
 
     def run(self) -> int:
         """Serve until asked to stop; the exit status (1 when a worker failed to start)."""
@@ -176,7 +184,7 @@ class WorkerPool:
             return 1
         logger.info(
             "workers serving",
-            extra={"port": self._settings.port, "nodes": [w.node_url for w in self.workers]},
+            extra={"port": self._settings.port, "nodes": self._node_urls},
         )
         while not self._stop.wait(TEND_SECONDS):
             for worker in self.workers:
@@ -200,6 +208,7 @@ class WorkerPool:
             "TELECONSULT_WORKER_PORTS_FROM": str(self._first_port),
             "TELECONSULT_WORKER_PORT": str(worker.port),
             "TELECONSULT_NODE_URL": worker.node_url,
+            "TELECONSULT_CLUSTER_ORIGINS": self._cluster_origins,
         }
 
     def _start(self, worker: Worker) -> None:

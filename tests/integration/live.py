@@ -143,6 +143,7 @@ SERVER_EVENTS = (
     "participant_reconnecting",
     "resume_token",
     "server_going_away",
+    "media_error",
 )
 
 

@@ -34,6 +34,7 @@ from config.settings import (
 from migrations.runner import upgrade
 from recordings.links import PlaybackLinks
 from rooms.identity import Identity, Role
+from rooms.nodes import Node, RedisNodes
 from signaling.access_log import AccessLogger
 from signaling.app import create_app
 from signaling.auth import issuer_from_settings
@@ -96,22 +97,29 @@ class InProcessNode:
         return self._server.app[SERVICES].media.consult_ids
 
 
+#: The most nodes a test of this module runs (their origins are the cluster's, known upfront).
+MAX_NODES = 3
+
+
 @pytest.fixture
 def node_settings(
     postgres_url: str, redis_url: str, settings_factory: Callable[..., Settings]
 ) -> Callable[..., Settings]:
-    """Settings of one node of the test's cluster: its own port and URL, the shared rest."""
+    """Settings of one node of the test's cluster: its own port and URL, the shared rest (the
+    cluster's origins among it: every node's)."""
+    ports = [free_tcp_port() for _ in range(MAX_NODES)]
+    origins = ",".join(f"http://127.0.0.1:{port}" for port in ports)
 
     def build(**overrides: Any) -> Settings:
-        port = free_tcp_port()
+        port = ports.pop()
         return settings_factory(
             database_url=postgres_url,
             redis_url=redis_url,
             port=port,
             node_url=f"http://127.0.0.1:{port}",
+            cluster_origins=origins,
             **NO_RATE_LIMITS,
-            **CLUSTER_TIMING,
-            **overrides,
+            **{**CLUSTER_TIMING, **overrides},
         )
 
     return build
@@ -225,13 +233,44 @@ async def test_a_visit_placed_on_b_is_joined_through_a_and_c_and_ended_from_c(
             await patient.close()
 
 
-async def test_a_visit_goes_on_through_a_rolling_restart_of_every_node(
-    node_settings: Callable[..., Settings],
+async def test_no_client_is_sent_to_a_node_registered_under_a_foreign_origin(
+    node_settings: Callable[..., Settings], redis_client: aioredis.Redis
 ) -> None:
     async with (
-        cluster(node_settings(), node_settings(), node_settings()) as nodes,
+        cluster(node_settings(), node_settings()) as (node_a, node_b),
+        client_of(node_a) as live,
+    ):
+        consult = await live.schedule_visit()
+        # A process that reached the cluster's Redis announces itself, idle, at a URL of its own
+        # origin, and claims the consult: the nodes must not send anyone there.
+        rogue = Node("rogue", "https://rogue.example.net", ["127.0.0.1"])
+        impostor = RedisNodes(redis_client, dead_after_seconds=60)
+        await impostor.heartbeat(rogue)
+        await redis_client.set(f"teleconsult:media:{consult['id']}", "rogue", ex=60)
+        doctor = ClusterParticipant([node_a.url], live.token_of(consult, "dr-wang"), consult["id"])
+        patient = ClusterParticipant([node_b.url], live.token_of(consult, "pt-li"), consult["id"])
+        try:
+            await admit_visit(live, consult, doctor, patient, node_a.url, node_b.url)
+            assert {*doctor.served_by, *patient.served_by} == {node_a.url}, "taken back by A"
+            assert node_a.hosted == [consult["id"]]
+            await sees_each_other(consult, doctor, patient, timeout=30)
+        finally:
+            await doctor.close()
+            await patient.close()
+            await impostor.leave(rogue, [])
+
+
+async def test_a_visit_goes_on_through_a_rolling_restart_of_every_node(
+    node_settings: Callable[..., Settings], redis_client: aioredis.Redis
+) -> None:
+    # A node that stops in order is out of the directory at once: the consults it held move
+    # at the clients' first return, with no death to wait for (made longer than the test).
+    timing = {"node_dead_after_seconds": 120}
+    async with (
+        cluster(*(node_settings(**timing) for _ in range(3))) as nodes,
         client_of(nodes[0]) as live,
     ):
+        directory = RedisNodes(redis_client)
         urls = [node.url for node in nodes]
         consult = await live.schedule_visit()
         doctor = ClusterParticipant(urls, live.token_of(consult, "dr-wang"), consult["id"])
@@ -240,7 +279,9 @@ async def test_a_visit_goes_on_through_a_rolling_restart_of_every_node(
             await admit_visit(live, consult, doctor, patient, urls[0], urls[2])
             await sees_each_other(consult, doctor, patient, timeout=30)
             for node in nodes:
+                node_id = node.node_id
                 await node.stop()
+                assert node_id not in {n.node_id for n in await directory.live_nodes()}
                 # No speed is asserted here (the death test holds the issue's bound): generous.
                 await asyncio.gather(doctor.reconnected(60), patient.reconnected(60))
                 await sees_each_other(consult, doctor, patient, timeout=60)

@@ -3,6 +3,7 @@ origin (docs/cluster.md): the listed origins may connect, and the page's CSP let
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from rooms.identity import Role
+from rooms.nodes import Node
 from tests.integration.live import serving
 
 NODE_C = "http://node-c.example:8443"
@@ -31,6 +33,11 @@ async def test_a_page_of_a_listed_node_may_signal_here_and_a_page_of_another_ori
 ) -> None:
     settings = settings_factory(cluster_origins=f" {NODE_C}, {BALANCER}/ ")
     assert settings.cluster_origins == [NODE_C, BALANCER]
+    dumped = json.dumps(settings.model_dump(mode="json")["cluster_origins"])  # as an env var
+    assert Settings.model_validate({"cluster_origins": dumped}).cluster_origins == [
+        NODE_C,
+        BALANCER,
+    ]
     async with serving(settings) as live:
         consult = await live.schedule_visit()
         async with live.http.get(f"{live.url}/join/{consult['id']}") as page:
@@ -47,6 +54,24 @@ async def test_a_page_of_a_listed_node_may_signal_here_and_a_page_of_another_ori
             await client.disconnect()
         with pytest.raises(socketio.exceptions.ConnectionError):
             await connect_from(live.url, "http://elsewhere.example", token)
+
+
+async def test_a_page_learns_the_clusters_origins_from_its_own_origin(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(public_url=BALANCER, cluster_origins=NODE_C)
+    async with serving(settings) as live, live.http.get(f"{live.url}/api/cluster") as answer:
+        assert answer.status == 200
+        assert await answer.json() == {"origins": [BALANCER, NODE_C]}
+
+
+def test_the_trusted_origins_are_the_public_urls_and_the_listed_ones(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    listed = settings_factory(public_url=f"{BALANCER}/consult/", cluster_origins=NODE_C)
+    assert listed.trusted_origins() == [BALANCER, NODE_C]
+    assert settings_factory(public_url=BALANCER).trusted_origins() == [BALANCER]
+    assert Node("n", f"{NODE_C}/n/c/").origin == NODE_C
 
 
 def test_a_cluster_origin_is_an_origin_not_a_page() -> None:

@@ -84,3 +84,28 @@ async def test_a_participant_arriving_when_the_media_range_is_full_gets_an_error
                 await doctor.close()
     assert ack["ok"] is False
     assert ack["error"]["code"] == "media_ports_exhausted", ack
+
+
+async def test_a_participant_whose_receiving_connection_finds_the_range_full_gets_the_error_code(
+    database_url: str, settings_factory: Callable[..., Settings], clients: Callable[..., Any]
+) -> None:
+    first, last = free_udp_range(2)
+    settings = settings_factory(database_url=database_url, media_ports=(first, last))
+    async with serving(settings) as live:
+        _, doctor_signaling, patient_signaling = await admitted_visit(live, clients)
+        doctor, patient = MediaClient(doctor_signaling), MediaClient(patient_signaling)
+        try:
+            await doctor.publish()  # the doctor's publishing connection takes one port
+            (doctor_port,) = set(server_ports(doctor.publisher))
+            free = last if doctor_port == first else first
+            with socket.socket(type=socket.SOCK_DGRAM) as taken:
+                taken.bind(("127.0.0.1", free))  # something else holds the other one
+                # The patient only receives: the server's offer of the doctor's camera and
+                # microphone needs a port for the patient's receiving connection, and finds none.
+                await patient.subscribe()
+                error = await patient_signaling.next("media_error", timeout=10)
+            assert error["code"] == "media_ports_exhausted", error
+            assert patient_signaling.events["subscriber_offer"].empty(), "no offer without ports"
+        finally:
+            await doctor.close()
+            await patient.close()

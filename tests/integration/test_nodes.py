@@ -8,13 +8,13 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from rooms.nodes import Node, NodeLoad, NoNodeInRegion, RedisNodes
+from rooms.nodes import Node, NodeLoad, NoNodeInRegion, NoTrustedNode, RedisNodes
 
 pytestmark = pytest.mark.redis
 
 
 def node(name: str, forwarded: int = 0, region: str | None = None) -> Node:
-    """A node named ``name`` carrying ``forwarded`` streams."""
+    """A node named ``name`` carrying ``forwarded`` streams, at ``http://<name>.test/``."""
     return Node(name, f"http://{name}.test", ["127.0.0.1"], region, NodeLoad(forwarded=forwarded))
 
 
@@ -71,5 +71,49 @@ async def test_a_node_renews_only_its_own_claims(redis_client: aioredis.Redis) -
     assert await redis_client.get("test:media:c1") == "a"
     await directory.renew(["c1"], a)
     assert await redis_client.ttl("test:media:c1") == 1
-    await directory.leave(a)
+
+
+async def test_a_node_that_leaves_hands_its_consults_over_at_once(
+    redis_client: aioredis.Redis,
+) -> None:
+    # Ten seconds before a death would be noticed: a node that stops in order must not need them.
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=10)
+    a, b = node("a"), node("b")  # equal: each consult goes on the node its client reached
+    for each in (a, b):
+        await directory.heartbeat(each)
+    assert (await directory.place("c1", a)).node.node_id == "a"
+    assert (await directory.place("c2", b)).node.node_id == "b"
+    await directory.leave(a, ["c1", "c2"])  # a stale view of c2: b's claim stays
     assert [n.node_id for n in await directory.live_nodes()] == ["b"]
+    assert await redis_client.get("test:media:c2") == "b"
+    moved = await directory.place("c1", b)
+    assert (moved.node.node_id, moved.taken_over_from) == ("b", None)
+    assert await directory.dead_nodes() == []  # nothing left behind to recover
+
+
+async def test_a_node_of_a_foreign_origin_is_never_given_a_consult(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The cluster's origins: a.test and b.test. "rogue" announced itself (it reached Redis) with
+    # a URL elsewhere, idle, the least-loaded node: clients would be sent to it.
+    origins = ["http://a.test", "http://b.test"]
+    directory = RedisNodes(
+        redis_client, prefix="test", dead_after_seconds=5, trusted_origins=origins
+    )
+    a, b, rogue = node("a", forwarded=9), node("b", forwarded=5), node("rogue")
+    for each in (a, b, rogue):
+        await directory.heartbeat(each)
+    assert (await directory.place("c1", a)).node.node_id == "b"
+    assert (await directory.place("c2", rogue)).node.node_id == "b"
+    # A consult the rogue node claimed itself is taken back (not as from a dead node).
+    await redis_client.set("test:media:c3", "rogue")
+    moved = await directory.place("c3", a)
+    assert (moved.node.node_id, moved.taken_over_from) == ("a", None)
+    assert await redis_client.get("test:media:c3") == "a"
+    passed_over = [r for r in caplog.records if r.getMessage().startswith("node passed over")]
+    assert [(r.node, r.origin) for r in passed_over] == [("rogue", "http://rogue.test")]  # type: ignore[attr-defined]
+    # Nothing trusted left: a clear refusal, never the rogue node.
+    await directory.leave(a, [])
+    await directory.leave(b, [])
+    with pytest.raises(NoTrustedNode):
+        await directory.place("c4", rogue)

@@ -236,6 +236,14 @@ describe("in the consult", () => {
     assert.equal(signaling.sent("subscriber_answer").length, 0);
   });
 
+  test("the server could not set up our receiving connection: the page shows its code, the visit stays", async () => {
+    const { session, signaling, emitted } = start(DOCTOR);
+    await session.join();
+    await signaling.send("media_error", { code: "media_ports_exhausted", message: "no free UDP port" });
+    assert.deepEqual(emitted("error"), [["media_ports_exhausted"]]);
+    assert.equal(session.state.view, "consult");
+  });
+
   test("a failed publisher connection is replaced: new connections, an offer asking for a restart", async () => {
     const { session, signaling, emitted } = start(DOCTOR);
     await session.join();

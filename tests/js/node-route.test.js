@@ -4,6 +4,7 @@
  * when that node dies. First the route's decisions alone (a clock the test moves), then the
  * session engine following them against scripted nodes: a redirect on join, the media node's
  * death mid-visit, a node that sends the page back to the dead node, a cluster that never answers.
+ * A node of an origin the page's own origin did not list is never followed.
  */
 import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
@@ -16,12 +17,15 @@ import { FakePeerConnection, FakeSignaling, FakeTrack, fakeStream, settle } from
 const HOME = "https://node-c.example";
 const MEDIA = "https://node-b.example";
 const NEW_MEDIA = "https://node-a.example";
+const FOREIGN = "https://node-x.example.net";
 const TIMING = { firstDelayMs: 500, maxDelayMs: 4000, quickHops: 2, giveUpAfterMs: 60000 };
+/** The cluster's origins, as the page's own origin lists them (`GET /api/cluster`). */
+const TRUSTED = [MEDIA, NEW_MEDIA];
 
 /** A route from HOME with a clock the test sets. */
 function route() {
   const clock = { now: 0 };
-  const nodeRoute = new NodeRoute(`${HOME}/`, { now: () => clock.now, timing: TIMING });
+  const nodeRoute = new NodeRoute(`${HOME}/`, { trusted: TRUSTED, now: () => clock.now, timing: TIMING });
   return { route: nodeRoute, clock };
 }
 
@@ -98,6 +102,24 @@ describe("the route between the cluster's nodes", () => {
     assert.equal(r.unreachable(), null);
   });
 
+  test("a node of an origin the page was not given is not followed: the page stays where it is", () => {
+    const { route: r } = route();
+    assert.equal(r.trusts(`${MEDIA}/`), true);
+    assert.equal(r.trusts(`${HOME}/n/b`), true, "a path of the page's own origin");
+    for (const url of [FOREIGN, "https://node-b.example:8443", "http://node-b.example", "javascript:alert(1)", "node-b"]) {
+      assert.equal(r.trusts(url), false, url);
+    }
+    assert.deepEqual(r.redirected(FOREIGN), { url: HOME, delayMs: 500, refused: true });
+    assert.deepEqual(r.known, [HOME], "not remembered as a node to fail over to");
+    assert.equal(r.canFailOver, false);
+  });
+
+  test("a page given no list follows its consult only within its own origin", () => {
+    const r = new NodeRoute(HOME);
+    assert.equal(r.redirected(`${HOME}/n/b`)?.url, `${HOME}/n/b`);
+    assert.equal(r.redirected(MEDIA)?.refused, true);
+  });
+
   test("a seat ends the trouble: the next failure starts afresh", () => {
     const { route: r, clock } = route();
     r.redirected(MEDIA);
@@ -155,6 +177,7 @@ function cluster(nodes) {
     token: "jwt",
     connect,
     route: new NodeRoute(HOME, {
+      trusted: TRUSTED,
       timing: { unreachableAfterMs: 20, firstDelayMs: 5, maxDelayMs: 20, quickHops: 2, giveUpAfterMs: 400 },
     }),
     createPeerConnection: FakePeerConnection.factory,
@@ -283,6 +306,48 @@ describe("the page follows the cluster", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(connections.length, attempts, "nothing after the end");
     assert.ok(events.includes("ending lost"), "the page stops its media");
+  });
+
+  test("a join sent to a node of a foreign origin: the page shows why and stays, connecting nowhere else", async () => {
+    const { session, connections, events } = cluster({ [HOME]: { join: sentTo(FOREIGN) } });
+    /** @type {Array<string|undefined>} */
+    const errors = [];
+    session.on("error", (code) => errors.push(code));
+    await session.join();
+    assert.deepEqual(errors, ["untrusted_node"]);
+    assert.deepEqual(connections.map((c) => c.url), [HOME], "nothing sent to the foreign node");
+    assert.equal(session.state.view, "join", "ready to try again");
+    assert.equal(session.joining, false);
+    assert.deepEqual(events, []);
+  });
+
+  test("a resume sent to a foreign origin: the page says so once and asks its own node again", async () => {
+    let resumes = 0;
+    const nodes = /** @type {Record<string, Record<string, unknown>|null>} */ ({
+      [HOME]: {
+        join: sentTo(MEDIA),
+        resume: () => (++resumes <= 3 ? sentTo(FOREIGN)() : sentTo(NEW_MEDIA)()),
+      },
+      [MEDIA]: { join: seat("resume-1") },
+      [NEW_MEDIA]: { resume: seat("resume-2") },
+    });
+    const { session, connections, events } = cluster(nodes);
+    /** @type {Array<string|undefined>} */
+    const errors = [];
+    session.on("error", (code) => errors.push(code));
+    await session.join();
+    nodes[MEDIA] = null;
+    await /** @type {FakeSignaling} */ (connections[1].signaling).send("disconnect", "transport close");
+
+    await until(() => events.includes("reconnected"), "the visit resumes on a trusted node");
+    assert.deepEqual(
+      errors.filter((code) => code !== "reconnecting"),
+      ["untrusted_node"],
+      "one notice, not one per attempt",
+    );
+    assert.ok(!connections.some((c) => c.url === FOREIGN), "never connected to the foreign node");
+    assert.equal(connections.at(-1)?.url, NEW_MEDIA);
+    assert.equal(session.state.view, "consult");
   });
 
   test("a page on a single node leaves its reconnection to Socket.IO: no failover", async () => {

@@ -33,6 +33,21 @@ def test_each_worker_announces_its_own_port(settings_factory: Callable[..., Sett
     assert worker_node_url(ipv6, 8081) == "http://[::1]:8081"
 
 
+def test_every_worker_trusts_its_siblings_own_ports_as_the_clusters_origins(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(
+        public_url="https://consult.example.org", workers=2, cluster_origins="https://b.example"
+    )
+    pool = WorkerPool(settings)
+    given = {pool._environment(worker)["TELECONSULT_CLUSTER_ORIGINS"] for worker in pool.workers}
+    assert given == {
+        "https://consult.example.org,https://b.example,"
+        f"https://consult.example.org:{settings.port + 1},"
+        f"https://consult.example.org:{settings.port + 2}"
+    }
+
+
 def test_each_worker_gets_its_own_slice_of_the_media_ports(
     settings_factory: Callable[..., Settings],
 ) -> None:

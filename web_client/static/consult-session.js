@@ -197,6 +197,8 @@ export class ConsultSession extends Emitter {
     this.mediaGeneration = 0;
     /** @type {Array<[string, (payload: any) => void]>} the page's own handlers of server events */
     this.serverHandlers = [];
+    /** Whether the page told its user it refused to follow a redirect (since its last seat). */
+    this.untrustedShown = false;
   }
 
   /**
@@ -246,9 +248,10 @@ export class ConsultSession extends Emitter {
         this.signaling = null;
         const nodeUrl = nodeUrlOf(err);
         const hop = nodeUrl ? this.route.redirected(nodeUrl) : null;
-        if (!hop) {
+        if (!hop || hop.refused) {
+          // Refused: the page stays where it is, ready to try again.
           this.joining = false;
-          this.emit("error", codeOf(err));
+          this.emit("error", hop?.refused ? "untrusted_node" : codeOf(err));
           this.emit("change");
           return;
         }
@@ -362,7 +365,11 @@ export class ConsultSession extends Emitter {
     } catch (err) {
       const nodeUrl = nodeUrlOf(err);
       if (nodeUrl) {
-        await this.#moveTo(this.route.redirected(nodeUrl));
+        const hop = this.route.redirected(nodeUrl);
+        // Not followed: the page says so once, and asks its current node again after a while.
+        if (hop?.refused && !this.untrustedShown) this.emit("error", "untrusted_node");
+        this.untrustedShown = Boolean(hop?.refused);
+        await this.#moveTo(hop);
         return;
       }
       this.emit("error", codeOf(err) ?? "connection_lost");
@@ -370,6 +377,7 @@ export class ConsultSession extends Emitter {
       return;
     }
     this.route.settled();
+    this.untrustedShown = false;
     state.reconnecting = false;
     state.consult = result.consult ?? state.consult;
     state.grants = result.grants ?? state.grants;
@@ -538,6 +546,12 @@ export class ConsultSession extends Emitter {
     connection.on(
       "chat_message",
       afterJoin((message) => this.emit("chat_message", message)),
+    );
+
+    // The server could not set up a connection of ours (its media ports were all taken).
+    connection.on(
+      "media_error",
+      afterJoin(({ code }) => this.emit("error", typeof code === "string" ? code : "media_error")),
     );
 
     connection.on(

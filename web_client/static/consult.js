@@ -10,6 +10,7 @@ import { decodeJwtPayload, readConsultId, takeToken } from "./session.js";
 import { Signaling } from "./signaling.js";
 import { ConsultSession } from "./consult-session.js";
 import { NodeRoute } from "./node-route.js";
+import { api } from "./rest.js";
 import {
   listDevices,
   mediaProblemOf,
@@ -36,6 +37,21 @@ const consultId = readConsultId();
 const token = consultId ? takeToken(consultId) : null;
 const claims = token ? decodeJwtPayload(token) : null;
 
+/**
+ * The cluster's origins as this page's own origin lists them: the only other origins its
+ * consult is followed to. None when the page cannot tell (it then stays within its origin).
+ * @returns {Promise<string[]>}
+ */
+async function clusterOrigins() {
+  try {
+    const answer = await api(null, "GET", "/api/cluster");
+    const origins = Array.isArray(answer?.origins) ? answer.origins : [];
+    return origins.filter((/** @type {unknown} */ origin) => typeof origin === "string");
+  } catch {
+    return [];
+  }
+}
+
 /** @type {Signaling|null} the connection of the latest join (kept after it closed, for tests) */
 let signaling = null;
 const session = new ConsultSession({
@@ -48,7 +64,7 @@ const session = new ConsultSession({
     return signaling;
   },
   // The node this page came from: where it goes back to when the consult's node dies.
-  route: new NodeRoute(location.origin),
+  route: new NodeRoute(location.origin, { trusted: await clusterOrigins() }),
 });
 const state = session.state;
 

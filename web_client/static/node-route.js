@@ -4,7 +4,9 @@
  * came from at first, the consult's media node after a redirect (`media_on_other_node`), and,
  * when that node stops answering, back to the page's node or another node it knows, which places
  * the consult again and redirects it. Decisions only (no timers, no sockets), bounded: steps that
- * do not end in a seat back off, and the route gives up after a while.
+ * do not end in a seat back off, and the route gives up after a while. It follows only nodes of
+ * the page's own origin or of the origins its own origin listed (`GET /api/cluster`), never an
+ * origin a redirect names by itself.
  */
 
 /**
@@ -28,7 +30,11 @@ export const ROUTE_TIMING = {
   giveUpAfterMs: 60000,
 };
 
-/** Where to connect next, and after how long. @typedef {{url: string, delayMs: number}} Hop */
+/**
+ * Where to connect next, and after how long; `refused`: a redirect named a node of an origin the
+ * page does not trust, so the page stays on its current node.
+ * @typedef {{url: string, delayMs: number, refused?: true}} Hop
+ */
 
 /**
  * A node URL as the route compares them: no trailing slash.
@@ -39,14 +45,33 @@ function normalize(url) {
   return url.replace(/\/+$/, "");
 }
 
+/**
+ * The origin of an http(s) URL; null for anything else.
+ * @param {string} url
+ * @returns {string|null}
+ */
+function originOf(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.origin : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The node the page's signaling talks to, and where it goes when that node fails. */
 export class NodeRoute {
   /**
    * @param {string} home the node the page came from (its origin, or the balancer's URL)
-   * @param {{now?: () => number, timing?: Partial<RouteTiming>}} [options]
+   * @param {{trusted?: string[], now?: () => number, timing?: Partial<RouteTiming>}} [options]
+   *   `trusted`: the cluster's origins as the page's own origin listed them
    */
-  constructor(home, { now = Date.now, timing = {} } = {}) {
+  constructor(home, { trusted = [], now = Date.now, timing = {} } = {}) {
     this.home = normalize(home);
+    /** @type {Set<string>} the origins the page may follow its consult to: the home's and the listed */
+    this.trusted = new Set(
+      [home, ...trusted].map(originOf).filter(/** @returns {o is string} */ (o) => o !== null),
+    );
     /** The node to connect to now. */
     this.current = this.home;
     /** @type {string[]} every node the page has been sent to, the home first */
@@ -68,14 +93,29 @@ export class NodeRoute {
   }
 
   /**
+   * Whether the page may follow its consult to `nodeUrl`: a node of its own origin or of one
+   * its own origin listed.
+   * @param {string} nodeUrl
+   * @returns {boolean}
+   */
+  trusts(nodeUrl) {
+    const origin = originOf(nodeUrl);
+    return origin !== null && this.trusted.has(origin);
+  }
+
+  /**
    * A join or resume was refused with `media_on_other_node`: where to ask next. A node found
    * unreachable is not followed to (the node that sent us there has not noticed its death
-   * yet): the same node is asked again after a backoff.
+   * yet): the same node is asked again after a backoff. A node the page does not trust is
+   * neither followed nor remembered: the hop stays on the current node, `refused`.
    * @param {string} nodeUrl the error's `details.node_url`
    * @returns {Hop|null} null: given up
    */
   redirected(nodeUrl) {
     const url = normalize(nodeUrl);
+    if (!this.trusts(url)) {
+      return this.#step() ? { url: this.current, delayMs: this.#backoff(), refused: true } : null;
+    }
     if (!this.known.includes(url)) this.known.push(url);
     if (!this.#step()) return null;
     if (this.unreachableSince.has(url) || url === this.current) {
