@@ -374,6 +374,7 @@ ROUTES: dict[tuple[str, str], dict[str, Answer]] = {
         admin="note_not_found",
     ),
     ("GET", "/api/clinical/public-key"): public("200"),
+    ("GET", "/api/cluster"): public("200"),
     ("GET", "/api/outbox"): row(
         doctor="forbidden",
         colleague="forbidden",
