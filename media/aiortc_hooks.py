@@ -48,8 +48,11 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
   uses ``RTCDtlsTransport._rx_srtp``, ``_rtp_header_extensions_map`` and ``_rtp_router``; it
   keeps the receiver's ``__remote_streams``, ``__active_ssrc`` and ``__rtx_ssrc`` up to date and
   sends through ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
-  ``StreamStatistics``, ``TimestampMapper``, ``JitterBuffer`` and ``RemoteBitrateEstimator``.
-  ``tests/media/test_inlet.py`` fails when any of them moves.
+  ``StreamStatistics``, ``TimestampMapper`` and ``JitterBuffer``.
+  ``tests/media/test_inlet.py`` fails when any of them moves. :mod:`media.estimator` subclasses
+  ``aiortc.rate``'s ``RemoteBitrateEstimator``, ``InterArrival`` and ``OveruseEstimator`` (and
+  uses ``TimestampGroup``, ``InterArrivalDelta`` and ``OveruseEstimator.ts_delta_hist``);
+  ``tests/media/test_estimator.py`` fails when its estimate parts from aiortc's.
 * ``aiortc.rtcpeerconnection.RTCCertificate`` (whose ``generateCertificate`` every
   ``RTCPeerConnection`` calls), ``aiortc.rtcdtlstransport.generate_certificate`` and
   ``RTCCertificate._create_ssl_context``: :func:`share_certificate` gives every connection

@@ -16,7 +16,6 @@ import asyncio
 import datetime
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,7 +24,6 @@ from aioice.ice import StunProtocol
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, clock
 from aiortc.codecs import depayload, is_rtx
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics, TimestampMapper
 from aiortc.rtp import (
@@ -36,6 +34,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from .estimator import UplinkEstimator
 from .receiver import NTP_EPOCH, TrackReceiver
 
 logger = logging.getLogger(__name__)
@@ -54,60 +53,6 @@ def _spawn(coroutine: Coroutine[Any, Any, None]) -> None:
     task = asyncio.ensure_future(coroutine)
     _pending.add(task)
     task.add_done_callback(_pending.discard)
-
-
-class WindowRate:
-    """
-    The bit rate received over a sliding window, as aiortc's ``RateCounter`` computes it.
-
-    aiortc's counter keeps one bucket per millisecond and walks every bucket that ages out
-    on each packet: a thousand steps a second per published video track. This keeps the
-    packets themselves instead (a few dozen in a second's window).
-
-    :param window_size: The window, in milliseconds.
-    :param scale: What the sum of values per millisecond is multiplied by (8000: bit/s).
-    """
-
-    def __init__(self, window_size: int, scale: int = 8000) -> None:
-        self._window_size = window_size
-        self._scale = scale
-        self._entries: deque[tuple[int, int]] = deque()
-        self._total = 0
-        self._origin_ms: int | None = None
-
-    def add(self, value: int, now_ms: int) -> None:
-        """Count `value` received at `now_ms`."""
-        if self._origin_ms is None:
-            self._origin_ms = now_ms
-        else:
-            self._erase_old(now_ms)
-        self._entries.append((now_ms, value))
-        self._total += value
-
-    def rate(self, now_ms: int) -> int | None:
-        """The rate over the window ending at `now_ms`; None before two milliseconds of data."""
-        if self._origin_ms is None:
-            return None
-        self._erase_old(now_ms)
-        active = now_ms - self._origin_ms + 1
-        if self._entries and active > 1:
-            return round(self._scale * self._total / active)
-        return None
-
-    def reset(self) -> None:
-        """Forget everything counted."""
-        self._entries.clear()
-        self._total = 0
-        self._origin_ms = None
-
-    def _erase_old(self, now_ms: int) -> None:
-        oldest = now_ms - self._window_size + 1
-        assert self._origin_ms is not None
-        if self._origin_ms < oldest:
-            self._origin_ms = oldest
-        entries = self._entries
-        while entries and entries[0][0] < oldest:
-            self._total -= entries.popleft()[1]
 
 
 class RembThrottle:
@@ -168,9 +113,7 @@ class InletStream:
         self._media_type = track.codec.payloadType
         video = track.kind == "video"
         self._nacks = NackGenerator() if video else None
-        self._estimator = RemoteBitrateEstimator() if video else None
-        if self._estimator is not None:
-            self._estimator.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment]
+        self._estimator = UplinkEstimator() if video else None
         # Name-mangled private attributes (see media.aiortc_hooks): undeclared for mypy.
         self._statistics: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         self._sources: dict[int, datetime.datetime] = receiver._RTCRtpReceiver__active_ssrc  # type: ignore[attr-defined]

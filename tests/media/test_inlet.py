@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from aiortc import (
 )
 from aiortc.codecs import depayload
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rate import RateCounter
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
@@ -43,7 +41,7 @@ from media.aiortc_hooks import (
 )
 from media.codecs import codec_for
 from media.down_track import DownTrack
-from media.inlet import REMB_INTERVAL_MS, InletStream, RembThrottle, RtpInlet, WindowRate
+from media.inlet import REMB_INTERVAL_MS, InletStream, RembThrottle, RtpInlet
 from media.peer import create_peer_connection
 from media.receiver import KeyframeRequester, TrackReceiver
 from tests.log_scan import register_sdp
@@ -274,21 +272,6 @@ def test_remb_goes_out_every_interval_or_at_once_when_the_estimate_falls() -> No
     assert not throttle.due(990_000, 850)
     assert throttle.due(960_000, 860)
     assert not throttle.due(950_000, 870)
-
-
-def test_the_window_rate_agrees_with_aiortc_s_rate_counter() -> None:
-    counter, window = RateCounter(1000, 8000), WindowRate(1000, 8000)
-    rng = random.Random(11)
-    now = 0
-    for _ in range(20_000):
-        now += rng.choice([0, 0, 1, 3, 30, 400, 1500])
-        if rng.random() < 0.001:
-            counter.reset()
-            window.reset()
-        assert counter.rate(now) == window.rate(now)
-        value = rng.randrange(1, 1500)
-        counter.add(value, now)
-        window.add(value, now)
 
 
 async def test_the_remb_also_speaks_for_the_connection_s_other_videos(link: Link) -> None:
