@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import struct
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -28,12 +29,15 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics, TimestampMapper
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
     unwrap_rtx,
 )
 
+from .aiortc_hooks import header_extension_ids
 from .estimator import UplinkEstimator
 from .receiver import NTP_EPOCH, TrackReceiver
 
@@ -46,6 +50,87 @@ REMB_INTERVAL_MS = 200
 """Milliseconds between two REMBs of one track, unless the estimate falls (libwebrtc's)."""
 
 _pending: set[asyncio.Task[None]] = set()
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+ONE_BYTE_HEADER = 0xBEDE
+"""The profile of RFC 8285's one-byte header extensions, which browsers send."""
+
+
+def parse_rtp(data: bytes, extensions_map: HeaderExtensionsMap) -> RtpPacket:
+    """
+    Parse an RTP packet exactly as ``RtpPacket.parse`` does, with fewer calls on the way.
+
+    One-byte header extensions carrying only the MID, abs-send-time and audio level (what a
+    browser sends) are read here; any other extension goes through aiortc's own parser.
+
+    :param data: The packet, in clear.
+    :param extensions_map: The header extensions negotiated for its connection.
+    :raises ValueError: when the packet is malformed.
+    """
+    size = len(data)
+    if size < 12:
+        raise ValueError("RTP packet length is less than 12 bytes")
+    first, second, sequence_number, timestamp, ssrc = _RTP_HEADER.unpack_from(data)
+    if first >> 6 != 2:
+        raise ValueError("RTP packet has invalid version")
+    count = first & 0x0F
+    pos = 12 + 4 * count
+    if size < pos:
+        raise ValueError("RTP packet has truncated CSRC")
+    packet = RtpPacket(second & 0x7F, second >> 7, sequence_number, timestamp, ssrc)
+    if count:
+        packet.csrc = list(struct.unpack_from(f"!{count}L", data, 12))
+    if first & 0x10:
+        if size < pos + 4:
+            raise ValueError("RTP packet has truncated extension profile / length")
+        profile, length = struct.unpack_from("!HH", data, pos)
+        pos += 4
+        end = pos + 4 * length
+        if size < end:
+            raise ValueError("RTP packet has truncated extension value")
+        if profile == ONE_BYTE_HEADER:
+            packet.extensions = _browser_extensions(data, pos, end, extensions_map)
+        else:
+            packet.extensions = extensions_map.get(profile, data[pos:end])
+        pos = end
+    if first & 0x20:
+        padding = data[-1]
+        if not padding or padding > size - pos:
+            raise ValueError("RTP packet padding length is invalid")
+        packet.padding_size = padding
+        packet.payload = data[pos:-padding]
+    else:
+        packet.payload = data[pos:]
+    return packet
+
+
+def _browser_extensions(
+    data: bytes, pos: int, end: int, extensions_map: HeaderExtensionsMap
+) -> HeaderExtensions:
+    """The one-byte header extensions in ``data[pos:end]``, read here when a browser's."""
+    ids = header_extension_ids(extensions_map)
+    values = HeaderExtensions()
+    start = pos
+    while pos < end:
+        byte = data[pos]
+        if not byte:
+            pos += 1  # padding
+            continue
+        x_id = byte >> 4
+        value_end = pos + 2 + (byte & 0x0F)
+        if value_end > end:
+            raise ValueError("RTP one-byte header extension value is truncated")
+        if x_id == ids.mid:
+            values.mid = data[pos + 1 : value_end].decode("utf8")
+        elif x_id == ids.abs_send_time and value_end - pos == 4:
+            values.abs_send_time = int.from_bytes(data[pos + 1 : value_end], "big")
+        elif x_id == ids.audio_level and value_end - pos == 2:
+            level = data[pos + 1]
+            values.audio_level = (level & 0x80 == 0x80, level & 0x7F)
+        else:
+            return extensions_map.get(ONE_BYTE_HEADER, data[start:end])
+        pos = value_end
+    return values
 
 
 def _spawn(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -274,8 +359,8 @@ class RtpInlet:
             return
         try:
             clear = srtp.unprotect(data)
-            packet = RtpPacket.parse(clear, dtls._rtp_header_extensions_map)
-        except (pylibsrtp.Error, ValueError):
+            packet = parse_rtp(clear, dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError, struct.error):
             return
         # aiortc's clock.current_ms without its datetime arithmetic.
         arrival_time_ms = int(time.time() * 1000) + NTP_EPOCH * 1000
