@@ -169,6 +169,15 @@ class RembThrottle:
         return True
 
 
+class LossTracker(NackGenerator):
+    """aiortc's NACK generator, which forgets old losses only when it remembers some."""
+
+    def truncate(self) -> None:
+        """Forget the losses too old to be retransmitted (aiortc's 128 packets)."""
+        if self.missing:
+            super().truncate()
+
+
 class InletStream:
     """
     The packets of one published track: aiortc's receiver bookkeeping, then the forwarding.
@@ -197,7 +206,7 @@ class InletStream:
                 self._rtx[codec.payloadType] = apt if usable else None  # type: ignore[assignment]
         self._media_type = track.codec.payloadType
         video = track.kind == "video"
-        self._nacks = NackGenerator() if video else None
+        self._nacks = LossTracker() if video else None
         self._estimator = UplinkEstimator() if video else None
         # Name-mangled private attributes (see media.aiortc_hooks): undeclared for mypy.
         self._statistics: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
@@ -217,16 +226,13 @@ class InletStream:
         """
         receiver = self._receiver
         estimator = self._estimator
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
+        ssrc = packet.ssrc
+        abs_send_time = packet.extensions.abs_send_time
+        if estimator is not None and abs_send_time is not None:
+            size = len(packet.payload) + packet.padding_size
+            remb = estimator.add(arrival_time_ms, abs_send_time, size, ssrc)
             if remb is not None and self._remb_throttle.due(remb[0], arrival_time_ms):
                 self._send_remb(*remb)
-        ssrc = packet.ssrc
         now = arrival_time_ms / 1000
         if now - self._seen.get(ssrc, -SOURCE_REFRESH) >= SOURCE_REFRESH:
             self._seen[ssrc] = now
