@@ -700,7 +700,11 @@ def baseline_script(revision: str, work: Path) -> Path:
 
 
 async def run_receive_arm(
-    media: Path, publishers: int, baseline: Path | None = None, loop: str = "uvloop"
+    media: Path,
+    publishers: int,
+    baseline: Path | None = None,
+    loop: str = "uvloop",
+    rounds: int = RECEIVE_ROUNDS,
 ) -> dict[str, Any]:
     """
     Server CPU per received publisher (no subscriber): aiortc's receive path against the
@@ -708,10 +712,11 @@ async def run_receive_arm(
 
     :param baseline: This script in an earlier revision's tree, whose inlet is measured too.
     :param loop: The servers' event loop.
+    :param rounds: Windows per path (one fresh server each).
     """
     paths = [*RECEIVE_PATHS, *([BASELINE] if baseline is not None else [])]
     cpu: dict[str, list[float]] = {path: [] for path in paths}
-    for _ in range(RECEIVE_ROUNDS):
+    for _ in range(rounds):
         for path in paths:
             server = await Child.start(
                 "server",
@@ -935,6 +940,7 @@ async def orchestrate(
     receive_publishers: int = 1,
     receive_baseline: str | None = None,
     server_loop: str = "uvloop",
+    receive_rounds: int = RECEIVE_ROUNDS,
 ) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average before: {' '.join(load)} on {os.cpu_count()} cores")
@@ -954,7 +960,7 @@ async def orchestrate(
                     else None
                 )
                 results[arm] = await run_receive_arm(
-                    media, receive_publishers, baseline, server_loop
+                    media, receive_publishers, baseline, server_loop, receive_rounds
                 )
             else:
                 results[arm] = await run_arm(arm, steps[arm], media, work, server_loop)
@@ -1019,6 +1025,7 @@ def main() -> None:
         "--receive", choices=RECEIVE_PATHS, default="inlet", help="the server's receive path"
     )
     parser.add_argument("--receive-publishers", type=int, default=1)
+    parser.add_argument("--receive-rounds", type=int, default=RECEIVE_ROUNDS)
     parser.add_argument(
         "--receive-baseline",
         metavar="REV",
@@ -1058,6 +1065,7 @@ def main() -> None:
                 args.receive_publishers,
                 args.receive_baseline,
                 args.server_loop,
+                args.receive_rounds,
             )
         )
 
