@@ -7,7 +7,7 @@ for every subscriber), one publisher sending pre-encoded 640x480 30 fps VP8 (abo
 moving content, the frame's number drawn into the picture) plus Opus, and subscriber
 processes that count packets and frames without decoding; the very first subscriber decodes,
 to prove the stream is valid. A subscriber stream is one publisher's video and audio
-reaching one subscriber. Server CPU is read from /proc/<pid>/stat over each measured window.
+reaching one subscriber. Server CPU is read from its CPU-time clock over each measured window.
 
 Latency is publisher send -> first packet of the frame at the subscriber (loopback adds
 well under a millisecond, so this is what the server adds). Frames are recognised by
@@ -22,7 +22,11 @@ layers, and the two lower ones), interleaved in one run.
 
 Arm ``receive`` (``--arms receive``, about two minutes): server CPU per received publisher with no
 subscriber, aiortc's receive path against the packet inlet (:mod:`media.inlet`), alternating
-fresh servers in one run, and their ratio.
+fresh servers in one run, and their ratio. ``--receive-baseline REV`` also measures the inlet of
+git revision REV (its ``media`` package under this script's server) in the same rounds.
+
+The server process runs on uvloop, as ``teleconsult serve`` does (``--server-loop asyncio`` for
+asyncio's own loop); the clients on asyncio's.
 
 Run: ``.venv/bin/python bench/sfu.py`` (about 2-3 minutes). The last line printed is one
 JSON object.
@@ -42,8 +46,10 @@ import logging
 import math
 import os
 import random
+import shutil
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import uvloop
 from aiohttp import ClientSession, web
 from aiortc import (
     RTCConfiguration,
@@ -521,8 +528,16 @@ class Child:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """
+    CPU time of process `pid` so far, all its threads, to the nanosecond: Linux's CPU-time
+    clock of a process (what ``clock_getcpuclockid`` returns), where /proc counts 10 ms ticks
+    (0.1 % of a core per publisher in a 5 s window of two). /proc's figure once it has exited.
+    """
+    try:
+        return time.clock_gettime((~pid << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def slope(points: Sequence[tuple[float, float]]) -> float:
@@ -538,8 +553,10 @@ def match_sent(sent: list[float], index: int, at: float) -> float | None:
     return sent[frame] if frame >= 0 else None
 
 
-async def run_arm(arm: str, steps: Sequence[int], media: Path, work: Path) -> dict[str, Any]:
-    server = await Child.start("server", "--arm", arm)
+async def run_arm(
+    arm: str, steps: Sequence[int], media: Path, work: Path, loop: str = "uvloop"
+) -> dict[str, Any]:
+    server = await Child.start("server", "--arm", arm, "--server-loop", loop)
     url = f"http://127.0.0.1:{await server.expect('READY')}"
     publisher = await Child.start(
         "publisher", "--url", url, "--media", str(media), "--out", str(work / f"{arm}-pub.json")
@@ -659,17 +676,58 @@ def analyse(
 
 RECEIVE_ROUNDS = 4
 RECEIVE_PATHS = ("aiortc", "inlet")
+BASELINE = "baseline"
 
 
-async def run_receive_arm(media: Path, publishers: int) -> dict[str, Any]:
+def baseline_script(revision: str, work: Path) -> Path:
+    """
+    This script inside a copy of `revision`'s tree: run from there, it serves that
+    revision's ``media`` package.
+
+    :param revision: A git revision of this repository.
+    :param work: A directory the copy goes into.
+    """
+    root = Path(__file__).resolve().parent.parent
+    tree = work / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", revision], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    script = tree / "bench" / "sfu.py"
+    shutil.copyfile(__file__, script)
+    return script
+
+
+async def run_receive_arm(
+    media: Path,
+    publishers: int,
+    baseline: Path | None = None,
+    loop: str = "uvloop",
+    rounds: int = RECEIVE_ROUNDS,
+) -> dict[str, Any]:
     """
     Server CPU per received publisher (no subscriber): aiortc's receive path against the
     packet inlet (``MediaConfig.packet_inlet``), each round one fresh server per path.
+
+    :param baseline: This script in an earlier revision's tree, whose inlet is measured too.
+    :param loop: The servers' event loop.
+    :param rounds: Windows per path (one fresh server each).
     """
-    cpu: dict[str, list[float]] = {path: [] for path in RECEIVE_PATHS}
-    for _ in range(RECEIVE_ROUNDS):
-        for path in RECEIVE_PATHS:
-            server = await Child.start("server", "--arm", "forward", "--receive", path)
+    paths = [*RECEIVE_PATHS, *([BASELINE] if baseline is not None else [])]
+    cpu: dict[str, list[float]] = {path: [] for path in paths}
+    for _ in range(rounds):
+        for path in paths:
+            server = await Child.start(
+                "server",
+                "--arm",
+                "forward",
+                "--receive",
+                "inlet" if path == BASELINE else path,
+                "--server-loop",
+                loop,
+                script=str(baseline if path == BASELINE else __file__),
+            )
             url = f"http://127.0.0.1:{await server.expect('READY')}"
             senders = []
             for n in range(publishers):
@@ -689,12 +747,16 @@ async def run_receive_arm(media: Path, publishers: int) -> dict[str, Any]:
                 await sender.stop()
             await server.stop()
     median = {path: round(statistics.median(v), 2) for path, v in cpu.items()}
-    return {
+    result = {
         "publishers": publishers,
+        "server_loop": loop,
         "cpu_pct_per_publisher": median,
         "windows": {path: [round(v, 2) for v in values] for path, values in cpu.items()},
         "ratio_inlet_vs_aiortc": round(median["inlet"] / median["aiortc"], 2),
     }
+    if baseline is not None:
+        result["ratio_inlet_vs_baseline"] = round(median["inlet"] / median[BASELINE], 2)
+    return result
 
 
 # --------------------------------------------------------------------------- layered arm
@@ -873,7 +935,12 @@ def shifted(packets: list[RtpPacket]) -> list[RtpPacket]:
 
 
 async def orchestrate(
-    arms: Sequence[str], steps: dict[str, list[int]], receive_publishers: int = 1
+    arms: Sequence[str],
+    steps: dict[str, list[int]],
+    receive_publishers: int = 1,
+    receive_baseline: str | None = None,
+    server_loop: str = "uvloop",
+    receive_rounds: int = RECEIVE_ROUNDS,
 ) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average before: {' '.join(load)} on {os.cpu_count()} cores")
@@ -887,9 +954,16 @@ async def orchestrate(
             if arm == "layered":
                 results[arm] = await run_layered_arm()
             elif arm == "receive":
-                results[arm] = await run_receive_arm(media, receive_publishers)
+                baseline = (
+                    baseline_script(receive_baseline, work)
+                    if receive_baseline is not None
+                    else None
+                )
+                results[arm] = await run_receive_arm(
+                    media, receive_publishers, baseline, server_loop, receive_rounds
+                )
             else:
-                results[arm] = await run_arm(arm, steps[arm], media, work)
+                results[arm] = await run_arm(arm, steps[arm], media, work, server_loop)
     for arm, result in results.items():
         print(f"{arm}: {json.dumps(result)}")
     summary: dict[str, Any] = {}
@@ -930,6 +1004,8 @@ async def orchestrate(
         receive = results["receive"]
         summary["receive_cpu_pct_per_publisher"] = receive["cpu_pct_per_publisher"]
         summary["receive_ratio_inlet_vs_aiortc"] = receive["ratio_inlet_vs_aiortc"]
+        if "ratio_inlet_vs_baseline" in receive:
+            summary["receive_ratio_inlet_vs_baseline"] = receive["ratio_inlet_vs_baseline"]
     summary["load_average"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(json.dumps(summary))
 
@@ -949,6 +1025,18 @@ def main() -> None:
         "--receive", choices=RECEIVE_PATHS, default="inlet", help="the server's receive path"
     )
     parser.add_argument("--receive-publishers", type=int, default=1)
+    parser.add_argument("--receive-rounds", type=int, default=RECEIVE_ROUNDS)
+    parser.add_argument(
+        "--receive-baseline",
+        metavar="REV",
+        help="also measure the inlet of this git revision in the receive arm",
+    )
+    parser.add_argument(
+        "--server-loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the server's event loop (teleconsult serve runs on uvloop)",
+    )
     parser.add_argument("--forward-steps", default=",".join(map(str, DEFAULT_STEPS["forward"])))
     parser.add_argument("--relay-steps", default=",".join(map(str, DEFAULT_STEPS["relay"])))
     parser.add_argument("--url")
@@ -959,7 +1047,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.role == "server":
-        asyncio.run(run_server(args.arm, args.receive == "inlet"))
+        run = uvloop.run if args.server_loop == "uvloop" else asyncio.run
+        run(run_server(args.arm, args.receive == "inlet"))
     elif args.role == "publisher":
         asyncio.run(run_publisher(args.url, args.media, args.out, args.name))
     elif args.role == "subscribers":
@@ -969,7 +1058,16 @@ def main() -> None:
             "forward": [int(s) for s in args.forward_steps.split(",")],
             "relay": [int(s) for s in args.relay_steps.split(",")],
         }
-        asyncio.run(orchestrate(args.arms.split(","), steps, args.receive_publishers))
+        asyncio.run(
+            orchestrate(
+                args.arms.split(","),
+                steps,
+                args.receive_publishers,
+                args.receive_baseline,
+                args.server_loop,
+                args.receive_rounds,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -45,11 +45,15 @@ loudly when an upgrade moves any of the names or behaviours relied upon here:
 * :mod:`media.inlet` takes a publisher connection's SRTP where aioice hands it over
   (``aioice.ice.Connection.data_received``, then straight from each of its sockets:
   ``Connection._protocols``, ``StunProtocol.datagram_received`` and ``local_candidate``), and
-  uses ``RTCDtlsTransport._rx_srtp``, ``_rtp_header_extensions_map`` and ``_rtp_router``; it
+  uses ``RTCDtlsTransport._rx_srtp``, ``_rtp_header_extensions_map`` (and that map's
+  ``HeaderExtensionsMap.__ids``, read by :func:`header_extension_ids`) and ``_rtp_router``; it
   keeps the receiver's ``__remote_streams``, ``__active_ssrc`` and ``__rtx_ssrc`` up to date and
   sends through ``_send_rtcp`` and ``_send_rtcp_nack``, with aiortc's ``NackGenerator``,
-  ``StreamStatistics``, ``TimestampMapper``, ``JitterBuffer`` and ``RemoteBitrateEstimator``.
-  ``tests/media/test_inlet.py`` fails when any of them moves.
+  ``StreamStatistics``, ``TimestampMapper`` and ``JitterBuffer``.
+  ``tests/media/test_inlet.py`` fails when any of them moves. :mod:`media.estimator` subclasses
+  ``aiortc.rate``'s ``RemoteBitrateEstimator``, ``InterArrival`` and ``OveruseEstimator`` (and
+  uses ``TimestampGroup``, ``InterArrivalDelta`` and ``OveruseEstimator.ts_delta_hist``);
+  ``tests/media/test_estimator.py`` fails when its estimate parts from aiortc's.
 * ``aiortc.rtcpeerconnection.RTCCertificate`` (whose ``generateCertificate`` every
   ``RTCPeerConnection`` calls), ``aiortc.rtcdtlstransport.generate_certificate`` and
   ``RTCCertificate._create_ssl_context``: :func:`share_certificate` gives every connection
@@ -96,6 +100,8 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
+    HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpSrPacket,
@@ -220,6 +226,17 @@ def _register_rtp_receiver_and_rtx(
     for encoding in parameters.encodings:
         if encoding.rtx is not None:
             transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+def header_extension_ids(extensions_map: HeaderExtensionsMap) -> HeaderExtensions:
+    """
+    The ids a connection negotiated for each RTP header extension (None: not negotiated).
+
+    :param extensions_map: An ``RTCDtlsTransport``'s ``_rtp_header_extensions_map``.
+    """
+    # Name-mangled private attribute (see the module docstring): undeclared for mypy.
+    ids: HeaderExtensions = extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+    return ids
 
 
 def reception_counts(receiver: RTCRtpReceiver) -> tuple[int, int]:
