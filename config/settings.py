@@ -129,6 +129,15 @@ class Settings(BaseSettings):
     node_dead_after_seconds: float = Field(
         default=10.0, gt=0, description="a node silent this long is dead: its consults move"
     )
+    media_voice_bitrate: int = Field(
+        default=20_000,
+        ge=0,
+        le=510_000,
+        description="the Opus bit rate (bit/s) publishers are asked to send their microphone at "
+        "(maxaveragebitrate); 0: the browser's own (Chrome's 32 kbit/s). With headers a voice "
+        "takes about 2.4 times this less 20 kbit/s on the wire: 20 kbit/s leaves a 60 kbit/s "
+        "link room for signaling beside one voice",
+    )
     media_packet_inlet: bool = Field(
         default=True,
         description="take publishers' RTP at the packet level (media/inlet.py); false: through "

@@ -31,12 +31,15 @@ class MediaConfig:
         default); False: through aiortc's receiver (``bench/sfu.py --arms receive`` compares
         the two).
     :param ports: The UDP ports (first, last) ICE host candidates bind; None: any.
+    :param voice_bitrate: The Opus bit rate (bit/s) publishers are asked for
+        (``maxaveragebitrate``); 0: the browser's own.
     """
 
     addresses: list[str] = field(default_factory=list)
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     packet_inlet: bool = True
     ports: tuple[int, int] | None = None
+    voice_bitrate: int = 0
 
 
 def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from .aiortc_hooks import (
-    negotiate_opus_fec,
+    negotiate_opus,
     route_retransmissions,
     share_certificate,
     tolerate_consent_delays,
@@ -37,7 +37,7 @@ class MediaServer(MediaHost):
         use_host_addresses(config.addresses)
         route_retransmissions()
         tolerate_consent_delays()
-        negotiate_opus_fec()
+        negotiate_opus(config.voice_bitrate)
         share_certificate()
         logger.info("media host addresses: %s", config.addresses or "discovered")
 

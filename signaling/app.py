@@ -117,6 +117,7 @@ def build_services(settings: Settings) -> Services:
             ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
             packet_inlet=settings.media_packet_inlet,
             ports=settings.media_ports,
+            voice_bitrate=settings.media_voice_bitrate,
         )
     )
     outbox = Outbox(database)

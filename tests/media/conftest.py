@@ -10,6 +10,9 @@ from media import ConsultMedia, MediaConfig, MediaServer
 
 from .clients import TestParticipant
 
+#: The Opus bit rate the media server asks publishers for, as ``teleconsult serve`` does.
+VOICE_BITRATE = 20_000
+
 #: Runs a module's tests through both receive paths: ``pytestmark = BOTH_RECEIVE_PATHS``.
 BOTH_RECEIVE_PATHS = pytest.mark.parametrize(
     "media_server", [False, True], ids=["aiortc_receiver", "packet_inlet"], indirect=True
@@ -20,7 +23,10 @@ BOTH_RECEIVE_PATHS = pytest.mark.parametrize(
 async def media_server(request: pytest.FixtureRequest) -> AsyncIterator[MediaServer]:
     """A media server on loopback; a parametrized test may ask for the packet inlet."""
     inlet = bool(getattr(request, "param", False))
-    server = MediaServer(MediaConfig(addresses=["127.0.0.1"], ice_servers=[], packet_inlet=inlet))
+    config = MediaConfig(
+        addresses=["127.0.0.1"], ice_servers=[], packet_inlet=inlet, voice_bitrate=VOICE_BITRATE
+    )
+    server = MediaServer(config)
     yield server
     await server.shutdown()
 

@@ -14,6 +14,7 @@ from media.aiortc_hooks import on_receiver_feedback, tap_rtp_packets
 from media.consult import MIN_PUBLISHER_BITRATE
 
 from .clients import TestParticipant, wait_until
+from .conftest import VOICE_BITRATE
 
 
 async def test_a_subscriber_whose_remb_falls_gets_audio_only_until_it_recovers(
@@ -214,4 +215,6 @@ async def test_opus_in_band_fec_is_negotiated_both_ways(
     await patient.join()
     await wait_until(lambda: bool(patient.offers))
     assert "useinbandfec=1" in opus_format(answer).split(";")  # so the publisher sends FEC
+    # and its voice at a rate that leaves a 60 kbit/s link room beside it
+    assert f"maxaveragebitrate={VOICE_BITRATE}" in opus_format(answer).split(";")
     assert "useinbandfec=1" in opus_format(patient.offers[-1]["sdp"]).split(";")
