@@ -318,13 +318,13 @@ class ConsultSignaling:
         """
         services = self.services
         held = self._held.get((consult_id, seat.participant_id)) if seat is not None else None
-        await self._media_here(connection, consult_id)
         arrival = await services.consults.arrive(
             connection.identity,
             consult_id,
             resumed=seat is not None,
             # The gap in their media, for the timeline (unknown after a restart of the server).
             away_seconds=round(time.monotonic() - held.since, 1) if held is not None else None,
+            allowed=self._media_here,
         )
         consult, participant = arrival.consult, arrival.participant
         if seat is not None and seat.participant_id != participant.id:
@@ -389,14 +389,10 @@ class ConsultSignaling:
             starts_at,
         )
 
-    async def _media_here(self, connection: Connection, consult_id: str) -> None:
+    async def _media_here(self, consult: ConsultView) -> None:
         """Place the consult's media (again, if its node died); a join or resume that reached
         another node than the media's is sent there (docs/cluster.md: the redirect)."""
         services = self.services
-        try:
-            consult = await services.consults.get(connection.identity, consult_id)
-        except DomainError:
-            return  # the arrival refuses it, with the precise code (not invited, ended...)
         placement = await services.cluster.place(consult)
         if placement.node.node_id != services.node_id:
             raise MediaOnOtherNode(
