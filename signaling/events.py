@@ -199,11 +199,10 @@ class ConsultSignaling:
         """Count a new connection against the connect rates and the identity's socket quota."""
         who = identity_key(identity)
         address = client_address(environ["aiohttp.request"]) or "unknown"
-        await self.limiter.hit("connects_per_address", address)
-        await self.limiter.hit("connects", who)
         held_here = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
         bound = self.services.settings.max_sockets_per_identity
-        await self.limiter.open_socket(who, sid, held_here, bound)
+        rates = [("connects_per_address", (address,)), ("connects", (who,))]
+        await self.limiter.open_socket(who, sid, held_here, bound, rates)
 
     async def keep_socket_claims(self) -> None:
         """Renew the quota claims of this process's sockets (a supervised job; a crashed
