@@ -190,7 +190,7 @@ class ConsultSignaling:
             if connection.consult_id is not None:  # a departure: no seat is held for it
                 await self._depart(sid, connection, "disconnected")
         error = TokenExpired("The token has expired: open the link again")
-        await self.sio.emit("session_expired", problem_body(error)["error"], to=sid)
+        await self._send(sid, "session_expired", problem_body(error)["error"])
         await self.sio.disconnect(sid)
 
     async def _admit_connection(
@@ -211,6 +211,12 @@ class ConsultSignaling:
             await asyncio.sleep(SOCKET_RENEWAL_SECONDS)
             held = [(identity_key(c.identity), sid) for sid, c in self._connections.items()]
             await self.limiter.renew_sockets(held)
+
+    async def _send(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        """Send an event to one connection: straight to it when it is connected here, else
+        through the Socket.IO manager to the node that holds it. (The Redis manager publishes
+        every emit to every node, which each decode, even one to a connection of its own.)"""
+        await self.sio.emit(event, payload, to=sid, ignore_queue=sid in self._connections)
 
     def _check_sdp(self, sdp: str) -> None:
         if len(sdp.encode()) > self.services.settings.max_sdp_bytes:
@@ -284,7 +290,7 @@ class ConsultSignaling:
         if connection.media is None:
 
             async def send(event: str, payload: dict[str, Any]) -> None:
-                await self.sio.emit(event, payload, to=sid)
+                await self._send(sid, event, payload)
 
             room = self.services.media.room(consult_id)
             connection.media = await room.join(participant.id, send)
@@ -585,7 +591,7 @@ class ConsultSignaling:
             # Their connection is gone already: give up the held seat now (a resume is refused).
             await self._give_up_seat(consult_id, target.id, presence.sid, connection.identity, None)
             return None
-        await self.sio.emit("removed", {"by": connection.identity.name}, to=presence.sid)
+        await self._send(presence.sid, "removed", {"by": connection.identity.name})
         removed = self._connections.get(presence.sid)
         if removed is not None and removed.consult_id == consult_id:
             async with removed.lock:
@@ -766,8 +772,8 @@ class ConsultSignaling:
                 if connection.consult_id is None or connection.participant is None:
                     continue
                 seat = Seat(connection.consult_id, connection.participant.id, connection.identity)
-                await self.sio.emit(
-                    "resume_token", {"resume_token": self.resume_tokens.mint(seat)}, to=sid
+                await self._send(
+                    sid, "resume_token", {"resume_token": self.resume_tokens.mint(seat)}
                 )
 
     async def going_away(self) -> None:
@@ -779,7 +785,7 @@ class ConsultSignaling:
         sids = list(self._connections)
         logger.info("going away", extra={"connections": len(sids)})
         for sid in sids:
-            await self.sio.emit("server_going_away", {}, to=sid)
+            await self._send(sid, "server_going_away", {})
             await self.sio.disconnect(sid)
 
 
