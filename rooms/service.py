@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -437,21 +437,45 @@ class ConsultService:
     ) -> list[TimelineEntry]:
         """The consult's last ``limit`` timeline entries of `kinds`, oldest first.
 
-        One short scan of the (consult, kind, at) index, however long the timeline: a join reads
-        its chat history and recording consent this way.
+        One short scan of the (consult, kind, at) index, however long the timeline.
 
         :param consult_id: the consult.
         :param kinds: the timeline kinds to look for.
         :param limit: how many of the latest to return.
         """
-        async with self._database.sessions() as session:
-            rows = await session.scalars(
-                select(TimelineEvent)
+        return (await self.latest_events_of_each(consult_id, [(kinds, limit)]))[0]
+
+    async def latest_events_of_each(
+        self, consult_id: str, wanted: Sequence[tuple[Collection[str], int]]
+    ) -> list[list[TimelineEntry]]:
+        """For each ``(kinds, limit)`` of ``wanted``, the consult's last ``limit`` timeline
+        entries of those kinds, oldest first: one statement for all (a join reads its chat
+        history and the recording consent this way), a short index scan each.
+
+        :param consult_id: the consult.
+        :param wanted: the kinds to look for and how many of the latest, per list returned.
+        """
+        members = []
+        for index, (kinds, limit) in enumerate(wanted):
+            latest = (
+                select(TimelineEvent.id, literal(index).label("wanted"))
                 .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind.in_(kinds))
                 .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
                 .limit(limit)
+                .subquery()
             )
-            return [TimelineEntry.of(row) for row in reversed(rows.all())]
+            members.append(select(latest.c.id, latest.c.wanted))
+        picked = union_all(*members).subquery()
+        found: list[list[TimelineEntry]] = [[] for _ in wanted]
+        async with self._database.sessions() as session:
+            rows = await session.execute(
+                select(TimelineEvent, picked.c.wanted)
+                .join(picked, TimelineEvent.id == picked.c.id)
+                .order_by(TimelineEvent.at, TimelineEvent.id)
+            )
+            for row, index in rows:
+                found[index].append(TimelineEntry.of(row))
+        return found
 
     async def invitation(self, consult_id: str, who: Identity) -> ParticipantView | None:
         """The person `who`'s invitation to a consult (removed or not), or None when not invited."""

@@ -19,6 +19,7 @@ import socketio
 from aiohttp import web
 
 from media import ParticipantSession, Source
+from recordings.service import CONSENT_KINDS
 from rooms.audit import AuditRecord
 from rooms.errors import (
     DomainError,
@@ -358,7 +359,9 @@ class ConsultSignaling:
             await self._enter_consult(sid, consult, participant, mine, resumed=seat is not None)
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
-        chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
+        chat, consent = await services.consults.latest_events_of_each(
+            consult.id, [(("chat",), CHAT_HISTORY), (CONSENT_KINDS, 1)]
+        )
         if chat:  # the chat history is health data: its reads are audited like a record's
             await services.clinical.audit.record(
                 connection.identity,
@@ -378,7 +381,7 @@ class ConsultSignaling:
             "chat": [chat_payload(entry) for entry in chat],
             "ice_servers": ice.servers,
             "ice_transport_policy": ice.transport_policy,
-            "recording": await services.recordings.state(consult.id),
+            "recording": services.recordings.state_of(consult.id, consent[-1] if consent else None),
             "resume_token": token,
         }
 

@@ -58,3 +58,28 @@ async def test_a_host_who_arrives_again_does_not_start_the_consult_again(
     assert again.consult.started_at == first.consult.started_at
     stored = await consults.get(COORDINATOR, consult.id)
     assert stored.started_at == first.consult.started_at
+
+
+async def test_an_arrival_reads_the_last_chat_messages_and_the_latest_word_on_recording(
+    database: Database,
+) -> None:
+    """What a join shows of the consult's past: its last chat messages, oldest first, and the
+    patient's latest word on recording, however many other entries came after them."""
+    consults = ConsultService(database)
+    consult = await consults.schedule(
+        COORDINATOR,
+        ConsultSpec("visit", HOSPITAL, "Follow-up", datetime.now(UTC), DOCTOR, [PATIENT]),
+    )
+    doctor, patient = person(DOCTOR), person(PATIENT)
+    for n in range(4):
+        await consults.note(consult.id, doctor, "chat", {"text": f"message {n}"})
+    await consults.note(consult.id, patient, "recording_consent")
+    await consults.note(consult.id, patient, "recording_consent_withdrawn")
+    await consults.note(consult.id, patient, "chat", {"text": "message 4"})
+    chat, consent = await consults.latest_events_of_each(
+        consult.id,
+        [(("chat",), 3), (("recording_consent", "recording_consent_withdrawn"), 1)],
+    )
+    assert [entry.detail["text"] for entry in chat] == ["message 2", "message 3", "message 4"]
+    assert [entry.kind for entry in consent] == ["recording_consent_withdrawn"]
+    assert await consults.latest_events_of_each(consult.id, [(("admitted",), 5)]) == [[]]
