@@ -163,8 +163,12 @@ class Cluster:
 
     def redis_commands(self) -> int:
         """Commands the private Redis has executed since it started."""
+        return sum(self.redis_calls().values())
+
+    def redis_calls(self) -> dict[str, int]:
+        """Calls of each command the private Redis has executed since it started."""
         stats = self.redis.info("commandstats")
-        return sum(int(entry["calls"]) for entry in stats.values())
+        return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
 
     async def metric_total(self, http: aiohttp.ClientSession, name: str) -> float:
         """The sum over all nodes of a metric's samples (all its labels) in ``/metrics``."""

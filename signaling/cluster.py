@@ -82,9 +82,12 @@ class ClusterNode:
         )
 
     def load(self) -> NodeLoad:
-        """Measure what this node carries now (and show it in /metrics)."""
+        """Measure what this node carries now (and show it in /metrics): its consults are
+        those whose media it hosts or whose participants are seated here (placed, not yet
+        published: their media comes next)."""
         media = self._media.load()
-        self._load = NodeLoad(media.consults, media.publishers, media.forwarded, self._cpu.read())
+        consults = len(self.held_consults())
+        self._load = NodeLoad(consults, media.publishers, media.forwarded, self._cpu.read())
         NODE_CONSULTS.set(media.consults)
         NODE_PUBLISHERS.set(media.publishers)
         NODE_FORWARDED.set(media.forwarded)
@@ -95,8 +98,11 @@ class ClusterNode:
         """One heartbeat: this node's load, and its claims on the consults it hosts or seats."""
         self.load()
         await self.directory.heartbeat(self.me)
-        held = {*self._media.consult_ids, *self.seated_consults()}
-        await self.directory.renew(sorted(held), self.me)
+        await self.directory.renew(sorted(self.held_consults()), self.me)
+
+    def held_consults(self) -> set[str]:
+        """The consults this node claims: their media is here, or participants are seated."""
+        return {*self._media.consult_ids, *self.seated_consults()}
 
     async def keep_announcing(self) -> None:
         """Announce this node every heartbeat period, and recover what dead nodes left, until

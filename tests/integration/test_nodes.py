@@ -73,3 +73,19 @@ async def test_a_node_renews_only_its_own_claims(redis_client: aioredis.Redis) -
     assert await redis_client.ttl("test:media:c1") == 1
     await directory.leave(a)
     assert [n.node_id for n in await directory.live_nodes()] == ["b"]
+
+
+async def test_consults_placed_between_two_heartbeats_are_spread_over_the_nodes(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A node's load is as old as its heartbeat: the consults placed on it since count too, so
+    a burst of first joins does not all go to the node that was idle at the last heartbeat."""
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=5)
+    a, b = node("a", forwarded=3), node("b")
+    for each in (a, b):
+        await directory.heartbeat(each)
+    placed = [(await directory.place(f"c{n}", a)).node.node_id for n in range(13)]
+    assert placed[:3] == ["b", "b", "b"], "the idle node first"
+    assert (placed.count("a"), placed.count("b")) == (5, 8)
+    await directory.heartbeat(node("b", forwarded=20))  # its load counts its consults now
+    assert (await directory.place("c-next", a)).node.node_id == "a"
