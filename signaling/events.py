@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,8 @@ class ConsultSignaling:
         self.limiter = limiter
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
+        #: How many of ``_connections`` each identity holds (a connect must not scan them all).
+        self._sockets_of: Counter[str] = Counter()
         grace = services.settings.reconnect_grace_seconds
         #: A participant holds a fresh token at any moment: it outlives the grace period.
         self.resume_tokens = ResumeTokens(
@@ -174,6 +177,7 @@ class ConsultSignaling:
             loop = asyncio.get_running_loop()
             connection.expiry = loop.call_later(delay, self._expire, sid)
         self._connections[sid] = connection
+        self._sockets_of[identity_key(identity)] += 1
         SOCKET_CONNECTIONS.inc()
 
     def _expire(self, sid: str) -> None:
@@ -200,7 +204,7 @@ class ConsultSignaling:
         """Count a new connection against the connect rates and the identity's socket quota."""
         who = identity_key(identity)
         address = client_address(environ["aiohttp.request"]) or "unknown"
-        held_here = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
+        held_here = self._sockets_of[who]
         bound = self.services.settings.max_sockets_per_identity
         rates = [("connects_per_address", (address,)), ("connects", (who,))]
         await self.limiter.open_socket(who, sid, held_here, bound, rates)
@@ -227,10 +231,14 @@ class ConsultSignaling:
         connection = self._connections.pop(sid, None)
         if connection is None:
             return
+        who = identity_key(connection.identity)
+        self._sockets_of[who] -= 1
+        if self._sockets_of[who] <= 0:
+            del self._sockets_of[who]
         SOCKET_CONNECTIONS.dec()
         if connection.expiry is not None:
             connection.expiry.cancel()
-        await self.limiter.close_socket(identity_key(connection.identity), sid)
+        await self.limiter.close_socket(who, sid)
         if self._going_away:
             return  # the seats stay as they are: the clients come back to the next process
         async with connection.lock:
