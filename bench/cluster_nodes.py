@@ -290,7 +290,7 @@ async def running_cluster(
             errors = [
                 line
                 for line in (node.folder / "server.log").read_text(errors="replace").splitlines()
-                if '"ERROR"' in line
+                if '"level": "error"' in line  # config/logging.py's JSON lines
             ]
             if errors:  # a failure the benchmark met is worth reading: the folder goes away
                 print(f"--- {node.url}: {len(errors)} errors, the last:\n{errors[-1][-4000:]}")
