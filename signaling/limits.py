@@ -38,6 +38,7 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter as LocalRateLimiter
 
+from config.redis import REDIS_MAX_CONNECTIONS
 from config.settings import Settings
 from rooms.errors import DomainError
 from rooms.identity import Identity
@@ -206,6 +207,7 @@ class Limiter:
                 redis_url,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                max_connections=REDIS_MAX_CONNECTIONS,
             )
             self._redis = aioredis.Redis(connection_pool=self._pool)
             self._hit_script = self._redis.register_script(_HIT)
