@@ -164,8 +164,12 @@ class Cluster:
 
     def redis_commands(self) -> int:
         """Commands the private Redis has executed since it started."""
+        return sum(self.redis_calls().values())
+
+    def redis_calls(self) -> dict[str, int]:
+        """Calls of each command the private Redis has executed since it started."""
         stats = self.redis.info("commandstats")
-        return sum(int(entry["calls"]) for entry in stats.values())
+        return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
 
     async def metric_total(self, http: aiohttp.ClientSession, name: str) -> float:
         """The sum over all nodes of a metric's samples (all its labels) in ``/metrics``."""
@@ -290,7 +294,7 @@ async def running_cluster(
             errors = [
                 line
                 for line in (node.folder / "server.log").read_text(errors="replace").splitlines()
-                if '"ERROR"' in line
+                if '"level": "error"' in line  # config/logging.py's JSON lines
             ]
             if errors:  # a failure the benchmark met is worth reading: the folder goes away
                 print(f"--- {node.url}: {len(errors)} errors, the last:\n{errors[-1][-4000:]}")

@@ -43,7 +43,8 @@ nodes could have used (and may not have kept to the rate).
 full (anyone's, though the arm's server is the one taking 250 connections a second); each
 costs its client a SYN retransmission, 1 s or more of join latency.
 
-Redis commands per join come from the private Redis's ``INFO commandstats`` over phase 1.
+Redis commands per join come from the private Redis's ``INFO commandstats`` over phase 1
+(``redis_per_join_by_command``: the six most called).
 
 Run: ``.venv/bin/python bench/signaling.py`` (1,000 clients at 250/s, about 2 minutes); the
 last line is one JSON object.
@@ -320,7 +321,7 @@ async def run_arm(
         start = time.time() + 2.0
         cpu0, wall0, clients0 = server_cpu(), time.time(), clients_cpu()
         overflows0 = listen_overflows()
-        redis0 = cluster.redis_commands() if cluster else 0
+        redis0 = cluster.redis_calls() if cluster else {}
         replies = await asyncio.gather(
             *(
                 p.call(
@@ -338,7 +339,8 @@ async def run_arm(
         join_wall = time.time() - max(wall0, start)
         join_clients_cpu = clients_cpu() - clients0
         overflows = listen_overflows() - overflows0
-        redis_joins = (cluster.redis_commands() - redis0) if cluster else 0
+        redis1 = cluster.redis_calls() if cluster else {}
+        redis_joins = {name: calls - redis0.get(name, 0) for name, calls in redis1.items()}
         latencies = [x for r in replies for x in r["latencies"]]
         failures = [x for r in replies for x in r["failures"]]
         print(f"  {name}: {len(latencies)} joined, {len(failures)} failed", flush=True)
@@ -386,7 +388,12 @@ async def run_arm(
         "server_cpu_ms_per_offer": round(1000 * offer_cpu / max(1, offers), 3),
     }
     if cluster:
-        result["redis_commands_per_join"] = round(redis_joins / max(1, len(latencies)), 1)
+        joined = max(1, len(latencies))
+        result["redis_commands_per_join"] = round(sum(redis_joins.values()) / joined, 1)
+        busiest = sorted(redis_joins.items(), key=lambda item: -item[1])[:6]
+        result["redis_per_join_by_command"] = {
+            name: round(calls / joined, 2) for name, calls in busiest
+        }
     print(f"  {name}: {json.dumps(result)}", flush=True)
     return result
 

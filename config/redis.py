@@ -10,6 +10,11 @@ import redis.asyncio as aioredis
 #: The longest any Redis call (connecting included) may take: a Redis that stopped answering
 #: fails the call that needs it, with a coded error, instead of holding it forever.
 REDIS_TIMEOUT_SECONDS = 2.0
+#: Connections one client (one pool) may open. redis-py 8's asyncio pool allows 100 by default
+#: and fails the 101st concurrent call ("Too many connections") instead of waiting: a burst of
+#: joins (1,000 clients at 250/s through two nodes) made Socket.IO's manager fail publishes by
+#: the hundred and joins end in ``internal_error``.
+REDIS_MAX_CONNECTIONS = 1000
 
 
 def redis_options() -> dict[str, Any]:
@@ -19,6 +24,7 @@ def redis_options() -> dict[str, Any]:
         "socket_timeout": REDIS_TIMEOUT_SECONDS,
         "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
         "health_check_interval": 15,
+        "max_connections": REDIS_MAX_CONNECTIONS,
     }
 
 

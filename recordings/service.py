@@ -173,8 +173,17 @@ class RecordingService:
 
         :param consult_id: The consult.
         """
+        return self.state_of(consult_id, await self.latest_consent(consult_id))
+
+    def state_of(self, consult_id: str, latest: TimelineEntry | None) -> dict[str, Any]:
+        """
+        :meth:`state`, for a caller that read the patient's latest word on recording itself
+        (the timeline's latest entry of :data:`CONSENT_KINDS`, or None), with other entries.
+
+        :param consult_id: The consult.
+        :param latest: The patient's latest word on recording.
+        """
         running = self._active.get(consult_id)
-        latest = await self.latest_consent(consult_id)
         consent = _given(latest)
         return {
             "recording": running is not None,

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
@@ -38,7 +38,9 @@ class NoTrustedNode(DomainError):
 class NodeLoad:
     """What a node carries now.
 
-    :param consults: consults whose media it hosts.
+    :param consults: consults whose media it hosts or whose participants are seated there
+        (placed, not published yet); as the directory reads it, also those placed on it since
+        its heartbeat.
     :param publishers: participants publishing to it.
     :param forwarded: tracks it forwards (one per subscriber of each track).
     :param cpu: its process's share of one core over the last interval (0.0-1.0+).
@@ -178,9 +180,10 @@ class LocalNodes:
         yield ""  # pragma: no cover - never reached
 
 
-#: KEYS: the consult's placement key, the node-key prefix. ARGV: the candidate node id, the
-#: claim's lifetime (s), a live owner to displace (one of a foreign origin) or ''. Returns
-#: {owner, previous owner if it was dead else ''}.
+#: KEYS: the consult's placement key, the node-key prefix, the placed-count prefix. ARGV: the
+#: candidate node id, the claim's lifetime (s), a live owner to displace (one of a foreign
+#: origin) or ''. Counts the claim among the candidate's consults placed since its heartbeat.
+#: Returns {owner, previous owner if it was dead else ''}.
 _PLACE = """
 local owner = redis.call('GET', KEYS[1])
 local alive = owner and redis.call('EXISTS', KEYS[2] .. owner) == 1
@@ -188,6 +191,8 @@ if alive and owner ~= ARGV[3] then
   return {owner, ''}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('INCR', KEYS[3] .. ARGV[1])
+redis.call('EXPIRE', KEYS[3] .. ARGV[1], ARGV[2])
 if alive then
   return {ARGV[1], ''}
 end
@@ -222,6 +227,9 @@ class RedisNodes:
     every announced node is also in the set ``<prefix>:nodes``, so a dead one is noticed (and
     taken out of the set by exactly one survivor). A consult's placement is the key
     ``<prefix>:media:<consult>`` (the room registry's media claim), moved only when its node died.
+    ``<prefix>:placed:<id>`` counts the consults placed on a node since its last heartbeat, which
+    its load does not show yet: a burst of first joins between two heartbeats is spread over the
+    nodes instead of all going to the one that was least loaded at the last heartbeat.
 
     :param client: a Redis client returning str values.
     :param prefix: key prefix, shared with the room registry.
@@ -253,6 +261,9 @@ class RedisNodes:
     def _node_key(self, node_id: str) -> str:
         return f"{self._prefix}:node:{node_id}"
 
+    def _placed_key(self, node_id: str) -> str:
+        return f"{self._prefix}:placed:{node_id}"
+
     def _media_key(self, consult_id: str) -> str:
         return f"{self._prefix}:media:{consult_id}"
 
@@ -268,14 +279,23 @@ class RedisNodes:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self._node_key(node.node_id), node.as_json(), px=self._dead_after_ms)
             pipe.sadd(self._members_key, node.node_id)
+            pipe.delete(self._placed_key(node.node_id))  # its load counts them now
             await pipe.execute()
 
     async def live_nodes(self) -> list[Node]:
+        """The live nodes, each one's consults counting those placed on it since its heartbeat."""
         members = sorted(cast(set[str], await self._redis.smembers(self._members_key)))
         if not members:
             return []
-        raw = cast(list[str | None], await self._redis.mget([self._node_key(m) for m in members]))
-        return [Node.from_json(value) for value in raw if value is not None]
+        keys = [self._node_key(m) for m in members] + [self._placed_key(m) for m in members]
+        raw = cast(list[str | None], await self._redis.mget(keys))
+        live = []
+        for value, placed in zip(raw[: len(members)], raw[len(members) :], strict=True):
+            if value is not None:
+                node = Node.from_json(value)
+                consults = node.load.consults + int(placed or 0)
+                live.append(replace(node, load=replace(node.load, consults=consults)))
+        return live
 
     async def _node(self, node_id: str) -> Node | None:
         raw = cast(str | None, await self._redis.get(self._node_key(node_id)))
@@ -317,7 +337,7 @@ class RedisNodes:
         owner, previous = cast(
             list[str],
             await self._place_script(
-                keys=[self._media_key(consult_id), self._node_key("")],
+                keys=[self._media_key(consult_id), self._node_key(""), self._placed_key("")],
                 args=[candidate.node_id, self._claim_ttl, displaced],
             ),
         )

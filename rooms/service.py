@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from config.database import Database
 from rooms.errors import (
@@ -220,6 +221,7 @@ class ConsultService:
         *,
         resumed: bool = False,
         away_seconds: float | None = None,
+        allowed: Callable[[ConsultView], Awaitable[None]] | None = None,
     ) -> Arrival:
         """A participant arrives: check the invitation, move the lifecycle, note it.
 
@@ -227,10 +229,15 @@ class ConsultService:
         ``reconnected`` (with ``away_seconds``, the gap in their media, when it is known), not
         as a new join; an admitted one does not wait in the lobby again.
 
-        One transaction, a fixed number of statements whatever the consult's size or history:
-        a join's time on a busy server is its database round trips times the event loop's
-        latency, so it must not grow with either.
+        The consult is read once, before the transaction: the transaction only writes (the
+        timeline entry, the webhook events, and the state when the arrival moves it, by a
+        compare-and-set on the state read, so a concurrent arrival that moved it first is seen
+        and built on). A join's time on a busy server is its database round trips times the
+        event loop's latency, so their number is fixed, whatever the consult's size or history.
 
+        :param allowed: called with the consult once the arrival is allowed, before anything
+            is written (the edge places the consult's media, or sends the caller to its node
+            by raising).
         :raises WrongConsult: for the join link of another consult.
         :raises NotInvited: when the caller is not invited.
         :raises ParticipantRemoved: when a host removed the caller.
@@ -238,43 +245,67 @@ class ConsultService:
         """
         if caller.consult_id is not None and caller.consult_id != consult_id:
             raise WrongConsult("This link is for another consult")
+        consult = await self._load(consult_id)
+        participant = consult.participant_of(caller.hospital, caller.sub)
+        if participant is None:
+            raise NotInvited("You are not invited to this consult")
+        if participant.removed:
+            raise ParticipantRemoved("The host removed you from this consult")
+        on_arrival(consult.state, participant.is_host)  # ConsultEnded before anything else
+        if allowed is not None:
+            await allowed(consult)
+        grants = grants_for(
+            participant.role, is_host=participant.is_host, removed=False, ended=False
+        )
+        waiting = grants.lobby and not participant.admitted
+        kind = "reconnected" if resumed else "waiting" if waiting else "joined"
+        detail = {"away_seconds": away_seconds} if resumed and away_seconds is not None else {}
         async with self._database.transaction() as session:
-            row = await self._row(session, consult_id)
-            invited = next(
-                (p for p in row.participants if caller.is_person(p.hospital_id, p.sub)), None
-            )
-            if invited is None:
-                raise NotInvited("You are not invited to this consult")
-            participant = ParticipantView.of(invited)
-            if participant.removed:
-                raise ParticipantRemoved("The host removed you from this consult")
-            state = on_arrival(ConsultState(row.state), participant.is_host)
-            started = state is ConsultState.LIVE and row.started_at is None
-            if started:
-                row.started_at = self._clock()
-            row.state = state.value
-            grants = grants_for(
-                participant.role, is_host=participant.is_host, removed=False, ended=False
-            )
-            waiting = grants.lobby and not participant.admitted
-            kind = "reconnected" if resumed else "waiting" if waiting else "joined"
-            detail = {"away_seconds": away_seconds} if resumed and away_seconds is not None else {}
+            consult, started = await self._move_on_arrival(session, consult, participant.is_host)
             self._record(session, consult_id, caller, kind, detail)
             emitted = 0
             if started:
-                assert row.started_at is not None
-                started_at = row.started_at.isoformat()
+                assert consult.started_at is not None
+                started_at = consult.started_at.isoformat()
                 emitted += await self._emit(
-                    session, EventType.CONSULT_STARTED, row, {"started_at": started_at}
+                    session, EventType.CONSULT_STARTED, consult, {"started_at": started_at}
                 )
             if not resumed:
                 arrival = EventType.LOBBY_WAITING if waiting else EventType.PARTICIPANT_JOINED
-                emitted += await self._emit(session, arrival, row, _about(participant))
-            consult = ConsultView.of(row)
+                emitted += await self._emit(session, arrival, consult, _about(participant))
         self._notify(emitted)
-        arrived = consult.participant(participant.id)
-        assert arrived is not None  # it is one of the rows the view was made of
-        return Arrival(consult, arrived, grants)
+        return Arrival(consult, participant, grants)
+
+    async def _move_on_arrival(
+        self, session: AsyncSession, consult: ConsultView, is_host: bool
+    ) -> tuple[ConsultView, bool]:
+        """Move the consult's state for an arrival (:func:`on_arrival`) in ``session``: the
+        consult as it then is, and whether this arrival started it (made it live first)."""
+        seen = consult.state
+        while True:
+            target = on_arrival(seen, is_host)
+            if target is seen:
+                return replace(consult, state=seen), False
+            now = self._clock()
+            values: dict[str, Any] = {"state": target.value}
+            if target is ConsultState.LIVE:
+                values["started_at"] = func.coalesce(Consult.started_at, now)
+            moved = await session.execute(
+                update(Consult)
+                .where(Consult.id == consult.id, Consult.state == seen.value)
+                .values(values)
+                .returning(Consult.started_at)
+            )
+            row = moved.first()
+            if row is not None:
+                started_at = row.started_at
+                started = target is ConsultState.LIVE and started_at == now
+                return replace(consult, state=target, started_at=started_at), started
+            # Another arrival (or the end) moved it since it was read: build on what it is now.
+            current = await session.scalar(select(Consult.state).where(Consult.id == consult.id))
+            if current is None:
+                raise ConsultNotFound("No such consult")
+            seen = ConsultState(current)
 
     async def admit(
         self, caller: Identity, consult_id: str, participant_id: str
@@ -406,21 +437,45 @@ class ConsultService:
     ) -> list[TimelineEntry]:
         """The consult's last ``limit`` timeline entries of `kinds`, oldest first.
 
-        One short scan of the (consult, kind, at) index, however long the timeline: a join reads
-        its chat history and recording consent this way.
+        One short scan of the (consult, kind, at) index, however long the timeline.
 
         :param consult_id: the consult.
         :param kinds: the timeline kinds to look for.
         :param limit: how many of the latest to return.
         """
-        async with self._database.sessions() as session:
-            rows = await session.scalars(
-                select(TimelineEvent)
+        return (await self.latest_events_of_each(consult_id, [(kinds, limit)]))[0]
+
+    async def latest_events_of_each(
+        self, consult_id: str, wanted: Sequence[tuple[Collection[str], int]]
+    ) -> list[list[TimelineEntry]]:
+        """For each ``(kinds, limit)`` of ``wanted``, the consult's last ``limit`` timeline
+        entries of those kinds, oldest first: one statement for all (a join reads its chat
+        history and the recording consent this way), a short index scan each.
+
+        :param consult_id: the consult.
+        :param wanted: the kinds to look for and how many of the latest, per list returned.
+        """
+        members = []
+        for index, (kinds, limit) in enumerate(wanted):
+            latest = (
+                select(TimelineEvent.id, literal(index).label("wanted"))
                 .where(TimelineEvent.consult_id == consult_id, TimelineEvent.kind.in_(kinds))
                 .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc())
                 .limit(limit)
+                .subquery()
             )
-            return [TimelineEntry.of(row) for row in reversed(rows.all())]
+            members.append(select(latest.c.id, latest.c.wanted))
+        picked = union_all(*members).subquery()
+        found: list[list[TimelineEntry]] = [[] for _ in wanted]
+        async with self._database.sessions() as session:
+            rows = await session.execute(
+                select(TimelineEvent, picked.c.wanted)
+                .join(picked, TimelineEvent.id == picked.c.id)
+                .order_by(TimelineEvent.at, TimelineEvent.id)
+            )
+            for row, index in rows:
+                found[index].append(TimelineEntry.of(row))
+        return found
 
     async def invitation(self, consult_id: str, who: Identity) -> ParticipantView | None:
         """The person `who`'s invitation to a consult (removed or not), or None when not invited."""
@@ -468,17 +523,25 @@ class ConsultService:
         return row
 
     async def _emit(
-        self, session: AsyncSession, event_type: EventType, consult: Consult, data: dict[str, Any]
+        self,
+        session: AsyncSession,
+        event_type: EventType,
+        consult: Consult | ConsultView,
+        data: dict[str, Any],
     ) -> int:
         """Enqueue a webhook event about ``consult`` (with its state) in ``session``."""
         if self._webhooks is None:
             return 0
+        if isinstance(consult, ConsultView):
+            hospital, state = consult.hospital, consult.state.value
+        else:
+            hospital, state = consult.hospital_id, consult.state
         return await self._webhooks.emit(
             session,
             event_type,
-            hospital=consult.hospital_id,
+            hospital=hospital,
             consult_id=consult.id,
-            data={"kind": consult.kind, "state": consult.state, **data},
+            data={"kind": consult.kind, "state": state, **data},
         )
 
     def _notify(self, emitted: int) -> None:
@@ -487,8 +550,12 @@ class ConsultService:
             self._webhooks.notify()
 
     async def _load(self, consult_id: str) -> ConsultView:
+        """The consult and its participants, in one statement (a join, not a second select)."""
         async with self._database.sessions() as session:
-            return ConsultView.of(await self._row(session, consult_id))
+            row = await session.get(Consult, consult_id, options=[joinedload(Consult.participants)])
+            if row is None:
+                raise ConsultNotFound("No such consult")
+            return ConsultView.of(row)
 
     @staticmethod
     async def _row(session: AsyncSession, consult_id: str) -> Consult:

@@ -85,9 +85,12 @@ class ClusterNode:
         )
 
     def load(self) -> NodeLoad:
-        """Measure what this node carries now (and show it in /metrics)."""
+        """Measure what this node carries now (and show it in /metrics): its consults are
+        those whose media it hosts or whose participants are seated here (placed, not yet
+        published: their media comes next)."""
         media = self._media.load()
-        self._load = NodeLoad(media.consults, media.publishers, media.forwarded, self._cpu.read())
+        consults = len(self.held_consults())
+        self._load = NodeLoad(consults, media.publishers, media.forwarded, self._cpu.read())
         NODE_CONSULTS.set(media.consults)
         NODE_PUBLISHERS.set(media.publishers)
         NODE_FORWARDED.set(media.forwarded)
@@ -102,12 +105,11 @@ class ClusterNode:
                 return
             self.load()
             await self.directory.heartbeat(self.me)
-            await self.directory.renew(self._held(), self.me)
+            await self.directory.renew(sorted(self.held_consults()), self.me)
 
-    def _held(self) -> list[str]:
-        """The consults this node claims: those whose media it hosts or whose participants it
-        seats."""
-        return sorted({*self._media.consult_ids, *self.seated_consults()})
+    def held_consults(self) -> set[str]:
+        """The consults this node claims: their media is here, or participants are seated."""
+        return {*self._media.consult_ids, *self.seated_consults()}
 
     async def keep_announcing(self) -> None:
         """Announce this node every heartbeat period, and recover what dead nodes left, until
@@ -152,4 +154,4 @@ class ClusterNode:
         and stops announcing it now)."""
         async with self._announcing:
             self._left = True
-            await self.directory.leave(self.me, self._held())
+            await self.directory.leave(self.me, sorted(self.held_consults()))

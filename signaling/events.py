@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import socketio
 from aiohttp import web
 
 from media import ParticipantSession, Source
+from recordings.service import CONSENT_KINDS
 from rooms.audit import AuditRecord
 from rooms.errors import (
     DomainError,
@@ -98,6 +100,8 @@ class ConsultSignaling:
         self.limiter = limiter
         self.sio: socketio.AsyncServer = services.sio
         self._connections: dict[str, Connection] = {}
+        #: How many of ``_connections`` each identity holds (a connect must not scan them all).
+        self._sockets_of: Counter[str] = Counter()
         grace = services.settings.reconnect_grace_seconds
         #: A participant holds a fresh token at any moment: it outlives the grace period.
         self.resume_tokens = ResumeTokens(
@@ -173,6 +177,7 @@ class ConsultSignaling:
             loop = asyncio.get_running_loop()
             connection.expiry = loop.call_later(delay, self._expire, sid)
         self._connections[sid] = connection
+        self._sockets_of[identity_key(identity)] += 1
         SOCKET_CONNECTIONS.inc()
 
     def _expire(self, sid: str) -> None:
@@ -190,7 +195,7 @@ class ConsultSignaling:
             if connection.consult_id is not None:  # a departure: no seat is held for it
                 await self._depart(sid, connection, "disconnected")
         error = TokenExpired("The token has expired: open the link again")
-        await self.sio.emit("session_expired", problem_body(error)["error"], to=sid)
+        await self._send(sid, "session_expired", problem_body(error)["error"])
         await self.sio.disconnect(sid)
 
     async def _admit_connection(
@@ -199,11 +204,10 @@ class ConsultSignaling:
         """Count a new connection against the connect rates and the identity's socket quota."""
         who = identity_key(identity)
         address = client_address(environ["aiohttp.request"]) or "unknown"
-        await self.limiter.hit("connects_per_address", address)
-        await self.limiter.hit("connects", who)
-        held_here = sum(1 for c in self._connections.values() if identity_key(c.identity) == who)
+        held_here = self._sockets_of[who]
         bound = self.services.settings.max_sockets_per_identity
-        await self.limiter.open_socket(who, sid, held_here, bound)
+        rates = [("connects_per_address", (address,)), ("connects", (who,))]
+        await self.limiter.open_socket(who, sid, held_here, bound, rates)
 
     async def keep_socket_claims(self) -> None:
         """Renew the quota claims of this process's sockets (a supervised job; a crashed
@@ -213,6 +217,12 @@ class ConsultSignaling:
             held = [(identity_key(c.identity), sid) for sid, c in self._connections.items()]
             await self.limiter.renew_sockets(held)
 
+    async def _send(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        """Send an event to one connection: straight to it when it is connected here, else
+        through the Socket.IO manager to the node that holds it. (The Redis manager publishes
+        every emit to every node, which each decode, even one to a connection of its own.)"""
+        await self.sio.emit(event, payload, to=sid, ignore_queue=sid in self._connections)
+
     def _check_sdp(self, sdp: str) -> None:
         if len(sdp.encode()) > self.services.settings.max_sdp_bytes:
             raise SdpTooLarge("The session description is longer than the server accepts")
@@ -221,10 +231,14 @@ class ConsultSignaling:
         connection = self._connections.pop(sid, None)
         if connection is None:
             return
+        who = identity_key(connection.identity)
+        self._sockets_of[who] -= 1
+        if self._sockets_of[who] <= 0:
+            del self._sockets_of[who]
         SOCKET_CONNECTIONS.dec()
         if connection.expiry is not None:
             connection.expiry.cancel()
-        await self.limiter.close_socket(identity_key(connection.identity), sid)
+        await self.limiter.close_socket(who, sid)
         if self._going_away:
             return  # the seats stay as they are: the clients come back to the next process
         async with connection.lock:
@@ -285,7 +299,7 @@ class ConsultSignaling:
         if connection.media is None:
 
             async def send(event: str, payload: dict[str, Any]) -> None:
-                await self.sio.emit(event, payload, to=sid)
+                await self._send(sid, event, payload)
 
             room = self.services.media.room(consult_id)
             connection.media = await room.join(participant.id, send)
@@ -318,13 +332,13 @@ class ConsultSignaling:
         """
         services = self.services
         held = self._held.get((consult_id, seat.participant_id)) if seat is not None else None
-        await self._media_here(connection, consult_id)
         arrival = await services.consults.arrive(
             connection.identity,
             consult_id,
             resumed=seat is not None,
             # The gap in their media, for the timeline (unknown after a restart of the server).
             away_seconds=round(time.monotonic() - held.since, 1) if held is not None else None,
+            allowed=self._media_here,
         )
         consult, participant = arrival.consult, arrival.participant
         if seat is not None and seat.participant_id != participant.id:
@@ -353,7 +367,9 @@ class ConsultSignaling:
             await self._enter_consult(sid, consult, participant, mine, resumed=seat is not None)
             if arrival.grants.admit:
                 await self.sio.enter_room(sid, hosts_room(consult.id))
-        chat = await services.consults.latest_events(consult.id, ("chat",), CHAT_HISTORY)
+        chat, consent = await services.consults.latest_events_of_each(
+            consult.id, [(("chat",), CHAT_HISTORY), (CONSENT_KINDS, 1)]
+        )
         if chat:  # the chat history is health data: its reads are audited like a record's
             await services.clinical.audit.record(
                 connection.identity,
@@ -373,7 +389,7 @@ class ConsultSignaling:
             "chat": [chat_payload(entry) for entry in chat],
             "ice_servers": ice.servers,
             "ice_transport_policy": ice.transport_policy,
-            "recording": await services.recordings.state(consult.id),
+            "recording": services.recordings.state_of(consult.id, consent[-1] if consent else None),
             "resume_token": token,
         }
 
@@ -389,14 +405,10 @@ class ConsultSignaling:
             starts_at,
         )
 
-    async def _media_here(self, connection: Connection, consult_id: str) -> None:
+    async def _media_here(self, consult: ConsultView) -> None:
         """Place the consult's media (again, if its node died); a join or resume that reached
         another node than the media's is sent there (docs/cluster.md: the redirect)."""
         services = self.services
-        try:
-            consult = await services.consults.get(connection.identity, consult_id)
-        except DomainError:
-            return  # the arrival refuses it, with the precise code (not invited, ended...)
         placement = await services.cluster.place(consult)
         if placement.node.node_id != services.node_id:
             raise MediaOnOtherNode(
@@ -590,7 +602,7 @@ class ConsultSignaling:
             # Their connection is gone already: give up the held seat now (a resume is refused).
             await self._give_up_seat(consult_id, target.id, presence.sid, connection.identity, None)
             return None
-        await self.sio.emit("removed", {"by": connection.identity.name}, to=presence.sid)
+        await self._send(presence.sid, "removed", {"by": connection.identity.name})
         removed = self._connections.get(presence.sid)
         if removed is not None and removed.consult_id == consult_id:
             async with removed.lock:
@@ -771,8 +783,8 @@ class ConsultSignaling:
                 if connection.consult_id is None or connection.participant is None:
                     continue
                 seat = Seat(connection.consult_id, connection.participant.id, connection.identity)
-                await self.sio.emit(
-                    "resume_token", {"resume_token": self.resume_tokens.mint(seat)}, to=sid
+                await self._send(
+                    sid, "resume_token", {"resume_token": self.resume_tokens.mint(seat)}
                 )
 
     async def going_away(self) -> None:
@@ -784,7 +796,7 @@ class ConsultSignaling:
         sids = list(self._connections)
         logger.info("going away", extra={"connections": len(sids)})
         for sid in sids:
-            await self.sio.emit("server_going_away", {}, to=sid)
+            await self._send(sid, "server_going_away", {})
             await self.sio.disconnect(sid)
 
 

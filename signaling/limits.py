@@ -25,8 +25,9 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, NoReturn
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -37,6 +38,7 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter as LocalRateLimiter
 
+from config.redis import REDIS_MAX_CONNECTIONS
 from config.settings import Settings
 from rooms.errors import DomainError
 from rooms.identity import Identity
@@ -54,17 +56,42 @@ SOCKET_CLAIM_SECONDS = 90
 #: How often a process renews the claims of the sockets it holds.
 SOCKET_RENEWAL_SECONDS = 30
 
-# Counts an identity's live sockets (claims not expired) and adds one unless the bound is reached,
-# atomically: KEYS[1] the identity's claims; ARGV now, expiry, bound, member, ttl.
-# Returns the claims held before: the new one was added when that is below the bound.
-_CLAIM_SOCKET = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local held = redis.call('ZCARD', KEYS[1])
-if held < tonumber(ARGV[3]) then
-    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-    redis.call('EXPIRE', KEYS[1], ARGV[5])
+#: The prefix of the ``limits`` library's counters in Redis (its ``key_prefix``).
+LIMITS_KEY_PREFIX = "teleconsult:limits"
+
+# One round trip for several uses: each moving window of KEYS[1..n] (the ``limits`` library's own
+# counters, counted as its acquire_moving_window script does for one use), in order, stopping at
+# the first that is full; then, unless one was full and if KEYS[n+1] is given, the socket claim:
+# an identity's live sockets (claims not expired) counted and one added unless the bound is
+# reached, atomically.
+# ARGV: timestamp, n, then limit and expiry per window, then (for a claim) now, expiry, bound,
+# member, ttl. Returns {the 1-based index of the full window or 0, the claims held before or -1}.
+_HIT = """
+local timestamp = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+for i = 1, n do
+    local limit = tonumber(ARGV[1 + 2 * i])
+    local expiry = tonumber(ARGV[2 + 2 * i])
+    local entry = redis.call('LINDEX', KEYS[i], limit - 1)
+    if entry and tonumber(entry) >= timestamp - expiry then
+        return {i, -1}
+    end
+    redis.call('LPUSH', KEYS[i], ARGV[1])
+    redis.call('LTRIM', KEYS[i], 0, limit - 1)
+    redis.call('EXPIRE', KEYS[i], expiry)
 end
-return held
+if #KEYS == n then
+    return {0, -1}
+end
+local claims = KEYS[n + 1]
+local base = 3 + 2 * n
+redis.call('ZREMRANGEBYSCORE', claims, '-inf', ARGV[base])
+local held = redis.call('ZCARD', claims)
+if held < tonumber(ARGV[base + 2]) then
+    redis.call('ZADD', claims, ARGV[base + 1], ARGV[base + 3])
+    redis.call('EXPIRE', claims, ARGV[base + 4])
+end
+return {0, held}
 """
 
 #: How many refused keys are remembered so that a flood is logged once, not per refusal.
@@ -104,6 +131,25 @@ class Limit:
     name: str
     rates: tuple[RateLimitItem, ...]
     shared: bool
+
+
+#: One use of a limit: its name and whose use it is.
+Use = tuple[str, Sequence[str]]
+
+
+class _Window(NamedTuple):
+    """One rate of a limit, counted for one key."""
+
+    limit: Limit
+    rate: RateLimitItem
+    key: tuple[str, ...]
+
+
+class _Claim(NamedTuple):
+    """A socket's claim in Redis: the identity's claims key and the script's arguments."""
+
+    key: str
+    args: list[float | int | str]
 
 
 def limits_from_settings(settings: Settings) -> dict[str, Limit]:
@@ -161,14 +207,15 @@ class Limiter:
                 redis_url,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                max_connections=REDIS_MAX_CONNECTIONS,
             )
             self._redis = aioredis.Redis(connection_pool=self._pool)
-            self._claim_socket = self._redis.register_script(_CLAIM_SOCKET)
+            self._hit_script = self._redis.register_script(_HIT)
             storage = RedisStorage(
                 redis_storage_uri(redis_url),
                 wrap_exceptions=True,
                 implementation="redispy",
-                key_prefix="teleconsult:limits",
+                key_prefix=LIMITS_KEY_PREFIX,
                 # A documented option, though limits types its options as scalars.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
@@ -190,23 +237,100 @@ class Limiter:
         :raises RateLimited: when one of the limit's rates is used up (the use then counts
             against none of the rates after it).
         """
-        limit = self.limits[name]
-        for rate in limit.rates:
-            if not await self._count(limit, rate, key):
-                retry_after = await self._retry_after(limit, rate, key)
-                self._log_refusal(name, key, retry_after)
-                raise RateLimited(
-                    f"Too many requests ({name}: {rate}); try again later", retry_after
-                )
+        await self.hit_all([(name, key)])
 
-    async def _count(self, limit: Limit, rate: RateLimitItem, key: tuple[str, ...]) -> bool:
-        shared = self._shared_limiter(limit)
-        if shared is not None:
-            try:
-                return await shared.hit(rate, limit.name, *key)
-            except StorageError as exc:
-                self._redis_failed(exc)
-        return self._local.hit(rate, limit.name, *key)
+    async def hit_all(self, uses: Iterable[Use]) -> None:
+        """Count one use of each ``(limit, key)``, in order, as :meth:`hit` does one after the
+        other, but the shared ones in one Redis round trip.
+
+        :raises RateLimited: at the first rate used up (the uses after it count against none).
+        """
+        await self._hit(uses, None)
+
+    async def open_socket(
+        self, who: str, sid: str, held_here: int, bound: int, uses: Iterable[Use] = ()
+    ) -> None:
+        """Count ``uses`` (as :meth:`hit_all`), then claim one more socket for identity ``who``,
+        unless it holds ``bound`` already: one Redis round trip for both.
+
+        Sockets are counted in Redis when configured (a claim per socket, renewed by
+        :meth:`renew_sockets`, so a crashed process's claims expire), else (and while Redis
+        fails) in this process.
+
+        :param who: The identity's key.
+        :param sid: The new socket.
+        :param held_here: How many sockets of ``who`` this process holds.
+        :param bound: How many sockets an identity may hold.
+        :param uses: The connect's rates, counted first (no socket is claimed if one refuses).
+        :raises RateLimited: when one of ``uses`` is used up.
+        :raises TooManySockets: when the identity holds ``bound`` sockets already.
+        """
+        claim = None
+        if self._redis_up():
+            now = time.time()
+            claim = _Claim(
+                self._sockets_key(who),
+                [now, now + SOCKET_CLAIM_SECONDS, bound, self._member(sid), SOCKET_CLAIM_SECONDS],
+            )
+        held = await self._hit(uses, claim)
+        if held is None:
+            held = held_here
+        if held >= bound:
+            raise TooManySockets(f"{held} connections of this identity are open already")
+
+    async def _hit(self, uses: Iterable[Use], claim: _Claim | None) -> int | None:
+        """Count ``uses`` in order, the shared ones that follow each other in one round trip
+        (with ``claim`` after the last); the claims held before, or None when not claimed in
+        Redis."""
+        batch: list[_Window] = []
+        for name, key in uses:
+            limit = self.limits[name]
+            for rate in limit.rates:
+                window = _Window(limit, rate, tuple(key))
+                if limit.shared and self._redis_up():
+                    batch.append(window)
+                else:
+                    await self._count_shared(batch, None)
+                    batch = []
+                    await self._count_here(window)
+        return await self._count_shared(batch, claim)
+
+    async def _count_shared(self, batch: list[_Window], claim: _Claim | None) -> int | None:
+        """One round trip: the windows of ``batch`` in order, then the claim (see ``_HIT``)."""
+        if not batch and claim is None:
+            return None
+        if self._redis is None or not self._redis_up():
+            for window in batch:
+                await self._count_here(window)
+            return None
+        keys = [f"{LIMITS_KEY_PREFIX}:{w.rate.key_for(w.limit.name, *w.key)}" for w in batch]
+        args: list[float | int | str] = [time.time(), len(batch)]
+        for window in batch:
+            args += [window.rate.amount, window.rate.get_expiry()]
+        if claim is not None:
+            keys.append(claim.key)
+            args += claim.args
+        try:
+            full, held = await self._hit_script(keys=keys, args=args)
+        except aioredis.RedisError as exc:
+            self._redis_failed(exc)
+            for window in batch:
+                await self._count_here(window)
+            return None
+        if full:
+            await self._refuse(batch[int(full) - 1])
+        return int(held) if int(held) >= 0 else None
+
+    async def _count_here(self, window: _Window) -> None:
+        """Count one use in this process's own counters."""
+        if not self._local.hit(window.rate, window.limit.name, *window.key):
+            await self._refuse(window)
+
+    async def _refuse(self, window: _Window) -> NoReturn:
+        limit, rate, key = window
+        retry_after = await self._retry_after(limit, rate, key)
+        self._log_refusal(limit.name, key, retry_after)
+        raise RateLimited(f"Too many requests ({limit.name}: {rate}); try again later", retry_after)
 
     async def _retry_after(self, limit: Limit, rate: RateLimitItem, key: tuple[str, ...]) -> int:
         shared = self._shared_limiter(limit)
@@ -219,34 +343,6 @@ class Limiter:
             self._redis_failed(exc)
             return rate.get_expiry()
         return max(1, math.ceil(stats.reset_time - time.time()))
-
-    async def open_socket(self, who: str, sid: str, held_here: int, bound: int) -> None:
-        """Claim one more socket for identity ``who``, unless it holds ``bound`` already.
-
-        Sockets are counted in Redis when configured (a claim per socket, renewed by
-        :meth:`renew_sockets`, so a crashed process's claims expire), else (and while Redis
-        fails) in this process.
-
-        :param who: The identity's key.
-        :param sid: The new socket.
-        :param held_here: How many sockets of ``who`` this process holds.
-        :param bound: How many sockets an identity may hold.
-        :raises TooManySockets: when the identity holds ``bound`` sockets already.
-        """
-        held = held_here
-        if self._redis is not None and time.monotonic() >= self._redis_down_until:
-            now = time.time()
-            key, member = self._sockets_key(who), self._member(sid)
-            expiry = now + SOCKET_CLAIM_SECONDS
-            try:
-                claimed = await self._claim_socket(
-                    keys=[key], args=[now, expiry, bound, member, SOCKET_CLAIM_SECONDS]
-                )
-                held = int(claimed)
-            except aioredis.RedisError as exc:
-                self._redis_failed(exc)
-        if held >= bound:
-            raise TooManySockets(f"{held} connections of this identity are open already")
 
     async def close_socket(self, who: str, sid: str) -> None:
         """Give up the claim of a closed socket (a Redis failure leaves it to expire)."""
@@ -292,9 +388,13 @@ class Limiter:
         )
 
     def _shared_limiter(self, limit: Limit) -> SharedRateLimiter | None:
-        if not limit.shared or time.monotonic() < self._redis_down_until:
+        if not limit.shared or not self._redis_up():
             return None
         return self._shared
+
+    def _redis_up(self) -> bool:
+        """Whether Redis counts shared limits now (configured, and not failed lately)."""
+        return self._redis is not None and time.monotonic() >= self._redis_down_until
 
     def _redis_failed(self, exc: Exception) -> None:
         self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
@@ -334,12 +434,14 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         limiter, address = request.app[LIMITER], client_address(request) or "unknown"
         identity = _bearer_identity(request)
         caller_key = identity_key(identity) if identity is not None else address
+        uses: list[Use] = []
         if write:
-            await limiter.hit("rest_writes_per_address", address)
+            uses.append(("rest_writes_per_address", (address,)))
             if identity is not None:
-                await limiter.hit("rest_writes", caller_key)
+                uses.append(("rest_writes", (caller_key,)))
         if own is not None:
-            await limiter.hit(own, caller_key)
+            uses.append((own, (caller_key,)))
+        await limiter.hit_all(uses)
     return await handler(request)
 
 

@@ -23,7 +23,7 @@ from rooms.identity import Identity
 from rooms.registry import UNMUTED, Presence
 from rooms.views import ConsultView, ParticipantView, TimelineEntry
 from signaling.errors import ack_error
-from signaling.limits import Limiter, identity_key
+from signaling.limits import Limiter, Use, identity_key
 
 # --- error codes of the live consult (docs/protocol.md, "Error codes") ---------------------------
 
@@ -203,9 +203,10 @@ class ClientEvents:
                 if connection is None:
                     raise NotJoined("The connection is not authenticated")
                 who = identity_key(connection.identity)
-                await self._limiter.hit("events", who)
+                uses: list[Use] = [("events", (who,))]
                 if own is not None:
-                    await self._limiter.hit(own.name, who if own.shared else sid)
+                    uses.append((own.name, (who if own.shared else sid,)))
+                await self._limiter.hit_all(uses)
                 payload = schema.model_validate({} if data is None else data)
                 async with connection.lock:
                     result = await handler(sid, connection, payload)

@@ -117,11 +117,20 @@ class WebhookEvents:
         stream: str | None,
     ) -> int:
         checked = EventType(event_type)  # ValueError for an unknown type
-        endpoints = await session.scalars(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.hospital_id == hospital, WebhookEndpoint.enabled.is_(True)
+        # Read once per transaction: a change that is several events (a consult started by its
+        # host's arrival) enqueues them all for the same endpoints.
+        transaction, cached = session.sync_session.get_transaction(), ("webhooks", hospital)
+        read_in, endpoints = session.info.get(cached, (None, []))
+        if transaction is None or read_in is not transaction:
+            endpoints = list(
+                await session.scalars(
+                    select(WebhookEndpoint).where(
+                        WebhookEndpoint.hospital_id == hospital,
+                        WebhookEndpoint.enabled.is_(True),
+                    )
+                )
             )
-        )
+            session.info[cached] = (transaction, endpoints)
         event_id = new_event_id()
         event = {
             "type": checked.value,

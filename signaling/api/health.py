@@ -40,7 +40,9 @@ class NodeOut(BaseModel):
     node_id: str
     url: str
     region: str | None
-    consults: int = Field(description="consults whose media it hosts")
+    consults: int = Field(
+        description="consults whose media it hosts or whose participants are seated there"
+    )
     publishers: int = Field(description="participants publishing to it")
     forwarded: int = Field(description="tracks it forwards to subscribers")
     cpu: float = Field(description="its process's CPU over the last heartbeat period, in cores")

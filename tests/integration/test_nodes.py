@@ -117,3 +117,19 @@ async def test_a_node_of_a_foreign_origin_is_never_given_a_consult(
     await directory.leave(b, [])
     with pytest.raises(NoTrustedNode):
         await directory.place("c4", rogue)
+
+
+async def test_consults_placed_between_two_heartbeats_are_spread_over_the_nodes(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A node's load is as old as its heartbeat: the consults placed on it since count too, so
+    a burst of first joins does not all go to the node that was idle at the last heartbeat."""
+    directory = RedisNodes(redis_client, prefix="test", dead_after_seconds=5)
+    a, b = node("a", forwarded=3), node("b")
+    for each in (a, b):
+        await directory.heartbeat(each)
+    placed = [(await directory.place(f"c{n}", a)).node.node_id for n in range(13)]
+    assert placed[:3] == ["b", "b", "b"], "the idle node first"
+    assert (placed.count("a"), placed.count("b")) == (5, 8)
+    await directory.heartbeat(node("b", forwarded=20))  # its load counts its consults now
+    assert (await directory.place("c-next", a)).node.node_id == "a"

@@ -127,3 +127,15 @@ async def test_a_server_on_redis_admits_a_patient(
                 await client.close()
     finally:
         await server.close()
+
+
+async def test_a_burst_of_registry_calls_waits_for_no_free_connection(redis_url: str) -> None:
+    """Hundreds of presence reads at once (a burst of joins) are all answered: the client's
+    pool must not refuse the 101st concurrent call, as redis-py's default pool does."""
+    client = connect_redis(redis_url)
+    registry = RedisRegistry(client, prefix="burst")
+    try:
+        answers = await asyncio.gather(*(registry.presence(f"c{n}") for n in range(300)))
+        assert answers == [{}] * 300
+    finally:
+        await registry.close()
