@@ -47,6 +47,11 @@ SPEAKER_WINDOW = 2.0
 """Seconds after their last voice packet a participant still counts as speaking."""
 
 
+SPEAKER_HOLD = 3.0
+"""Seconds the active speaker keeps the priority before another who spoke may take it: two
+people talking in turn do not swap the layers of their videos at every sentence."""
+
+
 class TemporalLayerFilter:
     """
     Decides, picture by picture, whether a down track forwards a VP8 picture of some layer.
@@ -92,17 +97,18 @@ class TemporalLayerFilter:
 
 class ActiveSpeaker:
     """
-    Who has the active speaker's priority: the one chosen keeps it while still speaking (a
-    voice packet within `window` seconds); then whoever spoke last takes it. Two people who
-    talk over each other do not swap the layers of their videos (and, on a weak link, which
-    video is paused) at every sentence: a video brought back waits for a keyframe.
+    Who has the active speaker's priority: whoever spoke last, within `window` seconds, but
+    the one chosen keeps it for `hold` seconds while still speaking.
 
     :param window: Seconds after their last voice packet a participant still counts.
+    :param hold: Seconds a chosen speaker keeps the place while still speaking.
     """
 
-    def __init__(self, window: float = SPEAKER_WINDOW) -> None:
+    def __init__(self, window: float = SPEAKER_WINDOW, hold: float = SPEAKER_HOLD) -> None:
         self._window = window
+        self._hold = hold
         self._speaker: str | None = None
+        self._since = 0.0
 
     def update(self, voices: Mapping[str, float], now: float) -> str | None:
         """
@@ -112,9 +118,13 @@ class ActiveSpeaker:
         :param now: The time in seconds (monotonic).
         """
         speaking = {who: at for who, at in voices.items() if at > now - self._window}
-        if self._speaker not in speaking:
-            self._speaker = max(speaking, key=speaking.__getitem__, default=None)
-        return self._speaker
+        held = self._speaker
+        if held in speaking and now - self._since < self._hold:
+            return held
+        latest = max(speaking, key=speaking.__getitem__, default=None)
+        if latest != held:
+            self._speaker, self._since = latest, now
+        return latest
 
 
 VOICE_REPORTS_SETTLE = 3.0

@@ -96,18 +96,17 @@ def test_without_leave_to_pause_every_video_keeps_its_lowest_layer() -> None:
     assert selection.layers == {"speaker": 0, "other": 0}
 
 
-def test_the_speaker_keeps_the_priority_while_speaking_when_two_talk_over_each_other() -> None:
-    speaker = ActiveSpeaker(window=2.0)
+def test_the_speaker_keeps_the_priority_for_a_while_when_two_talk_in_turn() -> None:
+    speaker = ActiveSpeaker(window=2.0, hold=3.0)
     assert speaker.update({}, 0.0) is None
     assert speaker.update({"doctor": 0.9}, 1.0) == "doctor"
-    # The patient talks over the doctor: the doctor keeps it while still speaking.
+    # The patient answers while the doctor still speaks: the doctor keeps it 3 s.
     assert speaker.update({"doctor": 1.9, "patient": 2.0}, 2.0) == "doctor"
-    assert speaker.update({"doctor": 9.9, "patient": 10.0}, 10.0) == "doctor"
-    # The doctor falls silent (2 s without voice): the patient, who spoke last, takes it.
-    assert speaker.update({"doctor": 10.0, "patient": 11.9}, 12.0) == "patient"
-    # Whoever falls silent gives the place up at once.
-    assert speaker.update({"doctor": 13.5, "patient": 11.9}, 14.0) == "doctor"
-    assert speaker.update({"doctor": 13.5, "patient": 11.9}, 16.0) is None
+    assert speaker.update({"doctor": 3.0, "patient": 3.9}, 3.9) == "doctor"
+    assert speaker.update({"doctor": 3.0, "patient": 4.0}, 4.0) == "patient"
+    # Whoever falls silent (2 s without voice) gives the place up at once.
+    assert speaker.update({"doctor": 4.5, "patient": 4.0}, 6.0) == "doctor"
+    assert speaker.update({"doctor": 4.5, "patient": 4.0}, 7.0) is None
 
 
 def test_a_layer_keeps_its_place_when_the_low_layer_appears_under_it() -> None:
