@@ -24,12 +24,10 @@ import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
@@ -42,7 +40,7 @@ from tests.webrtc.conftest import (
     has_failed,
 )
 from tests.webrtc.synthetic_experts import Expert, ExpertReport, SyntheticExperts
-from tests.webrtc.visit_flow import through_portal
+from tests.webrtc.visit_flow import schedule_visit
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(240)]
 
@@ -134,24 +132,15 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
 async def schedule_conference(server: TeleconsultServer) -> dict[str, Any]:
     """A conference of the host and seven experts, scheduled by a coordinator over REST."""
     coordinator = await asyncio.to_thread(server.token, "coord-1", "coordinator", HOSPITAL)
-    body = {
-        "kind": "conference",
-        "hospital": HOSPITAL,
-        "title": "MDT: suspected pancreatic mass",
-        "scheduled_at": datetime.now(UTC).isoformat(),
-        "host": HOST,
-        "participants": [SHARER, MODERATED, *SYNTHETIC],
-    }
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{server.base_url}/api/consults",
-            json=body,
-            headers={"Authorization": f"Bearer {coordinator}"},
-        ) as response,
-    ):
-        assert response.status == 201, await response.text()
-        return await through_portal(server, await response.json())
+    return await schedule_visit(
+        server,
+        coordinator,
+        kind="conference",
+        hospital=HOSPITAL,
+        title="MDT: suspected pancreatic mass",
+        host=HOST,
+        participants=[SHARER, MODERATED, *SYNTHETIC],
+    )
 
 
 def join_link(server: TeleconsultServer, consult: dict[str, Any], sub: str) -> str:

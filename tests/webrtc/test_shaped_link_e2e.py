@@ -24,7 +24,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.webrtc.conftest import TeleconsultServer
 from tests.webrtc.own_network import GATEWAY, OwnNetwork
 from tests.webrtc.test_weak_link_e2e import inbound, rates
-from tests.webrtc.visit_flow import through_portal
+from tests.webrtc.visit_flow import schedule_visit
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(420)]
 
@@ -232,24 +231,15 @@ def describe(figures: dict[str, dict[str, tuple[float, int]]]) -> str:
 async def schedule_conference(server: TeleconsultServer) -> dict[str, Any]:
     """A conference of the host and three experts, with the portal's links."""
     coordinator = await asyncio.to_thread(server.token, "coord-1", "coordinator", HOSPITAL)
-    body = {
-        "kind": "conference",
-        "hospital": HOSPITAL,
-        "title": "MDT: a rural colleague's case",
-        "scheduled_at": datetime.now(UTC).isoformat(),
-        "host": HOST,
-        "participants": EXPERTS,
-    }
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{server.base_url}/api/consults",
-            json=body,
-            headers={"Authorization": f"Bearer {coordinator}"},
-        ) as response,
-    ):
-        assert response.status == 201, await response.text()
-        return await through_portal(server, await response.json())
+    return await schedule_visit(
+        server,
+        coordinator,
+        kind="conference",
+        hospital=HOSPITAL,
+        title="MDT: a rural colleague's case",
+        host=HOST,
+        participants=EXPERTS,
+    )
 
 
 async def enter(browser: Browser, url: str) -> Page:
